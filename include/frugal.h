@@ -1,0 +1,206 @@
+/* frugal.h - the public C API of frugal, an LLM inference engine for modest machines.
+ *
+ * Conventions
+ *  - Handles are opaque. Every function that can fail returns an int status
+ *    (FRUGAL_OK == 0) and, when given a non-NULL frugal_error*, fills it with a
+ *    one-line message naming the problem. Initialise a frugal_error with
+ *    FRUGAL_ERROR_INIT (or zero it) before passing it in.
+ *  - Token ids are int32_t. Text is UTF-8, passed as (pointer, length).
+ *  - A model is read-only once loaded and may be shared by several contexts;
+ *    a context (KV cache + scratch) is used by one thread at a time.
+ */
+#ifndef FRUGAL_H
+#define FRUGAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FRUGAL_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+enum {
+    FRUGAL_OK = 0,
+    FRUGAL_E_IO = 1,            /* open/read/write/mmap failed */
+    FRUGAL_E_FORMAT = 2,        /* the file is truncated, corrupted or inconsistent */
+    FRUGAL_E_UNSUPPORTED = 3,   /* valid, but not something frugal runs (arch, tensor type) */
+    FRUGAL_E_NOMEM = 4,         /* allocation failed or over budget */
+    FRUGAL_E_INVALID_ARG = 5,   /* caller passed a bad value */
+    FRUGAL_E_CONTEXT_FULL = 6,  /* no room left in the KV cache */
+    FRUGAL_E_INTERNAL = 7,
+};
+
+typedef struct frugal_error {
+    int code;
+    char message[512];
+} frugal_error;
+
+#define FRUGAL_ERROR_INIT {0, {0}}
+
+const char *frugal_status_str(int code);
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct frugal_model frugal_model;
+typedef struct frugal_context frugal_context;
+
+typedef struct frugal_model_params {
+    int n_threads;     /* threads used by contexts created on this model (<=0: all cores) */
+    int verbose;       /* print load information to stderr */
+} frugal_model_params;
+
+void frugal_model_params_default(frugal_model_params *p);
+
+/* Maps and validates a GGUF file. On failure *out is NULL and err names the file
+ * and the problem. */
+int frugal_model_load(const char *path, const frugal_model_params *params,
+                      frugal_model **out, frugal_error *err);
+void frugal_model_free(frugal_model *model);
+
+typedef struct frugal_model_info {
+    const char *arch;        /* "llama", "qwen2" */
+    const char *name;        /* general.name or "" */
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int n_ff;
+    uint64_t n_params;
+    uint64_t weight_bytes;   /* bytes of tensor data */
+    const char *type_name;   /* dominant weight type, e.g. "Q4_0" */
+} frugal_model_info;
+
+void frugal_model_get_info(const frugal_model *model, frugal_model_info *info);
+
+/* ---------------------------------------------------------------- tokens */
+
+/* Tokenize text. add_special: add BOS/EOS as the model's metadata says.
+ * parse_special: recognise special/control token text such as "<s>".
+ * Returns the number of tokens written, or -(number needed) when n_max is too small. */
+int frugal_tokenize(const frugal_model *model, const char *text, size_t len,
+                    int add_special, int parse_special, int32_t *out, int n_max);
+
+/* Write the text of one token into buf (not NUL-terminated). special: render
+ * control tokens' text too. Returns bytes written or -(bytes needed). */
+int frugal_token_to_piece(const frugal_model *model, int32_t token, char *buf, int len,
+                          int special);
+
+/* Detokenize a sequence with the family's leading-space rules. Returns bytes written
+ * (a NUL is added when room allows) or -(bytes needed). */
+int frugal_detokenize(const frugal_model *model, const int32_t *tokens, int n, char *buf,
+                      int len, int remove_special, int unparse_special);
+
+int32_t frugal_token_bos(const frugal_model *model);
+int32_t frugal_token_eos(const frugal_model *model);
+int frugal_token_is_eog(const frugal_model *model, int32_t token); /* end of generation */
+int frugal_add_bos(const frugal_model *model);
+
+/* ---------------------------------------------------------------- contexts */
+
+enum { FRUGAL_KV_F32 = 0, FRUGAL_KV_F16 = 1 };
+
+typedef struct frugal_context_params {
+    int n_ctx;      /* <=0: the model's training context, capped at 4096 */
+    int n_threads;  /* <=0: the model's n_threads */
+    int kv_type;    /* FRUGAL_KV_F16 (default) or FRUGAL_KV_F32 */
+} frugal_context_params;
+
+void frugal_context_params_default(frugal_context_params *p);
+int frugal_context_new(frugal_model *model, const frugal_context_params *params,
+                       frugal_context **out, frugal_error *err);
+void frugal_context_free(frugal_context *ctx);
+
+int frugal_context_n_ctx(const frugal_context *ctx);
+int frugal_context_pos(const frugal_context *ctx);       /* tokens in the KV cache */
+void frugal_context_reset(frugal_context *ctx);           /* empty the KV cache */
+
+/* Run the model on n tokens appended at the current position.
+ * logits_all: keep logits for every token of the batch (else only the last).
+ * Fails with FRUGAL_E_CONTEXT_FULL (nothing evaluated) if pos + n > n_ctx. */
+int frugal_eval(frugal_context *ctx, const int32_t *tokens, int n, int logits_all,
+                frugal_error *err);
+
+/* Logits (n_vocab floats) of token i of the last batch; i = -1 means the last token.
+ * NULL if not available. Valid until the next frugal_eval. */
+const float *frugal_get_logits(const frugal_context *ctx, int i);
+
+/* ---------------------------------------------------------------- sampling */
+
+typedef struct frugal_sampler frugal_sampler;
+
+typedef struct frugal_sampler_params {
+    float temp;            /* <= 0: greedy */
+    int top_k;             /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off */
+    float repeat_penalty;  /* 1: off */
+    int repeat_last_n;     /* window for the penalties */
+    float freq_penalty;    /* 0: off */
+    float presence_penalty;/* 0: off */
+    uint64_t seed;
+} frugal_sampler_params;
+
+void frugal_sampler_params_default(frugal_sampler_params *p);
+frugal_sampler *frugal_sampler_new(const frugal_sampler_params *p);
+void frugal_sampler_free(frugal_sampler *s);
+/* Pick a token from logits (n_vocab floats; not modified). */
+int32_t frugal_sampler_sample(frugal_sampler *s, const float *logits, int n_vocab);
+/* Record a token (prompt or generated) for the repetition penalties. */
+void frugal_sampler_accept(frugal_sampler *s, int32_t token);
+void frugal_sampler_reset(frugal_sampler *s);
+
+/* ---------------------------------------------------------------- generation */
+
+typedef struct frugal_timings {
+    int n_prompt;
+    int n_gen;
+    double prompt_ms;
+    double gen_ms;
+    double ttft_ms;        /* start of prompt processing -> first generated token */
+    uint64_t peak_rss_bytes;
+} frugal_timings;
+
+/* Called for each generated token with its text piece. Return non-zero to stop. */
+typedef int (*frugal_token_cb)(void *user, int32_t token, const char *piece, size_t len);
+
+/* Evaluate the prompt (appended to the context), then sample up to n_predict tokens,
+ * stopping early at an end-of-generation token or when the callback says so.
+ * The sampler sees the prompt tokens (for penalties). timings may be NULL. */
+int frugal_generate(frugal_context *ctx, frugal_sampler *smpl, const int32_t *prompt,
+                    int n_prompt, int n_predict, frugal_token_cb cb, void *user,
+                    frugal_timings *timings, frugal_error *err);
+
+/* Peak resident set size of this process in bytes (0 if unknown). */
+uint64_t frugal_peak_rss(void);
+
+/* ---------------------------------------------------------------- files */
+
+/* Print a GGUF file's metadata and tensor table with a size summary by type. */
+int frugal_inspect(const char *path, FILE *out, frugal_error *err);
+
+typedef struct frugal_mkmodel_params {
+    const char *arch;        /* "llama" or "qwen2" */
+    int dim, n_layers, n_heads, n_kv_heads, ffn;
+    int ctx;                 /* context_length written to metadata (0: 4096) */
+    const char *vocab_path;  /* GGUF whose tokenizer.* metadata is copied */
+    const char *type;        /* "f32", "f16", "q8_0", "q4_0" */
+    uint64_t seed;
+    int tied;                /* omit output.weight (tied embeddings) */
+    float rope_base;         /* 0: 10000 (llama) / 1e6 (qwen2) */
+} frugal_mkmodel_params;
+
+void frugal_mkmodel_params_default(frugal_mkmodel_params *p);
+/* Write a random-weight model (written to a temp file, then renamed). */
+int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

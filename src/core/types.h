@@ -1,0 +1,71 @@
+/* types.h - tensor element types and their traits.
+ *
+ * Type ids are GGUF's (ggml_type), so a tensor's type in a file maps to a row of
+ * the traits table directly. Quantized types store blocks of `blck_size` values in
+ * `type_size` bytes; the packed block structs live in core/quant.h.
+ *
+ * Matrix-vector products follow ggml's scheme so our numerics match llama.cpp:
+ * the activation vector is first converted to the weight type's `vec_dot_type`
+ * (F32 weights: F32; F16: F16; BF16: BF16; Q4_0/Q5_0/Q8_0: Q8_0; Q4_1/Q5_1: Q8_1;
+ * K-quants: Q8_K), then `vec_dot` takes one weight row and the converted vector.
+ * The table here holds the scalar reference implementations; SIMD variants
+ * (kernels/) provide the same signatures and are chosen at run time. */
+#ifndef FRUGAL_TYPES_H
+#define FRUGAL_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef enum fr_type {
+    FR_TYPE_F32 = 0,
+    FR_TYPE_F16 = 1,
+    FR_TYPE_Q4_0 = 2,
+    FR_TYPE_Q4_1 = 3,
+    FR_TYPE_Q5_0 = 6,
+    FR_TYPE_Q5_1 = 7,
+    FR_TYPE_Q8_0 = 8,
+    FR_TYPE_Q8_1 = 9,
+    FR_TYPE_Q2_K = 10,
+    FR_TYPE_Q3_K = 11,
+    FR_TYPE_Q4_K = 12,
+    FR_TYPE_Q5_K = 13,
+    FR_TYPE_Q6_K = 14,
+    FR_TYPE_Q8_K = 15,
+    FR_TYPE_BF16 = 30,
+    FR_TYPE_COUNT = 40, /* size of the id space we index (GGUF ids < 40) */
+} fr_type;
+
+/* x: n values (n a multiple of blck_size) of this type -> y: n floats */
+typedef void (*fr_to_float_fn)(const void *x, float *y, int64_t n);
+/* x: n floats -> y: n values of this type (n a multiple of blck_size) */
+typedef void (*fr_from_float_fn)(const float *x, void *y, int64_t n);
+/* *s = dot(x, y) over n values; x: a row of this type, y: n values of vec_dot_type */
+typedef void (*fr_vec_dot_fn)(int n, float *s, const void *x, const void *y);
+
+typedef struct fr_type_traits {
+    const char *name;          /* "F32", "Q4_K", ... as GGUF tools print them */
+    int blck_size;             /* values per block (1 for F32/F16/BF16) */
+    size_t type_size;          /* bytes per block */
+    bool supported;            /* we can read (dequantize + dot) this type */
+    fr_to_float_fn to_float;
+    fr_from_float_fn from_float; /* NULL when we cannot write this type */
+    fr_type vec_dot_type;
+    fr_vec_dot_fn vec_dot;
+} fr_type_traits;
+
+/* Traits of a type id, or NULL if the id is not a type we know the layout of. */
+const fr_type_traits *fr_type_traits_get(uint32_t type);
+/* Name of any id ever used by GGUF (also for types we do not support, e.g. "IQ2_XXS"),
+ * or NULL for ids that were never assigned. */
+const char *fr_type_name(uint32_t type);
+/* Bytes for a row of n values; n must be a multiple of the block size. */
+size_t fr_row_size(fr_type type, int64_t n);
+
+/* Scalar conversions used everywhere (IEEE half and bfloat16, round-to-nearest-even). */
+float fr_f16_to_f32(uint16_t h);
+uint16_t fr_f32_to_f16(float f);
+float fr_bf16_to_f32(uint16_t h);
+uint16_t fr_f32_to_bf16(float f);
+
+#endif

@@ -1,0 +1,68 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int tu_failures = 0;
+int tu_checks = 0;
+
+const char *tu_shared(const char *rel) {
+    static char bufs[8][4096];
+    static int slot = 0;
+    const char *root = getenv("FRUGAL_SHARED_DIR");
+    if (!root || !*root) root = FRUGAL_SHARED_DIR;
+    char *b = bufs[slot++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", root, rel);
+    if (access(b, R_OK) != 0) return NULL;
+    return b;
+}
+
+void tu_skip(const char *why) {
+    printf("SKIP: %s\n", why);
+    exit(77);
+}
+
+int tu_finish(const char *name) {
+    int passed = tu_checks - tu_failures;
+    printf("%s: %d passed, %d failed\n", name, passed, tu_failures);
+    return tu_failures ? 1 : 0;
+}
+
+uint64_t tu_rand_u64(uint64_t *s) { /* splitmix64 */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float tu_rand_uniform(uint64_t *s) { return (float)(tu_rand_u64(s) >> 40) / 16777216.0f; }
+
+float tu_rand_normal(uint64_t *s) {
+    float u1 = tu_rand_uniform(s), u2 = tu_rand_uniform(s);
+    if (u1 < 1e-7f) u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+char *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
+    return b;
+}
+
+const char *tu_tmpdir(void) {
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/frugal-test-XXXXXX");
+        if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
+    }
+    return dir;
+}

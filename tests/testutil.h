@@ -1,0 +1,38 @@
+/* testutil.h - the small harness every C test uses.
+ * A test binary exits 0 when all checks pass, 1 when any failed, 77 when skipped
+ * (ctest shows it as skipped). Checks print file:line and keep going. */
+#ifndef FRUGAL_TESTUTIL_H
+#define FRUGAL_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+extern int tu_failures;
+extern int tu_checks;
+
+#define CHECK(cond) do { tu_checks++; if (!(cond)) { tu_failures++; \
+    fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#define CHECKF(cond, ...) do { tu_checks++; if (!(cond)) { tu_failures++; \
+    fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+/* Path of a file under ../shared (static buffer per call slot), or NULL when the
+ * shared folder (or that file) is absent. */
+const char *tu_shared(const char *rel);
+/* Print "SKIP: why" and exit 77. */
+void tu_skip(const char *why) __attribute__((noreturn));
+/* Print a summary line "N passed, N failed" and return the exit code. */
+int tu_finish(const char *name);
+
+/* Deterministic RNG for tests. */
+uint64_t tu_rand_u64(uint64_t *state);
+float tu_rand_uniform(uint64_t *state);   /* [0,1) */
+float tu_rand_normal(uint64_t *state);    /* N(0,1) */
+
+/* Read a whole file (NUL-terminated); NULL on failure. Caller frees. */
+char *tu_read_file(const char *path, size_t *len);
+/* A fresh temporary directory path (created) for this test. */
+const char *tu_tmpdir(void);
+
+#endif
