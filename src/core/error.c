@@ -16,9 +16,15 @@ int fr_err_set(fr_err *err, int code, const char *fmt, ...) {
 
 void fr_err_prefix(fr_err *err, const char *prefix) {
     if (!err || !prefix) return;
-    char tmp[sizeof err->message];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, err->message);
-    memcpy(err->message, tmp, sizeof tmp);
+    /* shift the message right by "prefix: " (truncating its tail if needed) */
+    size_t cap = sizeof err->message, pl = strlen(prefix) + 2, ml = strlen(err->message);
+    if (pl >= cap) pl = cap - 1;
+    if (pl + ml >= cap) ml = cap - 1 - pl;
+    memmove(err->message + pl, err->message, ml);
+    err->message[pl + ml] = '\0';
+    memcpy(err->message, prefix, pl - 2);
+    err->message[pl - 2] = ':';
+    err->message[pl - 1] = ' ';
 }
 
 void fr_err_clear(fr_err *err) {

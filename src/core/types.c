@@ -4,6 +4,7 @@
  * them are rejected by name instead of by a vague "bad type". */
 #include "core/types.h"
 #include "core/quant.h"
+#include "core/quant_act.h"
 
 #include <math.h>
 #include <string.h>
@@ -18,10 +19,10 @@ static const fr_type_traits k_traits[FR_TYPE_COUNT] = {
     [FR_TYPE_Q4_1] = {"Q4_1", 32, 20, true, fr_to_float_q4_1, fr_from_float_q4_1, FR_TYPE_Q8_1, fr_vec_dot_q4_1},
     [FR_TYPE_Q5_0] = {"Q5_0", 32, 22, true, fr_to_float_q5_0, fr_from_float_q5_0, FR_TYPE_Q8_0, fr_vec_dot_q5_0},
     [FR_TYPE_Q5_1] = {"Q5_1", 32, 24, true, fr_to_float_q5_1, fr_from_float_q5_1, FR_TYPE_Q8_1, fr_vec_dot_q5_1},
-    [FR_TYPE_Q8_0] = {"Q8_0", 32, 34, true, fr_to_float_q8_0, fr_from_float_q8_0, FR_TYPE_Q8_0, fr_vec_dot_q8_0},
-    [FR_TYPE_Q8_1] = {"Q8_1", 32, 36, false, NULL, fr_from_float_q8_1, FR_TYPE_Q8_1, NULL},
+    [FR_TYPE_Q8_0] = {"Q8_0", 32, 34, true, fr_to_float_q8_0, fr_from_float_q8_0, FR_TYPE_Q8_0, fr_vec_dot_q8_0, .act_from_float = fr_act_quantize_q8_0},
+    [FR_TYPE_Q8_1] = {"Q8_1", 32, 36, false, fr_to_float_q8_1, fr_from_float_q8_1, FR_TYPE_Q8_1, fr_vec_dot_q8_1, .act_from_float = fr_act_quantize_q8_1},
     [FR_TYPE_Q4_K] = {"Q4_K", 256, 144, true, fr_to_float_q4_k, fr_from_float_q4_k, FR_TYPE_Q8_K, fr_vec_dot_q4_k},
-    [FR_TYPE_Q5_K] = {"Q5_K", 256, 176, true, fr_to_float_q5_k, NULL, FR_TYPE_Q8_K, fr_vec_dot_q5_k},
+    [FR_TYPE_Q5_K] = {"Q5_K", 256, 176, true, fr_to_float_q5_k, fr_from_float_q5_k, FR_TYPE_Q8_K, fr_vec_dot_q5_k},
     [FR_TYPE_Q6_K] = {"Q6_K", 256, 210, true, fr_to_float_q6_k, fr_from_float_q6_k, FR_TYPE_Q8_K, fr_vec_dot_q6_k},
     [FR_TYPE_Q8_K] = {"Q8_K", 256, 292, true, fr_to_float_q8_k, fr_from_float_q8_k, FR_TYPE_Q8_K, fr_vec_dot_q8_k},
     /* layouts known, kernels not (yet): rejected by name at load */

@@ -52,6 +52,12 @@ typedef struct fr_type_traits {
     fr_from_float_fn from_float; /* NULL when we cannot write this type */
     fr_type vec_dot_type;
     fr_vec_dot_fn vec_dot;
+    /* Quantizer for activations when this type is a vec_dot_type, if it differs from
+     * from_float: llama.cpp's x86 CPU path quantizes activations to Q8_0/Q8_1 with
+     * id = 127/amax and round-half-even, while files use the reference quantizer
+     * (1/d, round-half-away). Matching the former keeps our logits bit-close to
+     * llama.cpp's. NULL: use from_float. */
+    fr_from_float_fn act_from_float;
 } fr_type_traits;
 
 /* Traits of a type id, or NULL if the id is not a type we know the layout of. */

@@ -1,0 +1,118 @@
+/* model_api.c - public API: loading models and their tokenizers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frugal.h"
+#include "mem/alloc.h"
+#include "model/model.h"
+
+void frugal_model_params_default(frugal_model_params *p) {
+    memset(p, 0, sizeof *p);
+    p->n_threads = 0;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+}
+
+int frugal_model_load(const char *path, const frugal_model_params *params, frugal_model **out,
+                      frugal_error *err) {
+    if (out) *out = NULL;
+    if (!path || !out) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_model_load: NULL argument");
+    frugal_model_params defaults;
+    if (!params) { frugal_model_params_default(&defaults); params = &defaults; }
+
+    frugal_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        return fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory", path);
+    }
+    m->n_threads = params->n_threads > 0 ? params->n_threads : default_threads();
+    m->verbose = params->verbose;
+
+    fr_err e = FRUGAL_ERROR_INIT;
+    int rc = gguf_open(path, &m->file, &e);
+    if (!rc) rc = fr_tokenizer_load(m->file, &m->tok, &e);
+    if (!rc) rc = fr_model_bind(m, &e);
+    if (rc) {
+        fr_err_prefix(&e, path);
+        fr_err_set(err, rc, "%s", e.message);
+        frugal_model_free(m);
+        return rc;
+    }
+    if (m->verbose)
+        fprintf(stderr, "frugal: loaded %s: %s, %d layers, dim %d, %d heads (%d kv), vocab %d\n",
+                path, m->arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.n_head, m->hp.n_head_kv,
+                m->hp.n_vocab);
+    *out = m;
+    return FRUGAL_OK;
+}
+
+void frugal_model_free(frugal_model *m) {
+    if (!m) return;
+    fr_model_unbind(m);
+    fr_tokenizer_free(m->tok);
+    gguf_close(m->file);
+    free(m->path);
+    free(m);
+}
+
+void frugal_model_get_info(const frugal_model *m, frugal_model_info *info) {
+    memset(info, 0, sizeof *info);
+    const fr_hparams *hp = &m->hp;
+    info->arch = m->arch_name;
+    info->name = m->name;
+    info->n_vocab = hp->n_vocab;
+    info->n_ctx_train = hp->n_ctx_train;
+    info->n_embd = hp->n_embd;
+    info->n_layer = hp->n_layer;
+    info->n_head = hp->n_head;
+    info->n_head_kv = hp->n_head_kv;
+    info->n_ff = hp->n_ff;
+    /* dominant type = the one holding the most parameters (a Q4_0 file whose big
+     * output matrix is Q6_K is still "Q4_0") */
+    uint64_t by_type[FR_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < m->file->n_tensors; i++) {
+        const gguf_tensor *t = &m->file->tensors[i];
+        int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        info->n_params += (uint64_t)n;
+        info->weight_bytes += t->nbytes;
+        if (t->type < FR_TYPE_COUNT && t->n_dims >= 2) by_type[t->type] += (uint64_t)n;
+    }
+    int best = 0;
+    for (int i = 0; i < FR_TYPE_COUNT; i++) if (by_type[i] > by_type[best]) best = i;
+    info->type_name = fr_type_name((uint32_t)best);
+}
+
+int frugal_tokenize(const frugal_model *m, const char *text, size_t len, int add_special,
+                    int parse_special, int32_t *out, int n_max) {
+    return fr_tokenize(m->tok, text, len, add_special != 0, parse_special != 0, out, n_max);
+}
+
+int frugal_token_to_piece(const frugal_model *m, int32_t token, char *buf, int len, int special) {
+    return fr_token_to_piece(m->tok, token, buf, len, special != 0);
+}
+
+int frugal_detokenize(const frugal_model *m, const int32_t *tokens, int n, char *buf, int len,
+                      int remove_special, int unparse_special) {
+    return fr_detokenize(m->tok, tokens, n, buf, len, remove_special != 0, unparse_special != 0);
+}
+
+int32_t frugal_token_bos(const frugal_model *m) { return fr_tokenizer_bos(m->tok); }
+int32_t frugal_token_eos(const frugal_model *m) { return fr_tokenizer_eos(m->tok); }
+int frugal_token_is_eog(const frugal_model *m, int32_t t) { return fr_tokenizer_is_eog(m->tok, t); }
+int frugal_add_bos(const frugal_model *m) { return fr_tokenizer_add_bos(m->tok); }
+
+uint64_t frugal_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}

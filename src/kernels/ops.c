@@ -1,0 +1,121 @@
+/* ops.c - scalar reference ops (see ops.h). Numerics follow ggml's CPU backend
+ * where it matters for matching llama.cpp's logits: activations are quantized to
+ * the weight type's vec_dot_type before the dot products; RoPE angles are built
+ * by repeated multiplication with theta_scale as ggml does. */
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t fr_matmul_scratch(const fr_weight *w, int n_tok) {
+    const fr_type_traits *t = fr_type_traits_get(w->type);
+    return fr_row_size(t->vec_dot_type, w->n_in) * (size_t)n_tok;
+}
+
+typedef struct {
+    const fr_weight *w;
+    const void *xq;        /* converted activations */
+    size_t xq_row;         /* bytes per converted row */
+    size_t w_row;          /* bytes per weight row */
+    int n_tok;
+    float *y;
+    fr_vec_dot_fn dot;
+} matmul_job;
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    long r0, r1;
+    fr_split((long)j->w->n_out, ith, nth, &r0, &r1);
+    const uint8_t *wd = j->w->data;
+    const uint8_t *xq = j->xq;
+    int n_in = (int)j->w->n_in;
+    long n_out = (long)j->w->n_out;
+    for (long r = r0; r < r1; r++) {
+        const void *row = wd + (size_t)r * j->w_row;
+        for (int t = 0; t < j->n_tok; t++)
+            j->dot(n_in, &j->y[(size_t)t * n_out + r], row, xq + (size_t)t * j->xq_row);
+    }
+}
+
+typedef struct {
+    fr_from_float_fn conv;
+    const float *x;
+    uint8_t *xq;
+    int64_t n_in;
+    size_t xq_row;
+    int n_tok;
+} quant_job;
+
+static void quant_worker(void *arg, int ith, int nth) {
+    const quant_job *j = arg;
+    long t0, t1;
+    fr_split(j->n_tok, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++)
+        j->conv(j->x + (size_t)t * j->n_in, j->xq + (size_t)t * j->xq_row, j->n_in);
+}
+
+void fr_matmul(fr_pool *pool, const fr_weight *w, const float *x, int n_tok, float *y, void *qbuf) {
+    const fr_type_traits *t = fr_type_traits_get(w->type);
+    const fr_type_traits *vt = fr_type_traits_get(t->vec_dot_type);
+    size_t xq_row = fr_row_size(t->vec_dot_type, w->n_in);
+    const void *xq = x;
+    if (t->vec_dot_type != FR_TYPE_F32) {
+        quant_job q = {vt->act_from_float ? vt->act_from_float : vt->from_float, x, qbuf, w->n_in, xq_row, n_tok};
+        if (n_tok > 1) fr_pool_run(pool, quant_worker, &q);
+        else quant_worker(&q, 0, 1);
+        xq = qbuf;
+    }
+    matmul_job j = {w, xq, xq_row, fr_row_size(w->type, w->n_in), n_tok, y, t->vec_dot};
+    fr_pool_run(pool, matmul_worker, &j);
+}
+
+void fr_weight_row(const fr_weight *w, int64_t r, float *out) {
+    const fr_type_traits *t = fr_type_traits_get(w->type);
+    size_t rs = fr_row_size(w->type, w->n_in);
+    t->to_float((const uint8_t *)w->data + (size_t)r * rs, out, w->n_in);
+}
+
+void fr_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    /* as ggml: squares formed in float, summed in double, mean and scale in float */
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    const float mean = (float)(ss / n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+void fr_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox) {
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    /* one cos/sin table per call, shared by all heads */
+    float cs[512], sn[512];
+    int half = n_rot / 2;
+    float theta = (float)pos;
+    for (int i = 0; i < half && i < 512; i++) {
+        cs[i] = cosf(theta);
+        sn[i] = sinf(theta);
+        theta *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            int a = neox ? i : 2 * i;
+            int b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+void fr_softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) if (x[i] > mx) mx = x[i];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void fr_swiglu(float *out, const float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}

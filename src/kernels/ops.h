@@ -1,0 +1,47 @@
+/* ops.h - the operations of a transformer forward pass, scalar reference versions.
+ *
+ * Layout conventions: a batch of activations is row-major [n_tok][n]; a weight
+ * matrix W has n_out rows of n_in values in its own (possibly quantized) type, as
+ * GGUF stores it (ne[0] = n_in). Matmul computes y[t][o] = dot(W[o], x[t]).
+ * SIMD variants of the per-row kernels plug in through the type traits (core/types.h);
+ * the drivers here split work across the thread pool. */
+#ifndef FRUGAL_OPS_H
+#define FRUGAL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/pool.h"
+#include "core/types.h"
+
+typedef struct fr_weight {
+    const void *data;   /* n_out rows, each fr_row_size(type, n_in) bytes */
+    fr_type type;
+    int64_t n_in, n_out;
+} fr_weight;
+
+/* Bytes of scratch fr_matmul needs to hold n_tok activation rows converted to
+ * the weight type's vec_dot_type. */
+size_t fr_matmul_scratch(const fr_weight *w, int n_tok);
+
+/* y[n_tok][n_out] = x[n_tok][n_in] * W^T. qbuf: fr_matmul_scratch bytes. */
+void fr_matmul(fr_pool *pool, const fr_weight *w, const float *x, int n_tok, float *y, void *qbuf);
+
+/* Row r of W as floats (embedding lookup). */
+void fr_weight_row(const fr_weight *w, int64_t r, float *out);
+
+/* out = x / rms(x) * w, n values (out may alias x). */
+void fr_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+
+/* Rotary position embedding in place on n_head heads of head_dim values
+ * (the first n_rot dims of each head rotate). neox = 0: pairs (2i, 2i+1) as in
+ * Llama; neox = 1: pairs (i, i + n_rot/2) as in Qwen2/GPT-NeoX. */
+void fr_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox);
+
+/* In-place softmax over n values. */
+void fr_softmax(float *x, int n);
+
+/* out[i] = silu(g[i]) * u[i] */
+void fr_swiglu(float *out, const float *g, const float *u, int n);
+
+#endif

@@ -1,0 +1,139 @@
+/* llama.c - the forward pass of the llama family (Llama 1/2/3, Mistral, TinyLlama,
+ * SmolLM, Qwen2), top to bottom:
+ *
+ *   x = embed(tokens)
+ *   for each layer:
+ *       h = rmsnorm(x) * attn_norm
+ *       q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)      biases: Qwen2 only
+ *       rope(q), rope(k)                                  Llama: adjacent pairs, Qwen2: halves
+ *       cache k, v at their positions
+ *       x += attention(q, K[0..pos], V[0..pos]) Wo        causal, GQA: kv head = head / group
+ *       h = rmsnorm(x) * ffn_norm
+ *       x += (silu(h Wgate) * (h Wup)) Wdown              SwiGLU
+ *   logits = (rmsnorm(x) * output_norm) Wout              Wout = token_embd when tied
+ *
+ * Numerics follow llama.cpp's CPU path (flash attention off) so logits match its
+ * golden outputs closely: with an F16 cache the query and the attention weights are
+ * rounded to F16 before their dot products, as ggml's mul_mat does. */
+#include <math.h>
+#include <string.h>
+
+#include "model/model.h"
+
+typedef struct {
+    frugal_context *ctx;
+    int il, n, pos;
+} attn_job;
+
+/* One (token, head) pair per work item; each thread has its own score row. */
+static void attention_worker(void *arg, int ith, int nth) {
+    const attn_job *j = arg;
+    frugal_context *ctx = j->ctx;
+    const fr_hparams *hp = &ctx->model->hp;
+    const fr_kv_cache *kv = &ctx->kv;
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const bool f16 = kv->type == FR_TYPE_F16;
+    float *scores = ctx->att_scores + (size_t)ith * ctx->n_ctx;
+    uint16_t qh[1024];
+    double acc[1024];
+
+    long w0, w1;
+    fr_split((long)j->n * hp->n_head, ith, nth, &w0, &w1);
+    for (long w = w0; w < w1; w++) {
+        int i = (int)(w / hp->n_head), h = (int)(w % hp->n_head);
+        int g = h / group;
+        int n_kv = j->pos + i + 1; /* causal: positions 0..pos+i */
+        const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h * hd;
+        const void *qv = q;
+        if (f16) {
+            for (int d = 0; d < hd; d++) qh[d] = fr_f32_to_f16(q[d]);
+            qv = qh;
+        }
+        fr_vec_dot_fn dot = fr_type_traits_get(kv->type)->vec_dot;
+        for (int t = 0; t < n_kv; t++) {
+            const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + (size_t)g * hd * (f16 ? 2 : 4);
+            float s;
+            dot(hd, &s, krow, qv);
+            scores[t] = s * scale;
+        }
+        fr_softmax(scores, n_kv);
+        for (int d = 0; d < hd; d++) acc[d] = 0.0;
+        for (int t = 0; t < n_kv; t++) {
+            const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + (size_t)g * hd * (f16 ? 2 : 4);
+            if (f16) {
+                float p = fr_f16_to_f32(fr_f32_to_f16(scores[t]));
+                const uint16_t *vh = (const uint16_t *)vrow;
+                for (int d = 0; d < hd; d++) acc[d] += (double)(p * fr_f16_to_f32(vh[d]));
+            } else {
+                float p = scores[t];
+                const float *vf = (const float *)vrow;
+                for (int d = 0; d < hd; d++) acc[d] += (double)(p * vf[d]);
+            }
+        }
+        float *out = ctx->att + (size_t)i * hp->n_head * hd + (size_t)h * hd;
+        for (int d = 0; d < hd; d++) out[d] = (float)acc[d];
+    }
+}
+
+static void add_bias(float *x, const float *b, int n_tok, int n) {
+    if (!b) return;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < n; i++) x[(size_t)t * n + i] += b[i];
+}
+
+static void add_into(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos, float *logits,
+                      bool all_logits) {
+    const frugal_model *m = ctx->model;
+    const fr_hparams *hp = &m->hp;
+    fr_pool *pool = ctx->pool;
+    const int d = hp->n_embd, hd = hp->head_dim;
+    const int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    float *x = ctx->x, *xb = ctx->xb;
+
+    for (int i = 0; i < n; i++) fr_weight_row(&m->tok_embd, tokens[i], x + (size_t)i * d);
+
+    for (int il = 0; il < hp->n_layer; il++) {
+        const fr_layer *L = &m->layers[il];
+
+        /* attention block */
+        for (int i = 0; i < n; i++)
+            fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->attn_norm, d, hp->norm_eps);
+        fr_matmul(pool, &L->wq, xb, n, ctx->q, ctx->qbuf);
+        fr_matmul(pool, &L->wk, xb, n, ctx->k, ctx->qbuf);
+        fr_matmul(pool, &L->wv, xb, n, ctx->v, ctx->qbuf);
+        add_bias(ctx->q, L->bq, n, qd);
+        add_bias(ctx->k, L->bk, n, kvd);
+        add_bias(ctx->v, L->bv, n, kvd);
+        for (int i = 0; i < n; i++) {
+            fr_rope(ctx->q + (size_t)i * qd, hp->n_head, hd, hp->n_rot, pos + i, hp->rope_base, hp->rope_neox);
+            fr_rope(ctx->k + (size_t)i * kvd, hp->n_head_kv, hd, hp->n_rot, pos + i, hp->rope_base, hp->rope_neox);
+            fr_kv_store(&ctx->kv, il, pos + i, ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
+        }
+        attn_job aj = {ctx, il, n, pos};
+        fr_pool_run(pool, attention_worker, &aj);
+        fr_matmul(pool, &L->wo, ctx->att, n, xb, ctx->qbuf);
+        add_into(x, xb, (size_t)n * d);
+
+        /* feed-forward block */
+        for (int i = 0; i < n; i++)
+            fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->ffn_norm, d, hp->norm_eps);
+        fr_matmul(pool, &L->w_gate, xb, n, ctx->hg, ctx->qbuf);
+        fr_matmul(pool, &L->w_up, xb, n, ctx->hu, ctx->qbuf);
+        fr_swiglu(ctx->hg, ctx->hg, ctx->hu, n * hp->n_ff);
+        fr_matmul(pool, &L->w_down, ctx->hg, n, xb, ctx->qbuf);
+        add_into(x, xb, (size_t)n * d);
+    }
+
+    /* output head: every row, or just the last, or none (logits == NULL) */
+    if (!logits) return;
+    int first = all_logits ? 0 : n - 1;
+    int n_out = n - first;
+    for (int i = 0; i < n_out; i++)
+        fr_rmsnorm(xb + (size_t)i * d, x + (size_t)(first + i) * d, m->output_norm, d, hp->norm_eps);
+    fr_matmul(pool, &m->output, xb, n_out, logits, ctx->qbuf);
+}

@@ -1,0 +1,87 @@
+/* model.h - a loaded model (hyper-parameters + weight views into the mapped file)
+ * and an inference context (KV cache + scratch). Internal to the library; the
+ * public handles frugal_model / frugal_context are these structs. */
+#ifndef FRUGAL_MODEL_H
+#define FRUGAL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/pool.h"
+#include "gguf/gguf.h"
+#include "kernels/ops.h"
+#include "kv/kv_cache.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum fr_arch { FR_ARCH_LLAMA = 0, FR_ARCH_QWEN2 = 1 } fr_arch;
+
+typedef struct fr_hparams {
+    fr_arch arch;
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;     /* n_embd / n_head */
+    int n_ff;
+    int n_rot;        /* rotary dims per head */
+    float rope_base;
+    float norm_eps;
+    bool rope_neox;   /* qwen2: rotate halves; llama: adjacent pairs */
+} fr_hparams;
+
+typedef struct fr_layer {
+    float *attn_norm, *ffn_norm;     /* owned copies in F32 [n_embd] */
+    float *bq, *bk, *bv;             /* qwen2 biases (owned, F32) or NULL */
+    fr_weight wq, wk, wv, wo;        /* views into the mapping */
+    fr_weight w_gate, w_up, w_down;
+} fr_layer;
+
+struct frugal_model {
+    char *path;
+    gguf_file *file;
+    fr_tokenizer *tok;
+    fr_hparams hp;
+    char arch_name[16];
+    char name[128];
+    fr_weight tok_embd, output;      /* output == tok_embd when tied */
+    float *output_norm;
+    fr_layer *layers;
+    size_t owned_bytes;              /* bytes of the F32 copies above (accounted) */
+    int n_threads;
+    int verbose;
+};
+
+struct frugal_context {
+    frugal_model *model;
+    fr_pool *pool;
+    fr_kv_cache kv;
+    int n_ctx;
+    int n_ubatch;                    /* tokens per forward pass */
+    /* scratch for n_ubatch tokens (one accounted block) */
+    void *scratch;
+    size_t scratch_bytes;
+    float *x, *xb, *q, *k, *v, *att, *hg, *hu, *att_scores, *out_rows;
+    void *qbuf;
+    /* logits of the last eval: n_logits rows of n_vocab */
+    float *logits;
+    size_t logits_cap;               /* floats allocated */
+    int n_logits;
+    bool logits_all;
+};
+
+/* Read hyper-parameters and bind every tensor of the model, validating names,
+ * shapes and types. On failure returns an error with err naming the tensor/key. */
+int fr_model_bind(frugal_model *m, fr_err *err);
+void fr_model_unbind(frugal_model *m);
+
+/* Forward pass over n tokens (n <= ctx->n_ubatch) at positions pos..pos+n-1.
+ * Writes logits for every token into `logits` (n rows) when all_logits, else only
+ * for the last token (1 row); logits == NULL skips the output head. The KV cache
+ * must have room (checked by the caller). */
+void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos,
+                      float *logits, bool all_logits);
+
+#endif

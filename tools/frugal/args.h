@@ -1,0 +1,55 @@
+/* args.h - the flag parser and error reporting shared by the frugal subcommands.
+ *
+ * Exit codes of the CLI: 0 success (and --help), 1 a model/file/runtime error,
+ * 2 a usage error (unknown subcommand or flag, missing or invalid value). Every
+ * error goes to stderr as "frugal: error: <what>". Numbers are parsed strictly:
+ * the whole argument must be a number in range (no trailing junk, no overflow,
+ * no negatives where the flag does not allow them). */
+#ifndef FRUGAL_CLI_ARGS_H
+#define FRUGAL_CLI_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { EXIT_USAGE = 2 };
+
+typedef enum opt_kind {
+    OPT_FLAG,   /* no value; sets *(int *)dst = 1 */
+    OPT_INT,    /* int, within [min, max] */
+    OPT_U64,    /* uint64_t, decimal, no sign */
+    OPT_FLOAT,  /* finite float, within [min, max] */
+    OPT_STR,    /* const char * (points into argv) */
+} opt_kind;
+
+typedef struct opt {
+    const char *short_name; /* e.g. "-m", or NULL */
+    const char *long_name;  /* e.g. "--model", or NULL */
+    opt_kind kind;
+    void *dst;
+    double min, max;        /* inclusive bounds for OPT_INT / OPT_FLOAT */
+} opt;
+
+enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_ERROR = 2 };
+
+/* Parse argv[0..argc) (the subcommand's arguments, without its name). Flags may be
+ * given as "--flag value" or "--flag=value"; "--" ends the flags. Positional
+ * arguments go to pos (at most max_pos, else a usage error), their count to *n_pos.
+ * Returns ARGS_OK, ARGS_HELP when -h/--help was seen, or ARGS_ERROR after printing
+ * the error. */
+int args_parse(int argc, char **argv, const opt *opts, int n_opts, const char **pos,
+               int max_pos, int *n_pos);
+
+/* Print "frugal: error: <formatted>" and a newline to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read a whole file into a malloc'd, NUL-terminated buffer (*len excludes the NUL).
+ * On failure prints "frugal: error: <path>: <reason>" and returns NULL. */
+char *cli_read_file(const char *path, size_t *len);
+
+/* Subcommands: each gets its arguments after the subcommand name; returns the exit code. */
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+
+#endif
