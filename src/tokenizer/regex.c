@@ -395,8 +395,9 @@ static rx_node *parse_alt(rx_parser *ps) {
 }
 
 bool fr_regex_wants_collapsed(const char *pattern) {
-    /* llama.cpp looks for these exact substrings (\p{L} also covers \p{Lu} ...). */
-    static const char *cats[] = {"\\p{N}", "\\p{L}", "\\p{P}", "\\p{M}", "\\p{S}"};
+    /* the exact substrings llama.cpp looks for */
+    static const char *cats[] = {"\\p{N}", "\\p{L}", "\\p{P}", "\\p{M}", "\\p{S}", "\\p{Lu}",
+                                 "\\p{Ll}", "\\p{Lt}", "\\p{Lm}", "\\p{Lo}"};
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++)
         if (strstr(pattern, cats[i])) return true;
     return false;
