@@ -76,6 +76,10 @@ static void hm_free(hmap *m) {
 struct fr_tokenizer {
     hmap tokens, merges;
     int pre;
+    /* user-defined tokens (type 4), longest first: llama.cpp splits them out of the
+     * text before BPE even without parse_special (tokenizer.c's job; emulated here) */
+    char **ud;
+    size_t *ud_len, n_ud;
 };
 
 __attribute__((weak)) int32_t fr_tok_find(const fr_tokenizer *t, const char *s, size_t len) {
@@ -412,8 +416,63 @@ static void rd_skip(rd *r, uint32_t type) {
     fseek(r->f, sz[type], SEEK_CUR);
 }
 
-/* Load tokens, merges, pre and BOS from a GGUF's metadata into t. */
+static int by_len_desc(const void *a, const void *b) {
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+static bool load_vocab_kv(const char *path, fr_tokenizer *t, int32_t *bos, char ***texts,
+                          size_t **tlens, size_t *ntext, int32_t **types, size_t *ntypes);
+
+/* Load tokens, merges, pre, BOS and the user-defined tokens from a GGUF into t. */
 static bool load_vocab(const char *path, fr_tokenizer *t, int32_t *bos) {
+    char **texts = NULL;
+    size_t *tlens = NULL, ntext = 0, ntypes = 0;
+    int32_t *types = NULL;
+    bool ok = load_vocab_kv(path, t, bos, &texts, &tlens, &ntext, &types, &ntypes);
+    if (ok && types && ntypes == ntext) {
+        t->ud = calloc(ntext + 1, sizeof *t->ud);
+        for (size_t i = 0; i < ntext; i++)
+            if (types[i] == FR_TOKTYPE_USER_DEFINED && texts[i] && tlens[i] == strlen(texts[i])) {
+                t->ud[t->n_ud++] = texts[i];
+                texts[i] = NULL;
+            }
+        qsort(t->ud, t->n_ud, sizeof *t->ud, by_len_desc);
+        t->ud_len = calloc(t->n_ud + 1, sizeof *t->ud_len);
+        for (size_t i = 0; i < t->n_ud; i++) t->ud_len[i] = strlen(t->ud[i]);
+    }
+    for (size_t i = 0; i < ntext; i++) free(texts[i]);
+    free(texts);
+    free(tlens);
+    free(types);
+    return ok;
+}
+
+static void vocab_free(fr_tokenizer *t) {
+    hm_free(&t->tokens);
+    hm_free(&t->merges);
+    for (size_t i = 0; i < t->n_ud; i++) free(t->ud[i]);
+    free(t->ud);
+    free(t->ud_len);
+}
+
+/* Encode like llama_tokenize(parse_special=false): user-defined tokens are cut out of
+ * the text first (longest first, left to right), BPE runs on the rest. */
+static int encode_with_ud(const fr_tokenizer *t, const char *s, size_t len, size_t ud_from, fr_tokvec *out) {
+    for (size_t u = ud_from; u < t->n_ud; u++) {
+        const char *hit = t->ud_len[u] ? memmem(s, len, t->ud[u], t->ud_len[u]) : NULL;
+        if (!hit) continue;
+        size_t pre = (size_t)(hit - s);
+        int rc = encode_with_ud(t, s, pre, u + 1, out);
+        if (rc == FRUGAL_OK) rc = fr_tokvec_push(out, fr_tok_find(t, t->ud[u], t->ud_len[u]));
+        if (rc == FRUGAL_OK) rc = encode_with_ud(t, hit + t->ud_len[u], len - pre - t->ud_len[u], u, out);
+        return rc;
+    }
+    return len ? fr_bpe_encode(t, s, len, out) : FRUGAL_OK;
+}
+
+static bool load_vocab_kv(const char *path, fr_tokenizer *t, int32_t *bos, char ***texts,
+                          size_t **tlens, size_t *ntext, int32_t **types, size_t *ntypes) {
     rd r = {fopen(path, "rb"), false};
     if (!r.f) return false;
     *bos = -1;
@@ -431,12 +490,25 @@ static bool load_vocab(const char *path, fr_tokenizer *t, int32_t *bos) {
         if ((toks || merges) && type == 9) {
             uint32_t et = (uint32_t)rd_u(&r, 4);
             uint64_t n = rd_u(&r, 8);
+            if (toks && n < (1u << 24)) {
+                *texts = calloc(n, sizeof **texts);
+                *tlens = calloc(n, sizeof **tlens);
+                *ntext = n;
+            }
             for (uint64_t j = 0; j < n && !r.bad && et == 8; j++) {
                 size_t sl;
                 char *s = rd_str(&r, &sl);
                 if (s) hm_put(toks ? &t->tokens : &t->merges, s, sl, (int32_t)j);
+                if (s && toks && *texts) { (*texts)[j] = s; (*tlens)[j] = sl; s = NULL; }
                 free(s);
             }
+        } else if (!strcmp(key, "tokenizer.ggml.token_type") && type == 9) {
+            uint32_t et = (uint32_t)rd_u(&r, 4);
+            uint64_t n = rd_u(&r, 8);
+            if (et != 5 || n >= (1u << 24)) { r.bad = true; break; }
+            *types = calloc(n, sizeof **types);
+            *ntypes = n;
+            for (uint64_t j = 0; j < n && !r.bad; j++) (*types)[j] = (int32_t)rd_u(&r, 4);
         } else if (!strcmp(key, "tokenizer.ggml.pre") && type == 8) {
             size_t sl;
             char *s = rd_str(&r, &sl);
@@ -490,7 +562,7 @@ static void test_vocab_file(const char *name) {
                 q = end;
             }
             fr_tokvec v = {0};
-            int rc = fr_bpe_encode(&t, s, strlen(s), &v);
+            int rc = encode_with_ud(&t, s, strlen(s), 0, &v);
             bool same = rc == FRUGAL_OK && (int)v.n == nw && (nw == 0 || !memcmp(v.ids, want, (size_t)nw * 4));
             total++;
             pass += same;
@@ -510,8 +582,7 @@ static void test_vocab_file(const char *name) {
     CHECKF(total > 0 && pass == total, "vocab %s: %d/%d", name, pass, total);
     free(in);
     free(ex);
-    hm_free(&t.tokens);
-    hm_free(&t.merges);
+    vocab_free(&t);
 }
 
 static void test_golden(const char *model) {
@@ -537,7 +608,7 @@ static void test_golden(const char *model) {
             int n = cJSON_GetArraySize(toks), first = 0;
             if (n > 0 && cJSON_GetArrayItem(toks, 0)->valueint == bos) first = 1;  /* BOS is not ours */
             fr_tokvec v = {0};
-            int rc = fr_bpe_encode(&t, prompt->valuestring, strlen(prompt->valuestring), &v);
+            int rc = encode_with_ud(&t, prompt->valuestring, strlen(prompt->valuestring), 0, &v);
             bool same = rc == FRUGAL_OK && (int)v.n == n - first;
             for (int i = 0; same && i < n - first; i++)
                 same = v.ids[i] == cJSON_GetArrayItem(toks, i + first)->valueint;
@@ -547,8 +618,7 @@ static void test_golden(const char *model) {
         cJSON_Delete(root);
         free(js);
     }
-    hm_free(&t.tokens);
-    hm_free(&t.merges);
+    vocab_free(&t);
 #else
     fprintf(stderr, "note: built without cJSON, golden prompts for %s skipped\n", model);
 #endif

@@ -546,6 +546,13 @@ int fr_bpe_text_to_bytes(const char *s, size_t len, char *out, size_t out_cap) {
     return (int)k;
 }
 
+/* Test hook: the i-th regex of pre-tokenizer `pre`, or NULL past the last one. */
+const char *fr_bpe_pre_regex(int pre, int i);
+const char *fr_bpe_pre_regex(int pre, int i) {
+    if (pre < 0 || pre >= PRE_COUNT || i < 0 || i >= MAX_REGEXES) return NULL;
+    return k_regexes[pre][i];
+}
+
 /* Test hook: pre-tokenize text with pre-tokenizer `pre` and return the piece lengths in
  * bytes of the re-encoded text (malloc'd in *lens, count in *n). Not part of the
  * tokenizer interface; used by tests/test_bpe.c. */
