@@ -52,6 +52,8 @@ typedef struct frugal_context frugal_context;
 typedef struct frugal_model_params {
     int n_threads;     /* threads used by contexts created on this model (<=0: all cores) */
     int verbose;       /* print load information to stderr */
+    int vocab_only;    /* load only the tokenizer (works on vocabulary-only GGUFs);
+                          such a model cannot create contexts */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);

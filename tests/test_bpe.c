@@ -226,6 +226,38 @@ static void test_splits(void) {
     CHECK(fr_bpe_pre_from_name("no-such-pre", 11) == -1);
 }
 
+/* Long inputs must neither overflow the stack nor fail for ordinary text; a
+ * pathological one may fail cleanly (superbpe's (\d{3})+ lookahead on 20000 digits). */
+static void test_long_inputs(void) {
+    static const char *names[] = {"default", "llama3", "deepseek-llm", "deepseek-coder", "deepseek-v3",
+        "falcon", "gpt-2", "qwen2", "poro-chat", "viking", "tekken", "chameleon", "gpt-4o",
+        "superbpe", "bailingmoe", "seed-coder"};
+    const size_t n = 20000;
+    char *letters = malloc(n + 1), *digits = malloc(n + 1), *spaces = malloc(n + 2);
+    for (size_t i = 0; i < n; i++) { letters[i] = (char)('a' + (i % 7 == 3 ? 'B' - 'b' : 0)); digits[i] = '7'; spaces[i] = ' '; }
+    letters[n] = digits[n] = 0;
+    spaces[n] = 'x';
+    spaces[n + 1] = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        int pre = fr_bpe_pre_from_name(names[k], strlen(names[k]));
+        size_t *lens = NULL, np = 0, total = 0;
+        int rc = fr_bpe_pre_split_bytes(pre, letters, n, &lens, &np, NULL);
+        for (size_t i = 0; i < np; i++) total += lens[i];
+        CHECKF(rc == FRUGAL_OK && total == n, "%s: long word rc=%d", names[k], rc);
+        free(lens);
+        rc = fr_bpe_pre_split_bytes(pre, spaces, n + 1, &lens, &np, NULL);
+        CHECKF(rc == FRUGAL_OK, "%s: long space run rc=%d", names[k], rc);
+        free(lens);
+        rc = fr_bpe_pre_split_bytes(pre, digits, n, &lens, &np, NULL);
+        CHECKF(rc == FRUGAL_OK || (rc == FRUGAL_E_UNSUPPORTED && !strcmp(names[k], "superbpe")),
+               "%s: long number rc=%d", names[k], rc);
+        free(lens);
+    }
+    free(letters);
+    free(digits);
+    free(spaces);
+}
+
 /* ---------- regex engine vs. the hand-written splitters ---------- */
 
 /* Split with a regex the way std::regex_iterator does (no empty matches here). */
@@ -629,6 +661,7 @@ int main(void) {
     test_splits();
     test_regex_engine();
     test_regex_vs_custom();
+    test_long_inputs();
     test_merges();
     if (!tu_shared("vocab")) {
         fprintf(stderr, "note: ../shared absent: vocab vectors and golden prompts skipped\n");

@@ -55,6 +55,8 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     if (!model || !out) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_context_new: NULL argument");
     frugal_context_params defaults;
     if (!params) { frugal_context_params_default(&defaults); params = &defaults; }
+    if (model->vocab_only)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "%s: loaded vocabulary-only, cannot evaluate", model->path);
     if (params->kv_type != FRUGAL_KV_F16 && params->kv_type != FRUGAL_KV_F32)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "unknown KV cache type %d", params->kv_type);
     if (params->n_ctx < 0 || params->n_ctx > (1 << 24))

@@ -36,7 +36,13 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
     fr_err e = FRUGAL_ERROR_INIT;
     int rc = gguf_open(path, &m->file, &e);
     if (!rc) rc = fr_tokenizer_load(m->file, &m->tok, &e);
-    if (!rc) rc = fr_model_bind(m, &e);
+    m->vocab_only = params->vocab_only != 0;
+    if (!rc && m->vocab_only) {
+        snprintf(m->arch_name, sizeof m->arch_name, "vocab");
+        m->hp.n_vocab = fr_tokenizer_n_vocab(m->tok);
+    } else if (!rc) {
+        rc = fr_model_bind(m, &e);
+    }
     if (rc) {
         fr_err_prefix(&e, path);
         fr_err_set(err, rc, "%s", e.message);

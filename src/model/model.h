@@ -52,6 +52,7 @@ struct frugal_model {
     size_t owned_bytes;              /* bytes of the F32 copies above (accounted) */
     int n_threads;
     int verbose;
+    bool vocab_only;
 };
 
 struct frugal_context {

@@ -270,6 +270,7 @@ int cmd_run(int argc, char **argv) {
                finite_or_zero(tm.ttft_ms), (unsigned long long)rss);
     } else {
         putchar('\n');
+        fflush(stdout); /* the newline must land before the stats on stderr */
         fprintf(stderr,
                 "prompt: %d tokens, %.2f tok/s | generation: %d tokens, %.2f tok/s | "
                 "TTFT %.2f ms | peak RSS %.1f MiB\n",

@@ -51,6 +51,7 @@ int cmd_tokenize(int argc, char **argv) {
 
     frugal_model_params mp;
     frugal_model_params_default(&mp);
+    mp.vocab_only = 1; /* tokenizing needs no weights: vocabulary-only GGUFs work too */
     frugal_model *model = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
