@@ -182,6 +182,27 @@ int frugal_generate(frugal_context *ctx, frugal_sampler *smpl, const int32_t *pr
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t frugal_peak_rss(void);
 
+/* ---------------------------------------------------------------- benchmarking */
+
+/* Bytes of weights one decode step (one token) reads: every layer matrix, the norms
+ * and biases (as the F32 copies the engine reads), the output matrix and one
+ * embedding row; with tied embeddings the shared matrix counts once, as the output.
+ * Decode reads each of these once per token, so memory bandwidth / this number is
+ * the speed limit ("roofline") of generation. 0 for a vocabulary-only model. */
+uint64_t frugal_model_decode_bytes(const frugal_model *model);
+
+/* Threads the context evaluates with (after defaults were applied). */
+int frugal_context_n_threads(const frugal_context *ctx);
+
+/* Measured memory read bandwidth in GB/s (1e9 bytes/s): n_threads threads of the
+ * engine's pool sum a buffer of `bytes` bytes of uint64 words with the widest vector
+ * loads the CPU has; the best of several passes after one warm-up pass. n_threads
+ * <= 0: all cores; bytes == 0: frugal_bandwidth_probe_default_bytes(). Allocates
+ * the buffer for the call's duration. Returns < 0 on failure (no memory). */
+double frugal_measure_read_bandwidth(int n_threads, size_t bytes);
+/* min(1 GiB, RAM / 4): far larger than the last-level cache of the machines we run on. */
+size_t frugal_bandwidth_probe_default_bytes(void);
+
 /* ---------------------------------------------------------------- files */
 
 /* Print a GGUF file's metadata and tensor table with a size summary by type. */

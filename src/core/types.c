@@ -5,6 +5,7 @@
 #include "core/types.h"
 #include "core/quant.h"
 #include "core/quant_act.h"
+#include "kernels/dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -47,9 +48,17 @@ static const fr_type_traits k_traits[FR_TYPE_COUNT] = {
     LAYOUT(39, "MXFP4", 32, 17),
 };
 
-const fr_type_traits *fr_type_traits_get(uint32_t type) {
+/* The reference table itself: tests compare every SIMD kernel against it. */
+const fr_type_traits *fr_type_traits_scalar(uint32_t type) {
     if (type >= FR_TYPE_COUNT || !k_traits[type].name) return NULL;
     return &k_traits[type];
+}
+
+/* The active table: same content except the kernel pointers of the dispatch level
+ * (kernels/dispatch.c). */
+const fr_type_traits *fr_type_traits_get(uint32_t type) {
+    if (type >= FR_TYPE_COUNT || !k_traits[type].name) return NULL;
+    return &fr_kernels_table()[type];
 }
 
 const char *fr_type_name(uint32_t type) {

@@ -8,8 +8,9 @@
  * the activation vector is first converted to the weight type's `vec_dot_type`
  * (F32 weights: F32; F16: F16; BF16: BF16; Q4_0/Q5_0/Q8_0: Q8_0; Q4_1/Q5_1: Q8_1;
  * K-quants: Q8_K), then `vec_dot` takes one weight row and the converted vector.
- * The table here holds the scalar reference implementations; SIMD variants
- * (kernels/) provide the same signatures and are chosen at run time. */
+ * The table in types.c holds the scalar reference implementations; SIMD variants
+ * (kernels/cpu_*.c) provide the same signatures and are chosen once at run time
+ * (kernels/dispatch.h): fr_type_traits_get returns the active table. */
 #ifndef FRUGAL_TYPES_H
 #define FRUGAL_TYPES_H
 
@@ -60,7 +61,8 @@ typedef struct fr_type_traits {
     fr_from_float_fn act_from_float;
 } fr_type_traits;
 
-/* Traits of a type id, or NULL if the id is not a type we know the layout of. */
+/* Traits of a type id (kernels of the active dispatch level), or NULL if the id
+ * is not a type we know the layout of. */
 const fr_type_traits *fr_type_traits_get(uint32_t type);
 /* Name of any id ever used by GGUF (also for types we do not support, e.g. "IQ2_XXS"),
  * or NULL for ids that were never assigned. */

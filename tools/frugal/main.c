@@ -17,6 +17,7 @@ static const subcommand k_cmds[] = {
     {"tokenize", "print the token ids of a text", cmd_tokenize},
     {"inspect", "print a GGUF file's metadata and tensor table", cmd_inspect},
     {"mkmodel", "write a random-weight model for tests and benchmarks", cmd_mkmodel},
+    {"bench", "measure prompt and generation speed against the memory roofline", cmd_bench},
 };
 
 static void usage(FILE *out) {

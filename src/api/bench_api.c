@@ -1,0 +1,163 @@
+/* bench_api.c - public API for benchmarks: the bytes of weights one decode step
+ * reads, and a STREAM-like read-bandwidth probe, so `frugal bench` can put the
+ * measured generation speed next to the memory roofline (decode reads every
+ * weight once per token, so tok/s <= bandwidth / bytes_per_token). */
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frugal.h"
+#include "mem/alloc.h"
+#include "model/model.h"
+
+/* ------------------------------------------------------------------ bytes per token */
+
+static uint64_t matrix_bytes(const fr_weight *w) {
+    if (!w->data) return 0;
+    return (uint64_t)fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out;
+}
+
+uint64_t frugal_model_decode_bytes(const frugal_model *m) {
+    if (!m || m->vocab_only || !m->layers) return 0;
+    const fr_hparams *hp = &m->hp;
+    const uint64_t d = (uint64_t)hp->n_embd;
+    const uint64_t qd = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
+    const uint64_t kvd = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
+    uint64_t total = 0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        const fr_layer *L = &m->layers[il];
+        const fr_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) total += matrix_bytes(ws[i]);
+        /* norms and biases are read as the engine's F32 copies */
+        total += 2 * d * 4;
+        if (L->bq) total += qd * 4;
+        if (L->bk) total += kvd * 4;
+        if (L->bv) total += kvd * 4;
+    }
+    total += d * 4; /* output_norm */
+    total += matrix_bytes(&m->output);
+    /* The embedding lookup reads one row. With tied embeddings that row lies inside
+     * the output matrix, which the head reads whole anyway: count it once. */
+    if (m->output.data != m->tok_embd.data) total += fr_row_size(m->tok_embd.type, m->tok_embd.n_in);
+    return total;
+}
+
+int frugal_context_n_threads(const frugal_context *ctx) {
+    return ctx ? fr_pool_size(ctx->pool) : 0;
+}
+
+/* ------------------------------------------------------------------ bandwidth probe */
+
+/* Sum of n uint64 words. A plain loop the compiler vectorises (integer addition is
+ * associative, so it may reorder the reduction); the result is checked by the
+ * caller, so the loads cannot be dropped. On x86-64 the same body is also compiled
+ * for AVX2 and AVX-512 and picked at run time, so the probe issues the widest loads
+ * the machine has without intrinsics, and the library still builds for any CPU. */
+#define SUM_BODY                                             \
+    uint64_t s = 0;                                          \
+    for (size_t i = 0; i < n; i++) s += p[i];                \
+    return s;
+
+typedef uint64_t (*sum_fn)(const uint64_t *p, size_t n);
+
+static uint64_t sum_generic(const uint64_t *p, size_t n) { SUM_BODY }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n) { SUM_BODY }
+__attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint64_t *p, size_t n) { SUM_BODY }
+#endif
+
+static sum_fn pick_sum(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return sum_avx512;
+    if (__builtin_cpu_supports("avx2")) return sum_avx2;
+#endif
+    return sum_generic;
+}
+
+enum { PAD_WORDS = 8 }; /* one 64-byte line per thread's partial sum: no false sharing */
+
+typedef struct probe {
+    uint64_t *buf;
+    size_t n_words;
+    sum_fn sum;
+    uint64_t *partial; /* nth * PAD_WORDS */
+} probe;
+
+/* Each thread writes its own share (so its pages are really backed, and placed
+ * near it on NUMA machines): word i holds i, whose total is known in closed form. */
+static void fill_task(void *arg, int ith, int nth) {
+    probe *pr = arg;
+    long a, b;
+    fr_split((long)pr->n_words, ith, nth, &a, &b);
+    for (long i = a; i < b; i++) pr->buf[i] = (uint64_t)i;
+}
+
+static void sum_task(void *arg, int ith, int nth) {
+    probe *pr = arg;
+    long a, b;
+    fr_split((long)pr->n_words, ith, nth, &a, &b);
+    pr->partial[(size_t)ith * PAD_WORDS] = pr->sum(pr->buf + a, (size_t)(b - a));
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+size_t frugal_bandwidth_probe_default_bytes(void) {
+    /* 1 GiB is far past any last-level cache we expect (>= 4x a 256 MiB LLC), but a
+     * small machine gets a quarter of its RAM instead. */
+    size_t want = (size_t)1 << 30;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psz > 0) {
+        uint64_t quarter = (uint64_t)pages * (uint64_t)psz / 4;
+        if (quarter < want) want = (size_t)quarter;
+    }
+    return want;
+}
+
+double frugal_measure_read_bandwidth(int n_threads, size_t bytes) {
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN); /* the same default as model loading */
+        n_threads = n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+    }
+    if (bytes == 0) bytes = frugal_bandwidth_probe_default_bytes();
+    probe pr = {.n_words = bytes / sizeof(uint64_t), .sum = pick_sum()};
+    if (pr.n_words < (size_t)n_threads * PAD_WORDS) return -1.0;
+    fr_pool *pool = fr_pool_new(n_threads);
+    if (!pool) return -1.0;
+    int nth = fr_pool_size(pool);
+    size_t buf_bytes = pr.n_words * sizeof(uint64_t);
+    size_t part_bytes = (size_t)nth * PAD_WORDS * sizeof(uint64_t);
+    pr.buf = fr_mem_alloc(FR_MEM_SCRATCH, buf_bytes);
+    pr.partial = fr_mem_alloc(FR_MEM_SCRATCH, part_bytes);
+    double best = -1.0;
+    if (pr.buf && pr.partial) {
+        fr_pool_run(pool, fill_task, &pr);
+        uint64_t n = pr.n_words; /* sum of 0..n-1, mod 2^64 */
+        uint64_t expect = (n % 2 == 0) ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
+        /* one untimed pass to settle threads and the TLB, then the best of the timed
+         * ones: the best pass is the one least disturbed by other processes */
+        enum { PASSES = 6 };
+        double best_t = 0.0;
+        int ok = 1;
+        for (int pass = 0; pass <= PASSES && ok; pass++) {
+            double t0 = now_s();
+            fr_pool_run(pool, sum_task, &pr);
+            double t = now_s() - t0;
+            uint64_t s = 0;
+            for (int i = 0; i < nth; i++) s += pr.partial[(size_t)i * PAD_WORDS];
+            ok = s == expect; /* every word was read, and read right */
+            if (pass > 0 && (best_t == 0.0 || t < best_t)) best_t = t;
+        }
+        if (ok && best_t > 0.0) best = (double)buf_bytes / best_t / 1e9;
+    }
+    fr_mem_free(FR_MEM_SCRATCH, pr.partial, part_bytes);
+    fr_mem_free(FR_MEM_SCRATCH, pr.buf, buf_bytes);
+    fr_pool_free(pool);
+    return best;
+}
