@@ -106,12 +106,18 @@ int frugal_add_bos(const frugal_model *model);
 
 /* ---------------------------------------------------------------- contexts */
 
-enum { FRUGAL_KV_F32 = 0, FRUGAL_KV_F16 = 1 };
+/* KV cache storage. The quantized types keep 32-value blocks along the head
+ * dimension (which must then be a multiple of 32); K8V4 = keys Q8_0, values Q4_0. */
+enum { FRUGAL_KV_F32 = 0, FRUGAL_KV_F16 = 1, FRUGAL_KV_Q8_0 = 2, FRUGAL_KV_Q4_0 = 3, FRUGAL_KV_K8V4 = 4 };
+
+/* "f32", "f16", "q8_0", "q4_0", "k8v4" -> FRUGAL_KV_*, or -1. */
+int frugal_kv_type_parse(const char *name);
+const char *frugal_kv_type_name(int kv_type);
 
 typedef struct frugal_context_params {
     int n_ctx;      /* <=0: the model's training context, capped at 4096 */
     int n_threads;  /* <=0: the model's n_threads */
-    int kv_type;    /* FRUGAL_KV_F16 (default) or FRUGAL_KV_F32 */
+    int kv_type;    /* FRUGAL_KV_* (default FRUGAL_KV_F16) */
 } frugal_context_params;
 
 void frugal_context_params_default(frugal_context_params *p);
@@ -222,6 +228,39 @@ typedef struct frugal_mkmodel_params {
 void frugal_mkmodel_params_default(frugal_mkmodel_params *p);
 /* Write a random-weight model (written to a temp file, then renamed). */
 int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_error *err);
+
+/* ---------------------------------------------------------------- quantize */
+
+typedef struct frugal_quantize_params {
+    const char *type;   /* target: "q8_0", "q4_0", "q4_k" (llama.cpp's Q4_K_M mix),
+                           "q6_k", "f16" or "f32" */
+    int keep_first;     /* keep the matrices of layers 0..keep_first-1 in their input type */
+    int keep_output;    /* keep output.weight (token_embd.weight when tied) in its input type */
+    int n_threads;      /* <=0: all cores */
+    int progress;       /* print "tensor i/n, ETA" lines to stderr while working */
+    FILE *log;          /* notes and warnings (re-quantized input, kept rows); NULL: stderr */
+} frugal_quantize_params;
+
+typedef struct frugal_quantize_stats {
+    uint64_t n_params;     /* elements of all tensors */
+    uint64_t bytes_in;     /* tensor data bytes in the input */
+    uint64_t bytes_out;    /* tensor data bytes in the output */
+    int n_tensors;
+    int n_quantized;       /* tensors whose type changed */
+} frugal_quantize_stats;
+
+void frugal_quantize_params_default(frugal_quantize_params *p);
+/* Quantize in_path into out_path following llama-quantize's tensor rules (same
+ * tensor order, types and bytes for the types both support). The output is written
+ * to "<out_path>.tmp" and renamed; the input is never modified, and out_path naming
+ * the input file is refused (FRUGAL_E_INVALID_ARG, as is an unknown type).
+ * stats may be NULL. */
+int frugal_quantize(const char *in_path, const char *out_path, const frugal_quantize_params *p,
+                    frugal_quantize_stats *stats, frugal_error *err);
+
+/* IEEE half <-> float rows (round to nearest even), for tools storing compact floats. */
+void frugal_f32_to_f16_row(const float *x, uint16_t *y, size_t n);
+void frugal_f16_to_f32_row(const uint16_t *x, float *y, size_t n);
 
 #ifdef __cplusplus
 }

@@ -57,8 +57,6 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     if (!params) { frugal_context_params_default(&defaults); params = &defaults; }
     if (model->vocab_only)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "%s: loaded vocabulary-only, cannot evaluate", model->path);
-    if (params->kv_type != FRUGAL_KV_F16 && params->kv_type != FRUGAL_KV_F32)
-        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "unknown KV cache type %d", params->kv_type);
     if (params->n_ctx < 0 || params->n_ctx > (1 << 24))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "context length %d out of range", params->n_ctx);
 
@@ -72,8 +70,8 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     c->pool = fr_pool_new(nt);
     int rc = c->pool ? FRUGAL_OK : fr_err_set(err, FRUGAL_E_NOMEM, "cannot create threads");
     if (!rc)
-        rc = fr_kv_init(&c->kv, params->kv_type == FRUGAL_KV_F32 ? FR_TYPE_F32 : FR_TYPE_F16,
-                        model->hp.n_layer, c->n_ctx, model->hp.n_head_kv * model->hp.head_dim, err);
+        rc = fr_kv_init(&c->kv, params->kv_type, model->hp.n_layer, c->n_ctx,
+                        model->hp.n_head_kv * model->hp.head_dim, model->hp.head_dim, err);
     if (!rc) rc = alloc_scratch(c, err);
     if (rc) {
         frugal_context_free(c);

@@ -4,51 +4,71 @@
 
 #include "mem/alloc.h"
 
-int fr_kv_init(fr_kv_cache *kv, fr_type type, int n_layer, int n_ctx, int row, fr_err *err) {
+int frugal_kv_type_parse(const char *name) {
+    static const char *names[] = {"f32", "f16", "q8_0", "q4_0", "k8v4"};
+    for (int i = 0; name && i < 5; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
+}
+
+const char *frugal_kv_type_name(int kv_type) {
+    static const char *names[] = {"f32", "f16", "q8_0", "q4_0", "k8v4"};
+    return kv_type >= 0 && kv_type < 5 ? names[kv_type] : "unknown";
+}
+
+int fr_kv_init(fr_kv_cache *kv, int kv_type, int n_layer, int n_ctx, int row, int head_dim, fr_err *err) {
     memset(kv, 0, sizeof *kv);
-    if (type != FR_TYPE_F32 && type != FR_TYPE_F16)
-        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "KV cache type must be f32 or f16");
-    kv->type = type;
+    static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
+    static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
+    if (kv_type < 0 || kv_type > 4)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "unknown KV cache type %d", kv_type);
+    kv->k_type = k_of[kv_type];
+    kv->v_type = v_of[kv_type];
+    if (kv_type >= 2 && head_dim % 32)
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED,
+                          "KV cache type %s needs a head dimension that is a multiple of 32 (this model's is %d)",
+                          frugal_kv_type_name(kv_type), head_dim);
     kv->n_layer = n_layer;
     kv->n_ctx = n_ctx;
     kv->row = row;
-    kv->row_bytes = fr_row_size(type, row);
-    size_t half = (size_t)n_layer * (size_t)n_ctx * kv->row_bytes;
-    kv->bytes = 2 * half;
-    kv->k = fr_mem_alloc(FR_MEM_KV, half);
-    kv->v = fr_mem_alloc(FR_MEM_KV, half);
+    kv->k_row_bytes = fr_row_size(kv->k_type, row);
+    kv->v_row_bytes = fr_row_size(kv->v_type, row);
+    size_t nk = (size_t)n_layer * (size_t)n_ctx * kv->k_row_bytes;
+    size_t nv = (size_t)n_layer * (size_t)n_ctx * kv->v_row_bytes;
+    kv->bytes = nk + nv;
+    kv->k = fr_mem_alloc(FR_MEM_KV, nk);
+    kv->v = fr_mem_alloc(FR_MEM_KV, nv);
     if (!kv->k || !kv->v) {
         fr_kv_free(kv);
         return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate KV cache (%zu MiB for %d tokens)",
-                          2 * half >> 20, n_ctx);
+                          (nk + nv) >> 20, n_ctx);
     }
     return FRUGAL_OK;
 }
 
 void fr_kv_free(fr_kv_cache *kv) {
-    size_t half = (size_t)kv->n_layer * (size_t)kv->n_ctx * kv->row_bytes;
-    fr_mem_free(FR_MEM_KV, kv->k, half);
-    fr_mem_free(FR_MEM_KV, kv->v, half);
+    fr_mem_free(FR_MEM_KV, kv->k, (size_t)kv->n_layer * (size_t)kv->n_ctx * kv->k_row_bytes);
+    fr_mem_free(FR_MEM_KV, kv->v, (size_t)kv->n_layer * (size_t)kv->n_ctx * kv->v_row_bytes);
     kv->k = kv->v = NULL;
 }
 
-static uint8_t *slot(uint8_t *base, const fr_kv_cache *kv, int il, int pos) {
-    return base + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->row_bytes;
+/* Convert one F32 row to the cache type. Q8_0 uses the activation quantizer, as
+ * llama.cpp's CPU copy into a Q8_0 cache does; the others the file quantizers. */
+static void put_row(fr_type type, const float *src, uint8_t *dst, int n) {
+    const fr_type_traits *t = fr_type_traits_get(type);
+    if (type == FR_TYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
+    else (t->act_from_float ? t->act_from_float : t->from_float)(src, dst, n);
 }
 
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v) {
-    uint8_t *dk = slot(kv->k, kv, il, pos), *dv = slot(kv->v, kv, il, pos);
-    if (kv->type == FR_TYPE_F32) {
-        memcpy(dk, k, kv->row_bytes);
-        memcpy(dv, v, kv->row_bytes);
-    } else {
-        uint16_t *hk = (uint16_t *)dk, *hv = (uint16_t *)dv;
-        for (int i = 0; i < kv->row; i++) {
-            hk[i] = fr_f32_to_f16(k[i]);
-            hv[i] = fr_f32_to_f16(v[i]);
-        }
-    }
+    size_t slot = (size_t)il * kv->n_ctx + (size_t)pos;
+    put_row(kv->k_type, k, kv->k + slot * kv->k_row_bytes, kv->row);
+    put_row(kv->v_type, v, kv->v + slot * kv->v_row_bytes, kv->row);
 }
 
-const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos) { return slot(kv->k, kv, il, pos); }
-const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos) { return slot(kv->v, kv, il, pos); }
+const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos) {
+    return kv->k + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->k_row_bytes;
+}
+const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos) {
+    return kv->v + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->v_row_bytes;
+}

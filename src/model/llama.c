@@ -14,7 +14,9 @@
  *
  * Numerics follow llama.cpp's CPU path (flash attention off) so logits match its
  * golden outputs closely: with an F16 cache the query and the attention weights are
- * rounded to F16 before their dot products, as ggml's mul_mat does. */
+ * rounded to F16 before their dot products, as ggml's mul_mat does. Quantized KV
+ * caches (Q8_0, Q4_0, K8V4) follow llama.cpp's flash-attention CPU path instead:
+ * the query is quantized to Q8_0 for the K dot products, V rows are dequantized. */
 #include <math.h>
 #include <string.h>
 
@@ -25,7 +27,11 @@ typedef struct {
     int il, n, pos;
 } attn_job;
 
-/* One (token, head) pair per work item; each thread has its own score row. */
+/* One (token, head) pair per work item; each thread has its own score row.
+ * K: the query is converted to the K type's vec_dot_type (F16 for an F16 cache, as
+ * ggml's mul_mat does; Q8_0 for quantized caches) and dotted with each cached row.
+ * V: an F16 cache gets F16-rounded attention weights (ggml again); a quantized one
+ * is dequantized per row slice, never as a whole copy. */
 static void attention_worker(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     frugal_context *ctx = j->ctx;
@@ -33,9 +39,12 @@ static void attention_worker(void *arg, int ith, int nth) {
     const fr_kv_cache *kv = &ctx->kv;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const bool f16 = kv->type == FR_TYPE_F16;
+    const fr_type_traits *tk = fr_type_traits_get(kv->k_type), *tv = fr_type_traits_get(kv->v_type);
+    const fr_type_traits *tq = fr_type_traits_get(tk->vec_dot_type);
+    fr_from_float_fn q_conv = tq->act_from_float ? tq->act_from_float : tq->from_float;
     float *scores = ctx->att_scores + (size_t)ith * ctx->n_ctx;
-    uint16_t qh[1024];
+    uint8_t qconv[4096] __attribute__((aligned(64)));
+    float vbuf[1024];
     double acc[1024];
 
     long w0, w1;
@@ -46,28 +55,32 @@ static void attention_worker(void *arg, int ith, int nth) {
         int n_kv = j->pos + i + 1; /* causal: positions 0..pos+i */
         const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h * hd;
         const void *qv = q;
-        if (f16) {
-            for (int d = 0; d < hd; d++) qh[d] = fr_f32_to_f16(q[d]);
-            qv = qh;
+        if (kv->k_type != FR_TYPE_F32) {
+            q_conv(q, qconv, hd);
+            qv = qconv;
         }
-        fr_vec_dot_fn dot = fr_type_traits_get(kv->type)->vec_dot;
+        size_t k_off = fr_row_size(kv->k_type, (int64_t)g * hd);
+        size_t v_off = fr_row_size(kv->v_type, (int64_t)g * hd);
         for (int t = 0; t < n_kv; t++) {
-            const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + (size_t)g * hd * (f16 ? 2 : 4);
             float s;
-            dot(hd, &s, krow, qv);
+            tk->vec_dot(hd, &s, (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off, qv);
             scores[t] = s * scale;
         }
         fr_softmax(scores, n_kv);
         for (int d = 0; d < hd; d++) acc[d] = 0.0;
         for (int t = 0; t < n_kv; t++) {
-            const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + (size_t)g * hd * (f16 ? 2 : 4);
-            if (f16) {
+            const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
+            if (kv->v_type == FR_TYPE_F16) {
                 float p = fr_f16_to_f32(fr_f32_to_f16(scores[t]));
                 const uint16_t *vh = (const uint16_t *)vrow;
                 for (int d = 0; d < hd; d++) acc[d] += (double)(p * fr_f16_to_f32(vh[d]));
             } else {
-                float p = scores[t];
                 const float *vf = (const float *)vrow;
+                if (kv->v_type != FR_TYPE_F32) {
+                    tv->to_float(vrow, vbuf, hd);
+                    vf = vbuf;
+                }
+                float p = scores[t];
                 for (int d = 0; d < hd; d++) acc[d] += (double)(p * vf[d]);
             }
         }

@@ -34,7 +34,7 @@ static void usage(FILE *out) {
             "  --repeat-last-n N      penalty window in tokens (default 64)\n"
             "  --frequency-penalty F  OpenAI-style frequency penalty (default 0)\n"
             "  --presence-penalty F   OpenAI-style presence penalty (default 0)\n"
-            "  --kv-type T            KV cache type: f16 (default) or f32\n"
+            "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --json                 print one JSON object instead: prompt_tokens, tokens,\n"
             "                         text, timings {prompt_tok_s, gen_tok_s, ttft_ms,\n"
             "                         peak_rss_bytes}\n");
@@ -174,10 +174,11 @@ int cmd_run(int argc, char **argv) {
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("run: -m MODEL is required"); return EXIT_USAGE; }
     if (!prompt == !file) { cli_error("run: give exactly one of -p PROMPT or -f FILE"); return EXIT_USAGE; }
-    int kv_type;
-    if (strcmp(kv_str, "f16") == 0) kv_type = FRUGAL_KV_F16;
-    else if (strcmp(kv_str, "f32") == 0) kv_type = FRUGAL_KV_F32;
-    else { cli_error("--kv-type: '%s' is not f16 or f32", kv_str); return EXIT_USAGE; }
+    int kv_type = frugal_kv_type_parse(kv_str);
+    if (kv_type < 0) {
+        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
+        return EXIT_USAGE;
+    }
     int random_seed = 1;
     if (seed_str && parse_seed(seed_str, &sp.seed, &random_seed) != 0) {
         cli_error("-s: '%s' is not -1 or an unsigned 64-bit integer", seed_str);
