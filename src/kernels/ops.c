@@ -12,28 +12,41 @@ size_t fr_matmul_scratch(const fr_weight *w, int n_tok) {
     return fr_row_size(t->vec_dot_type, w->n_in) * (size_t)n_tok;
 }
 
+/* Several matrices that read the same input (Wq/Wk/Wv, gate/up) are computed in one
+ * parallel pass over their concatenated rows: one activation conversion and one
+ * barrier instead of one per matrix. */
 typedef struct {
-    const fr_weight *w;
+    int n_w;
+    const fr_weight *const *ws;
+    float *const *ys;
+    long total_rows;
     const void *xq;        /* converted activations */
     size_t xq_row;         /* bytes per converted row */
-    size_t w_row;          /* bytes per weight row */
     int n_tok;
-    float *y;
-    fr_vec_dot_fn dot;
 } matmul_job;
 
 static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     long r0, r1;
-    fr_split((long)j->w->n_out, ith, nth, &r0, &r1);
-    const uint8_t *wd = j->w->data;
+    fr_split(j->total_rows, ith, nth, &r0, &r1);
     const uint8_t *xq = j->xq;
-    int n_in = (int)j->w->n_in;
-    long n_out = (long)j->w->n_out;
-    for (long r = r0; r < r1; r++) {
-        const void *row = wd + (size_t)r * j->w_row;
-        for (int t = 0; t < j->n_tok; t++)
-            j->dot(n_in, &j->y[(size_t)t * n_out + r], row, xq + (size_t)t * j->xq_row);
+    long base = 0;
+    for (int k = 0; k < j->n_w && r0 < r1; k++) {
+        const fr_weight *w = j->ws[k];
+        long n_out = (long)w->n_out;
+        if (r0 >= base + n_out) { base += n_out; continue; }
+        const fr_vec_dot_fn dot = fr_type_traits_get(w->type)->vec_dot;
+        const size_t w_row = fr_row_size(w->type, w->n_in);
+        const int n_in = (int)w->n_in;
+        float *y = j->ys[k];
+        long end = r1 < base + n_out ? r1 : base + n_out;
+        for (long r = r0 - base; r < end - base; r++) {
+            const void *row = (const uint8_t *)w->data + (size_t)r * w_row;
+            for (int t = 0; t < j->n_tok; t++)
+                dot(n_in, &y[(size_t)t * n_out + r], row, xq + (size_t)t * j->xq_row);
+        }
+        r0 = end;
+        base += n_out;
     }
 }
 
@@ -54,19 +67,33 @@ static void quant_worker(void *arg, int ith, int nth) {
         j->conv(j->x + (size_t)t * j->n_in, j->xq + (size_t)t * j->xq_row, j->n_in);
 }
 
-void fr_matmul(fr_pool *pool, const fr_weight *w, const float *x, int n_tok, float *y, void *qbuf) {
-    const fr_type_traits *t = fr_type_traits_get(w->type);
-    const fr_type_traits *vt = fr_type_traits_get(t->vec_dot_type);
-    size_t xq_row = fr_row_size(t->vec_dot_type, w->n_in);
+void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *const *ys,
+                     const float *x, int n_tok, void *qbuf) {
+    const fr_type vdt = fr_type_traits_get(ws[0]->type)->vec_dot_type;
+    long total = 0;
+    for (int k = 0; k < n_w; k++) {
+        if (fr_type_traits_get(ws[k]->type)->vec_dot_type != vdt || ws[k]->n_in != ws[0]->n_in) {
+            for (int i = 0; i < n_w; i++) fr_matmul_multi(pool, 1, &ws[i], &ys[i], x, n_tok, qbuf);
+            return;
+        }
+        total += (long)ws[k]->n_out;
+    }
+    const fr_type_traits *vt = fr_type_traits_get(vdt);
+    size_t xq_row = fr_row_size(vdt, ws[0]->n_in);
     const void *xq = x;
-    if (t->vec_dot_type != FR_TYPE_F32) {
-        quant_job q = {vt->act_from_float ? vt->act_from_float : vt->from_float, x, qbuf, w->n_in, xq_row, n_tok};
+    if (vdt != FR_TYPE_F32) {
+        quant_job q = {vt->act_from_float ? vt->act_from_float : vt->from_float, x, qbuf, ws[0]->n_in,
+                       xq_row, n_tok};
         if (n_tok > 1) fr_pool_run(pool, quant_worker, &q);
         else quant_worker(&q, 0, 1);
         xq = qbuf;
     }
-    matmul_job j = {w, xq, xq_row, fr_row_size(w->type, w->n_in), n_tok, y, t->vec_dot};
+    matmul_job j = {n_w, ws, ys, total, xq, xq_row, n_tok};
     fr_pool_run(pool, matmul_worker, &j);
+}
+
+void fr_matmul(fr_pool *pool, const fr_weight *w, const float *x, int n_tok, float *y, void *qbuf) {
+    fr_matmul_multi(pool, 1, &w, &y, x, n_tok, qbuf);
 }
 
 void fr_weight_row(const fr_weight *w, int64_t r, float *out) {

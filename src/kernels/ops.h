@@ -27,6 +27,12 @@ size_t fr_matmul_scratch(const fr_weight *w, int n_tok);
 /* y[n_tok][n_out] = x[n_tok][n_in] * W^T. qbuf: fr_matmul_scratch bytes. */
 void fr_matmul(fr_pool *pool, const fr_weight *w, const float *x, int n_tok, float *y, void *qbuf);
 
+/* y_k = x * W_k^T for n_w matrices with the same input length (e.g. Wq, Wk, Wv):
+ * the input is converted once and all rows are split across the pool in one pass.
+ * Matrices whose vec_dot_type differs are handled one by one. */
+void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *const *ys,
+                     const float *x, int n_tok, void *qbuf);
+
 /* Row r of W as floats (embedding lookup). */
 void fr_weight_row(const fr_weight *w, int64_t r, float *out);
 

@@ -116,9 +116,9 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
         /* attention block */
         for (int i = 0; i < n; i++)
             fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->attn_norm, d, hp->norm_eps);
-        fr_matmul(pool, &L->wq, xb, n, ctx->q, ctx->qbuf);
-        fr_matmul(pool, &L->wk, xb, n, ctx->k, ctx->qbuf);
-        fr_matmul(pool, &L->wv, xb, n, ctx->v, ctx->qbuf);
+        const fr_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {ctx->q, ctx->k, ctx->v};
+        fr_matmul_multi(pool, 3, qkv, qkv_out, xb, n, ctx->qbuf);
         add_bias(ctx->q, L->bq, n, qd);
         add_bias(ctx->k, L->bk, n, kvd);
         add_bias(ctx->v, L->bv, n, kvd);
@@ -135,8 +135,9 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
         /* feed-forward block */
         for (int i = 0; i < n; i++)
             fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->ffn_norm, d, hp->norm_eps);
-        fr_matmul(pool, &L->w_gate, xb, n, ctx->hg, ctx->qbuf);
-        fr_matmul(pool, &L->w_up, xb, n, ctx->hu, ctx->qbuf);
+        const fr_weight *gu[2] = {&L->w_gate, &L->w_up};
+        float *gu_out[2] = {ctx->hg, ctx->hu};
+        fr_matmul_multi(pool, 2, gu, gu_out, xb, n, ctx->qbuf);
         fr_swiglu(ctx->hg, ctx->hg, ctx->hu, n * hp->n_ff);
         fr_matmul(pool, &L->w_down, ctx->hg, n, xb, ctx->qbuf);
         add_into(x, xb, (size_t)n * d);
