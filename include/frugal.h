@@ -118,7 +118,17 @@ typedef struct frugal_context_params {
     int n_ctx;      /* <=0: the model's training context, capped at 4096 */
     int n_threads;  /* <=0: the model's n_threads */
     int kv_type;    /* FRUGAL_KV_* (default FRUGAL_KV_F16) */
+    /* Sliding window with attention sinks (StreamingLLM): when > 0, the cache keeps
+     * the first kv_sinks tokens and a window of the most recent ones, so generation
+     * goes on past n_ctx. The cache then holds kv_sinks + kv_window tokens (n_ctx is
+     * set to that); when it is full, the oldest eighth of the window is evicted at
+     * once and the remaining keys are re-rotated to their new, contiguous positions. */
+    int kv_window;
+    int kv_sinks;
 } frugal_context_params;
+
+/* Parse "window:W,sinks:S" (either part optional, sinks default 4). 0 ok, -1 bad. */
+int frugal_kv_policy_parse(const char *text, int *window, int *sinks);
 
 void frugal_context_params_default(frugal_context_params *p);
 int frugal_context_new(frugal_model *model, const frugal_context_params *params,

@@ -5,7 +5,9 @@
  *   q8_0      0.03               >= 97 %               8-bit blocks of 32 along head_dim
  *   k8v4      0.15               >= 90 %               values at 4 bits
  *   q4_0      0.30               >= 85 %               keys at 4 bits move the softmax
- * plus: a model whose head dimension is not a multiple of 32 refuses the quantized
+ * plus: window+sinks runs 4x past the trained context with a bounded cache, and a
+ * window that is never exceeded gives exactly the full cache's logits;
+ * a model whose head dimension is not a multiple of 32 refuses the quantized
  * types with a clear error, and every type's cache size is as computed. Skips
  * without ../shared. */
 #include <math.h>
@@ -79,6 +81,53 @@ int main(void) {
         free(l);
     }
     free(ref);
+
+    /* window + sinks: 4x past the trained context (256) with a 200-token window;
+     * logits stay finite and the cache never grows past sinks + window */
+    {
+        frugal_context_params cp;
+        frugal_context_params_default(&cp);
+        cp.kv_window = 200;
+        cp.kv_sinks = 4;
+        frugal_context *c = NULL;
+        CHECK(frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK);
+        int ok = c != NULL, max_pos = 0;
+        for (int i = 0; ok && i < 4 * info.n_ctx_train; i++) {
+            int32_t t = toks[i % n];
+            ok = frugal_eval(c, &t, 1, 0, &err) == FRUGAL_OK;
+            const float *l = frugal_get_logits(c, -1);
+            for (int v = 0; ok && v < info.n_vocab; v++) ok = isfinite(l[v]);
+            if (frugal_context_pos(c) > max_pos) max_pos = frugal_context_pos(c);
+        }
+        CHECKF(ok, "windowed generation failed: %s", err.message);
+        CHECKF(max_pos <= 204, "cache grew to %d", max_pos);
+        printf("window:200,sinks:4: %d tokens evaluated (4x the context), cache at most %d\n",
+               4 * info.n_ctx_train, max_pos);
+        frugal_context_free(c);
+    }
+    /* a window that is never exceeded is exactly the full cache */
+    {
+        int32_t seq[200];
+        for (int i = 0; i < 200; i++) seq[i] = toks[i % n];
+        frugal_context_params cp;
+        frugal_context_params_default(&cp);
+        cp.n_ctx = 256;
+        frugal_context *full = NULL, *win = NULL;
+        CHECK(frugal_context_new(m, &cp, &full, &err) == FRUGAL_OK);
+        cp.kv_window = 252;
+        cp.kv_sinks = 4;
+        CHECK(frugal_context_new(m, &cp, &win, &err) == FRUGAL_OK);
+        if (full && win) {
+            CHECK(frugal_eval(full, seq, 200, 1, &err) == FRUGAL_OK);
+            CHECK(frugal_eval(win, seq, 200, 1, &err) == FRUGAL_OK);
+            int same = 1;
+            for (int i = 0; i < 200; i++)
+                same &= !memcmp(frugal_get_logits(full, i), frugal_get_logits(win, i), sizeof(float) * info.n_vocab);
+            CHECKF(same, "window >= context differs from the full cache");
+        }
+        frugal_context_free(full);
+        frugal_context_free(win);
+    }
     frugal_model_free(m);
 
     /* head_dim 8: quantized types are refused by name */

@@ -65,6 +65,15 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     c->model = model;
     c->n_ctx = params->n_ctx > 0 ? params->n_ctx
                                  : (model->hp.n_ctx_train < 4096 ? model->hp.n_ctx_train : 4096);
+    if (params->kv_window > 0) {
+        if (params->kv_sinks < 0 || params->kv_window < 8 || params->kv_sinks > (1 << 20)) {
+            free(c);
+            return fr_err_set(err, FRUGAL_E_INVALID_ARG, "KV window must be >= 8 tokens and sinks >= 0");
+        }
+        c->kv_window = params->kv_window;
+        c->kv_sinks = params->kv_sinks;
+        c->n_ctx = params->kv_window + params->kv_sinks;
+    }
     c->n_ubatch = c->n_ctx < FR_MAX_UBATCH ? c->n_ctx : FR_MAX_UBATCH;
     int nt = params->n_threads > 0 ? params->n_threads : model->n_threads;
     c->pool = fr_pool_new(nt);
@@ -98,7 +107,7 @@ int frugal_eval(frugal_context *c, const int32_t *tokens, int n, int logits_all,
     if (!c || (!tokens && n > 0) || n < 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_eval: bad arguments");
     if (n == 0) return FRUGAL_OK;
-    if (n > c->n_ctx - c->kv.n)
+    if (n > c->n_ctx - c->kv.n && !c->kv_window)
         return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
                           "context full: %d tokens cached, %d more do not fit in %d", c->kv.n, n, c->n_ctx);
     const int n_vocab = c->model->hp.n_vocab;
@@ -116,6 +125,17 @@ int frugal_eval(frugal_context *c, const int32_t *tokens, int n, int logits_all,
     }
     for (int done = 0; done < n;) {
         int nb = n - done < c->n_ubatch ? n - done : c->n_ubatch;
+        if (c->kv_window) {
+            /* make room: evict the oldest eighth of the window (at least what this
+             * micro-batch needs), keeping the sinks */
+            if (nb > c->kv_window / 2) nb = c->kv_window / 2;
+            int over = c->kv.n + nb - c->n_ctx;
+            if (over > 0) {
+                int evict = c->kv_window / 8 > over ? c->kv_window / 8 : over;
+                if (evict > c->kv.n - c->kv_sinks) evict = c->kv.n - c->kv_sinks;
+                fr_llama_kv_shift(c, c->kv_sinks, evict);
+            }
+        }
         bool last = done + nb == n;
         /* without logits_all only the final micro-batch needs the output head */
         float *dst = logits_all ? c->logits + (size_t)done * n_vocab : (last ? c->logits : NULL);
@@ -170,7 +190,8 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
         int len = frugal_token_to_piece(m, tok, piece, sizeof piece, 0);
         if (len < 0) len = 0;
         if (cb && cb(user, tok, piece, (size_t)len)) break;
-        if (k + 1 == n_predict || c->kv.n >= c->n_ctx) break; /* no need to evaluate the last token */
+        if (k + 1 == n_predict) break; /* no need to evaluate the last token */
+        if (c->kv.n >= c->n_ctx && !c->kv_window) break;
         rc = frugal_eval(c, &tok, 1, 0, err);
         if (rc) return rc;
     }

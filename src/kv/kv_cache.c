@@ -1,5 +1,6 @@
 #include "kv/kv_cache.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "mem/alloc.h"
@@ -71,4 +72,56 @@ const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos) {
 }
 const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos) {
     return kv->v + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->v_row_bytes;
+}
+
+void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out) {
+    const uint8_t *src = fr_kv_k(kv, il, pos);
+    if (kv->k_type == FR_TYPE_F32) memcpy(out, src, (size_t)kv->row * sizeof(float));
+    else fr_type_traits_get(kv->k_type)->to_float(src, out, kv->row);
+}
+
+void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k) {
+    put_row(kv->k_type, k, kv->k + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->k_row_bytes, kv->row);
+}
+
+void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
+    if (n <= 0 || first < 0 || first + n > kv->n) return;
+    int tail = kv->n - first - n;
+    for (int il = 0; il < kv->n_layer; il++) {
+        uint8_t *kb = kv->k + (size_t)il * kv->n_ctx * kv->k_row_bytes;
+        uint8_t *vb = kv->v + (size_t)il * kv->n_ctx * kv->v_row_bytes;
+        memmove(kb + (size_t)first * kv->k_row_bytes, kb + (size_t)(first + n) * kv->k_row_bytes,
+                (size_t)tail * kv->k_row_bytes);
+        memmove(vb + (size_t)first * kv->v_row_bytes, vb + (size_t)(first + n) * kv->v_row_bytes,
+                (size_t)tail * kv->v_row_bytes);
+    }
+    kv->n -= n;
+}
+
+int frugal_kv_policy_parse(const char *text, int *window, int *sinks) {
+    int w = 0, s = 4;
+    if (!text) return -1;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long v;
+        if (!strncmp(p, "window:", 7)) {
+            v = strtol(p + 7, &end, 10);
+            if (end == p + 7 || v <= 0 || v > (1 << 24)) return -1;
+            w = (int)v;
+        } else if (!strncmp(p, "sinks:", 6)) {
+            v = strtol(p + 6, &end, 10);
+            if (end == p + 6 || v < 0 || v > (1 << 20)) return -1;
+            s = (int)v;
+        } else {
+            return -1;
+        }
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    if (w <= 0) return -1;
+    *window = w;
+    *sinks = s;
+    return 0;
 }

@@ -32,6 +32,12 @@ void fr_kv_free(fr_kv_cache *kv);
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v);
 /* Pointers to the stored rows of layer il. */
 const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos);
+/* Decode / re-encode one stored K row (F32 <-> the cache type). */
+void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out);
+void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k);
+/* Drop positions [first, first + n) of every layer: later rows move down by n.
+ * (Keys then need re-rotation by the caller, who knows the RoPE parameters.) */
+void fr_kv_remove(fr_kv_cache *kv, int first, int n);
 const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos);
 
 #endif

@@ -151,3 +151,19 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
         fr_rmsnorm(xb + (size_t)i * d, x + (size_t)(first + i) * d, m->output_norm, d, hp->norm_eps);
     fr_matmul(pool, &m->output, xb, n_out, logits, ctx->qbuf);
 }
+
+void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n) {
+    fr_kv_cache *kv = &ctx->kv;
+    const fr_hparams *hp = &ctx->model->hp;
+    if (n <= 0 || sinks + n > kv->n) return;
+    fr_kv_remove(kv, sinks, n);
+    /* RoPE is a rotation by an angle proportional to the position: rotating by -n
+     * moves a key from position p to p - n. */
+    float *row = ctx->k; /* scratch: at least one K row */
+    for (int il = 0; il < hp->n_layer; il++)
+        for (int p = sinks; p < kv->n; p++) {
+            fr_kv_k_get(kv, il, p, row);
+            fr_rope(row, hp->n_head_kv, hp->head_dim, hp->n_rot, -n, hp->rope_base, hp->rope_neox);
+            fr_kv_k_put(kv, il, p, row);
+        }
+}

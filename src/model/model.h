@@ -61,6 +61,7 @@ struct frugal_context {
     fr_kv_cache kv;
     int n_ctx;
     int n_ubatch;                    /* tokens per forward pass */
+    int kv_window, kv_sinks;         /* StreamingLLM policy (window 0: off) */
     /* scratch for n_ubatch tokens (one accounted block) */
     void *scratch;
     size_t scratch_bytes;
@@ -82,6 +83,10 @@ void fr_model_unbind(frugal_model *m);
  * Writes logits for every token into `logits` (n rows) when all_logits, else only
  * for the last token (1 row); logits == NULL skips the output head. The KV cache
  * must have room (checked by the caller). */
+/* Evict n cached positions after the first `sinks` ones and re-rotate the keys that
+ * move down, so positions stay contiguous (StreamingLLM context shift). */
+void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n);
+
 void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos,
                       float *logits, bool all_logits);
 

@@ -35,6 +35,8 @@ static void usage(FILE *out) {
             "  --frequency-penalty F  OpenAI-style frequency penalty (default 0)\n"
             "  --presence-penalty F   OpenAI-style presence penalty (default 0)\n"
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
+            "  --kv-policy P          window:W[,sinks:S]: keep the first S (default 4) and the\n"
+            "                         last W tokens; generation continues past the context\n"
             "  --json                 print one JSON object instead: prompt_tokens, tokens,\n"
             "                         text, timings {prompt_tok_s, gen_tok_s, ttft_ms,\n"
             "                         peak_rss_bytes}\n");
@@ -146,6 +148,7 @@ static int parse_seed(const char *s, uint64_t *seed, int *random_seed) {
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *file = NULL, *seed_str = NULL;
     const char *kv_str = "f16";
+    const char *kv_policy = NULL;
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
@@ -166,6 +169,7 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--frequency-penalty", OPT_FLOAT, &sp.freq_penalty, -1e9, 1e9},
         {NULL, "--presence-penalty", OPT_FLOAT, &sp.presence_penalty, -1e9, 1e9},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
+        {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
     };
     int n_pos = 0;
@@ -174,6 +178,11 @@ int cmd_run(int argc, char **argv) {
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("run: -m MODEL is required"); return EXIT_USAGE; }
     if (!prompt == !file) { cli_error("run: give exactly one of -p PROMPT or -f FILE"); return EXIT_USAGE; }
+    int kv_window = 0, kv_sinks = 0;
+    if (kv_policy && frugal_kv_policy_parse(kv_policy, &kv_window, &kv_sinks) != 0) {
+        cli_error("--kv-policy: '%s' is not window:W[,sinks:S]", kv_policy);
+        return EXIT_USAGE;
+    }
     int kv_type = frugal_kv_type_parse(kv_str);
     if (kv_type < 0) {
         cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
@@ -216,6 +225,8 @@ int cmd_run(int argc, char **argv) {
     frugal_context_params cp;
     frugal_context_params_default(&cp);
     cp.n_ctx = n_ctx;
+    cp.kv_window = kv_window;
+    cp.kv_sinks = kv_sinks;
     cp.n_threads = n_threads;
     cp.kv_type = kv_type;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
@@ -242,7 +253,8 @@ int cmd_run(int argc, char **argv) {
     }
     /* never ask for more than fits: the context cannot grow */
     int room = n_ctx_real - n_prompt;
-    if (n_predict < 0 || n_predict > room) n_predict = room;
+    if (!kv_policy && (n_predict < 0 || n_predict > room)) n_predict = room;
+    if (kv_policy && n_predict < 0) n_predict = 1 << 30; /* a window never fills */
 
     smpl = frugal_sampler_new(&sp);
     if (!smpl) { cli_error("run: out of memory"); goto done; }
