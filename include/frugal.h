@@ -125,10 +125,17 @@ typedef struct frugal_context_params {
      * once and the remaining keys are re-rotated to their new, contiguous positions. */
     int kv_window;
     int kv_sinks;
+    /* Chunk summaries: when > 0, beyond the most recent kv_keep tokens every old chunk
+     * of kv_chunk tokens is replaced by one slot holding its mean-pooled K and V; the
+     * cache holds n_ctx slots (summaries + recent tokens), generation goes on past it;
+     * when summaries alone would fill it, the oldest summary is dropped. */
+    int kv_chunk;
+    int kv_keep;
 } frugal_context_params;
 
-/* Parse "window:W,sinks:S" (either part optional, sinks default 4). 0 ok, -1 bad. */
-int frugal_kv_policy_parse(const char *text, int *window, int *sinks);
+/* Parse a --kv-policy value into p: "window:W[,sinks:S]" (sinks default 4) or
+ * "summary:CHUNK[,keep:N]" (keep default 64). 0 ok, -1 malformed. */
+int frugal_kv_policy_parse(const char *text, frugal_context_params *p);
 
 void frugal_context_params_default(frugal_context_params *p);
 int frugal_context_new(frugal_model *model, const frugal_context_params *params,

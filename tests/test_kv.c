@@ -105,6 +105,36 @@ int main(void) {
                4 * info.n_ctx_train, max_pos);
         frugal_context_free(c);
     }
+    /* chunk summaries: 4x past the context in a 256-slot cache */
+    {
+        frugal_context_params cp;
+        frugal_context_params_default(&cp);
+        CHECK(frugal_kv_policy_parse("summary:32,keep:64", &cp) == 0);
+        CHECK(cp.kv_chunk == 32 && cp.kv_keep == 64 && cp.kv_window == 0);
+        cp.n_ctx = 256;
+        frugal_context *c = NULL;
+        CHECK(frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK);
+        int ok = c != NULL, max_pos = 0;
+        for (int i = 0; ok && i < 4 * info.n_ctx_train; i++) {
+            int32_t t = toks[i % n];
+            ok = frugal_eval(c, &t, 1, 0, &err) == FRUGAL_OK;
+            const float *l = frugal_get_logits(c, -1);
+            for (int v = 0; ok && v < info.n_vocab; v++) ok = isfinite(l[v]);
+            if (frugal_context_pos(c) > max_pos) max_pos = frugal_context_pos(c);
+        }
+        CHECKF(ok, "summarised generation failed: %s", err.message);
+        CHECKF(max_pos <= 256, "cache grew to %d", max_pos);
+        printf("summary:32,keep:64: %d tokens evaluated, cache at most %d slots\n", 4 * info.n_ctx_train, max_pos);
+        frugal_context_free(c);
+    }
+    {
+        frugal_context_params cp;
+        CHECK(frugal_kv_policy_parse("window:100", &cp) == 0 && cp.kv_window == 100 && cp.kv_sinks == 4);
+        CHECK(frugal_kv_policy_parse("window:100,keep:3", &cp) == -1);
+        CHECK(frugal_kv_policy_parse("summary:1", &cp) == -1);
+        CHECK(frugal_kv_policy_parse("window:10,summary:4", &cp) == -1);
+        CHECK(frugal_kv_policy_parse("windows:10", &cp) == -1);
+    }
     /* a window that is never exceeded is exactly the full cache */
     {
         int32_t seq[200];

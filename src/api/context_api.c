@@ -73,6 +73,14 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
         c->kv_window = params->kv_window;
         c->kv_sinks = params->kv_sinks;
         c->n_ctx = params->kv_window + params->kv_sinks;
+    } else if (params->kv_chunk > 0) {
+        if (params->kv_chunk < 2 || params->kv_keep < 0 || c->n_ctx < params->kv_keep + 2 * params->kv_chunk) {
+            free(c);
+            return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                              "summary policy: need chunk >= 2 and a context of at least keep + 2*chunk tokens");
+        }
+        c->kv_chunk = params->kv_chunk;
+        c->kv_keep = params->kv_keep;
     }
     c->n_ubatch = c->n_ctx < FR_MAX_UBATCH ? c->n_ctx : FR_MAX_UBATCH;
     int nt = params->n_threads > 0 ? params->n_threads : model->n_threads;
@@ -101,13 +109,13 @@ void frugal_context_free(frugal_context *c) {
 
 int frugal_context_n_ctx(const frugal_context *c) { return c->n_ctx; }
 int frugal_context_pos(const frugal_context *c) { return c->kv.n; }
-void frugal_context_reset(frugal_context *c) { c->kv.n = 0; c->n_logits = 0; }
+void frugal_context_reset(frugal_context *c) { c->kv.n = 0; c->n_logits = 0; c->n_summary = 0; }
 
 int frugal_eval(frugal_context *c, const int32_t *tokens, int n, int logits_all, frugal_error *err) {
     if (!c || (!tokens && n > 0) || n < 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_eval: bad arguments");
     if (n == 0) return FRUGAL_OK;
-    if (n > c->n_ctx - c->kv.n && !c->kv_window)
+    if (n > c->n_ctx - c->kv.n && !c->kv_window && !c->kv_chunk)
         return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
                           "context full: %d tokens cached, %d more do not fit in %d", c->kv.n, n, c->n_ctx);
     const int n_vocab = c->model->hp.n_vocab;
@@ -134,6 +142,22 @@ int frugal_eval(frugal_context *c, const int32_t *tokens, int n, int logits_all,
                 int evict = c->kv_window / 8 > over ? c->kv_window / 8 : over;
                 if (evict > c->kv.n - c->kv_sinks) evict = c->kv.n - c->kv_sinks;
                 fr_llama_kv_shift(c, c->kv_sinks, evict);
+            }
+        } else if (c->kv_chunk) {
+            /* make room: summarise the oldest raw chunk beyond the kept tail, or drop
+             * the oldest summary when the raw tokens are too few to make a chunk */
+            if (nb > c->kv_chunk) nb = c->kv_chunk;
+            while (c->kv.n + nb > c->n_ctx) {
+                int raw = c->kv.n - c->n_summary;
+                if (raw - c->kv_keep >= c->kv_chunk) {
+                    fr_llama_kv_summarize(c, c->n_summary, c->kv_chunk);
+                    c->n_summary++;
+                } else if (c->n_summary > 0) {
+                    fr_llama_kv_shift(c, 0, 1);
+                    c->n_summary--;
+                } else {
+                    break; /* unreachable: n_ctx >= keep + 2*chunk was checked */
+                }
             }
         }
         bool last = done + nb == n;
@@ -191,7 +215,7 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
         if (len < 0) len = 0;
         if (cb && cb(user, tok, piece, (size_t)len)) break;
         if (k + 1 == n_predict) break; /* no need to evaluate the last token */
-        if (c->kv.n >= c->n_ctx && !c->kv_window) break;
+        if (c->kv.n >= c->n_ctx && !c->kv_window && !c->kv_chunk) break;
         rc = frugal_eval(c, &tok, 1, 0, err);
         if (rc) return rc;
     }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frugal.h"
 #include "mem/alloc.h"
 
 int frugal_kv_type_parse(const char *name) {
@@ -80,6 +81,16 @@ void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out) {
     else fr_type_traits_get(kv->k_type)->to_float(src, out, kv->row);
 }
 
+void fr_kv_v_get(const fr_kv_cache *kv, int il, int pos, float *out) {
+    const uint8_t *src = fr_kv_v(kv, il, pos);
+    if (kv->v_type == FR_TYPE_F32) memcpy(out, src, (size_t)kv->row * sizeof(float));
+    else fr_type_traits_get(kv->v_type)->to_float(src, out, kv->row);
+}
+
+void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v) {
+    put_row(kv->v_type, v, kv->v + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->v_row_bytes, kv->row);
+}
+
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k) {
     put_row(kv->k_type, k, kv->k + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->k_row_bytes, kv->row);
 }
@@ -98,30 +109,34 @@ void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
     kv->n -= n;
 }
 
-int frugal_kv_policy_parse(const char *text, int *window, int *sinks) {
-    int w = 0, s = 4;
-    if (!text) return -1;
+int frugal_kv_policy_parse(const char *text, frugal_context_params *out) {
+    /* key:value pairs; the first key names the policy */
+    int window = 0, sinks = 4, chunk = 0, keep = 64, seen_sinks = 0, seen_keep = 0;
+    if (!text || !out) return -1;
     const char *p = text;
     while (*p) {
+        static const char *keys[] = {"window:", "sinks:", "summary:", "keep:"};
+        int *dst[] = {&window, &sinks, &chunk, &keep};
+        int k = 0;
+        while (k < 4 && strncmp(p, keys[k], strlen(keys[k]))) k++;
+        if (k == 4) return -1;
+        p += strlen(keys[k]);
         char *end;
-        long v;
-        if (!strncmp(p, "window:", 7)) {
-            v = strtol(p + 7, &end, 10);
-            if (end == p + 7 || v <= 0 || v > (1 << 24)) return -1;
-            w = (int)v;
-        } else if (!strncmp(p, "sinks:", 6)) {
-            v = strtol(p + 6, &end, 10);
-            if (end == p + 6 || v < 0 || v > (1 << 20)) return -1;
-            s = (int)v;
-        } else {
-            return -1;
-        }
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > (1 << 24)) return -1;
+        *dst[k] = (int)v;
+        seen_sinks |= k == 1;
+        seen_keep |= k == 3;
         p = end;
         if (*p == ',') p++;
         else if (*p) return -1;
     }
-    if (w <= 0) return -1;
-    *window = w;
-    *sinks = s;
+    if ((window > 0) == (chunk > 0)) return -1;      /* exactly one policy */
+    if ((window && seen_keep) || (chunk && seen_sinks)) return -1;
+    if (chunk && chunk < 2) return -1;
+    out->kv_window = window;
+    out->kv_sinks = window ? sinks : 0;
+    out->kv_chunk = chunk;
+    out->kv_keep = chunk ? keep : 0;
     return 0;
 }

@@ -35,6 +35,8 @@ const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos);
 /* Decode / re-encode one stored K row (F32 <-> the cache type). */
 void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out);
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k);
+void fr_kv_v_get(const fr_kv_cache *kv, int il, int pos, float *out);
+void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v);
 /* Drop positions [first, first + n) of every layer: later rows move down by n.
  * (Keys then need re-rotation by the caller, who knows the RoPE parameters.) */
 void fr_kv_remove(fr_kv_cache *kv, int first, int n);

@@ -152,18 +152,44 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
     fr_matmul(pool, &m->output, xb, n_out, logits, ctx->qbuf);
 }
 
-void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n) {
+/* Rotate the keys of positions [from, kv->n) by -delta positions. RoPE is a rotation
+ * by an angle proportional to the position, so this moves a key from p to p - delta. */
+static void rerotate_keys(frugal_context *ctx, int from, int delta) {
     fr_kv_cache *kv = &ctx->kv;
     const fr_hparams *hp = &ctx->model->hp;
-    if (n <= 0 || sinks + n > kv->n) return;
-    fr_kv_remove(kv, sinks, n);
-    /* RoPE is a rotation by an angle proportional to the position: rotating by -n
-     * moves a key from position p to p - n. */
     float *row = ctx->k; /* scratch: at least one K row */
     for (int il = 0; il < hp->n_layer; il++)
-        for (int p = sinks; p < kv->n; p++) {
+        for (int p = from; p < kv->n; p++) {
             fr_kv_k_get(kv, il, p, row);
-            fr_rope(row, hp->n_head_kv, hp->head_dim, hp->n_rot, -n, hp->rope_base, hp->rope_neox);
+            fr_rope(row, hp->n_head_kv, hp->head_dim, hp->n_rot, -delta, hp->rope_base, hp->rope_neox);
             fr_kv_k_put(kv, il, p, row);
         }
+}
+
+void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n) {
+    fr_kv_cache *kv = &ctx->kv;
+    if (n <= 0 || sinks + n > kv->n) return;
+    fr_kv_remove(kv, sinks, n);
+    rerotate_keys(ctx, sinks, n);
+}
+
+void fr_llama_kv_summarize(frugal_context *ctx, int first, int n) {
+    fr_kv_cache *kv = &ctx->kv;
+    if (n < 2 || first < 0 || first + n > kv->n) return;
+    float *row = ctx->k, *acc = ctx->v; /* scratch rows */
+    for (int il = 0; il < kv->n_layer; il++) {
+        for (int part = 0; part < 2; part++) {
+            for (int d = 0; d < kv->row; d++) acc[d] = 0.0f;
+            for (int p = first; p < first + n; p++) {
+                if (part == 0) fr_kv_k_get(kv, il, p, row);
+                else fr_kv_v_get(kv, il, p, row);
+                for (int d = 0; d < kv->row; d++) acc[d] += row[d];
+            }
+            for (int d = 0; d < kv->row; d++) acc[d] /= (float)n;
+            if (part == 0) fr_kv_k_put(kv, il, first, acc);
+            else fr_kv_v_put(kv, il, first, acc);
+        }
+    }
+    fr_kv_remove(kv, first + 1, n - 1);
+    rerotate_keys(ctx, first + 1, n - 1);
 }

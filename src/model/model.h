@@ -62,6 +62,8 @@ struct frugal_context {
     int n_ctx;
     int n_ubatch;                    /* tokens per forward pass */
     int kv_window, kv_sinks;         /* StreamingLLM policy (window 0: off) */
+    int kv_chunk, kv_keep;           /* chunk-summary policy (chunk 0: off) */
+    int n_summary;                   /* summary slots at the start of the cache */
     /* scratch for n_ubatch tokens (one accounted block) */
     void *scratch;
     size_t scratch_bytes;
@@ -86,6 +88,9 @@ void fr_model_unbind(frugal_model *m);
 /* Evict n cached positions after the first `sinks` ones and re-rotate the keys that
  * move down, so positions stay contiguous (StreamingLLM context shift). */
 void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n);
+/* Replace cached positions [first, first + n) by one slot holding their mean K and V;
+ * later keys are re-rotated down by n - 1 positions. */
+void fr_llama_kv_summarize(frugal_context *ctx, int first, int n);
 
 void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos,
                       float *logits, bool all_logits);

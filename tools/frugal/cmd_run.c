@@ -37,6 +37,8 @@ static void usage(FILE *out) {
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --kv-policy P          window:W[,sinks:S]: keep the first S (default 4) and the\n"
             "                         last W tokens; generation continues past the context\n"
+            "                         summary:CHUNK[,keep:N]: beyond the last N (default 64)\n"
+            "                         tokens, each old chunk becomes one mean-pooled slot\n"
             "  --json                 print one JSON object instead: prompt_tokens, tokens,\n"
             "                         text, timings {prompt_tok_s, gen_tok_s, ttft_ms,\n"
             "                         peak_rss_bytes}\n");
@@ -178,9 +180,10 @@ int cmd_run(int argc, char **argv) {
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("run: -m MODEL is required"); return EXIT_USAGE; }
     if (!prompt == !file) { cli_error("run: give exactly one of -p PROMPT or -f FILE"); return EXIT_USAGE; }
-    int kv_window = 0, kv_sinks = 0;
-    if (kv_policy && frugal_kv_policy_parse(kv_policy, &kv_window, &kv_sinks) != 0) {
-        cli_error("--kv-policy: '%s' is not window:W[,sinks:S]", kv_policy);
+    frugal_context_params policy;
+    frugal_context_params_default(&policy);
+    if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
+        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N]", kv_policy);
         return EXIT_USAGE;
     }
     int kv_type = frugal_kv_type_parse(kv_str);
@@ -225,8 +228,10 @@ int cmd_run(int argc, char **argv) {
     frugal_context_params cp;
     frugal_context_params_default(&cp);
     cp.n_ctx = n_ctx;
-    cp.kv_window = kv_window;
-    cp.kv_sinks = kv_sinks;
+    cp.kv_window = policy.kv_window;
+    cp.kv_sinks = policy.kv_sinks;
+    cp.kv_chunk = policy.kv_chunk;
+    cp.kv_keep = policy.kv_keep;
     cp.n_threads = n_threads;
     cp.kv_type = kv_type;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
