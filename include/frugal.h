@@ -205,6 +205,23 @@ int frugal_generate(frugal_context *ctx, frugal_sampler *smpl, const int32_t *pr
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t frugal_peak_rss(void);
 
+/* Memory accounted by category (every large buffer goes through one layer):
+ * names[i] is "weights", "kv", "scratch", "io", "tokenizer", "other"; the last row
+ * (index n - 1) is the total. Memory-mapped weights are page cache: see peak_rss. */
+#define FRUGAL_MEM_ROWS 7
+typedef struct frugal_mem_stats {
+    int n;
+    const char *names[FRUGAL_MEM_ROWS];
+    uint64_t current[FRUGAL_MEM_ROWS];
+    uint64_t peak[FRUGAL_MEM_ROWS];
+    uint64_t peak_rss;
+} frugal_mem_stats;
+void frugal_get_mem_stats(frugal_mem_stats *s);
+
+/* Bytes of the context's KV cache, in total and per cached token (all layers, K+V). */
+uint64_t frugal_context_kv_bytes(const frugal_context *ctx);
+double frugal_context_kv_bytes_per_token(const frugal_context *ctx);
+
 /* ---------------------------------------------------------------- benchmarking */
 
 /* Bytes of weights one decode step (one token) reads: every layer matrix, the norms

@@ -108,6 +108,10 @@ void frugal_context_free(frugal_context *c) {
 }
 
 int frugal_context_n_ctx(const frugal_context *c) { return c->n_ctx; }
+uint64_t frugal_context_kv_bytes(const frugal_context *c) { return c->kv.bytes; }
+double frugal_context_kv_bytes_per_token(const frugal_context *c) {
+    return c->n_ctx ? (double)c->kv.bytes / c->n_ctx : 0.0;
+}
 int frugal_context_pos(const frugal_context *c) { return c->kv.n; }
 void frugal_context_reset(frugal_context *c) { c->kv.n = 0; c->n_logits = 0; c->n_summary = 0; }
 

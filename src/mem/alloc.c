@@ -1,5 +1,7 @@
 #include "mem/alloc.h"
 
+#include "frugal.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,3 +63,14 @@ const char *fr_mem_cat_name(fr_mem_cat cat) {
 }
 
 void fr_mem_set_budget(uint64_t bytes) { atomic_store(&g_budget, bytes); }
+
+void frugal_get_mem_stats(frugal_mem_stats *s) {
+    _Static_assert(FR_MEM_COUNT + 1 == FRUGAL_MEM_ROWS, "FRUGAL_MEM_ROWS must match the categories");
+    s->n = FRUGAL_MEM_ROWS;
+    for (int i = 0; i <= FR_MEM_COUNT; i++) {
+        s->names[i] = fr_mem_cat_name((fr_mem_cat)i);
+        s->current[i] = fr_mem_current((fr_mem_cat)i);
+        s->peak[i] = fr_mem_peak((fr_mem_cat)i);
+    }
+    s->peak_rss = frugal_peak_rss();
+}

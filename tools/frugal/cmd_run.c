@@ -35,6 +35,7 @@ static void usage(FILE *out) {
             "  --frequency-penalty F  OpenAI-style frequency penalty (default 0)\n"
             "  --presence-penalty F   OpenAI-style presence penalty (default 0)\n"
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
+            "  --stats                also print memory by category (peak) and KV bytes\n"
             "  --kv-policy P          window:W[,sinks:S]: keep the first S (default 4) and the\n"
             "                         last W tokens; generation continues past the context\n"
             "                         summary:CHUNK[,keep:N]: beyond the last N (default 64)\n"
@@ -151,6 +152,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *file = NULL, *seed_str = NULL;
     const char *kv_str = "f16";
     const char *kv_policy = NULL;
+    int stats = 0;
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
@@ -172,6 +174,7 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--presence-penalty", OPT_FLOAT, &sp.presence_penalty, -1e9, 1e9},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
+        {NULL, "--stats", OPT_FLAG, &stats, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
     };
     int n_pos = 0;
@@ -294,6 +297,18 @@ int cmd_run(int argc, char **argv) {
                 "TTFT %.2f ms | peak RSS %.1f MiB\n",
                 tm.n_prompt, prompt_tps, tm.n_gen, gen_tps, tm.ttft_ms,
                 (double)rss / (1024.0 * 1024.0));
+    }
+    if (stats) {
+        frugal_mem_stats ms;
+        frugal_get_mem_stats(&ms);
+        fprintf(stderr, "memory (accounted)    current       peak\n");
+        for (int i = 0; i < ms.n; i++)
+            fprintf(stderr, "  %-12s %10.2f MiB %10.2f MiB\n", ms.names[i], ms.current[i] / 1048576.0,
+                    ms.peak[i] / 1048576.0);
+        fprintf(stderr, "  peak RSS (incl. mapped weights) %.2f MiB\n", ms.peak_rss / 1048576.0);
+        fprintf(stderr, "KV cache: %s, %.2f MiB for %d tokens = %.0f bytes/token\n", kv_str,
+                frugal_context_kv_bytes(ctx) / 1048576.0, frugal_context_n_ctx(ctx),
+                frugal_context_kv_bytes_per_token(ctx));
     }
     if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
     rc = 0;
