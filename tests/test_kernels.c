@@ -1,0 +1,234 @@
+/* test_kernels.c - every SIMD kernel against the scalar reference, at every dispatch
+ * level this machine supports (kernels/dispatch.h).
+ *
+ * Dots: |level - scalar| <= 1e-5 * sum_i |x_i * y_i| + 1e-6 (x, y dequantized with
+ * the scalar to_float), on normal data, data with outliers, data with all-zero
+ * blocks and exact rounding ties, for ragged sizes (1, 2, 7, 33 blocks).
+ * Activation quantizers and F16 row conversions: bit-identical.
+ * fr_matmul: 1 and 3 threads give bitwise identical output at each level, and match
+ * the scalar dots within the same tolerance. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pool.h"
+#include "core/quant.h"
+#include "core/types.h"
+#include "kernels/dispatch.h"
+#include "kernels/ops.h"
+#include "testutil.h"
+
+enum { DATA_NORMAL, DATA_OUTLIERS, DATA_ZERO_BLOCKS, DATA_TIES, DATA_KINDS };
+static const char *const k_data_names[DATA_KINDS] = {"normal", "outliers", "zero-blocks", "ties"};
+
+static const fr_type k_weight_types[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_BF16, FR_TYPE_Q4_0, FR_TYPE_Q4_1,
+                                         FR_TYPE_Q5_0, FR_TYPE_Q5_1, FR_TYPE_Q8_0, FR_TYPE_Q4_K, FR_TYPE_Q5_K,
+                                         FR_TYPE_Q6_K};
+#define N_WTYPES (int)(sizeof(k_weight_types) / sizeof(k_weight_types[0]))
+
+/* n floats of the given kind; blk is the block size zero blocks / ties align to. */
+static void gen(float *x, int n, int kind, int blk, uint64_t *rng) {
+    if (blk < 32) blk = 32;
+    for (int i = 0; i < n; i++) x[i] = tu_rand_normal(rng);
+    switch (kind) {
+    case DATA_OUTLIERS:
+        for (int i = 0; i < n; i++)
+            if (tu_rand_u64(rng) % 37 == 0) x[i] *= 100.0f;
+        break;
+    case DATA_ZERO_BLOCKS:
+        for (int b = 0; b < n; b += blk)
+            if (b == 0 || tu_rand_u64(rng) % 3 == 0)
+                for (int i = b; i < b + blk && i < n; i++) x[i] = 0.0f;
+        break;
+    case DATA_TIES:
+        /* halves with |x| <= 127 and a +-127 in every block: scales become exactly 1,
+         * so quantizers hit round-half-even ties; +127 and -127 both present test
+         * which sign the signed-max quantizers (Q8_K) pick */
+        for (int i = 0; i < n; i++) x[i] = (float)((int)(tu_rand_u64(rng) % 509) - 254) * 0.5f;
+        for (int b = 0; b < n; b += blk) {
+            x[b] = (tu_rand_u64(rng) & 1) ? 127.0f : -127.0f;
+            if (b + 5 < n) x[b + 5] = -x[b];
+        }
+        break;
+    default: break;
+    }
+}
+
+/* Quantize x (n floats) with the SCALAR from_float/act quantizer of type t. */
+static void quant_scalar(fr_type t, const float *x, void *out, int n, int act) {
+    const fr_type_traits *tr = fr_type_traits_scalar(t);
+    fr_from_float_fn f = act && tr->act_from_float ? tr->act_from_float : tr->from_float;
+    f(x, out, n);
+}
+
+/* sum |x_i y_i| of the dequantized rows: the scale of the dot's rounding error. */
+static double abs_dot(fr_type wt, const void *w, fr_type vt, const void *yq, int n, float *tmp_a, float *tmp_b) {
+    fr_type_traits_scalar(wt)->to_float(w, tmp_a, n);
+    fr_type_traits_scalar(vt)->to_float(yq, tmp_b, n);
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += fabs((double)tmp_a[i] * (double)tmp_b[i]);
+    return s;
+}
+
+static int close_enough(float a, float ref, double scale) {
+    return fabs((double)a - (double)ref) <= 1e-5 * scale + 1e-6;
+}
+
+/* Every weight type's vec_dot at the active level vs scalar. */
+static void check_dots(const char *lvl, uint64_t *rng) {
+    static const int nblocks[] = {1, 2, 7, 33};
+    static const int nfloat[] = {1, 2, 7, 33, 100, 4099};
+    for (int ti = 0; ti < N_WTYPES; ti++) {
+        const fr_type wt = k_weight_types[ti];
+        const fr_type_traits *sc = fr_type_traits_scalar(wt), *ac = fr_type_traits_get(wt);
+        const fr_type vt = sc->vec_dot_type;
+        const int bs = sc->blck_size;
+        for (int si = 0; si < 6; si++) {
+            if (bs > 1 && si >= 4) break;
+            const int n = bs > 1 ? nblocks[si] * bs : nfloat[si];
+            float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+            float *ta = malloc(sizeof(float) * n), *tb = malloc(sizeof(float) * n);
+            void *w = malloc(fr_row_size(wt, n)), *yq = malloc(fr_row_size(vt, n));
+            for (int kind = 0; kind < DATA_KINDS; kind++) {
+                gen(x, n, kind, bs, rng);
+                gen(y, n, (kind + 1) % DATA_KINDS, fr_type_traits_scalar(vt)->blck_size, rng);
+                quant_scalar(wt, x, w, n, 0);
+                quant_scalar(vt, y, yq, n, 1);
+                float ref = 0, got = 0;
+                sc->vec_dot(n, &ref, w, yq);
+                ac->vec_dot(n, &got, w, yq);
+                const double scale = abs_dot(wt, w, vt, yq, n, ta, tb);
+                CHECKF(close_enough(got, ref, scale), "%s %s n=%d %s: got %.9g ref %.9g (scale %g)", lvl,
+                       sc->name, n, k_data_names[kind], got, ref, scale);
+            }
+            free(x), free(y), free(ta), free(tb), free(w), free(yq);
+        }
+    }
+}
+
+/* Activation quantizers (Q8_0/Q8_1 act, Q8_K) must be bit-identical to scalar. */
+static void check_quantizers(const char *lvl, uint64_t *rng) {
+    static const fr_type types[] = {FR_TYPE_Q8_0, FR_TYPE_Q8_1, FR_TYPE_Q8_K};
+    for (int ti = 0; ti < 3; ti++) {
+        const fr_type t = types[ti];
+        const fr_type_traits *sc = fr_type_traits_scalar(t), *ac = fr_type_traits_get(t);
+        fr_from_float_fn fs = sc->act_from_float ? sc->act_from_float : sc->from_float;
+        fr_from_float_fn fa = ac->act_from_float ? ac->act_from_float : ac->from_float;
+        for (int nbk = 1; nbk <= 33; nbk += 8) {
+            const int n = nbk * sc->blck_size;
+            float *x = malloc(sizeof(float) * n);
+            const size_t sz = fr_row_size(t, n);
+            uint8_t *a = malloc(sz), *b = malloc(sz);
+            for (int kind = 0; kind < DATA_KINDS; kind++) {
+                gen(x, n, kind, sc->blck_size, rng);
+                memset(a, 0xAA, sz);
+                memset(b, 0x55, sz);
+                fs(x, a, n);
+                fa(x, b, n);
+                CHECKF(!memcmp(a, b, sz), "%s quantizer %s n=%d %s differs from scalar", lvl, sc->name, n,
+                       k_data_names[kind]);
+            }
+            free(x), free(a), free(b);
+        }
+    }
+}
+
+/* F16 <-> F32 rows: bit-identical, including subnormals, infinities and NaNs. */
+static void check_f16_rows(const char *lvl, uint64_t *rng) {
+    const fr_type_traits *sc = fr_type_traits_scalar(FR_TYPE_F16), *ac = fr_type_traits_get(FR_TYPE_F16);
+    enum { N = 1003 };
+    static uint16_t h[N], h2[N];
+    static float f[N], g[N];
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)tu_rand_u64(rng); /* every bit pattern class */
+    h[0] = 0x7c00, h[1] = 0xfc00, h[2] = 0x7c01, h[3] = 0x0001, h[4] = 0x8000, h[5] = 0x03ff;
+    sc->to_float(h, f, N);
+    ac->to_float(h, g, N);
+    CHECKF(!memcmp(f, g, sizeof(f)), "%s F16 to_float differs from scalar", lvl);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)tu_rand_u64(rng);
+        float v;
+        memcpy(&v, &u, 4);
+        f[i] = (i % 3 == 0) ? v : tu_rand_normal(rng) * ((i % 5 == 0) ? 1e-6f : 100.0f);
+    }
+    f[0] = INFINITY, f[1] = -INFINITY, f[2] = NAN, f[3] = 65519.0f, f[4] = 65520.0f, f[5] = 3e-8f;
+    sc->from_float(f, h, N);
+    ac->from_float(f, h2, N);
+    CHECKF(!memcmp(h, h2, sizeof(h)), "%s F16 from_float differs from scalar", lvl);
+}
+
+/* fr_matmul at the active level: identical across 1 and 3 threads, close to scalar. */
+static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rng) {
+    static const int ntoks[] = {1, 2, 7};
+    for (int ti = 0; ti < N_WTYPES; ti++) {
+        const fr_type wt = k_weight_types[ti];
+        const fr_type_traits *sc = fr_type_traits_scalar(wt);
+        const fr_type vt = sc->vec_dot_type;
+        const int n_in = (sc->blck_size > 1 ? 3 * sc->blck_size : 100), n_out = 37;
+        const size_t rs = fr_row_size(wt, n_in), vrs = fr_row_size(vt, n_in);
+        uint8_t *wd = malloc(rs * n_out);
+        float *row = malloc(sizeof(float) * n_in), *ta = malloc(sizeof(float) * n_in),
+              *tb = malloc(sizeof(float) * n_in);
+        for (int r = 0; r < n_out; r++) {
+            gen(row, n_in, r % DATA_KINDS, sc->blck_size, rng);
+            quant_scalar(wt, row, wd + (size_t)r * rs, n_in, 0);
+        }
+        const fr_weight w = {wd, wt, n_in, n_out};
+        for (int k = 0; k < 3; k++) {
+            const int nt = ntoks[k];
+            float *x = malloc(sizeof(float) * n_in * nt);
+            float *y1 = malloc(sizeof(float) * n_out * nt), *y3 = malloc(sizeof(float) * n_out * nt);
+            void *qb = malloc(fr_matmul_scratch(&w, nt) + 1), *yq = malloc(vrs);
+            for (int t = 0; t < nt; t++) gen(x + (size_t)t * n_in, n_in, t % DATA_KINDS, sc->blck_size, rng);
+            fr_matmul(p1, &w, x, nt, y1, qb);
+            fr_matmul(p3, &w, x, nt, y3, qb);
+            CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt), "%s matmul %s n_tok=%d: 1 vs 3 threads differ", lvl,
+                   sc->name, nt);
+            int bad = 0;
+            for (int t = 0; t < nt; t++) {
+                quant_scalar(vt, x + (size_t)t * n_in, yq, n_in, 1);
+                for (int r = 0; r < n_out; r++) {
+                    float ref;
+                    sc->vec_dot(n_in, &ref, wd + (size_t)r * rs, yq);
+                    const double scale = abs_dot(wt, wd + (size_t)r * rs, vt, yq, n_in, ta, tb);
+                    if (!close_enough(y1[(size_t)t * n_out + r], ref, scale)) bad++;
+                }
+            }
+            CHECKF(bad == 0, "%s matmul %s n_tok=%d: %d outputs off the scalar reference", lvl, sc->name, nt, bad);
+            free(x), free(y1), free(y3), free(qb), free(yq);
+        }
+        free(wd), free(row), free(ta), free(tb);
+    }
+}
+
+int main(void) {
+    fr_pool *p1 = fr_pool_new(1), *p3 = fr_pool_new(3);
+    CHECK(p1 && p3);
+    if (!p1 || !p3) return tu_finish("test_kernels");
+    const int initial = fr_kernels_get_level();
+    printf("default kernel level: %s\n", fr_kernels_level_name());
+    CHECK(fr_kernels_set_level(-1) != 0);
+    CHECK(fr_kernels_set_level(FR_KERNELS_LEVEL_COUNT) != 0);
+    int tested = 0;
+    for (int l = 0; l < FR_KERNELS_LEVEL_COUNT; l++) {
+        const char *name = fr_kernels_level_str(l);
+        if (!fr_kernels_supported(l)) {
+            printf("level %s: not supported on this machine/build, skipped\n", name);
+            CHECK(fr_kernels_set_level(l) != 0);
+            continue;
+        }
+        CHECK(fr_kernels_set_level(l) == 0);
+        CHECK(!strcmp(fr_kernels_level_name(), name));
+        uint64_t rng = 0x5eed0000u + (uint64_t)l; /* same data at every level */
+        check_dots(name, &rng);
+        check_quantizers(name, &rng);
+        check_f16_rows(name, &rng);
+        check_matmul(name, p1, p3, &rng);
+        printf("level %s: tested\n", name);
+        tested++;
+    }
+    CHECK(tested >= 1);
+    CHECK(fr_kernels_set_level(initial) == 0);
+    fr_pool_free(p1);
+    fr_pool_free(p3);
+    return tu_finish("test_kernels");
+}
