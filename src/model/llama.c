@@ -111,7 +111,8 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
     for (int i = 0; i < n; i++) fr_weight_row(&m->tok_embd, tokens[i], x + (size_t)i * d);
 
     for (int il = 0; il < hp->n_layer; il++) {
-        const fr_layer *L = &m->layers[il];
+        fr_layer_source *src = ctx->layer_src;
+        const fr_layer *L = src ? src->acquire(src->user, il) : &m->layers[il];
 
         /* attention block */
         for (int i = 0; i < n; i++)
@@ -141,6 +142,7 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
         fr_swiglu(ctx->hg, ctx->hg, ctx->hu, n * hp->n_ff);
         fr_matmul(pool, &L->w_down, ctx->hg, n, xb, ctx->qbuf);
         add_into(x, xb, (size_t)n * d);
+        if (src) src->release(src->user, il);
     }
 
     /* output head: every row, or just the last, or none (logits == NULL) */

@@ -55,6 +55,16 @@ struct frugal_model {
     bool vocab_only;
 };
 
+/* Where the forward pass gets a layer's weights. NULL in the context: straight from
+ * the model (mapped file). The memory planner installs a streaming source whose
+ * acquire() blocks until the layer has been read into a buffer and release() hands
+ * the buffer back for the next prefetch. */
+typedef struct fr_layer_source {
+    void *user;
+    const fr_layer *(*acquire)(void *user, int il);
+    void (*release)(void *user, int il);
+} fr_layer_source;
+
 struct frugal_context {
     frugal_model *model;
     fr_pool *pool;
@@ -64,6 +74,7 @@ struct frugal_context {
     int kv_window, kv_sinks;         /* StreamingLLM policy (window 0: off) */
     int kv_chunk, kv_keep;           /* chunk-summary policy (chunk 0: off) */
     int n_summary;                   /* summary slots at the start of the cache */
+    fr_layer_source *layer_src;      /* NULL: layers straight from the model */
     /* scratch for n_ubatch tokens (one accounted block) */
     void *scratch;
     size_t scratch_bytes;
