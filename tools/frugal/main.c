@@ -18,6 +18,8 @@ static const subcommand k_cmds[] = {
     {"inspect", "print a GGUF file's metadata and tensor table", cmd_inspect},
     {"mkmodel", "write a random-weight model for tests and benchmarks", cmd_mkmodel},
     {"bench", "measure prompt and generation speed against the memory roofline", cmd_bench},
+    {"perplexity", "perplexity and KL-divergence of a model on a text", cmd_perplexity},
+    {"quantize", "convert a model's weights to another type", cmd_quantize},
 };
 
 static void usage(FILE *out) {

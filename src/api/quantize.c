@@ -1,0 +1,346 @@
+/* quantize.c - frugal_quantize: rewrite a GGUF model with its weight matrices in
+ * another type, following llama-quantize (tools/quantize + src/llama-quant.cpp).
+ *
+ * Why it copies llama.cpp's rules so closely: files we write should be the files
+ * llama.cpp writes, so perplexity/KL figures compare like for like and a test can
+ * check our output byte for byte against llama-quantize's. What is reproduced:
+ *  - tensor order: llama.cpp walks a std::map of weights ordered by layer number,
+ *    then name (non-layer tensors first), and counts layers in that order;
+ *  - which tensors are quantized: names ending in "weight", 2-D or more, not norms,
+ *    not MoE gate inputs, not positional/token-type embeddings;
+ *  - the type mix of a quantized target: output.weight (token_embd.weight when the
+ *    model has no output.weight) goes to Q6_K unless the target is Q8_0 (or to Q8_0
+ *    when its rows are not a multiple of the block); for Q4_K (= LLAMA_FTYPE_MOSTLY_Q4_K_M)
+ *    attn_v and ffn_down of the "use_more_bits" layers go to Q6_K, counted in the
+ *    sorted order as llama.cpp counts them;
+ *  - rows that do not fit the block: Q4_K falls back to Q5_0, Q6_K to Q8_0 (as
+ *    llama.cpp); if that still does not fit, the tensor keeps its input type (llama.cpp
+ *    would use F16 or fail) and a note says so;
+ *  - metadata is copied, general.file_type set to llama_ftype's value and
+ *    general.quantization_version to 2.
+ * Rows are quantized independently (no importance matrix), so the tensor is split
+ * by rows over a thread pool and the result does not depend on the thread count. */
+#include "frugal.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/pool.h"
+#include "core/types.h"
+#include "gguf/gguf.h"
+
+void frugal_quantize_params_default(frugal_quantize_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->type = "q8_0";
+}
+
+void frugal_f32_to_f16_row(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = fr_f32_to_f16(x[i]);
+}
+
+void frugal_f16_to_f32_row(const uint16_t *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = fr_f16_to_f32(x[i]);
+}
+
+/* ------------------------------------------------------------------ the plan */
+
+/* Target type from its CLI name with llama_ftype's number (general.file_type). */
+typedef struct q_target { const char *name; fr_type type; uint32_t ftype; } q_target;
+static const q_target k_targets[] = {
+    {"f32", FR_TYPE_F32, 0}, {"f16", FR_TYPE_F16, 1}, {"q4_0", FR_TYPE_Q4_0, 2},
+    {"q8_0", FR_TYPE_Q8_0, 7}, {"q4_k", FR_TYPE_Q4_K, 15}, {"q4_k_m", FR_TYPE_Q4_K, 15},
+    {"q6_k", FR_TYPE_Q6_K, 18},
+};
+
+typedef struct q_item {
+    const gguf_tensor *src;
+    char name[256];      /* NUL-terminated copy of the tensor name */
+    fr_type out_type;
+    uint64_t out_bytes;
+} q_item;
+
+typedef struct q_state {
+    q_item *items;
+    size_t n;
+    fr_pool *pool;
+    float *scratch;      /* n_threads rows of max_ne0 floats */
+    int64_t max_ne0;
+    bool progress;
+    uint64_t total_bytes, done_bytes;
+    struct timespec t0;
+    /* per-call job for the pool */
+    const q_item *job;
+    uint8_t *job_dst;
+} q_state;
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+static int layer_of(const char *name);
+
+/* llama.cpp's weight_name_comparer: by layer number ("blk.N."; others count as -1,
+ * so they come first), then by name. */
+static int cmp_item(const void *a, const void *b) {
+    const char *na = ((const q_item *)a)->name, *nb = ((const q_item *)b)->name;
+    int la = layer_of(na), lb = layer_of(nb);
+    if (la != lb) return la < lb ? -1 : 1;
+    return strcmp(na, nb);
+}
+
+static bool is_quantized_type(fr_type t) {
+    return t != FR_TYPE_F32 && t != FR_TYPE_F16 && t != FR_TYPE_BF16;
+}
+
+/* llama.cpp's use_more_bits(i_layer, n_layers). */
+static bool use_more_bits(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* Layer index of "blk.N.<...>", or -1. */
+static int layer_of(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end;
+    long v = strtol(name + 4, &end, 10);
+    return (end != name + 4 && *end == '.' && v >= 0 && v < 1 << 20) ? (int)v : -1;
+}
+
+/* Whether llama-quantize would quantize this tensor at all. */
+static bool wants_quant(const gguf_tensor *t, const char *name) {
+    return ends_with(name, "weight") && t->n_dims >= 2 && !strstr(name, "_norm.weight") &&
+           !strstr(name, "ffn_gate_inp.weight") && strcmp(name, "position_embd.weight") != 0 &&
+           strcmp(name, "token_types.weight") != 0 && !strstr(name, "ssm_conv1d.weight");
+}
+
+typedef struct q_counters { int n_wv, i_wv, n_down, i_down; bool has_output; } q_counters;
+
+/* llama_tensor_get_type for the ftypes we write: the type this tensor gets when the
+ * target is the quantized type `def`. Advances the attn_v / ffn_down counters. */
+static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t ne0, q_counters *c) {
+    fr_type t = def;
+    const fr_type_traits *tr = fr_type_traits_get(def);
+    if (strcmp(name, "output.weight") == 0 || (!c->has_output && strcmp(name, "token_embd.weight") == 0)) {
+        if (ne0 % tr->blck_size != 0) t = FR_TYPE_Q8_0;
+        else if (def != FR_TYPE_Q8_0) t = FR_TYPE_Q6_K;
+    } else if (strcmp(name, "token_embd.weight") == 0) {
+        /* the target type, for the ftypes we support */
+    } else if (strstr(name, "attn_v.weight")) {
+        if (ftype == 15 && use_more_bits(c->i_wv, c->n_wv)) t = FR_TYPE_Q6_K;
+        c->i_wv++;
+    } else if (strstr(name, "ffn_down")) {
+        if (ftype == 15 && use_more_bits(c->i_down, c->n_down)) t = FR_TYPE_Q6_K;
+        c->i_down++;
+    }
+    return t;
+}
+
+/* Decide every tensor's output type. Notes for unusual decisions go to log. */
+static int make_plan(const gguf_file *f, const q_target *tg, const frugal_quantize_params *p,
+                     q_item *items, FILE *log, fr_err *err) {
+    q_counters c = {0};
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        if (t->name.len >= sizeof items[i].name)
+            return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "tensor name of %llu bytes is too long",
+                              (unsigned long long)t->name.len);
+        items[i].src = t;
+        memcpy(items[i].name, t->name.ptr, t->name.len);
+        items[i].name[t->name.len] = '\0';
+        if (strstr(items[i].name, "attn_v.weight") || strstr(items[i].name, "attn_qkv.weight") ||
+            strstr(items[i].name, "attn_kv_b.weight"))
+            c.n_wv++;
+        if (strcmp(items[i].name, "output.weight") == 0) c.has_output = true;
+    }
+    qsort(items, (size_t)f->n_tensors, sizeof *items, cmp_item);
+    uint32_t n_layer = 0;
+    const gguf_kv *arch = gguf_find_kv(f, "general.architecture");
+    if (arch && arch->type == GGUF_VT_STRING && arch->v.str.len < 64) {
+        char key[96];
+        snprintf(key, sizeof key, "%.*s.block_count", (int)arch->v.str.len, arch->v.str.ptr);
+        if (gguf_get_u32_opt(f, key, 0, &n_layer, NULL) != FRUGAL_OK) n_layer = 0;
+    }
+    c.n_down = (int)n_layer;
+    if (c.n_down == 0)
+        for (uint64_t i = 0; i < f->n_tensors; i++) c.n_down += strstr(items[i].name, "ffn_down") != NULL;
+
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        q_item *it = &items[i];
+        const gguf_tensor *t = it->src;
+        const char *name = it->name;
+        const fr_type_traits *in_tr = fr_type_traits_get(t->type);
+        fr_type out = (fr_type)t->type;
+        if (wants_quant(t, name)) {
+            out = tg->type;
+            if (is_quantized_type(tg->type)) out = rule_type(name, out, tg->ftype, t->ne[0], &c);
+            bool is_out = strcmp(name, "output.weight") == 0 ||
+                          (!c.has_output && strcmp(name, "token_embd.weight") == 0);
+            int layer = layer_of(name);
+            if ((p->keep_output && is_out) || (layer >= 0 && layer < p->keep_first)) out = (fr_type)t->type;
+            if (out != (fr_type)t->type && t->ne[0] % fr_type_traits_get(out)->blck_size != 0) {
+                fr_type fb = out == FR_TYPE_Q4_K ? FR_TYPE_Q5_0 : out == FR_TYPE_Q6_K ? FR_TYPE_Q8_0 : out;
+                if (t->ne[0] % fr_type_traits_get(fb)->blck_size == 0) {
+                    fprintf(log, "note: %s: rows of %lld do not fit %s blocks, using %s\n", name,
+                            (long long)t->ne[0], fr_type_name(out), fr_type_name(fb));
+                    out = fb;
+                } else {
+                    fprintf(log, "note: %s: rows of %lld are not a multiple of %d, kept as %s\n", name,
+                            (long long)t->ne[0], fr_type_traits_get(out)->blck_size, fr_type_name(t->type));
+                    out = (fr_type)t->type;
+                }
+            }
+            if (out != (fr_type)t->type && (!in_tr || !in_tr->supported || !in_tr->to_float))
+                return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "tensor '%s': cannot read type %s", name,
+                                  fr_type_name(t->type) ? fr_type_name(t->type) : "?");
+            if (out != (fr_type)t->type && is_quantized_type((fr_type)t->type))
+                fprintf(log, "warning: %s is already %s: re-quantizing it to %s (quality loss adds up)\n",
+                        name, fr_type_name(t->type), fr_type_name(out));
+        }
+        it->out_type = out;
+        it->out_bytes = out == (fr_type)t->type ? t->nbytes
+                                                : (uint64_t)fr_row_size(out, t->ne[0]) *
+                                                      (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+    }
+    return FRUGAL_OK;
+}
+
+/* ------------------------------------------------------------------ the work */
+
+/* Pool task: rows [start, end) of the current tensor, via floats. */
+static void quant_rows(void *arg, int ith, int nth) {
+    q_state *st = arg;
+    const q_item *it = st->job;
+    const gguf_tensor *t = it->src;
+    int64_t ne0 = t->ne[0], nrows = t->ne[1] * t->ne[2] * t->ne[3];
+    const fr_type_traits *in = fr_type_traits_get(t->type), *out = fr_type_traits_get(it->out_type);
+    size_t in_row = fr_row_size((fr_type)t->type, ne0), out_row = fr_row_size(it->out_type, ne0);
+    float *buf = st->scratch + (size_t)ith * (size_t)st->max_ne0;
+    long start, end;
+    fr_split((long)nrows, ith, nth, &start, &end);
+    for (long r = start; r < end; r++) {
+        in->to_float((const uint8_t *)t->data + (size_t)r * in_row, buf, ne0);
+        out->from_float(buf, st->job_dst + (size_t)r * out_row, ne0);
+    }
+}
+
+static double secs_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+/* gguf writer fill callback: tensor `index` of the sorted plan. */
+static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *err) {
+    q_state *st = user;
+    if (index >= st->n || st->items[index].out_bytes != nbytes)
+        return fr_err_set(err, FRUGAL_E_INTERNAL, "quantize: tensor %zu: size mismatch", index);
+    const q_item *it = &st->items[index];
+    if (it->out_type == (fr_type)it->src->type) {
+        memcpy(dst, it->src->data, nbytes);
+    } else {
+        st->job = it;
+        st->job_dst = dst;
+        fr_pool_run(st->pool, quant_rows, st);
+    }
+    st->done_bytes += it->src->nbytes;
+    if (st->progress) {
+        double el = secs_since(&st->t0);
+        double eta = st->done_bytes ? el * (double)(st->total_bytes - st->done_bytes) / (double)st->done_bytes : 0;
+        fprintf(stderr, "\r[%zu/%zu] %-32.32s %-5s -> %-5s  %5.1fs, ETA %5.1fs ", index + 1, st->n, it->name,
+                fr_type_name(it->src->type), fr_type_name(it->out_type), el, eta);
+        if (index + 1 == st->n) fputc('\n', stderr);
+        fflush(stderr);
+    }
+    return FRUGAL_OK;
+}
+
+/* True when both paths name the same existing file (or the same string). */
+static bool same_file(const char *a, const char *b) {
+    if (strcmp(a, b) == 0) return true;
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int frugal_quantize(const char *in_path, const char *out_path, const frugal_quantize_params *p,
+                    frugal_quantize_stats *stats, frugal_error *err) {
+    frugal_quantize_params defaults;
+    if (!p) { frugal_quantize_params_default(&defaults); p = &defaults; }
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!in_path || !*in_path || !out_path || !*out_path)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: missing input or output path");
+    const q_target *tg = NULL;
+    for (size_t i = 0; p->type && i < sizeof k_targets / sizeof k_targets[0]; i++)
+        if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
+    if (!tg)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, f16 or f32)",
+                          p->type ? p->type : "(null)");
+    if (p->keep_first < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: keep_first must be >= 0");
+    if (same_file(in_path, out_path))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: the output path names the input file '%s'",
+                          in_path);
+    FILE *log = p->log ? p->log : stderr;
+
+    gguf_file *f = NULL;
+    int rc = gguf_open(in_path, &f, err);
+    if (rc) { fr_err_prefix(err, in_path); return rc; }
+    q_state st = {0};
+    gguf_writer *w = NULL;
+    st.n = (size_t)f->n_tensors;
+    st.items = calloc(st.n ? st.n : 1, sizeof *st.items);
+    if (!st.items) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
+    rc = make_plan(f, tg, p, st.items, log, err);
+    if (rc) { fr_err_prefix(err, in_path); goto done; }
+
+    int nt = p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nt < 1) nt = 1;
+    if (nt > 256) nt = 256;
+    for (size_t i = 0; i < st.n; i++) {
+        if (st.items[i].src->ne[0] > st.max_ne0) st.max_ne0 = st.items[i].src->ne[0];
+        st.total_bytes += st.items[i].src->nbytes;
+    }
+    st.pool = fr_pool_new(nt);
+    st.scratch = malloc((size_t)nt * (size_t)(st.max_ne0 ? st.max_ne0 : 1) * sizeof(float));
+    w = gguf_writer_new();
+    if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
+
+    for (uint64_t i = 0; rc == FRUGAL_OK && i < f->n_kv; i++) rc = gguf_writer_copy_kv(w, &f->kv[i]);
+    if (!rc) rc = gguf_writer_set_u32(w, "general.quantization_version", 2);
+    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", tg->ftype);
+    for (size_t i = 0; rc == FRUGAL_OK && i < st.n; i++) {
+        const gguf_tensor *t = st.items[i].src;
+        rc = gguf_writer_add_tensor(w, st.items[i].name, st.items[i].out_type, t->n_dims, t->ne, NULL);
+    }
+    if (rc) { rc = fr_err_set(err, rc, "quantize: cannot build the output (%s)", frugal_status_str(rc)); goto done; }
+
+    st.progress = p->progress != 0;
+    clock_gettime(CLOCK_MONOTONIC, &st.t0);
+    rc = gguf_writer_write(w, out_path, q_fill, &st, err);
+    if (rc) { fr_err_prefix(err, out_path); goto done; }
+    if (stats) {
+        stats->n_tensors = (int)st.n;
+        for (size_t i = 0; i < st.n; i++) {
+            const gguf_tensor *t = st.items[i].src;
+            stats->n_params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+            stats->bytes_in += t->nbytes;
+            stats->bytes_out += st.items[i].out_bytes;
+            stats->n_quantized += st.items[i].out_type != (fr_type)t->type;
+        }
+    }
+
+done:
+    gguf_writer_free(w);
+    fr_pool_free(st.pool);
+    free(st.scratch);
+    free(st.items);
+    gguf_close(f);
+    return rc;
+}

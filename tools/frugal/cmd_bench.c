@@ -1,0 +1,329 @@
+/* cmd_bench.c - `frugal bench`: prompt-processing and generation speed in the manner
+ * of llama.cpp's llama-bench, next to the memory roofline of generation.
+ *
+ * ppN: N prompt tokens in one frugal_eval on an emptied context.
+ * tgN: N single-token evals one after another on an emptied context (no prompt, as
+ *      llama-bench does), each computing the logits of its token.
+ * Each test runs once untimed (warm-up: pages the weights in, wakes the threads),
+ * then -r timed repetitions; we report mean and sample standard deviation of the
+ * per-repetition tokens/s, as llama-bench does. Token ids are random valid ids from
+ * a fixed seed (BOS first when the model adds one), so runs are repeatable.
+ *
+ * The roofline: decoding one token reads every weight once, so generation cannot
+ * beat bandwidth / bytes_per_token. Bandwidth comes from a STREAM-like read probe
+ * run in this invocation with the same thread count (frugal_measure_read_bandwidth). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "frugal.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: frugal bench -m MODEL [flags]\n\n"
+            "Measure prompt processing (ppN) and generation (tgN) speed, like llama-bench,\n"
+            "and compare generation with the memory roofline: read bandwidth (measured here,\n"
+            "same threads) / bytes of weights read per generated token.\n\n"
+            "  -m, --model M        GGUF model\n"
+            "  -p, --n-prompt N     prompt tokens of the pp test (default 128; 0: skip it)\n"
+            "  -n, --n-gen N        generated tokens of the tg test (default 64; 0: skip it)\n"
+            "  -t, --threads N      threads (default 0: all cores)\n"
+            "  -r, --repetitions N  timed repetitions per test, after one warm-up (default 5)\n"
+            "  --bw-mib N           bandwidth probe buffer in MiB (default 0: min(1 GiB, RAM/4))\n"
+            "  --json               print a JSON array, one object per test: test, n_prompt,\n"
+            "                       n_gen, tokens_per_s, stddev, samples_ts, bytes_per_token,\n"
+            "                       bandwidth_gbs, roofline_tokens_per_s, roofline_pct, model,\n"
+            "                       model_desc, type, size_bytes, n_params, threads, repetitions\n"
+            "                       (see bench/README.md)\n");
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* splitmix64: a small, fixed-seed generator so every run evaluates the same ids */
+static uint64_t next_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int32_t rand_token(uint64_t *s, int n_vocab) {
+    return (int32_t)(next_rand(s) % (uint64_t)n_vocab);
+}
+
+/* "1.10 B" / "260.1 K" parameters, as llama-bench prints them */
+static void fmt_params(char *buf, size_t n, uint64_t p) {
+    if (p >= 1000000000ull) snprintf(buf, n, "%.2f B", (double)p / 1e9);
+    else if (p >= 1000000ull) snprintf(buf, n, "%.2f M", (double)p / 1e6);
+    else snprintf(buf, n, "%.2f K", (double)p / 1e3);
+}
+
+static void fmt_size(char *buf, size_t n, uint64_t b) {
+    if (b >= (1ull << 30)) snprintf(buf, n, "%.2f GiB", (double)b / (1 << 30));
+    else if (b >= (1ull << 20)) snprintf(buf, n, "%.2f MiB", (double)b / (1 << 20));
+    else snprintf(buf, n, "%.2f KiB", (double)b / (1 << 10));
+}
+
+/* "llama 1.1B": the architecture and a rounded parameter count, as in llama-bench's
+ * model column */
+static void fmt_desc(char *buf, size_t n, const frugal_model_info *mi) {
+    double p = (double)mi->n_params;
+    if (p >= 1e9) snprintf(buf, n, "%s %.1fB", mi->arch, p / 1e9);
+    else if (p >= 1e6) snprintf(buf, n, "%s %.0fM", mi->arch, p / 1e6);
+    else snprintf(buf, n, "%s %.0fK", mi->arch, p / 1e3);
+}
+
+/* A JSON string literal: quotes, backslashes and control characters escaped. */
+static void json_string(FILE *out, const char *s) {
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
+        else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
+        else fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+/* ------------------------------------------------------------------ the tests */
+
+typedef struct bench_test {
+    char name[32];      /* "pp128", "tg64" */
+    int is_gen;
+    int n;
+    double *samples;    /* tokens/s of each timed repetition */
+    double mean, sd;
+} bench_test;
+
+/* One repetition: seconds taken, or < 0 after printing the error. */
+static double run_once(frugal_context *ctx, const frugal_model *model, int n_vocab, int is_gen,
+                       int n, int32_t *toks, const char *path) {
+    uint64_t seed = 0x5EED5EEDull;
+    frugal_error err = FRUGAL_ERROR_INIT;
+    frugal_context_reset(ctx);
+    int rc = FRUGAL_OK;
+    double t0;
+    if (!is_gen) {
+        for (int i = 0; i < n; i++) toks[i] = rand_token(&seed, n_vocab);
+        if (frugal_add_bos(model) && frugal_token_bos(model) >= 0) toks[0] = frugal_token_bos(model);
+        t0 = now_s();
+        rc = frugal_eval(ctx, toks, n, 0, &err);
+    } else {
+        int32_t tok = frugal_add_bos(model) && frugal_token_bos(model) >= 0
+                          ? frugal_token_bos(model)
+                          : rand_token(&seed, n_vocab);
+        t0 = now_s();
+        for (int i = 0; i < n && rc == FRUGAL_OK; i++) {
+            rc = frugal_eval(ctx, &tok, 1, 0, &err);
+            /* llama-bench feeds random ids rather than sampling: the sampler is not
+             * what is being measured */
+            tok = rand_token(&seed, n_vocab);
+        }
+    }
+    double t = now_s() - t0;
+    if (rc != FRUGAL_OK) {
+        cli_error("%s: %s", path, err.message);
+        return -1.0;
+    }
+    return t;
+}
+
+static int run_test(frugal_context *ctx, const frugal_model *model, int n_vocab, bench_test *bt,
+                    int reps, int32_t *toks, const char *path) {
+    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, toks, path) < 0) return -1; /* warm-up */
+    double sum = 0.0;
+    for (int r = 0; r < reps; r++) {
+        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, toks, path);
+        if (t < 0) return -1;
+        bt->samples[r] = t > 0 ? bt->n / t : 0.0;
+        sum += bt->samples[r];
+    }
+    bt->mean = sum / reps;
+    double ss = 0.0;
+    for (int r = 0; r < reps; r++) ss += (bt->samples[r] - bt->mean) * (bt->samples[r] - bt->mean);
+    bt->sd = reps > 1 ? sqrt(ss / (reps - 1)) : 0.0; /* sample stddev, as llama-bench */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ output */
+
+typedef struct bench_env {
+    const char *path;
+    frugal_model_info mi;
+    char desc[96], size[32], params[32];
+    int threads, reps;
+    uint64_t bytes_per_token;
+    double bw_gbs;        /* < 0: the probe failed */
+    size_t bw_bytes;
+} bench_env;
+
+static double roofline_tps(const bench_env *e) {
+    return e->bw_gbs > 0 && e->bytes_per_token ? e->bw_gbs * 1e9 / (double)e->bytes_per_token : 0.0;
+}
+
+static void print_header(void) {
+    printf("| %-24s | %6s | %11s | %10s | %7s | %8s | %18s |\n", "model", "type", "size", "params",
+           "threads", "test", "t/s");
+    printf("| %.24s | %.5s: | %.10s: | %.9s: | %.6s: | %.7s: | %.17s: |\n",
+           "----------------------------", "------", "-----------", "----------", "-------",
+           "--------", "------------------");
+}
+
+static void print_row(const bench_env *e, const bench_test *bt) {
+    char ts[48];
+    snprintf(ts, sizeof ts, "%.2f ± %.2f", bt->mean, bt->sd);
+    /* "±" is two bytes but one column: pad by one more */
+    printf("| %-24.24s | %6s | %11s | %10s | %7d | %8s | %19s |\n", e->desc, e->mi.type_name, e->size,
+           e->params, e->threads, bt->name, ts);
+    fflush(stdout);
+}
+
+static void print_summary(const bench_env *e, const bench_test *tests, int n_tests) {
+    printf("\nweights read per generated token: %.2f MiB (%llu bytes)\n",
+           (double)e->bytes_per_token / (1 << 20), (unsigned long long)e->bytes_per_token);
+    if (e->bw_gbs <= 0) {
+        printf("read bandwidth: probe failed (no memory for a %.0f MiB buffer)\n",
+               (double)e->bw_bytes / (1 << 20));
+        return;
+    }
+    double roof = roofline_tps(e);
+    printf("read bandwidth: %.2f GB/s (sum over a %.0f MiB buffer, %d threads, best pass)\n",
+           e->bw_gbs, (double)e->bw_bytes / (1 << 20), e->threads);
+    printf("roofline: %.2f tok/s (bandwidth / bytes per token)\n", roof);
+    for (int i = 0; i < n_tests; i++)
+        if (tests[i].is_gen)
+            printf("%s: %.2f tok/s = %.1f %% of the roofline\n", tests[i].name, tests[i].mean,
+                   roof > 0 ? 100.0 * tests[i].mean / roof : 0.0);
+}
+
+static void print_json(const bench_env *e, const bench_test *tests, int n_tests) {
+    double roof = roofline_tps(e);
+    printf("[");
+    for (int i = 0; i < n_tests; i++) {
+        const bench_test *bt = &tests[i];
+        printf("%s\n  {\"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"tokens_per_s\": %.6g, "
+               "\"stddev\": %.6g, \"samples_ts\": [",
+               i ? "," : "", bt->name, bt->is_gen ? 0 : bt->n, bt->is_gen ? bt->n : 0, bt->mean, bt->sd);
+        for (int r = 0; r < e->reps; r++) printf(r ? ", %.6g" : "%.6g", bt->samples[r]);
+        printf("], \"bytes_per_token\": %llu, ", (unsigned long long)e->bytes_per_token);
+        if (roof > 0)
+            printf("\"bandwidth_gbs\": %.6g, \"roofline_tokens_per_s\": %.6g, \"roofline_pct\": %.6g, ",
+                   e->bw_gbs, roof, 100.0 * bt->mean / roof);
+        else
+            printf("\"bandwidth_gbs\": null, \"roofline_tokens_per_s\": null, \"roofline_pct\": null, ");
+        printf("\"model\": ");
+        json_string(stdout, e->path);
+        printf(", \"model_desc\": ");
+        json_string(stdout, e->desc);
+        printf(", \"type\": ");
+        json_string(stdout, e->mi.type_name);
+        printf(", \"size_bytes\": %llu, \"n_params\": %llu, \"threads\": %d, \"repetitions\": %d}",
+               (unsigned long long)e->mi.weight_bytes, (unsigned long long)e->mi.n_params, e->threads,
+               e->reps);
+    }
+    printf("\n]\n");
+}
+
+/* ------------------------------------------------------------------ the command */
+
+int cmd_bench(int argc, char **argv) {
+    const char *model_path = NULL;
+    int n_prompt = 128, n_gen = 64, n_threads = 0, reps = 5, bw_mib = 0, json = 0;
+    const opt opts[] = {
+        {"-m", "--model", OPT_STR, &model_path, 0, 0},
+        {"-p", "--n-prompt", OPT_INT, &n_prompt, 0, 1 << 20},
+        {"-n", "--n-gen", OPT_INT, &n_gen, 0, 1 << 20},
+        {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
+        {"-r", "--repetitions", OPT_INT, &reps, 1, 10000},
+        {NULL, "--bw-mib", OPT_INT, &bw_mib, 0, 1 << 20},
+        {NULL, "--json", OPT_FLAG, &json, 0, 0},
+    };
+    int n_pos = 0;
+    int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
+    if (r == ARGS_HELP) { usage(stdout); return 0; }
+    if (r != ARGS_OK) return EXIT_USAGE;
+    if (!model_path) { cli_error("bench: -m MODEL is required"); return EXIT_USAGE; }
+    if (n_prompt == 0 && n_gen == 0) { cli_error("bench: -p 0 and -n 0 leave nothing to measure"); return EXIT_USAGE; }
+
+    int rc = 1;
+    frugal_model *model = NULL;
+    frugal_context *ctx = NULL;
+    int32_t *toks = NULL;
+    bench_test tests[2];
+    int n_tests = 0;
+    memset(tests, 0, sizeof tests);
+    frugal_error err = FRUGAL_ERROR_INIT;
+    bench_env env;
+    memset(&env, 0, sizeof env);
+    env.path = model_path;
+    env.reps = reps;
+
+    frugal_model_params mp;
+    frugal_model_params_default(&mp);
+    mp.n_threads = n_threads;
+    if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
+        cli_error("%s", err.message);
+        goto done;
+    }
+    frugal_context_params cp;
+    frugal_context_params_default(&cp);
+    cp.n_ctx = n_prompt > n_gen ? n_prompt : n_gen; /* each test starts from an empty cache */
+    cp.n_threads = n_threads;
+    if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
+        cli_error("%s: %s", model_path, err.message);
+        goto done;
+    }
+    frugal_model_get_info(model, &env.mi);
+    env.threads = frugal_context_n_threads(ctx);
+    env.bytes_per_token = frugal_model_decode_bytes(model);
+    fmt_desc(env.desc, sizeof env.desc, &env.mi);
+    fmt_size(env.size, sizeof env.size, env.mi.weight_bytes);
+    fmt_params(env.params, sizeof env.params, env.mi.n_params);
+
+    /* the probe first: it frees its buffer before the model's tests run */
+    env.bw_bytes = bw_mib > 0 ? (size_t)bw_mib << 20 : frugal_bandwidth_probe_default_bytes();
+    env.bw_gbs = frugal_measure_read_bandwidth(env.threads, env.bw_bytes);
+    if (env.bw_gbs <= 0)
+        fprintf(stderr, "frugal: warning: the bandwidth probe failed; no roofline figures\n");
+
+    toks = malloc((size_t)(n_prompt > 0 ? n_prompt : 1) * sizeof *toks);
+    if (!toks) { cli_error("bench: out of memory"); goto done; }
+    if (n_prompt > 0) {
+        snprintf(tests[n_tests].name, sizeof tests[n_tests].name, "pp%d", n_prompt);
+        tests[n_tests].n = n_prompt;
+        n_tests++;
+    }
+    if (n_gen > 0) {
+        snprintf(tests[n_tests].name, sizeof tests[n_tests].name, "tg%d", n_gen);
+        tests[n_tests].n = n_gen;
+        tests[n_tests].is_gen = 1;
+        n_tests++;
+    }
+    if (!json) print_header();
+    for (int i = 0; i < n_tests; i++) {
+        tests[i].samples = calloc((size_t)reps, sizeof *tests[i].samples);
+        if (!tests[i].samples) { cli_error("bench: out of memory"); goto done; }
+        if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, toks, model_path) != 0) goto done;
+        if (!json) print_row(&env, &tests[i]);
+    }
+    if (json) print_json(&env, tests, n_tests);
+    else print_summary(&env, tests, n_tests);
+    if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
+    rc = 0;
+
+done:
+    for (int i = 0; i < 2; i++) free(tests[i].samples);
+    free(toks);
+    frugal_context_free(ctx);
+    frugal_model_free(model);
+    return rc;
+}

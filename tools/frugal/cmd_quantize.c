@@ -1,0 +1,60 @@
+/* cmd_quantize.c - `frugal quantize IN.gguf OUT.gguf --type T`: rewrite a model's
+ * weight matrices in another type, with llama-quantize's tensor rules, then print
+ * a size summary. The work is frugal_quantize (src/api/quantize.c). */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "frugal.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: frugal quantize IN.gguf OUT.gguf --type T [--keep-first N] [--keep-output] [-t T]\n\n"
+            "Write OUT with the weight matrices of IN converted to T, as llama-quantize does:\n"
+            "tensors in llama.cpp's order, norms and other 1-D tensors unchanged, output.weight as\n"
+            "Q6_K for q4_0/q4_k (Q8_0 stays Q8_0), and for q4_k llama.cpp's Q4_K_M mix\n"
+            "(attn_v and ffn_down of some layers as Q6_K). Metadata is copied; general.file_type\n"
+            "gets llama.cpp's number (f32 0, f16 1, q4_0 2, q8_0 7, q4_k 15 = Q4_K_M, q6_k 18).\n"
+            "Input may be F32, F16 or BF16; quantized input is dequantized and re-quantized (with\n"
+            "a warning). Rows that fit no block of T keep their type (with a note). OUT is\n"
+            "written to OUT.tmp and renamed; IN is never modified.\n\n"
+            "  --type T          q8_0, q4_0, q4_k, q6_k, f16 or f32\n"
+            "  --keep-first N    keep the matrices of the first N layers in their input type\n"
+            "  --keep-output     keep output.weight (token_embd.weight if tied) in its input type\n"
+            "  -t, --threads N   threads (default 0: all cores)\n");
+}
+
+int cmd_quantize(int argc, char **argv) {
+    frugal_quantize_params p;
+    frugal_quantize_params_default(&p);
+    p.type = NULL;
+    const opt opts[] = {
+        {NULL, "--type", OPT_STR, &p.type, 0, 0},
+        {NULL, "--keep-first", OPT_INT, &p.keep_first, 0, 1 << 20},
+        {NULL, "--keep-output", OPT_FLAG, &p.keep_output, 0, 0},
+        {"-t", "--threads", OPT_INT, &p.n_threads, 0, 4096},
+    };
+    const char *pos[2];
+    int n_pos = 0;
+    int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, 2, &n_pos);
+    if (r == ARGS_HELP) { usage(stdout); return 0; }
+    if (r != ARGS_OK) return EXIT_USAGE;
+    if (n_pos != 2) { cli_error("quantize: give IN.gguf and OUT.gguf (see 'frugal quantize --help')"); return EXIT_USAGE; }
+    if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
+    p.progress = isatty(2);
+
+    frugal_quantize_stats s;
+    frugal_error err = FRUGAL_ERROR_INIT;
+    int rc = frugal_quantize(pos[0], pos[1], &p, &s, &err);
+    if (rc != FRUGAL_OK) {
+        cli_error("%s", err.message);
+        return rc == FRUGAL_E_INVALID_ARG ? EXIT_USAGE : 1;
+    }
+    double n = s.n_params ? (double)s.n_params : 1.0;
+    fprintf(stderr,
+            "quantize: %s -> %s: %d tensors (%d converted), %.2f MiB -> %.2f MiB of tensor data, "
+            "%.3f -> %.3f bits per weight\n",
+            pos[0], pos[1], s.n_tensors, s.n_quantized, (double)s.bytes_in / 1048576.0,
+            (double)s.bytes_out / 1048576.0, 8.0 * (double)s.bytes_in / n, 8.0 * (double)s.bytes_out / n);
+    return 0;
+}
