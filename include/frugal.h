@@ -131,6 +131,11 @@ typedef struct frugal_context_params {
      * when summaries alone would fill it, the oldest summary is dropped. */
     int kv_chunk;
     int kv_keep;
+    /* Several sequences in one context share one paged KV pool (blocks of 16 tokens):
+     * n_seq_max sequences (default 1), each holding up to n_ctx tokens. The pool holds
+     * n_ctx_pool tokens (<= 0: n_ctx, or n_seq_max * n_ctx with a window/summary policy). */
+    int n_seq_max;
+    int n_ctx_pool;
 } frugal_context_params;
 
 /* Parse a --kv-policy value into p: "window:W[,sinks:S]" (sinks default 4) or
@@ -151,6 +156,27 @@ void frugal_context_reset(frugal_context *ctx);           /* empty the KV cache 
  * Fails with FRUGAL_E_CONTEXT_FULL (nothing evaluated) if pos + n > n_ctx. */
 int frugal_eval(frugal_context *ctx, const int32_t *tokens, int n, int logits_all,
                 frugal_error *err);
+
+/* ---- several sequences: continuous batching
+ * frugal_eval_batch appends each item's token to its sequence (in order), running
+ * all of them through one forward pass per micro-batch, so the weights are read
+ * once for every sequence. Logits are kept for the items with logits != 0, in order:
+ * frugal_get_logits(ctx, j) is the j-th of them. Fails without evaluating anything
+ * on a bad token/sequence id or a sequence over n_ctx; FRUGAL_E_CONTEXT_FULL when
+ * the shared pool runs out of blocks (earlier micro-batches stay evaluated). */
+typedef struct frugal_batch_item {
+    int32_t token;
+    int seq;        /* 0 .. n_seq_max - 1 */
+    int logits;     /* keep this token's logits */
+} frugal_batch_item;
+int frugal_eval_batch(frugal_context *ctx, const frugal_batch_item *items, int n, frugal_error *err);
+int frugal_seq_len(const frugal_context *ctx, int seq);          /* -1: no such sequence */
+void frugal_seq_clear(frugal_context *ctx, int seq);             /* frees its blocks */
+/* dst becomes a copy of src that shares its KV blocks (copy on write). */
+int frugal_seq_fork(frugal_context *ctx, int src, int dst, frugal_error *err);
+/* KV pool usage in tokens: used by sequences, allocated in blocks (waste =
+ * allocated - used), capacity. */
+void frugal_kv_usage(const frugal_context *ctx, uint64_t *used, uint64_t *allocated, uint64_t *capacity);
 
 /* Logits (n_vocab floats) of token i of the last batch; i = -1 means the last token.
  * NULL if not available. Valid until the next frugal_eval. */

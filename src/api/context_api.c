@@ -82,13 +82,34 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
         c->kv_chunk = params->kv_chunk;
         c->kv_keep = params->kv_keep;
     }
+    c->n_seq_max = params->n_seq_max > 0 ? params->n_seq_max : 1;
+    if (c->n_seq_max > 4096) {
+        free(c);
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "n_seq_max %d out of range", params->n_seq_max);
+    }
     c->n_ubatch = c->n_ctx < FR_MAX_UBATCH ? c->n_ctx : FR_MAX_UBATCH;
+    if (c->kv_window && c->n_ubatch > c->kv_window / 2) c->n_ubatch = c->kv_window / 2;
+    if (c->kv_chunk && c->n_ubatch > c->kv_chunk) c->n_ubatch = c->kv_chunk;
+    /* pool size: without a policy the sequences share n_ctx tokens (or their own
+     * n_ctx_pool); with one, every sequence gets its full per-sequence capacity */
+    long pool_tokens = (c->kv_window || c->kv_chunk) ? (long)c->n_seq_max * (c->n_ctx + FR_KV_BLOCK)
+                                                     : c->n_ctx;
+    if (params->n_ctx_pool > 0) pool_tokens = params->n_ctx_pool;
+    if (pool_tokens > (1L << 26)) pool_tokens = 1L << 26;
     int nt = params->n_threads > 0 ? params->n_threads : model->n_threads;
     c->pool = fr_pool_new(nt);
     int rc = c->pool ? FRUGAL_OK : fr_err_set(err, FRUGAL_E_NOMEM, "cannot create threads");
     if (!rc)
-        rc = fr_kv_init(&c->kv, params->kv_type, model->hp.n_layer, c->n_ctx,
-                        model->hp.n_head_kv * model->hp.head_dim, model->hp.head_dim, err);
+        rc = fr_kv_pool_init(&c->kv_pool, params->kv_type, model->hp.n_layer, (int)pool_tokens,
+                             model->hp.n_head_kv * model->hp.head_dim, model->hp.head_dim, err);
+    if (!rc) {
+        c->seqs = calloc((size_t)c->n_seq_max, sizeof *c->seqs);
+        c->b_kv = calloc((size_t)c->n_ubatch, sizeof *c->b_kv);
+        c->b_pos = calloc((size_t)c->n_ubatch, sizeof *c->b_pos);
+        c->b_out = calloc((size_t)c->n_ubatch, sizeof *c->b_out);
+        if (!c->seqs || !c->b_kv || !c->b_pos || !c->b_out) rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        for (int i = 0; !rc && i < c->n_seq_max; i++) fr_kv_seq_init(&c->seqs[i].kv, &c->kv_pool, c->n_ctx);
+    }
     if (!rc) rc = alloc_scratch(c, err);
     if (rc) {
         frugal_context_free(c);
@@ -100,7 +121,15 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
 
 void frugal_context_free(frugal_context *c) {
     if (!c) return;
-    fr_kv_free(&c->kv);
+    for (int i = 0; c->seqs && i < c->n_seq_max; i++) {
+        fr_kv_seq_clear(&c->seqs[i].kv);
+        free(c->seqs[i].kv.blocks);
+    }
+    free(c->seqs);
+    free(c->b_kv);
+    free(c->b_pos);
+    free(c->b_out);
+    fr_kv_pool_free(&c->kv_pool);
     fr_mem_free(FR_MEM_SCRATCH, c->scratch, c->scratch_bytes);
     fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));
     fr_pool_free(c->pool);
@@ -108,72 +137,163 @@ void frugal_context_free(frugal_context *c) {
 }
 
 int frugal_context_n_ctx(const frugal_context *c) { return c->n_ctx; }
-uint64_t frugal_context_kv_bytes(const frugal_context *c) { return c->kv.bytes; }
+uint64_t frugal_context_kv_bytes(const frugal_context *c) { return c->kv_pool.bytes; }
 double frugal_context_kv_bytes_per_token(const frugal_context *c) {
-    return c->n_ctx ? (double)c->kv.bytes / c->n_ctx : 0.0;
+    int tokens = c->kv_pool.n_blocks * FR_KV_BLOCK;
+    return tokens ? (double)c->kv_pool.bytes / tokens : 0.0;
 }
-int frugal_context_pos(const frugal_context *c) { return c->kv.n; }
-void frugal_context_reset(frugal_context *c) { c->kv.n = 0; c->n_logits = 0; c->n_summary = 0; }
+int frugal_context_pos(const frugal_context *c) { return c->seqs[0].kv.n; }
+
+void frugal_context_reset(frugal_context *c) {
+    for (int i = 0; i < c->n_seq_max; i++) {
+        fr_kv_seq_clear(&c->seqs[i].kv);
+        c->seqs[i].n_summary = 0;
+    }
+    c->n_logits = 0;
+}
+
+int frugal_seq_len(const frugal_context *c, int seq) {
+    return seq >= 0 && seq < c->n_seq_max ? c->seqs[seq].kv.n : -1;
+}
+
+void frugal_seq_clear(frugal_context *c, int seq) {
+    if (seq < 0 || seq >= c->n_seq_max) return;
+    fr_kv_seq_clear(&c->seqs[seq].kv);
+    c->seqs[seq].n_summary = 0;
+}
+
+int frugal_seq_fork(frugal_context *c, int src, int dst, frugal_error *err) {
+    if (src < 0 || src >= c->n_seq_max || dst < 0 || dst >= c->n_seq_max || src == dst)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_seq_fork: bad sequence ids %d -> %d", src, dst);
+    c->seqs[dst].n_summary = c->seqs[src].n_summary;
+    return fr_kv_seq_fork(&c->seqs[dst].kv, &c->seqs[src].kv, err);
+}
+
+void frugal_kv_usage(const frugal_context *c, uint64_t *used, uint64_t *allocated, uint64_t *capacity) {
+    uint64_t u = 0;
+    for (int i = 0; i < c->n_seq_max; i++) u += (uint64_t)c->seqs[i].kv.n;
+    const fr_kv_pool *p = &c->kv_pool;
+    if (used) *used = u;
+    if (allocated) *allocated = (uint64_t)(p->n_blocks - p->n_free) * FR_KV_BLOCK;
+    if (capacity) *capacity = (uint64_t)p->n_blocks * FR_KV_BLOCK;
+}
+
+/* Policies: make room in seq for `need` more tokens (need <= n_ubatch). */
+static void make_room(frugal_context *c, fr_seq *sq, int need) {
+    fr_kv_cache *kv = &sq->kv;
+    if (c->kv_window) {
+        /* evict the oldest eighth of the window (at least what is needed), keep the sinks */
+        int over = kv->n + need - c->n_ctx;
+        if (over > 0) {
+            int evict = c->kv_window / 8 > over ? c->kv_window / 8 : over;
+            if (evict > kv->n - c->kv_sinks) evict = kv->n - c->kv_sinks;
+            fr_llama_kv_shift(c, kv, c->kv_sinks, evict);
+        }
+    } else if (c->kv_chunk) {
+        /* summarise the oldest raw chunk beyond the kept tail, or drop the oldest
+         * summary when the raw tokens are too few to make a chunk */
+        while (kv->n + need > c->n_ctx) {
+            int raw = kv->n - sq->n_summary;
+            if (raw - c->kv_keep >= c->kv_chunk) {
+                fr_llama_kv_summarize(c, kv, sq->n_summary, c->kv_chunk);
+                sq->n_summary++;
+            } else if (sq->n_summary > 0) {
+                fr_llama_kv_shift(c, kv, 0, 1);
+                sq->n_summary--;
+            } else {
+                break; /* unreachable: n_ctx >= keep + 2*chunk was checked */
+            }
+        }
+    }
+}
+
+static int ensure_logits(frugal_context *c, int rows, fr_err *err) {
+    size_t need = (size_t)rows * (size_t)c->model->hp.n_vocab;
+    if (need <= c->logits_cap) return FRUGAL_OK;
+    float *l = fr_mem_alloc(FR_MEM_SCRATCH, need * sizeof(float));
+    if (!l) return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate logits for %d tokens", rows);
+    fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));
+    c->logits = l;
+    c->logits_cap = need;
+    return FRUGAL_OK;
+}
+
+int frugal_eval_batch(frugal_context *c, const frugal_batch_item *items, int n, frugal_error *err) {
+    if (!c || (!items && n > 0) || n < 0)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_eval_batch: bad arguments");
+    const int n_vocab = c->model->hp.n_vocab;
+    /* validate everything and check each sequence's room before touching any cache
+     * (running out of pool blocks is found per micro-batch by fr_kv_reserve) */
+    int *cnt = calloc((size_t)c->n_seq_max * 2, sizeof(int)); /* per sequence: count, offset */
+    if (!cnt) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    int *off = cnt + c->n_seq_max;
+    int rc = FRUGAL_OK, n_req = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (items[i].token < 0 || items[i].token >= n_vocab)
+            rc = fr_err_set(err, FRUGAL_E_INVALID_ARG, "token id %d out of range [0, %d)", items[i].token, n_vocab);
+        else if (items[i].seq < 0 || items[i].seq >= c->n_seq_max)
+            rc = fr_err_set(err, FRUGAL_E_INVALID_ARG, "sequence id %d out of range [0, %d)", items[i].seq, c->n_seq_max);
+        else {
+            cnt[items[i].seq]++;
+            n_req += items[i].logits != 0;
+        }
+    }
+    for (int s = 0; !rc && !c->kv_window && !c->kv_chunk && s < c->n_seq_max; s++)
+        if (c->seqs[s].kv.n + cnt[s] > c->n_ctx)
+            rc = fr_err_set(err, FRUGAL_E_CONTEXT_FULL, "context full: %d tokens cached, %d more do not fit in %d",
+                            c->seqs[s].kv.n, cnt[s], c->n_ctx);
+    if (!rc) rc = ensure_logits(c, n_req, err);
+
+    int out_row = 0;
+    for (int done = 0; done < n && !rc;) {
+        int nb = n - done < c->n_ubatch ? n - done : c->n_ubatch;
+        const frugal_batch_item *mb = items + done;
+        /* room for each sequence's tokens of this micro-batch, then their positions */
+        for (int i = 0; i < nb; i++) cnt[mb[i].seq] = 0;
+        for (int i = 0; i < nb; i++) cnt[mb[i].seq]++;
+        for (int i = 0; i < nb && !rc; i++) {
+            fr_seq *sq = &c->seqs[mb[i].seq];
+            if (cnt[mb[i].seq] < 0) continue; /* already reserved */
+            make_room(c, sq, cnt[mb[i].seq]);
+            rc = fr_kv_reserve(&sq->kv, cnt[mb[i].seq], err);
+            off[mb[i].seq] = sq->kv.n;
+            cnt[mb[i].seq] = -cnt[mb[i].seq];
+        }
+        if (rc) break;
+        int n_out = 0;
+        int32_t toks[FR_MAX_UBATCH];
+        for (int i = 0; i < nb; i++) {
+            toks[i] = mb[i].token;
+            c->b_kv[i] = &c->seqs[mb[i].seq].kv;
+            c->b_pos[i] = off[mb[i].seq]++;
+            c->b_out[i] = mb[i].logits ? n_out++ : -1;
+        }
+        fr_batch b = {nb, toks, c->b_kv, c->b_pos, c->b_out, n_out, c->logits + (size_t)out_row * n_vocab};
+        fr_llama_forward(c, &b);
+        for (int i = 0; i < nb; i++) c->b_kv[i]->n = off[mb[i].seq];
+        out_row += n_out;
+        done += nb;
+    }
+    free(cnt);
+    if (rc) return rc;
+    c->n_logits = n_req;
+    return FRUGAL_OK;
+}
 
 int frugal_eval(frugal_context *c, const int32_t *tokens, int n, int logits_all, frugal_error *err) {
     if (!c || (!tokens && n > 0) || n < 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_eval: bad arguments");
     if (n == 0) return FRUGAL_OK;
-    if (n > c->n_ctx - c->kv.n && !c->kv_window && !c->kv_chunk)
-        return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
-                          "context full: %d tokens cached, %d more do not fit in %d", c->kv.n, n, c->n_ctx);
-    const int n_vocab = c->model->hp.n_vocab;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return fr_err_set(err, FRUGAL_E_INVALID_ARG, "token id %d out of range [0, %d)", tokens[i], n_vocab);
-
-    size_t need = (size_t)(logits_all ? n : 1) * (size_t)n_vocab;
-    if (need > c->logits_cap) {
-        float *l = fr_mem_alloc(FR_MEM_SCRATCH, need * sizeof(float));
-        if (!l) return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate logits for %d tokens", n);
-        fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));
-        c->logits = l;
-        c->logits_cap = need;
+    frugal_batch_item *items = malloc(sizeof *items * (size_t)n);
+    if (!items) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        items[i].token = tokens[i];
+        items[i].seq = 0;
+        items[i].logits = logits_all || i == n - 1;
     }
-    for (int done = 0; done < n;) {
-        int nb = n - done < c->n_ubatch ? n - done : c->n_ubatch;
-        if (c->kv_window) {
-            /* make room: evict the oldest eighth of the window (at least what this
-             * micro-batch needs), keeping the sinks */
-            if (nb > c->kv_window / 2) nb = c->kv_window / 2;
-            int over = c->kv.n + nb - c->n_ctx;
-            if (over > 0) {
-                int evict = c->kv_window / 8 > over ? c->kv_window / 8 : over;
-                if (evict > c->kv.n - c->kv_sinks) evict = c->kv.n - c->kv_sinks;
-                fr_llama_kv_shift(c, c->kv_sinks, evict);
-            }
-        } else if (c->kv_chunk) {
-            /* make room: summarise the oldest raw chunk beyond the kept tail, or drop
-             * the oldest summary when the raw tokens are too few to make a chunk */
-            if (nb > c->kv_chunk) nb = c->kv_chunk;
-            while (c->kv.n + nb > c->n_ctx) {
-                int raw = c->kv.n - c->n_summary;
-                if (raw - c->kv_keep >= c->kv_chunk) {
-                    fr_llama_kv_summarize(c, c->n_summary, c->kv_chunk);
-                    c->n_summary++;
-                } else if (c->n_summary > 0) {
-                    fr_llama_kv_shift(c, 0, 1);
-                    c->n_summary--;
-                } else {
-                    break; /* unreachable: n_ctx >= keep + 2*chunk was checked */
-                }
-            }
-        }
-        bool last = done + nb == n;
-        /* without logits_all only the final micro-batch needs the output head */
-        float *dst = logits_all ? c->logits + (size_t)done * n_vocab : (last ? c->logits : NULL);
-        fr_llama_forward(c, tokens + done, nb, c->kv.n, dst, logits_all != 0);
-        c->kv.n += nb;
-        done += nb;
-    }
-    c->n_logits = logits_all ? n : 1;
-    c->logits_all = logits_all != 0;
-    return FRUGAL_OK;
+    int rc = frugal_eval_batch(c, items, n, err);
+    free(items);
+    return rc;
 }
 
 const float *frugal_get_logits(const frugal_context *c, int i) {
@@ -219,7 +339,7 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
         if (len < 0) len = 0;
         if (cb && cb(user, tok, piece, (size_t)len)) break;
         if (k + 1 == n_predict) break; /* no need to evaluate the last token */
-        if (c->kv.n >= c->n_ctx && !c->kv_window && !c->kv_chunk) break;
+        if (c->seqs[0].kv.n >= c->n_ctx && !c->kv_window && !c->kv_chunk) break;
         rc = frugal_eval(c, &tok, 1, 0, err);
         if (rc) return rc;
     }

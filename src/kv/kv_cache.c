@@ -18,40 +18,144 @@ const char *frugal_kv_type_name(int kv_type) {
     return kv_type >= 0 && kv_type < 5 ? names[kv_type] : "unknown";
 }
 
-int fr_kv_init(fr_kv_cache *kv, int kv_type, int n_layer, int n_ctx, int row, int head_dim, fr_err *err) {
-    memset(kv, 0, sizeof *kv);
-    static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
-    static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
+static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
+static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
+
+int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim, fr_err *err) {
+    memset(p, 0, sizeof *p);
     if (kv_type < 0 || kv_type > 4)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "unknown KV cache type %d", kv_type);
-    kv->k_type = k_of[kv_type];
-    kv->v_type = v_of[kv_type];
     if (kv_type >= 2 && head_dim % 32)
         return fr_err_set(err, FRUGAL_E_UNSUPPORTED,
                           "KV cache type %s needs a head dimension that is a multiple of 32 (this model's is %d)",
                           frugal_kv_type_name(kv_type), head_dim);
-    kv->n_layer = n_layer;
-    kv->n_ctx = n_ctx;
-    kv->row = row;
-    kv->k_row_bytes = fr_row_size(kv->k_type, row);
-    kv->v_row_bytes = fr_row_size(kv->v_type, row);
-    size_t nk = (size_t)n_layer * (size_t)n_ctx * kv->k_row_bytes;
-    size_t nv = (size_t)n_layer * (size_t)n_ctx * kv->v_row_bytes;
-    kv->bytes = nk + nv;
-    kv->k = fr_mem_alloc(FR_MEM_KV, nk);
-    kv->v = fr_mem_alloc(FR_MEM_KV, nv);
-    if (!kv->k || !kv->v) {
-        fr_kv_free(kv);
+    p->k_type = k_of[kv_type];
+    p->v_type = v_of[kv_type];
+    p->n_layer = n_layer;
+    p->row = row;
+    p->k_row_bytes = fr_row_size(p->k_type, row);
+    p->v_row_bytes = fr_row_size(p->v_type, row);
+    p->n_blocks = (n_tokens + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
+    size_t rows = (size_t)n_layer * (size_t)p->n_blocks * FR_KV_BLOCK;
+    size_t nk = rows * p->k_row_bytes, nv = rows * p->v_row_bytes;
+    p->bytes = nk + nv;
+    p->k = fr_mem_alloc(FR_MEM_KV, nk);
+    p->v = fr_mem_alloc(FR_MEM_KV, nv);
+    p->refs = calloc((size_t)p->n_blocks, sizeof(int));
+    p->free_list = malloc(sizeof(int) * (size_t)p->n_blocks);
+    if (!p->k || !p->v || !p->refs || !p->free_list) {
+        fr_kv_pool_free(p);
         return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate KV cache (%zu MiB for %d tokens)",
-                          (nk + nv) >> 20, n_ctx);
+                          (nk + nv) >> 20, n_tokens);
     }
+    /* hand out low block numbers first: a single sequence then fills the pool in order */
+    for (int i = 0; i < p->n_blocks; i++) p->free_list[i] = p->n_blocks - 1 - i;
+    p->n_free = p->n_blocks;
     return FRUGAL_OK;
 }
 
-void fr_kv_free(fr_kv_cache *kv) {
-    fr_mem_free(FR_MEM_KV, kv->k, (size_t)kv->n_layer * (size_t)kv->n_ctx * kv->k_row_bytes);
-    fr_mem_free(FR_MEM_KV, kv->v, (size_t)kv->n_layer * (size_t)kv->n_ctx * kv->v_row_bytes);
-    kv->k = kv->v = NULL;
+void fr_kv_pool_free(fr_kv_pool *p) {
+    size_t rows = (size_t)p->n_layer * (size_t)p->n_blocks * FR_KV_BLOCK;
+    fr_mem_free(FR_MEM_KV, p->k, rows * p->k_row_bytes);
+    fr_mem_free(FR_MEM_KV, p->v, rows * p->v_row_bytes);
+    free(p->refs);
+    free(p->free_list);
+    memset(p, 0, sizeof *p);
+}
+
+int fr_kv_pool_free_tokens(const fr_kv_pool *p) { return p->n_free * FR_KV_BLOCK; }
+
+static void block_unref(fr_kv_pool *p, int b) {
+    if (--p->refs[b] == 0) p->free_list[p->n_free++] = b;
+}
+
+static int block_alloc(fr_kv_pool *p) {
+    if (p->n_free == 0) return -1;
+    int b = p->free_list[--p->n_free];
+    p->refs[b] = 1;
+    return b;
+}
+
+static uint8_t *row_ptr(const fr_kv_pool *p, uint8_t *base, size_t row_bytes, int il, int block, int off) {
+    return base + (((size_t)il * p->n_blocks + (size_t)block) * FR_KV_BLOCK + (size_t)off) * row_bytes;
+}
+
+void fr_kv_seq_init(fr_kv_cache *kv, fr_kv_pool *pool, int n_max) {
+    memset(kv, 0, sizeof *kv);
+    kv->pool = pool;
+    kv->n_max = n_max;
+    kv->k_type = pool->k_type;
+    kv->v_type = pool->v_type;
+    kv->n_layer = pool->n_layer;
+    kv->row = pool->row;
+}
+
+void fr_kv_seq_clear(fr_kv_cache *kv) {
+    for (int i = 0; i < kv->n_blocks; i++) block_unref(kv->pool, kv->blocks[i]);
+    kv->n_blocks = 0;
+    kv->n = 0;
+}
+
+static int grow_table(fr_kv_cache *kv, int need, fr_err *err) {
+    if (need <= kv->cap_blocks) return FRUGAL_OK;
+    int cap = kv->cap_blocks ? kv->cap_blocks * 2 : 8;
+    while (cap < need) cap *= 2;
+    int *nb = realloc(kv->blocks, sizeof(int) * (size_t)cap);
+    if (!nb) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (KV block table)");
+    kv->blocks = nb;
+    kv->cap_blocks = cap;
+    return FRUGAL_OK;
+}
+
+int fr_kv_seq_fork(fr_kv_cache *dst, const fr_kv_cache *src, fr_err *err) {
+    fr_kv_seq_clear(dst);
+    int rc = grow_table(dst, src->n_blocks, err);
+    if (rc) return rc;
+    for (int i = 0; i < src->n_blocks; i++) {
+        dst->blocks[i] = src->blocks[i];
+        src->pool->refs[src->blocks[i]]++;
+    }
+    dst->n_blocks = src->n_blocks;
+    dst->n = src->n;
+    return FRUGAL_OK;
+}
+
+/* Give block table entry i a private copy if it is shared (copy on write). */
+static int unshare(fr_kv_cache *kv, int i) {
+    fr_kv_pool *p = kv->pool;
+    int old = kv->blocks[i];
+    if (p->refs[old] <= 1) return 0;
+    int b = block_alloc(p);
+    if (b < 0) return -1;
+    for (int il = 0; il < p->n_layer; il++) {
+        memcpy(row_ptr(p, p->k, p->k_row_bytes, il, b, 0), row_ptr(p, p->k, p->k_row_bytes, il, old, 0),
+               FR_KV_BLOCK * p->k_row_bytes);
+        memcpy(row_ptr(p, p->v, p->v_row_bytes, il, b, 0), row_ptr(p, p->v, p->v_row_bytes, il, old, 0),
+               FR_KV_BLOCK * p->v_row_bytes);
+    }
+    block_unref(p, old);
+    kv->blocks[i] = b;
+    return 0;
+}
+
+int fr_kv_reserve(fr_kv_cache *kv, int count, fr_err *err) {
+    if (count <= 0) return FRUGAL_OK;
+    if (kv->n + count > kv->n_max)
+        return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
+                          "context full: %d tokens cached, %d more do not fit in %d", kv->n, count, kv->n_max);
+    int need = (kv->n + count + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
+    bool partial = kv->n % FR_KV_BLOCK != 0;
+    int new_blocks = need - kv->n_blocks;
+    bool cow = partial && kv->pool->refs[kv->blocks[kv->n_blocks - 1]] > 1;
+    if (new_blocks + (cow ? 1 : 0) > kv->pool->n_free)
+        return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
+                          "KV pool full: %d more tokens need %d blocks, %d free", count,
+                          new_blocks + (cow ? 1 : 0), kv->pool->n_free);
+    int rc = grow_table(kv, need, err);
+    if (rc) return rc;
+    if (cow) unshare(kv, kv->n_blocks - 1);
+    while (kv->n_blocks < need) kv->blocks[kv->n_blocks++] = block_alloc(kv->pool);
+    return FRUGAL_OK;
 }
 
 /* Convert one F32 row to the cache type. Q8_0 uses the activation quantizer, as
@@ -62,51 +166,52 @@ static void put_row(fr_type type, const float *src, uint8_t *dst, int n) {
     else (t->act_from_float ? t->act_from_float : t->from_float)(src, dst, n);
 }
 
-void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v) {
-    size_t slot = (size_t)il * kv->n_ctx + (size_t)pos;
-    put_row(kv->k_type, k, kv->k + slot * kv->k_row_bytes, kv->row);
-    put_row(kv->v_type, v, kv->v + slot * kv->v_row_bytes, kv->row);
+static void get_row(fr_type type, const uint8_t *src, float *dst, int n) {
+    if (type == FR_TYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
+    else fr_type_traits_get(type)->to_float(src, dst, n);
 }
 
 const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos) {
-    return kv->k + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->k_row_bytes;
+    const fr_kv_pool *p = kv->pool;
+    return row_ptr(p, p->k, p->k_row_bytes, il, kv->blocks[pos / FR_KV_BLOCK], pos % FR_KV_BLOCK);
 }
+
 const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos) {
-    return kv->v + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->v_row_bytes;
+    const fr_kv_pool *p = kv->pool;
+    return row_ptr(p, p->v, p->v_row_bytes, il, kv->blocks[pos / FR_KV_BLOCK], pos % FR_KV_BLOCK);
+}
+
+void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v) {
+    put_row(kv->k_type, k, (uint8_t *)fr_kv_k(kv, il, pos), kv->row);
+    put_row(kv->v_type, v, (uint8_t *)fr_kv_v(kv, il, pos), kv->row);
 }
 
 void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out) {
-    const uint8_t *src = fr_kv_k(kv, il, pos);
-    if (kv->k_type == FR_TYPE_F32) memcpy(out, src, (size_t)kv->row * sizeof(float));
-    else fr_type_traits_get(kv->k_type)->to_float(src, out, kv->row);
+    get_row(kv->k_type, fr_kv_k(kv, il, pos), out, kv->row);
 }
-
 void fr_kv_v_get(const fr_kv_cache *kv, int il, int pos, float *out) {
-    const uint8_t *src = fr_kv_v(kv, il, pos);
-    if (kv->v_type == FR_TYPE_F32) memcpy(out, src, (size_t)kv->row * sizeof(float));
-    else fr_type_traits_get(kv->v_type)->to_float(src, out, kv->row);
+    get_row(kv->v_type, fr_kv_v(kv, il, pos), out, kv->row);
 }
-
-void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v) {
-    put_row(kv->v_type, v, kv->v + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->v_row_bytes, kv->row);
-}
-
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k) {
-    put_row(kv->k_type, k, kv->k + ((size_t)il * kv->n_ctx + (size_t)pos) * kv->k_row_bytes, kv->row);
+    put_row(kv->k_type, k, (uint8_t *)fr_kv_k(kv, il, pos), kv->row);
+}
+void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v) {
+    put_row(kv->v_type, v, (uint8_t *)fr_kv_v(kv, il, pos), kv->row);
 }
 
 void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
     if (n <= 0 || first < 0 || first + n > kv->n) return;
-    int tail = kv->n - first - n;
-    for (int il = 0; il < kv->n_layer; il++) {
-        uint8_t *kb = kv->k + (size_t)il * kv->n_ctx * kv->k_row_bytes;
-        uint8_t *vb = kv->v + (size_t)il * kv->n_ctx * kv->v_row_bytes;
-        memmove(kb + (size_t)first * kv->k_row_bytes, kb + (size_t)(first + n) * kv->k_row_bytes,
-                (size_t)tail * kv->k_row_bytes);
-        memmove(vb + (size_t)first * kv->v_row_bytes, vb + (size_t)(first + n) * kv->v_row_bytes,
-                (size_t)tail * kv->v_row_bytes);
-    }
+    fr_kv_pool *p = kv->pool;
+    /* rows from `first` on are rewritten: those blocks must be private */
+    for (int i = first / FR_KV_BLOCK; i < kv->n_blocks; i++) unshare(kv, i);
+    for (int il = 0; il < kv->n_layer; il++)
+        for (int pos = first; pos + n < kv->n; pos++) {
+            memcpy((uint8_t *)fr_kv_k(kv, il, pos), fr_kv_k(kv, il, pos + n), p->k_row_bytes);
+            memcpy((uint8_t *)fr_kv_v(kv, il, pos), fr_kv_v(kv, il, pos + n), p->v_row_bytes);
+        }
     kv->n -= n;
+    int need = (kv->n + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
+    while (kv->n_blocks > need) block_unref(p, kv->blocks[--kv->n_blocks]);
 }
 
 int frugal_kv_policy_parse(const char *text, frugal_context_params *out) {

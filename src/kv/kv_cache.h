@@ -1,10 +1,13 @@
-/* kv_cache.h - the key/value cache of one sequence: for each layer, K and V rows
- * of n_head_kv * head_dim values per position. K and V each have their own storage
- * type: F32, F16, or a 32-value block format (Q8_0, Q4_0) whose blocks run along
- * the head dimension, so every head's slice is whole blocks and attention can take
- * dot products with it directly. Rows are written once, when a token is appended.
- * (Paged, windowed and disk-tiered caches come with the KV issue; they keep this
- * interface: store a position, read rows back for attention.) */
+/* kv_cache.h - a paged key/value cache: one pool of fixed-size blocks (FR_KV_BLOCK
+ * tokens each, for every layer) shared by many sequences, each with its own block
+ * table. Sequences grow block by block, so a server's many streams share one pool
+ * without fragmentation; forks share blocks (reference counts, copy on write).
+ *
+ * A stored row is n_head_kv * head_dim values of one position in one layer, in the
+ * K or V storage type: F32, F16, or a 32-value block format (Q8_0, Q4_0) whose blocks
+ * run along the head dimension, so every head's slice is whole blocks and attention
+ * takes dot products with it directly. Rows are written once, when a token is
+ * appended (reserve first, then store). */
 #ifndef FRUGAL_KV_CACHE_H
 #define FRUGAL_KV_CACHE_H
 
@@ -14,32 +17,59 @@
 #include "core/error.h"
 #include "core/types.h"
 
-typedef struct fr_kv_cache {
+#define FR_KV_BLOCK 16  /* tokens per block */
+
+typedef struct fr_kv_pool {
     fr_type k_type, v_type;
     int n_layer;
-    int n_ctx;
-    int row;             /* values per position per layer (n_head_kv * head_dim) */
+    int row;                     /* values per position per layer */
     size_t k_row_bytes, v_row_bytes;
-    uint8_t *k, *v;      /* [n_layer][n_ctx][row] each */
-    size_t bytes;        /* total bytes of k + v */
-    int n;               /* positions filled */
+    int n_blocks;
+    uint8_t *k, *v;              /* [n_layer][n_blocks * FR_KV_BLOCK][row] */
+    int *refs;                   /* per block: sequences using it (0 = free) */
+    int *free_list, n_free;
+    size_t bytes;                /* K + V storage */
+} fr_kv_pool;
+
+/* One sequence: its block table and length. The type fields are copies of the
+ * pool's, for the attention code's convenience. */
+typedef struct fr_kv_cache {
+    fr_kv_pool *pool;
+    int *blocks, n_blocks, cap_blocks;
+    int n;                       /* positions filled */
+    int n_max;                   /* positions this sequence may hold */
+    fr_type k_type, v_type;
+    int n_layer, row;
 } fr_kv_cache;
 
-/* kv_type: FRUGAL_KV_*. head_dim: for the block-size check of quantized types. */
-int fr_kv_init(fr_kv_cache *kv, int kv_type, int n_layer, int n_ctx, int row, int head_dim, fr_err *err);
-void fr_kv_free(fr_kv_cache *kv);
-/* Store the K and V rows (F32) of position pos in layer il. */
+/* kv_type: FRUGAL_KV_*. head_dim: for the block-size check of quantized types.
+ * n_tokens: capacity of the pool in tokens (rounded up to whole blocks). */
+int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim, fr_err *err);
+void fr_kv_pool_free(fr_kv_pool *p);
+/* Tokens the pool's free blocks can hold. */
+int fr_kv_pool_free_tokens(const fr_kv_pool *p);
+
+void fr_kv_seq_init(fr_kv_cache *kv, fr_kv_pool *pool, int n_max);
+/* Give every block back (the sequence becomes empty). */
+void fr_kv_seq_clear(fr_kv_cache *kv);
+/* dst (cleared first) becomes a copy of src sharing its blocks. */
+int fr_kv_seq_fork(fr_kv_cache *dst, const fr_kv_cache *src, fr_err *err);
+/* Make positions [n, n + count) writable: allocate blocks, un-share a shared last
+ * block. FRUGAL_E_CONTEXT_FULL if the pool or n_max has no room (nothing changes). */
+int fr_kv_reserve(fr_kv_cache *kv, int count, fr_err *err);
+
+/* Store the K and V rows (F32) of position pos (reserved) in layer il. */
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v);
 /* Pointers to the stored rows of layer il. */
 const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos);
-/* Decode / re-encode one stored K row (F32 <-> the cache type). */
+const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos);
+/* Decode / re-encode one stored row (F32 <-> the cache type). */
 void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out);
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k);
 void fr_kv_v_get(const fr_kv_cache *kv, int il, int pos, float *out);
 void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v);
-/* Drop positions [first, first + n) of every layer: later rows move down by n.
- * (Keys then need re-rotation by the caller, who knows the RoPE parameters.) */
+/* Drop positions [first, first + n): later rows move down by n, freed blocks go
+ * back to the pool. (Keys then need re-rotation by the caller, who knows RoPE.) */
 void fr_kv_remove(fr_kv_cache *kv, int first, int n);
-const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos);
 
 #endif

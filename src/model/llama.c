@@ -24,7 +24,8 @@
 
 typedef struct {
     frugal_context *ctx;
-    int il, n, pos;
+    const fr_batch *b;
+    int il;
 } attn_job;
 
 /* One (token, head) pair per work item; each thread has its own score row.
@@ -36,10 +37,11 @@ static void attention_worker(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     frugal_context *ctx = j->ctx;
     const fr_hparams *hp = &ctx->model->hp;
-    const fr_kv_cache *kv = &ctx->kv;
+    const fr_batch *b = j->b;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const fr_type_traits *tk = fr_type_traits_get(kv->k_type), *tv = fr_type_traits_get(kv->v_type);
+    const fr_kv_pool *kvp = &ctx->kv_pool;
+    const fr_type_traits *tk = fr_type_traits_get(kvp->k_type), *tv = fr_type_traits_get(kvp->v_type);
     const fr_type_traits *tq = fr_type_traits_get(tk->vec_dot_type);
     fr_from_float_fn q_conv = tq->act_from_float ? tq->act_from_float : tq->from_float;
     float *scores = ctx->att_scores + (size_t)ith * ctx->n_ctx;
@@ -48,11 +50,12 @@ static void attention_worker(void *arg, int ith, int nth) {
     double acc[1024];
 
     long w0, w1;
-    fr_split((long)j->n * hp->n_head, ith, nth, &w0, &w1);
+    fr_split((long)b->n * hp->n_head, ith, nth, &w0, &w1);
     for (long w = w0; w < w1; w++) {
         int i = (int)(w / hp->n_head), h = (int)(w % hp->n_head);
         int g = h / group;
-        int n_kv = j->pos + i + 1; /* causal: positions 0..pos+i */
+        const fr_kv_cache *kv = b->kv[i];
+        int n_kv = b->pos[i] + 1; /* causal: positions 0..pos of this token's sequence */
         const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h * hd;
         const void *qv = q;
         if (kv->k_type != FR_TYPE_F32) {
@@ -99,16 +102,16 @@ static void add_into(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos, float *logits,
-                      bool all_logits) {
+void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
     const frugal_model *m = ctx->model;
     const fr_hparams *hp = &m->hp;
     fr_pool *pool = ctx->pool;
+    const int n = b->n;
     const int d = hp->n_embd, hd = hp->head_dim;
     const int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     float *x = ctx->x, *xb = ctx->xb;
 
-    for (int i = 0; i < n; i++) fr_weight_row(&m->tok_embd, tokens[i], x + (size_t)i * d);
+    for (int i = 0; i < n; i++) fr_weight_row(&m->tok_embd, b->tokens[i], x + (size_t)i * d);
 
     for (int il = 0; il < hp->n_layer; il++) {
         fr_layer_source *src = ctx->layer_src;
@@ -124,11 +127,11 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
         add_bias(ctx->k, L->bk, n, kvd);
         add_bias(ctx->v, L->bv, n, kvd);
         for (int i = 0; i < n; i++) {
-            fr_rope(ctx->q + (size_t)i * qd, hp->n_head, hd, hp->n_rot, pos + i, hp->rope_base, hp->rope_neox);
-            fr_rope(ctx->k + (size_t)i * kvd, hp->n_head_kv, hd, hp->n_rot, pos + i, hp->rope_base, hp->rope_neox);
-            fr_kv_store(&ctx->kv, il, pos + i, ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
+            fr_rope(ctx->q + (size_t)i * qd, hp->n_head, hd, hp->n_rot, b->pos[i], hp->rope_base, hp->rope_neox);
+            fr_rope(ctx->k + (size_t)i * kvd, hp->n_head_kv, hd, hp->n_rot, b->pos[i], hp->rope_base, hp->rope_neox);
+            fr_kv_store(b->kv[i], il, b->pos[i], ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
         }
-        attn_job aj = {ctx, il, n, pos};
+        attn_job aj = {ctx, b, il};
         fr_pool_run(pool, attention_worker, &aj);
         fr_matmul(pool, &L->wo, ctx->att, n, xb, ctx->qbuf);
         add_into(x, xb, (size_t)n * d);
@@ -145,19 +148,17 @@ void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos
         if (src) src->release(src->user, il);
     }
 
-    /* output head: every row, or just the last, or none (logits == NULL) */
-    if (!logits) return;
-    int first = all_logits ? 0 : n - 1;
-    int n_out = n - first;
-    for (int i = 0; i < n_out; i++)
-        fr_rmsnorm(xb + (size_t)i * d, x + (size_t)(first + i) * d, m->output_norm, d, hp->norm_eps);
-    fr_matmul(pool, &m->output, xb, n_out, logits, ctx->qbuf);
+    /* output head, only for the tokens that want logits (rows gathered in order) */
+    if (b->n_out == 0) return;
+    for (int i = 0; i < n; i++)
+        if (b->out[i] >= 0)
+            fr_rmsnorm(xb + (size_t)b->out[i] * d, x + (size_t)i * d, m->output_norm, d, hp->norm_eps);
+    fr_matmul(pool, &m->output, xb, b->n_out, b->logits, ctx->qbuf);
 }
 
 /* Rotate the keys of positions [from, kv->n) by -delta positions. RoPE is a rotation
  * by an angle proportional to the position, so this moves a key from p to p - delta. */
-static void rerotate_keys(frugal_context *ctx, int from, int delta) {
-    fr_kv_cache *kv = &ctx->kv;
+static void rerotate_keys(frugal_context *ctx, fr_kv_cache *kv, int from, int delta) {
     const fr_hparams *hp = &ctx->model->hp;
     float *row = ctx->k; /* scratch: at least one K row */
     for (int il = 0; il < hp->n_layer; il++)
@@ -168,15 +169,13 @@ static void rerotate_keys(frugal_context *ctx, int from, int delta) {
         }
 }
 
-void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n) {
-    fr_kv_cache *kv = &ctx->kv;
+void fr_llama_kv_shift(frugal_context *ctx, fr_kv_cache *kv, int sinks, int n) {
     if (n <= 0 || sinks + n > kv->n) return;
     fr_kv_remove(kv, sinks, n);
-    rerotate_keys(ctx, sinks, n);
+    rerotate_keys(ctx, kv, sinks, n);
 }
 
-void fr_llama_kv_summarize(frugal_context *ctx, int first, int n) {
-    fr_kv_cache *kv = &ctx->kv;
+void fr_llama_kv_summarize(frugal_context *ctx, fr_kv_cache *kv, int first, int n) {
     if (n < 2 || first < 0 || first + n > kv->n) return;
     float *row = ctx->k, *acc = ctx->v; /* scratch rows */
     for (int il = 0; il < kv->n_layer; il++) {
@@ -193,5 +192,5 @@ void fr_llama_kv_summarize(frugal_context *ctx, int first, int n) {
         }
     }
     fr_kv_remove(kv, first + 1, n - 1);
-    rerotate_keys(ctx, first + 1, n - 1);
+    rerotate_keys(ctx, kv, first + 1, n - 1);
 }

@@ -63,47 +63,73 @@ typedef struct fr_layer_source {
     void *user;
     const fr_layer *(*acquire)(void *user, int il);
     void (*release)(void *user, int il);
+    /* Optional (may be NULL). check: FRUGAL_OK, or the source's error (an I/O error
+     * during a forward pass: acquire() never fails, it returns a layer with valid
+     * pointers and meaningless contents), which frugal_eval returns after the pass.
+     * destroy: called by frugal_context_free; the context owns the source. */
+    int (*check)(void *user, fr_err *err);
+    void (*destroy)(void *user);
 } fr_layer_source;
+
+/* One sequence of a context: its KV block table and policy state. */
+typedef struct fr_seq {
+    fr_kv_cache kv;
+    int n_summary;                   /* summary slots at the start (summary policy) */
+} fr_seq;
 
 struct frugal_context {
     frugal_model *model;
     fr_pool *pool;
-    fr_kv_cache kv;
-    int n_ctx;
+    fr_kv_pool kv_pool;              /* blocks shared by all sequences */
+    fr_seq *seqs;
+    int n_seq_max;
+    int n_ctx;                       /* per-sequence capacity */
     int n_ubatch;                    /* tokens per forward pass */
     int kv_window, kv_sinks;         /* StreamingLLM policy (window 0: off) */
     int kv_chunk, kv_keep;           /* chunk-summary policy (chunk 0: off) */
-    int n_summary;                   /* summary slots at the start of the cache */
     fr_layer_source *layer_src;      /* NULL: layers straight from the model */
     /* scratch for n_ubatch tokens (one accounted block) */
     void *scratch;
     size_t scratch_bytes;
     float *x, *xb, *q, *k, *v, *att, *hg, *hu, *att_scores, *out_rows;
     void *qbuf;
+    /* per-token batch bookkeeping for n_ubatch tokens */
+    fr_kv_cache **b_kv;
+    int *b_pos, *b_out;
     /* logits of the last eval: n_logits rows of n_vocab */
     float *logits;
     size_t logits_cap;               /* floats allocated */
     int n_logits;
-    bool logits_all;
 };
+
+/* A micro-batch for the forward pass: n tokens, each appended to its own sequence
+ * at its own position (positions already reserved), with an optional logits row. */
+typedef struct fr_batch {
+    int n;
+    const int32_t *tokens;
+    fr_kv_cache *const *kv;          /* per token: its sequence's cache */
+    const int *pos;                  /* per token: its position */
+    const int *out;                  /* per token: row of `logits`, or -1 */
+    int n_out;
+    float *logits;                   /* n_out rows of n_vocab */
+} fr_batch;
+
 
 /* Read hyper-parameters and bind every tensor of the model, validating names,
  * shapes and types. On failure returns an error with err naming the tensor/key. */
 int fr_model_bind(frugal_model *m, fr_err *err);
 void fr_model_unbind(frugal_model *m);
 
-/* Forward pass over n tokens (n <= ctx->n_ubatch) at positions pos..pos+n-1.
- * Writes logits for every token into `logits` (n rows) when all_logits, else only
- * for the last token (1 row); logits == NULL skips the output head. The KV cache
- * must have room (checked by the caller). */
-/* Evict n cached positions after the first `sinks` ones and re-rotate the keys that
- * move down, so positions stay contiguous (StreamingLLM context shift). */
-void fr_llama_kv_shift(frugal_context *ctx, int sinks, int n);
-/* Replace cached positions [first, first + n) by one slot holding their mean K and V;
- * later keys are re-rotated down by n - 1 positions. */
-void fr_llama_kv_summarize(frugal_context *ctx, int first, int n);
+/* Forward pass over a micro-batch (b->n <= ctx->n_ubatch). Every token is stored
+ * in its sequence's cache and attends causally to positions 0..pos of it; logits
+ * are computed only for tokens with an output row. */
+void fr_llama_forward(frugal_context *ctx, const fr_batch *b);
 
-void fr_llama_forward(frugal_context *ctx, const int32_t *tokens, int n, int pos,
-                      float *logits, bool all_logits);
+/* Evict n cached positions of kv after the first `sinks` ones and re-rotate the keys
+ * that move down, so positions stay contiguous (StreamingLLM context shift). */
+void fr_llama_kv_shift(frugal_context *ctx, fr_kv_cache *kv, int sinks, int n);
+/* Replace positions [first, first + n) of kv by one slot holding their mean K and V;
+ * later keys are re-rotated down by n - 1 positions. */
+void fr_llama_kv_summarize(frugal_context *ctx, fr_kv_cache *kv, int first, int n);
 
 #endif
