@@ -54,6 +54,8 @@ typedef struct frugal_model_params {
     int verbose;       /* print load information to stderr */
     int vocab_only;    /* load only the tokenizer (works on vocabulary-only GGUFs);
                           such a model cannot create contexts */
+    uint64_t mem_budget; /* bytes the process may use for this model (0: no cap): the
+                            default budget of its contexts (see frugal_plan_memory) */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);
@@ -80,6 +82,11 @@ typedef struct frugal_model_info {
 } frugal_model_info;
 
 void frugal_model_get_info(const frugal_model *model, frugal_model_info *info);
+
+/* The string value of a GGUF metadata key (e.g. "tokenizer.chat_template"), as a
+ * NUL-terminated copy, or NULL when the key is absent or not a string. The copy
+ * is made once per key and stays valid while the process runs. Thread-safe. */
+const char *frugal_model_meta_str(const frugal_model *model, const char *key);
 
 /* ---------------------------------------------------------------- tokens */
 
@@ -131,15 +138,28 @@ typedef struct frugal_context_params {
      * when summaries alone would fill it, the oldest summary is dropped. */
     int kv_chunk;
     int kv_keep;
+    int kv_slots;   /* summary policy: cache slots (<= 0: n_ctx) */
     /* Several sequences in one context share one paged KV pool (blocks of 16 tokens):
      * n_seq_max sequences (default 1), each holding up to n_ctx tokens. The pool holds
      * n_ctx_pool tokens (<= 0: n_ctx, or n_seq_max * n_ctx with a window/summary policy). */
     int n_seq_max;
     int n_ctx_pool;
+    /* Memory budget in bytes for the whole process (0: the model's mem_budget; both
+     * 0: no cap, weights mapped as usual). When the model, KV cache and scratch do not
+     * fit, the first layers that fit are read into RAM and the rest are streamed from
+     * the file per token (see frugal_plan_memory); when even streaming every layer
+     * does not fit, frugal_context_new fails with FRUGAL_E_NOMEM naming the minimum. */
+    uint64_t mem_budget;
+    /* Disk tier: when kv_disk_dir is set, KV pages (one layer x 16 tokens) spill to a
+     * file there (removed on exit) and only kv_ram_bytes of them stay in RAM, least
+     * recently used evicted; the minimum is one layer's pages. */
+    const char *kv_disk_dir;
+    uint64_t kv_ram_bytes;
 } frugal_context_params;
 
 /* Parse a --kv-policy value into p: "window:W[,sinks:S]" (sinks default 4) or
- * "summary:CHUNK[,keep:N]" (keep default 64). 0 ok, -1 malformed. */
+ * "summary:CHUNK[,keep:N][,slots:S]" (keep default 64; slots: cache size, default
+ * n_ctx). 0 ok, -1 malformed. */
 int frugal_kv_policy_parse(const char *text, frugal_context_params *p);
 
 void frugal_context_params_default(frugal_context_params *p);
@@ -177,6 +197,8 @@ int frugal_seq_fork(frugal_context *ctx, int src, int dst, frugal_error *err);
 /* KV pool usage in tokens: used by sequences, allocated in blocks (waste =
  * allocated - used), capacity. */
 void frugal_kv_usage(const frugal_context *ctx, uint64_t *used, uint64_t *allocated, uint64_t *capacity);
+/* Pages read from / written to the KV spill file (0 without a disk tier). */
+void frugal_kv_disk_stats(const frugal_context *ctx, uint64_t *pages_read, uint64_t *pages_written);
 
 /* Logits (n_vocab floats) of token i of the last batch; i = -1 means the last token.
  * NULL if not available. Valid until the next frugal_eval. */
@@ -248,6 +270,49 @@ void frugal_get_mem_stats(frugal_mem_stats *s);
 uint64_t frugal_context_kv_bytes(const frugal_context *ctx);
 double frugal_context_kv_bytes_per_token(const frugal_context *ctx);
 
+/* ---------------------------------------------------------------- memory budget */
+
+/* How a model runs inside a memory budget. Layers 0..resident_layers-1 are read
+ * into RAM, the others are streamed from the file into io_buffers ring buffers by an
+ * I/O thread running ahead of compute. The forecast peak RSS is the sum of:
+ * overhead (binary, libc, stacks, tokenizer, file metadata), always (output head and
+ * embedding rows, left in the read-only mapping, plus norms), kv, scratch, resident
+ * layers and the I/O buffers. Speed: tok_s_bound = 1 / ((always + resident bytes) /
+ * memory bandwidth + streamed bytes / disk bandwidth); tok_s_overlap assumes reads
+ * fully overlap compute: 1 / max(all bytes / memory bw, streamed / disk bw). Both 0
+ * when the bandwidths were not given. */
+typedef struct frugal_plan {
+    uint64_t budget_bytes;      /* 0: no cap */
+    int n_layer, n_ctx;
+    int streaming;              /* 0: everything resident (runs from the mapping) */
+    int resident_layers, streamed_layers, io_buffers;
+    uint64_t resident_bytes, streamed_bytes, io_bytes;
+    uint64_t always_bytes, kv_bytes, scratch_bytes, overhead_bytes;
+    uint64_t min_bytes;         /* smallest working set (every layer streamed) */
+    uint64_t forecast_peak_bytes;
+    double mem_bw_gbs, disk_bw_gbs;
+    double tok_s_bound, tok_s_overlap;
+} frugal_plan;
+
+/* Plan model for a budget (0: none), context n_ctx (<= 0: the default a context
+ * gets), KV type (FRUGAL_KV_*) and threads (<= 0: the model's), with measured
+ * bandwidths in GB/s (0: unknown). FRUGAL_E_NOMEM when the budget is below the
+ * minimum working set: the message names the minimum and what would fit; *out
+ * still holds the figures (min_bytes). */
+int frugal_plan_memory(const frugal_model *model, uint64_t budget, int n_ctx, int kv_type,
+                       int n_threads, double mem_bw_gbs, double disk_bw_gbs, frugal_plan *out,
+                       frugal_error *err);
+
+/* Sequential read bandwidth of the file's device in GB/s: reads up to max_bytes
+ * (0: 512 MiB) from the start of path in 8 MiB requests with O_DIRECT (buffered
+ * reads after dropping the file's page cache where O_DIRECT is refused). < 0 on
+ * failure. */
+double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes);
+
+/* "123", "64K", "256M", "2G", "1.5G" (powers of 1024, optional B/iB) -> bytes.
+ * 0 ok, -1 malformed or zero. */
+int frugal_parse_size(const char *text, uint64_t *bytes);
+
 /* ---------------------------------------------------------------- benchmarking */
 
 /* Bytes of weights one decode step (one token) reads: every layer matrix, the norms
@@ -299,6 +364,14 @@ typedef struct frugal_quantize_params {
     int n_threads;      /* <=0: all cores */
     int progress;       /* print "tensor i/n, ETA" lines to stderr while working */
     FILE *log;          /* notes and warnings (re-quantized input, kept rows); NULL: stderr */
+    /* frugal's own types: type "i8c", "nf4" or "fp8o" (core/quant_private.h) writes
+     * files only frugal reads. policy "auto" ignores type and picks each weight
+     * matrix's type (F16, Q8_0, Q6_K, Q4_K, Q4_0, I8C, NF4, FP8O) to minimise the
+     * total quantization error within budget_bytes of tensor data (or, when that is
+     * 0, budget_bpw bits per weight over all tensors); the choice table goes to log. */
+    const char *policy; /* NULL or "": llama-quantize's rules for type; "auto" */
+    uint64_t budget_bytes;
+    double budget_bpw;
 } frugal_quantize_params;
 
 typedef struct frugal_quantize_stats {

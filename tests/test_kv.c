@@ -135,6 +135,73 @@ int main(void) {
         CHECK(frugal_kv_policy_parse("window:10,summary:4", &cp) == -1);
         CHECK(frugal_kv_policy_parse("windows:10", &cp) == -1);
     }
+    /* disk tier: a RAM share of one layer's pages + 2 (of 4 layers' worth) gives
+     * bit-identical logits to the all-RAM cache, with pages really going to disk */
+    {
+        int32_t seq[140];
+        for (int i = 0; i < 140; i++) seq[i] = toks[i % n];
+        frugal_context_params cp;
+        frugal_context_params_default(&cp);
+        cp.n_ctx = 256;
+        frugal_context *ram = NULL, *disk = NULL;
+        CHECK(frugal_context_new(m, &cp, &ram, &err) == FRUGAL_OK);
+        cp.kv_disk_dir = tu_tmpdir();
+        uint64_t page = 16 * 2 * (uint64_t)(frugal_context_kv_bytes(ram) / (256 * 2 * (uint64_t)info.n_layer));
+        cp.kv_ram_bytes = 18 * page;
+        CHECK(frugal_context_new(m, &cp, &disk, &err) == FRUGAL_OK);
+        if (ram && disk) {
+            int same = 1;
+            CHECK(frugal_eval(ram, seq, 120, 1, &err) == FRUGAL_OK);
+            CHECK(frugal_eval(disk, seq, 120, 1, &err) == FRUGAL_OK);
+            for (int i = 0; i < 120; i++)
+                same &= !memcmp(frugal_get_logits(ram, i), frugal_get_logits(disk, i), sizeof(float) * info.n_vocab);
+            for (int i = 120; i < 140; i++) {
+                CHECK(frugal_eval(ram, &seq[i], 1, 0, &err) == FRUGAL_OK);
+                CHECK(frugal_eval(disk, &seq[i], 1, 0, &err) == FRUGAL_OK);
+                same &= !memcmp(frugal_get_logits(ram, -1), frugal_get_logits(disk, -1), sizeof(float) * info.n_vocab);
+            }
+            uint64_t rd = 0, wr = 0;
+            frugal_kv_disk_stats(disk, &rd, &wr);
+            CHECKF(same, "disk-tier logits differ from all-RAM");
+            CHECKF(rd > 0 && wr > 0, "no paging happened (%llu reads, %llu writes)", (unsigned long long)rd,
+                   (unsigned long long)wr);
+            printf("disk tier: RAM share %llu KiB of %llu KiB, %llu pages read, %llu written, logits identical\n",
+                   (unsigned long long)(cp.kv_ram_bytes >> 10), (unsigned long long)(frugal_context_kv_bytes(ram) >> 10),
+                   (unsigned long long)rd, (unsigned long long)wr);
+        }
+        frugal_context_free(ram);
+        frugal_context_free(disk);
+        /* errors: RAM share below the minimum, a missing and a read-only directory */
+        frugal_context *bad = NULL;
+        frugal_error e1 = FRUGAL_ERROR_INIT, e2 = FRUGAL_ERROR_INIT, e3 = FRUGAL_ERROR_INIT;
+        cp.kv_ram_bytes = 4 * page;
+        CHECK(frugal_context_new(m, &cp, &bad, &e1) == FRUGAL_E_INVALID_ARG && strstr(e1.message, "at least"));
+        cp.kv_ram_bytes = 18 * page;
+        cp.kv_disk_dir = "/nonexistent-frugal-dir";
+        CHECK(frugal_context_new(m, &cp, &bad, &e2) == FRUGAL_E_IO && strstr(e2.message, "/nonexistent-frugal-dir"));
+        cp.kv_disk_dir = "/proc/self";
+        CHECK(frugal_context_new(m, &cp, &bad, &e3) == FRUGAL_E_IO);
+        printf("disk tier errors: '%s' / '%s' / '%s'\n", e1.message, e2.message, e3.message);
+        /* a full disk: a 64 KiB tmpfs (needs root and mount; skipped otherwise) */
+        char mnt[600], cmd[1400];
+        snprintf(mnt, sizeof mnt, "%s/tiny", tu_tmpdir());
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && mount -t tmpfs -o size=64k frugaltest '%s' 2>/dev/null", mnt, mnt);
+        if (system(cmd) == 0) {
+            cp.kv_disk_dir = mnt;
+            frugal_context *c = NULL;
+            CHECK(frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK);
+            int rc = FRUGAL_OK;
+            frugal_error e4 = FRUGAL_ERROR_INIT;
+            for (int i = 0; c && i < 250 && rc == FRUGAL_OK; i++) rc = frugal_eval(c, &seq[i % 140], 1, 0, &e4);
+            CHECKF(rc == FRUGAL_E_IO && strstr(e4.message, "disk full"), "full disk: rc %d '%s'", rc, e4.message);
+            printf("full disk: %s\n", e4.message);
+            frugal_context_free(c);
+            snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+            if (system(cmd) != 0) fprintf(stderr, "umount failed\n");
+        } else {
+            printf("SKIP (part): cannot mount a tmpfs here, full-disk case not run\n");
+        }
+    }
     /* a window that is never exceeded is exactly the full cache */
     {
         int32_t seq[200];

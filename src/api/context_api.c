@@ -6,6 +6,8 @@
 
 #include "frugal.h"
 #include "mem/alloc.h"
+#include "mem/planner.h"
+#include "mem/stream.h"
 #include "model/model.h"
 
 #define FR_MAX_UBATCH 512
@@ -17,11 +19,13 @@ void frugal_context_params_default(frugal_context_params *p) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Lay out every scratch buffer in one accounted block. */
-static int alloc_scratch(frugal_context *c, fr_err *err) {
-    const frugal_model *m = c->model;
+/* Sizes of the scratch buffers for micro-batches of B tokens, n_ctx cached tokens
+ * and n_pool threads: floats[9] (x, xb, q, k, v, att, hg, hu, att_scores) and the
+ * activation-conversion buffer; returns the block's total bytes. The one formula
+ * both the allocation and the memory planner use. */
+static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size_t n_pool, size_t floats[9],
+                             size_t *qbuf_out) {
     const fr_hparams *hp = &m->hp;
-    size_t B = (size_t)c->n_ubatch;
     size_t d = (size_t)hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim,
            kvd = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff;
     size_t qbuf = 0;
@@ -31,17 +35,33 @@ static int alloc_scratch(frugal_context *c, fr_err *err) {
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) qbuf = max_sz(qbuf, fr_matmul_scratch(ws[i], (int)B));
     }
     qbuf = max_sz(qbuf, fr_matmul_scratch(&m->output, (int)B));
-    size_t floats[] = {B * d, B * d, B * qd, B * kvd, B * kvd, B * qd, B * ff, B * ff,
-                       (size_t)fr_pool_size(c->pool) * (size_t)c->n_ctx};
-    float **ptrs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hg, &c->hu, &c->att_scores};
+    const size_t f[9] = {B * d, B * d, B * qd, B * kvd, B * kvd, B * qd, B * ff, B * ff, n_pool * n_ctx};
     size_t total = 0;
-    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) total += (floats[i] * 4 + 63) & ~(size_t)63;
-    total += qbuf + 64;
+    for (size_t i = 0; i < 9; i++) {
+        floats[i] = f[i];
+        total += (f[i] * 4 + 63) & ~(size_t)63;
+    }
+    *qbuf_out = qbuf;
+    return total + qbuf + 64;
+}
+
+size_t fr_context_scratch_bytes(const frugal_model *m, int n_ctx, int n_threads) {
+    size_t floats[9], qbuf;
+    size_t B = n_ctx < FR_MAX_UBATCH ? (size_t)n_ctx : FR_MAX_UBATCH;
+    return scratch_layout(m, B, (size_t)n_ctx, (size_t)(n_threads > 0 ? n_threads : 1), floats, &qbuf);
+}
+
+/* Lay out every scratch buffer in one accounted block. */
+static int alloc_scratch(frugal_context *c, fr_err *err) {
+    size_t floats[9], qbuf;
+    size_t total = scratch_layout(c->model, (size_t)c->n_ubatch, (size_t)c->n_ctx, (size_t)fr_pool_size(c->pool),
+                                  floats, &qbuf);
+    float **ptrs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hg, &c->hu, &c->att_scores};
     c->scratch = fr_mem_alloc(FR_MEM_SCRATCH, total);
     if (!c->scratch) return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %zu MiB of scratch", total >> 20);
     c->scratch_bytes = total;
     uint8_t *p = c->scratch;
-    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+    for (size_t i = 0; i < 9; i++) {
         *ptrs[i] = (float *)p;
         p += (floats[i] * 4 + 63) & ~(size_t)63;
     }
@@ -74,6 +94,7 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
         c->kv_sinks = params->kv_sinks;
         c->n_ctx = params->kv_window + params->kv_sinks;
     } else if (params->kv_chunk > 0) {
+        if (params->kv_slots > 0) c->n_ctx = params->kv_slots;
         if (params->kv_chunk < 2 || params->kv_keep < 0 || c->n_ctx < params->kv_keep + 2 * params->kv_chunk) {
             free(c);
             return fr_err_set(err, FRUGAL_E_INVALID_ARG,
@@ -101,7 +122,8 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     int rc = c->pool ? FRUGAL_OK : fr_err_set(err, FRUGAL_E_NOMEM, "cannot create threads");
     if (!rc)
         rc = fr_kv_pool_init(&c->kv_pool, params->kv_type, model->hp.n_layer, (int)pool_tokens,
-                             model->hp.n_head_kv * model->hp.head_dim, model->hp.head_dim, err);
+                             model->hp.n_head_kv * model->hp.head_dim, model->hp.head_dim,
+                             params->kv_disk_dir, params->kv_ram_bytes, err);
     if (!rc) {
         c->seqs = calloc((size_t)c->n_seq_max, sizeof *c->seqs);
         c->b_kv = calloc((size_t)c->n_ubatch, sizeof *c->b_kv);
@@ -111,6 +133,7 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
         for (int i = 0; !rc && i < c->n_seq_max; i++) fr_kv_seq_init(&c->seqs[i].kv, &c->kv_pool, c->n_ctx);
     }
     if (!rc) rc = alloc_scratch(c, err);
+    if (!rc) rc = fr_context_apply_budget(c, params->mem_budget, params->kv_type, err); /* mem issue */
     if (rc) {
         frugal_context_free(c);
         return rc;
@@ -133,6 +156,7 @@ void frugal_context_free(frugal_context *c) {
     fr_mem_free(FR_MEM_SCRATCH, c->scratch, c->scratch_bytes);
     fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));
     fr_pool_free(c->pool);
+    if (c->layer_src && c->layer_src->destroy) c->layer_src->destroy(c->layer_src->user);
     free(c);
 }
 
@@ -167,6 +191,10 @@ int frugal_seq_fork(frugal_context *c, int src, int dst, frugal_error *err) {
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_seq_fork: bad sequence ids %d -> %d", src, dst);
     c->seqs[dst].n_summary = c->seqs[src].n_summary;
     return fr_kv_seq_fork(&c->seqs[dst].kv, &c->seqs[src].kv, err);
+}
+
+void frugal_kv_disk_stats(const frugal_context *c, uint64_t *pages_read, uint64_t *pages_written) {
+    fr_kv_disk_stats(&c->kv_pool, pages_read, pages_written);
 }
 
 void frugal_kv_usage(const frugal_context *c, uint64_t *used, uint64_t *allocated, uint64_t *capacity) {
@@ -271,6 +299,9 @@ int frugal_eval_batch(frugal_context *c, const frugal_batch_item *items, int n, 
         fr_batch b = {nb, toks, c->b_kv, c->b_pos, c->b_out, n_out, c->logits + (size_t)out_row * n_vocab};
         fr_llama_forward(c, &b);
         for (int i = 0; i < nb; i++) c->b_kv[i]->n = off[mb[i].seq];
+        rc = fr_kv_io_error(&c->kv_pool, err);
+        /* a streaming layer source reports I/O errors here (the pass itself ran on) */
+        if (c->layer_src && c->layer_src->check && (rc = c->layer_src->check(c->layer_src->user, err))) break;
         out_row += n_out;
         done += nb;
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/quant_private.h"
 #include "core/types.h"
 #include "gguf/gguf.h"
 
@@ -112,6 +113,9 @@ int frugal_inspect(const char *path, FILE *out, frugal_error *err) {
     /* per-type totals; ids are < FR_TYPE_COUNT for every type the reader accepts */
     uint64_t cnt[FR_TYPE_COUNT] = {0}, bytes[FR_TYPE_COUNT] = {0}, other_cnt = 0, other_bytes = 0;
     uint64_t total_params = 0, total_bytes = 0, n_unsupported = 0;
+    /* frugal's own types (core/quant_private.h), counted apart: no other engine reads them */
+    enum { NP = FR_TYPE_PRIVATE_END - FR_TYPE_PRIVATE_BASE };
+    uint64_t pcnt[NP] = {0}, pbytes[NP] = {0};
 
     fprintf(out, "\ntensors (%" PRIu64 "):\n", f->n_tensors);
     fprintf(out, "  %5s  %-32s %-8s %-28s %14s %14s\n", "#", "name", "type", "shape", "bytes", "offset");
@@ -135,6 +139,9 @@ int frugal_inspect(const char *path, FILE *out, frugal_error *err) {
         if (t->type < FR_TYPE_COUNT) {
             cnt[t->type]++;
             bytes[t->type] += t->nbytes;
+        } else if (t->type >= FR_TYPE_PRIVATE_BASE && t->type < FR_TYPE_PRIVATE_END) {
+            pcnt[t->type - FR_TYPE_PRIVATE_BASE]++;
+            pbytes[t->type - FR_TYPE_PRIVATE_BASE] += t->nbytes;
         } else {
             other_cnt++;
             other_bytes += t->nbytes;
@@ -155,12 +162,25 @@ int frugal_inspect(const char *path, FILE *out, frugal_error *err) {
                 human, total_bytes ? 100.0 * (double)bytes[ty] / (double)total_bytes : 0.0,
                 tr && tr->supported ? "" : "  [unsupported by frugal]");
     }
+    char priv[64] = "";
+    for (uint32_t k = 0; k < NP; k++) {
+        if (!pcnt[k]) continue;
+        char human[32];
+        fmt_bytes(human, sizeof human, pbytes[k]);
+        fprintf(out, "  %-8s %8" PRIu64 " %16" PRIu64 " %12s %6.2f%%  [frugal-only]\n",
+                fr_type_name(FR_TYPE_PRIVATE_BASE + k), pcnt[k], pbytes[k], human,
+                total_bytes ? 100.0 * (double)pbytes[k] / (double)total_bytes : 0.0);
+        size_t l = strlen(priv);
+        snprintf(priv + l, sizeof priv - l, "%s%s", l ? ", " : "", fr_type_name(FR_TYPE_PRIVATE_BASE + k));
+    }
     if (other_cnt)
         fprintf(out, "  %-8s %8" PRIu64 " %16" PRIu64 "\n", "other", other_cnt, other_bytes);
     char human[32];
     fmt_bytes(human, sizeof human, total_bytes);
     fprintf(out, "\ntotal: %" PRIu64 " parameters, %" PRIu64 " bytes of tensor data (%s)\n",
             total_params, total_bytes, human);
+    if (priv[0])
+        fprintf(out, "note: uses frugal-only tensor types (%s): other engines cannot read this file\n", priv);
     if (n_unsupported)
         fprintf(out, "warning: %" PRIu64 " tensor(s) have types frugal cannot run\n", n_unsupported);
     gguf_close(f);

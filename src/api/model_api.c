@@ -32,6 +32,7 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
     }
     m->n_threads = params->n_threads > 0 ? params->n_threads : default_threads();
     m->verbose = params->verbose;
+    m->mem_budget = params->mem_budget;
 
     fr_err e = FRUGAL_ERROR_INIT;
     int rc = gguf_open(path, &m->file, &e);

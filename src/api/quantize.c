@@ -33,6 +33,8 @@
 
 #include "core/error.h"
 #include "core/pool.h"
+#include "core/quant_private.h"
+#include "api/quant_policy.h"
 #include "core/types.h"
 #include "gguf/gguf.h"
 
@@ -58,13 +60,18 @@ static const q_target k_targets[] = {
     {"f32", FR_TYPE_F32, 0}, {"f16", FR_TYPE_F16, 1}, {"q4_0", FR_TYPE_Q4_0, 2},
     {"q8_0", FR_TYPE_Q8_0, 7}, {"q4_k", FR_TYPE_Q4_K, 15}, {"q4_k_m", FR_TYPE_Q4_K, 15},
     {"q6_k", FR_TYPE_Q6_K, 18},
+    /* frugal-only types: llama_ftype has no number for them; 1024 is its
+     * LLAMA_FTYPE_GUESSED ("no single type"), also used for policy auto */
+    {"i8c", FR_TYPE_I8C, 1024}, {"nf4", FR_TYPE_NF4, 1024}, {"fp8o", FR_TYPE_FP8O, 1024},
 };
+static const q_target k_policy_target = {"auto", FR_TYPE_F16, 1024};
 
 typedef struct q_item {
     const gguf_tensor *src;
     char name[256];      /* NUL-terminated copy of the tensor name */
     fr_type out_type;
     uint64_t out_bytes;
+    bool cand;           /* a weight matrix policy auto may choose a type for */
 } q_item;
 
 typedef struct q_state {
@@ -123,6 +130,15 @@ static bool wants_quant(const gguf_tensor *t, const char *name) {
 
 typedef struct q_counters { int n_wv, i_wv, n_down, i_down; bool has_output; } q_counters;
 
+
+/* Tensor rule for the frugal-only targets: everything gets the target, except that
+ * the output matrix of NF4 goes to Q6_K as llama.cpp's 4-bit mixes do (it is the
+ * most error-sensitive matrix; this keeps NF4 comparable with q4_0 / q4_k). */
+static fr_type private_rule(const char *name, fr_type def, const q_counters *c) {
+    bool is_out = strcmp(name, "output.weight") == 0 || (!c->has_output && strcmp(name, "token_embd.weight") == 0);
+    return is_out && def == FR_TYPE_NF4 ? FR_TYPE_Q6_K : def;
+}
+
 /* llama_tensor_get_type for the ftypes we write: the type this tensor gets when the
  * target is the quantized type `def`. Advances the attn_v / ffn_down counters. */
 static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t ne0, q_counters *c) {
@@ -180,13 +196,17 @@ static int make_plan(const gguf_file *f, const q_target *tg, const frugal_quanti
         fr_type out = (fr_type)t->type;
         if (wants_quant(t, name)) {
             out = tg->type;
-            if (is_quantized_type(tg->type)) out = rule_type(name, out, tg->ftype, t->ne[0], &c);
+            if (fr_type_is_private(tg->type)) out = private_rule(name, out, &c);
+            else if (is_quantized_type(tg->type)) out = rule_type(name, out, tg->ftype, t->ne[0], &c);
             bool is_out = strcmp(name, "output.weight") == 0 ||
                           (!c.has_output && strcmp(name, "token_embd.weight") == 0);
             int layer = layer_of(name);
             if ((p->keep_output && is_out) || (layer >= 0 && layer < p->keep_first)) out = (fr_type)t->type;
+            else it->cand = true;
             if (out != (fr_type)t->type && t->ne[0] % fr_type_traits_get(out)->blck_size != 0) {
-                fr_type fb = out == FR_TYPE_Q4_K ? FR_TYPE_Q5_0 : out == FR_TYPE_Q6_K ? FR_TYPE_Q8_0 : out;
+                fr_type fb = out == FR_TYPE_Q4_K ? FR_TYPE_Q5_0
+                             : out == FR_TYPE_Q6_K || fr_type_is_private(out) ? FR_TYPE_Q8_0
+                                                                              : out;
                 if (t->ne[0] % fr_type_traits_get(fb)->blck_size == 0) {
                     fprintf(log, "note: %s: rows of %lld do not fit %s blocks, using %s\n", name,
                             (long long)t->ne[0], fr_type_name(out), fr_type_name(fb));
@@ -262,6 +282,35 @@ static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *er
     return FRUGAL_OK;
 }
 
+/* policy auto: replace the plan's types of the candidate matrices by the chooser's
+ * (api/quant_policy.h). Everything else keeps the type make_plan gave it. */
+static int apply_policy(q_state *st, const frugal_quantize_params *p, FILE *log, fr_err *err) {
+    fr_policy_item *pi = calloc(st->n ? st->n : 1, sizeof *pi);
+    size_t *map = calloc(st->n ? st->n : 1, sizeof *map);
+    if (!pi || !map) { free(pi); free(map); return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); }
+    size_t m = 0;
+    uint64_t fixed = 0, n_params = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        const gguf_tensor *t = st->items[i].src;
+        n_params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        if (!st->items[i].cand) { fixed += st->items[i].out_bytes; continue; }
+        pi[m] = (fr_policy_item){.name = st->items[i].name, .data = t->data, .in_type = (fr_type)t->type,
+                                 .ne0 = t->ne[0], .nrows = t->ne[1] * t->ne[2] * t->ne[3]};
+        map[m++] = i;
+    }
+    uint64_t budget = p->budget_bytes ? p->budget_bytes : (uint64_t)(p->budget_bpw * (double)n_params / 8.0);
+    int rc = fr_policy_measure(pi, m, st->pool, err);
+    if (!rc) rc = fr_policy_choose(pi, m, fixed, budget, log, err);
+    for (size_t k = 0; !rc && k < m; k++) {
+        q_item *it = &st->items[map[k]];
+        it->out_type = pi[k].cand[pi[k].choice];
+        it->out_bytes = pi[k].bytes[pi[k].choice];
+    }
+    free(pi);
+    free(map);
+    return rc;
+}
+
 /* True when both paths name the same existing file (or the same string). */
 static bool same_file(const char *a, const char *b) {
     if (strcmp(a, b) == 0) return true;
@@ -277,11 +326,20 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     if (!in_path || !*in_path || !out_path || !*out_path)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: missing input or output path");
     const q_target *tg = NULL;
-    for (size_t i = 0; p->type && i < sizeof k_targets / sizeof k_targets[0]; i++)
+    const bool policy = p->policy && *p->policy;
+    if (policy) {
+        if (strcasecmp(p->policy, "auto") != 0)
+            return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: unknown policy '%s' (auto)", p->policy);
+        if (!p->budget_bytes && !(p->budget_bpw > 0.0 && p->budget_bpw <= 64.0))
+            return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                              "quantize: policy auto needs a size budget (bytes, or bits per weight in (0, 64])");
+        tg = &k_policy_target;
+    }
+    for (size_t i = 0; !tg && p->type && i < sizeof k_targets / sizeof k_targets[0]; i++)
         if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
     if (!tg)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, f16 or f32)",
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
     if (p->keep_first < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: keep_first must be >= 0");
     if (same_file(in_path, out_path))
@@ -311,6 +369,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     st.scratch = malloc((size_t)nt * (size_t)(st.max_ne0 ? st.max_ne0 : 1) * sizeof(float));
     w = gguf_writer_new();
     if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
+    if (policy && (rc = apply_policy(&st, p, log, err))) goto done;
 
     for (uint64_t i = 0; rc == FRUGAL_OK && i < f->n_kv; i++) rc = gguf_writer_copy_kv(w, &f->kv[i]);
     if (!rc) rc = gguf_writer_set_u32(w, "general.quantization_version", 2);

@@ -5,27 +5,33 @@
 #include "core/types.h"
 #include "core/quant.h"
 #include "core/quant_act.h"
+#include "core/quant_private.h"
 #include "kernels/dispatch.h"
 
 #include <math.h>
 #include <string.h>
 
 #define LAYOUT(id, nm, bs, ts) [id] = {.name = nm, .blck_size = bs, .type_size = ts}
+/* designated fields: the struct keeps growing (gemm, row_overhead) and clang flags
+ * positional initializers that stop short of its end */
+#define TYPE(nm, bs, ts, sup, tf, ff, vdt, vd, act)                                              \
+    {.name = nm, .blck_size = bs, .type_size = ts, .supported = sup, .to_float = tf, .from_float = ff, \
+     .vec_dot_type = vdt, .vec_dot = vd, .act_from_float = act}
 
 static const fr_type_traits k_traits[FR_TYPE_COUNT] = {
-    [FR_TYPE_F32] = {"F32", 1, 4, true, fr_to_float_f32, fr_from_float_f32, FR_TYPE_F32, fr_vec_dot_f32, NULL},
-    [FR_TYPE_F16] = {"F16", 1, 2, true, fr_to_float_f16, fr_from_float_f16, FR_TYPE_F16, fr_vec_dot_f16, NULL},
-    [FR_TYPE_BF16] = {"BF16", 1, 2, true, fr_to_float_bf16, fr_from_float_bf16, FR_TYPE_BF16, fr_vec_dot_bf16, NULL},
-    [FR_TYPE_Q4_0] = {"Q4_0", 32, 18, true, fr_to_float_q4_0, fr_from_float_q4_0, FR_TYPE_Q8_0, fr_vec_dot_q4_0, NULL},
-    [FR_TYPE_Q4_1] = {"Q4_1", 32, 20, true, fr_to_float_q4_1, fr_from_float_q4_1, FR_TYPE_Q8_1, fr_vec_dot_q4_1, NULL},
-    [FR_TYPE_Q5_0] = {"Q5_0", 32, 22, true, fr_to_float_q5_0, fr_from_float_q5_0, FR_TYPE_Q8_0, fr_vec_dot_q5_0, NULL},
-    [FR_TYPE_Q5_1] = {"Q5_1", 32, 24, true, fr_to_float_q5_1, fr_from_float_q5_1, FR_TYPE_Q8_1, fr_vec_dot_q5_1, NULL},
-    [FR_TYPE_Q8_0] = {"Q8_0", 32, 34, true, fr_to_float_q8_0, fr_from_float_q8_0, FR_TYPE_Q8_0, fr_vec_dot_q8_0, .act_from_float = fr_act_quantize_q8_0},
-    [FR_TYPE_Q8_1] = {"Q8_1", 32, 36, false, fr_to_float_q8_1, fr_from_float_q8_1, FR_TYPE_Q8_1, fr_vec_dot_q8_1, .act_from_float = fr_act_quantize_q8_1},
-    [FR_TYPE_Q4_K] = {"Q4_K", 256, 144, true, fr_to_float_q4_k, fr_from_float_q4_k, FR_TYPE_Q8_K, fr_vec_dot_q4_k, NULL},
-    [FR_TYPE_Q5_K] = {"Q5_K", 256, 176, true, fr_to_float_q5_k, fr_from_float_q5_k, FR_TYPE_Q8_K, fr_vec_dot_q5_k, NULL},
-    [FR_TYPE_Q6_K] = {"Q6_K", 256, 210, true, fr_to_float_q6_k, fr_from_float_q6_k, FR_TYPE_Q8_K, fr_vec_dot_q6_k, NULL},
-    [FR_TYPE_Q8_K] = {"Q8_K", 256, 292, true, fr_to_float_q8_k, fr_from_float_q8_k, FR_TYPE_Q8_K, fr_vec_dot_q8_k, NULL},
+    [FR_TYPE_F32] = TYPE("F32", 1, 4, true, fr_to_float_f32, fr_from_float_f32, FR_TYPE_F32, fr_vec_dot_f32, NULL),
+    [FR_TYPE_F16] = TYPE("F16", 1, 2, true, fr_to_float_f16, fr_from_float_f16, FR_TYPE_F16, fr_vec_dot_f16, NULL),
+    [FR_TYPE_BF16] = TYPE("BF16", 1, 2, true, fr_to_float_bf16, fr_from_float_bf16, FR_TYPE_BF16, fr_vec_dot_bf16, NULL),
+    [FR_TYPE_Q4_0] = TYPE("Q4_0", 32, 18, true, fr_to_float_q4_0, fr_from_float_q4_0, FR_TYPE_Q8_0, fr_vec_dot_q4_0, NULL),
+    [FR_TYPE_Q4_1] = TYPE("Q4_1", 32, 20, true, fr_to_float_q4_1, fr_from_float_q4_1, FR_TYPE_Q8_1, fr_vec_dot_q4_1, NULL),
+    [FR_TYPE_Q5_0] = TYPE("Q5_0", 32, 22, true, fr_to_float_q5_0, fr_from_float_q5_0, FR_TYPE_Q8_0, fr_vec_dot_q5_0, NULL),
+    [FR_TYPE_Q5_1] = TYPE("Q5_1", 32, 24, true, fr_to_float_q5_1, fr_from_float_q5_1, FR_TYPE_Q8_1, fr_vec_dot_q5_1, NULL),
+    [FR_TYPE_Q8_0] = TYPE("Q8_0", 32, 34, true, fr_to_float_q8_0, fr_from_float_q8_0, FR_TYPE_Q8_0, fr_vec_dot_q8_0, fr_act_quantize_q8_0),
+    [FR_TYPE_Q8_1] = TYPE("Q8_1", 32, 36, false, fr_to_float_q8_1, fr_from_float_q8_1, FR_TYPE_Q8_1, fr_vec_dot_q8_1, fr_act_quantize_q8_1),
+    [FR_TYPE_Q4_K] = TYPE("Q4_K", 256, 144, true, fr_to_float_q4_k, fr_from_float_q4_k, FR_TYPE_Q8_K, fr_vec_dot_q4_k, NULL),
+    [FR_TYPE_Q5_K] = TYPE("Q5_K", 256, 176, true, fr_to_float_q5_k, fr_from_float_q5_k, FR_TYPE_Q8_K, fr_vec_dot_q5_k, NULL),
+    [FR_TYPE_Q6_K] = TYPE("Q6_K", 256, 210, true, fr_to_float_q6_k, fr_from_float_q6_k, FR_TYPE_Q8_K, fr_vec_dot_q6_k, NULL),
+    [FR_TYPE_Q8_K] = TYPE("Q8_K", 256, 292, true, fr_to_float_q8_k, fr_from_float_q8_k, FR_TYPE_Q8_K, fr_vec_dot_q8_k, NULL),
     /* layouts known, kernels not (yet): rejected by name at load */
     LAYOUT(FR_TYPE_Q2_K, "Q2_K", 256, 84),
     LAYOUT(FR_TYPE_Q3_K, "Q3_K", 256, 110),
@@ -50,6 +56,7 @@ static const fr_type_traits k_traits[FR_TYPE_COUNT] = {
 
 /* The reference table itself: tests compare every SIMD kernel against it. */
 const fr_type_traits *fr_type_traits_scalar(uint32_t type) {
+    if (type >= FR_TYPE_PRIVATE_BASE) return fr_private_traits_scalar(type);
     if (type >= FR_TYPE_COUNT || !k_traits[type].name) return NULL;
     return &k_traits[type];
 }
@@ -57,6 +64,7 @@ const fr_type_traits *fr_type_traits_scalar(uint32_t type) {
 /* The active table: same content except the kernel pointers of the dispatch level
  * (kernels/dispatch.c). */
 const fr_type_traits *fr_type_traits_get(uint32_t type) {
+    if (type >= FR_TYPE_PRIVATE_BASE) return fr_private_traits_get(type);
     if (type >= FR_TYPE_COUNT || !k_traits[type].name) return NULL;
     return &fr_kernels_table()[type];
 }
@@ -67,6 +75,10 @@ const char *fr_type_name(uint32_t type) {
         [32] = "Q4_0_4_8 (removed)", [33] = "Q4_0_8_8 (removed)",
         [36] = "IQ4_NL_4_4 (removed)", [37] = "IQ4_NL_4_8 (removed)", [38] = "IQ4_NL_8_8 (removed)",
     };
+    if (type >= FR_TYPE_PRIVATE_BASE) {
+        const fr_type_traits *p = fr_private_traits_scalar(type);
+        return p ? p->name : NULL;
+    }
     if (type >= FR_TYPE_COUNT) return NULL;
     if (k_traits[type].name) return k_traits[type].name;
     return removed[type];
@@ -75,7 +87,7 @@ const char *fr_type_name(uint32_t type) {
 size_t fr_row_size(fr_type type, int64_t n) {
     const fr_type_traits *t = fr_type_traits_get(type);
     if (!t || n < 0 || n % t->blck_size) return 0;
-    return (size_t)(n / t->blck_size) * t->type_size;
+    return t->row_overhead + (size_t)(n / t->blck_size) * t->type_size;
 }
 
 /* ---- half / bfloat16 conversions, written out bit by bit so they do not depend on

@@ -35,6 +35,13 @@ typedef enum fr_type {
     FR_TYPE_Q8_K = 15,
     FR_TYPE_BF16 = 30,
     FR_TYPE_COUNT = 40, /* size of the id space we index (GGUF ids < 40) */
+    /* frugal's own types (core/quant_private.h): ids far above GGUF's so they never
+     * collide with a type llama.cpp adds; other engines refuse files using them. */
+    FR_TYPE_PRIVATE_BASE = 1024,
+    FR_TYPE_I8C = 1024,  /* int8 per output channel, one F16 scale per row */
+    FR_TYPE_NF4 = 1025,  /* 4-bit NormalFloat, 64-value blocks, double-quantized scales */
+    FR_TYPE_FP8O = 1026, /* FP8 E4M3 blocks of 128 with up to 4 F16 outliers */
+    FR_TYPE_PRIVATE_END = 1027,
 } fr_type;
 
 /* x: n values (n a multiple of blck_size) of this type -> y: n floats */
@@ -43,6 +50,16 @@ typedef void (*fr_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*fr_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot(x, y) over n values; x: a row of this type, y: n values of vec_dot_type */
 typedef void (*fr_vec_dot_fn)(int n, float *s, const void *x, const void *y);
+/* Optional blocked matrix kernels (SIMD levels only; see kernels/ops.c). gemm_pack
+ * rewrites one activation row, already converted to vec_dot_type, into the layout the
+ * gemm kernel reads (at most 2 * fr_row_size(vec_dot_type, n) + 256 bytes). gemm
+ * computes out[t * ld + r] = dot(W row r, activation t) for rows [0, n_rows) of the
+ * weight rows at w (stride w_row bytes) and tokens [0, n_tok) of the packed rows at yp
+ * (stride yp_row bytes). Each output must come out bit-identical whatever n_rows and
+ * n_tok are (tiles are formed inside), so the thread split never changes results. */
+typedef void (*fr_gemm_pack_fn)(const void *yq, void *yp, int64_t n);
+typedef void (*fr_gemm_fn)(int n, const void *w, size_t w_row, int n_rows, const void *yp, size_t yp_row,
+                           int n_tok, float *out, size_t ld);
 
 typedef struct fr_type_traits {
     const char *name;          /* "F32", "Q4_K", ... as GGUF tools print them */
@@ -59,6 +76,15 @@ typedef struct fr_type_traits {
      * (1/d, round-half-away). Matching the former keeps our logits bit-close to
      * llama.cpp's. NULL: use from_float. */
     fr_from_float_fn act_from_float;
+    /* gemm NULL: the driver calls vec_dot per row and token. gemm_pack NULL: gemm
+     * reads the converted rows as they are. */
+    fr_gemm_pack_fn gemm_pack;
+    fr_gemm_fn gemm;
+    /* Bytes every row carries besides its blocks (a per-row header, e.g. I8C's F16
+     * scale; core/quant_private.h); 0 for all GGUF types. A row is row_overhead +
+     * n/blck_size*type_size bytes, and to_float/from_float/vec_dot of a type with a
+     * row header take exactly one row. */
+    size_t row_overhead;
 } fr_type_traits;
 
 /* Traits of a type id (kernels of the active dispatch level), or NULL if the id

@@ -410,6 +410,7 @@ static int parse(gguf_file_priv *p, fr_err *err) {
                               nb, (long long)t->ne[0], tr->name, tr->blck_size);
         uint64_t row;
         if (__builtin_mul_overflow((uint64_t)(t->ne[0] / tr->blck_size), (uint64_t)tr->type_size, &row) ||
+            __builtin_add_overflow(row, (uint64_t)tr->row_overhead, &row) || /* per-row header */
             __builtin_mul_overflow(row, nel / (uint64_t)t->ne[0], &t->nbytes))
             return fr_err_set(err, FRUGAL_E_FORMAT, "tensor '%s': byte size overflows", nb);
         if (t->offset % f->alignment != 0)

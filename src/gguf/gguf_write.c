@@ -257,6 +257,7 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     if (t.ne[0] % tr->blck_size) return FRUGAL_E_INVALID_ARG;
     uint64_t row;
     if (__builtin_mul_overflow((uint64_t)(t.ne[0] / tr->blck_size), (uint64_t)tr->type_size, &row) ||
+        __builtin_add_overflow(row, (uint64_t)tr->row_overhead, &row) || /* per-row header */
         __builtin_mul_overflow(row, nel / (uint64_t)t.ne[0], &t.nbytes) || t.nbytes > SIZE_MAX)
         return FRUGAL_E_INVALID_ARG;
     for (size_t i = 0; i < w->n_t; i++)

@@ -7,9 +7,15 @@
 #include <math.h>
 #include <string.h>
 
+/* Activation rows for a gemm kernel are packed after the converted rows, each
+ * padded to whole cache lines; the size bound is the one types.h promises. */
+static size_t pack_stride(size_t xq_row) { return (2 * xq_row + 256 + 63) & ~(size_t)63; }
+
 size_t fr_matmul_scratch(const fr_weight *w, int n_tok) {
     const fr_type_traits *t = fr_type_traits_get(w->type);
-    return fr_row_size(t->vec_dot_type, w->n_in) * (size_t)n_tok;
+    const size_t row = fr_row_size(t->vec_dot_type, w->n_in);
+    /* room for the packed rows whatever the level: tests switch levels between calls */
+    return (row + pack_stride(row)) * (size_t)n_tok + 64;
 }
 
 /* Several matrices that read the same input (Wq/Wk/Wv, gate/up) are computed in one
@@ -20,8 +26,8 @@ typedef struct {
     const fr_weight *const *ws;
     float *const *ys;
     long total_rows;
-    const void *xq;        /* converted activations */
-    size_t xq_row;         /* bytes per converted row */
+    const void *xq;        /* converted (or packed, for gemm) activations */
+    size_t xq_row;         /* bytes per row of xq */
     int n_tok;
 } matmul_job;
 
@@ -35,15 +41,23 @@ static void matmul_worker(void *arg, int ith, int nth) {
         const fr_weight *w = j->ws[k];
         long n_out = (long)w->n_out;
         if (r0 >= base + n_out) { base += n_out; continue; }
-        const fr_vec_dot_fn dot = fr_type_traits_get(w->type)->vec_dot;
+        const fr_type_traits *tr = fr_type_traits_get(w->type);
+        const fr_vec_dot_fn dot = tr->vec_dot;
         const size_t w_row = fr_row_size(w->type, w->n_in);
         const int n_in = (int)w->n_in;
         float *y = j->ys[k];
         long end = r1 < base + n_out ? r1 : base + n_out;
-        for (long r = r0 - base; r < end - base; r++) {
-            const void *row = (const uint8_t *)w->data + (size_t)r * w_row;
-            for (int t = 0; t < j->n_tok; t++)
-                dot(n_in, &y[(size_t)t * n_out + r], row, xq + (size_t)t * j->xq_row);
+        if (tr->gemm) {
+            /* the kernel tiles rows x tokens itself; its outputs do not depend on
+             * where this thread's share starts, so the split stays bit-neutral */
+            tr->gemm(n_in, (const uint8_t *)w->data + (size_t)(r0 - base) * w_row, w_row, (int)(end - r0), xq,
+                     j->xq_row, j->n_tok, y + (r0 - base), (size_t)n_out);
+        } else {
+            for (long r = r0 - base; r < end - base; r++) {
+                const void *row = (const uint8_t *)w->data + (size_t)r * w_row;
+                for (int t = 0; t < j->n_tok; t++)
+                    dot(n_in, &y[(size_t)t * n_out + r], row, xq + (size_t)t * j->xq_row);
+            }
         }
         r0 = end;
         base += n_out;
@@ -52,10 +66,12 @@ static void matmul_worker(void *arg, int ith, int nth) {
 
 typedef struct {
     fr_from_float_fn conv;
+    fr_gemm_pack_fn pack;  /* NULL: no packing */
     const float *x;
     uint8_t *xq;
+    uint8_t *xp;           /* packed rows (when pack) */
     int64_t n_in;
-    size_t xq_row;
+    size_t xq_row, xp_row;
     int n_tok;
 } quant_job;
 
@@ -63,32 +79,44 @@ static void quant_worker(void *arg, int ith, int nth) {
     const quant_job *j = arg;
     long t0, t1;
     fr_split(j->n_tok, ith, nth, &t0, &t1);
-    for (long t = t0; t < t1; t++)
-        j->conv(j->x + (size_t)t * j->n_in, j->xq + (size_t)t * j->xq_row, j->n_in);
+    for (long t = t0; t < t1; t++) {
+        uint8_t *q = j->xq + (size_t)t * j->xq_row;
+        if (j->conv) j->conv(j->x + (size_t)t * j->n_in, q, j->n_in);
+        else q = (uint8_t *)(j->x + (size_t)t * j->n_in); /* F32: the input itself */
+        if (j->pack) j->pack(q, j->xp + (size_t)t * j->xp_row, j->n_in);
+    }
 }
 
 void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *const *ys,
                      const float *x, int n_tok, void *qbuf) {
-    const fr_type vdt = fr_type_traits_get(ws[0]->type)->vec_dot_type;
+    const fr_type_traits *t0 = fr_type_traits_get(ws[0]->type);
+    const fr_type vdt = t0->vec_dot_type;
     long total = 0;
     for (int k = 0; k < n_w; k++) {
-        if (fr_type_traits_get(ws[k]->type)->vec_dot_type != vdt || ws[k]->n_in != ws[0]->n_in) {
+        const fr_type_traits *tk = fr_type_traits_get(ws[k]->type);
+        /* one shared activation layout: same vec_dot_type, length and packing */
+        if (tk->vec_dot_type != vdt || ws[k]->n_in != ws[0]->n_in || !tk->gemm != !t0->gemm ||
+            tk->gemm_pack != t0->gemm_pack) {
             for (int i = 0; i < n_w; i++) fr_matmul_multi(pool, 1, &ws[i], &ys[i], x, n_tok, qbuf);
             return;
         }
         total += (long)ws[k]->n_out;
     }
     const fr_type_traits *vt = fr_type_traits_get(vdt);
-    size_t xq_row = fr_row_size(vdt, ws[0]->n_in);
+    const size_t xq_row = fr_row_size(vdt, ws[0]->n_in);
+    const fr_gemm_pack_fn pack = t0->gemm ? t0->gemm_pack : NULL;
     const void *xq = x;
-    if (vdt != FR_TYPE_F32) {
-        quant_job q = {vt->act_from_float ? vt->act_from_float : vt->from_float, x, qbuf, ws[0]->n_in,
-                       xq_row, n_tok};
+    size_t row = xq_row;
+    if (vdt != FR_TYPE_F32 || pack) {
+        uint8_t *xp = (uint8_t *)(((uintptr_t)qbuf + xq_row * (size_t)n_tok + 63) & ~(uintptr_t)63);
+        quant_job q = {vdt == FR_TYPE_F32 ? NULL : vt->act_from_float ? vt->act_from_float : vt->from_float,
+                       pack, x, qbuf, xp, ws[0]->n_in, xq_row, pack_stride(xq_row), n_tok};
         if (n_tok > 1) fr_pool_run(pool, quant_worker, &q);
         else quant_worker(&q, 0, 1);
-        xq = qbuf;
+        xq = pack ? (const void *)xp : qbuf;
+        row = pack ? q.xp_row : xq_row;
     }
-    matmul_job j = {n_w, ws, ys, total, xq, xq_row, n_tok};
+    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok};
     fr_pool_run(pool, matmul_worker, &j);
 }
 

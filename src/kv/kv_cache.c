@@ -21,7 +21,8 @@ const char *frugal_kv_type_name(int kv_type) {
 static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
 static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
 
-int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim, fr_err *err) {
+int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim,
+                    const char *disk_dir, uint64_t ram_bytes, fr_err *err) {
     memset(p, 0, sizeof *p);
     if (kv_type < 0 || kv_type > 4)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "unknown KV cache type %d", kv_type);
@@ -35,31 +36,40 @@ int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int r
     p->row = row;
     p->k_row_bytes = fr_row_size(p->k_type, row);
     p->v_row_bytes = fr_row_size(p->v_type, row);
+    p->page_bytes = FR_KV_BLOCK * (p->k_row_bytes + p->v_row_bytes);
     p->n_blocks = (n_tokens + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
-    size_t rows = (size_t)n_layer * (size_t)p->n_blocks * FR_KV_BLOCK;
-    size_t nk = rows * p->k_row_bytes, nv = rows * p->v_row_bytes;
-    p->bytes = nk + nv;
-    p->k = fr_mem_alloc(FR_MEM_KV, nk);
-    p->v = fr_mem_alloc(FR_MEM_KV, nv);
+    p->bytes = (size_t)n_layer * (size_t)p->n_blocks * p->page_bytes;
     p->refs = calloc((size_t)p->n_blocks, sizeof(int));
     p->free_list = malloc(sizeof(int) * (size_t)p->n_blocks);
-    if (!p->k || !p->v || !p->refs || !p->free_list) {
+    p->tmp = malloc(p->page_bytes);
+    if (!p->refs || !p->free_list || !p->tmp) {
         fr_kv_pool_free(p);
-        return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate KV cache (%zu MiB for %d tokens)",
-                          (nk + nv) >> 20, n_tokens);
+        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (KV pool tables)");
     }
     /* hand out low block numbers first: a single sequence then fills the pool in order */
     for (int i = 0; i < p->n_blocks; i++) p->free_list[i] = p->n_blocks - 1 - i;
     p->n_free = p->n_blocks;
+    if (disk_dir) {
+        int rc = fr_kv_disk_open(p, disk_dir, ram_bytes, err);
+        if (rc) { fr_kv_pool_free(p); return rc; }
+        return FRUGAL_OK;
+    }
+    p->n_frames = n_layer * p->n_blocks;
+    p->frames = fr_mem_alloc(FR_MEM_KV, (size_t)p->n_frames * p->page_bytes);
+    if (!p->frames) {
+        size_t mib = p->bytes >> 20;
+        fr_kv_pool_free(p);
+        return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate KV cache (%zu MiB for %d tokens)", mib, n_tokens);
+    }
     return FRUGAL_OK;
 }
 
 void fr_kv_pool_free(fr_kv_pool *p) {
-    size_t rows = (size_t)p->n_layer * (size_t)p->n_blocks * FR_KV_BLOCK;
-    fr_mem_free(FR_MEM_KV, p->k, rows * p->k_row_bytes);
-    fr_mem_free(FR_MEM_KV, p->v, rows * p->v_row_bytes);
+    if (p->disk) fr_kv_disk_close(p);
+    else fr_mem_free(FR_MEM_KV, p->frames, (size_t)p->n_frames * p->page_bytes);
     free(p->refs);
     free(p->free_list);
+    free(p->tmp);
     memset(p, 0, sizeof *p);
 }
 
@@ -76,8 +86,10 @@ static int block_alloc(fr_kv_pool *p) {
     return b;
 }
 
-static uint8_t *row_ptr(const fr_kv_pool *p, uint8_t *base, size_t row_bytes, int il, int block, int off) {
-    return base + (((size_t)il * p->n_blocks + (size_t)block) * FR_KV_BLOCK + (size_t)off) * row_bytes;
+/* Resident page -> row pointers. */
+static uint8_t *k_in(const fr_kv_pool *p, uint8_t *page, int off) { return page + (size_t)off * p->k_row_bytes; }
+static uint8_t *v_in(const fr_kv_pool *p, uint8_t *page, int off) {
+    return page + FR_KV_BLOCK * p->k_row_bytes + (size_t)off * p->v_row_bytes;
 }
 
 void fr_kv_seq_init(fr_kv_cache *kv, fr_kv_pool *pool, int n_max) {
@@ -127,11 +139,9 @@ static int unshare(fr_kv_cache *kv, int i) {
     if (p->refs[old] <= 1) return 0;
     int b = block_alloc(p);
     if (b < 0) return -1;
-    for (int il = 0; il < p->n_layer; il++) {
-        memcpy(row_ptr(p, p->k, p->k_row_bytes, il, b, 0), row_ptr(p, p->k, p->k_row_bytes, il, old, 0),
-               FR_KV_BLOCK * p->k_row_bytes);
-        memcpy(row_ptr(p, p->v, p->v_row_bytes, il, b, 0), row_ptr(p, p->v, p->v_row_bytes, il, old, 0),
-               FR_KV_BLOCK * p->v_row_bytes);
+    for (int il = 0; il < p->n_layer; il++) { /* via tmp: both pages need not be resident at once */
+        memcpy(p->tmp, fr_kv_page(p, il, old, 0), p->page_bytes);
+        memcpy(fr_kv_page(p, il, b, 1), p->tmp, p->page_bytes);
     }
     block_unref(p, old);
     kv->blocks[i] = b;
@@ -171,32 +181,36 @@ static void get_row(fr_type type, const uint8_t *src, float *dst, int n) {
     else fr_type_traits_get(type)->to_float(src, dst, n);
 }
 
+
 const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos) {
-    const fr_kv_pool *p = kv->pool;
-    return row_ptr(p, p->k, p->k_row_bytes, il, kv->blocks[pos / FR_KV_BLOCK], pos % FR_KV_BLOCK);
+    return k_in(kv->pool, fr_kv_page_fast(kv, il, pos), pos % FR_KV_BLOCK);
 }
 
 const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos) {
-    const fr_kv_pool *p = kv->pool;
-    return row_ptr(p, p->v, p->v_row_bytes, il, kv->blocks[pos / FR_KV_BLOCK], pos % FR_KV_BLOCK);
+    return v_in(kv->pool, fr_kv_page_fast(kv, il, pos), pos % FR_KV_BLOCK);
+}
+
+static uint8_t *page_rw(fr_kv_cache *kv, int il, int pos, int write) {
+    return fr_kv_page(kv->pool, il, kv->blocks[pos / FR_KV_BLOCK], write);
 }
 
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v) {
-    put_row(kv->k_type, k, (uint8_t *)fr_kv_k(kv, il, pos), kv->row);
-    put_row(kv->v_type, v, (uint8_t *)fr_kv_v(kv, il, pos), kv->row);
+    uint8_t *pg = page_rw(kv, il, pos, 1);
+    put_row(kv->k_type, k, k_in(kv->pool, pg, pos % FR_KV_BLOCK), kv->row);
+    put_row(kv->v_type, v, v_in(kv->pool, pg, pos % FR_KV_BLOCK), kv->row);
 }
 
 void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out) {
-    get_row(kv->k_type, fr_kv_k(kv, il, pos), out, kv->row);
+    get_row(kv->k_type, k_in(kv->pool, page_rw((fr_kv_cache *)kv, il, pos, 0), pos % FR_KV_BLOCK), out, kv->row);
 }
 void fr_kv_v_get(const fr_kv_cache *kv, int il, int pos, float *out) {
-    get_row(kv->v_type, fr_kv_v(kv, il, pos), out, kv->row);
+    get_row(kv->v_type, v_in(kv->pool, page_rw((fr_kv_cache *)kv, il, pos, 0), pos % FR_KV_BLOCK), out, kv->row);
 }
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k) {
-    put_row(kv->k_type, k, (uint8_t *)fr_kv_k(kv, il, pos), kv->row);
+    put_row(kv->k_type, k, k_in(kv->pool, page_rw(kv, il, pos, 1), pos % FR_KV_BLOCK), kv->row);
 }
 void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v) {
-    put_row(kv->v_type, v, (uint8_t *)fr_kv_v(kv, il, pos), kv->row);
+    put_row(kv->v_type, v, v_in(kv->pool, page_rw(kv, il, pos, 1), pos % FR_KV_BLOCK), kv->row);
 }
 
 void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
@@ -205,9 +219,14 @@ void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
     /* rows from `first` on are rewritten: those blocks must be private */
     for (int i = first / FR_KV_BLOCK; i < kv->n_blocks; i++) unshare(kv, i);
     for (int il = 0; il < kv->n_layer; il++)
-        for (int pos = first; pos + n < kv->n; pos++) {
-            memcpy((uint8_t *)fr_kv_k(kv, il, pos), fr_kv_k(kv, il, pos + n), p->k_row_bytes);
-            memcpy((uint8_t *)fr_kv_v(kv, il, pos), fr_kv_v(kv, il, pos + n), p->v_row_bytes);
+        for (int pos = first; pos + n < kv->n; pos++) { /* via tmp: pages may be paged out */
+            int so = (pos + n) % FR_KV_BLOCK, d = pos % FR_KV_BLOCK;
+            uint8_t *src = page_rw(kv, il, pos + n, 0);
+            memcpy(p->tmp, k_in(p, src, so), p->k_row_bytes);
+            memcpy(p->tmp + p->k_row_bytes, v_in(p, src, so), p->v_row_bytes);
+            uint8_t *dst = page_rw(kv, il, pos, 1);
+            memcpy(k_in(p, dst, d), p->tmp, p->k_row_bytes);
+            memcpy(v_in(p, dst, d), p->tmp + p->k_row_bytes, p->v_row_bytes);
         }
     kv->n -= n;
     int need = (kv->n + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
@@ -216,22 +235,22 @@ void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
 
 int frugal_kv_policy_parse(const char *text, frugal_context_params *out) {
     /* key:value pairs; the first key names the policy */
-    int window = 0, sinks = 4, chunk = 0, keep = 64, seen_sinks = 0, seen_keep = 0;
+    int window = 0, sinks = 4, chunk = 0, keep = 64, slots = 0, seen_sinks = 0, seen_keep = 0;
     if (!text || !out) return -1;
     const char *p = text;
     while (*p) {
-        static const char *keys[] = {"window:", "sinks:", "summary:", "keep:"};
-        int *dst[] = {&window, &sinks, &chunk, &keep};
+        static const char *keys[] = {"window:", "sinks:", "summary:", "keep:", "slots:"};
+        int *dst[] = {&window, &sinks, &chunk, &keep, &slots};
         int k = 0;
-        while (k < 4 && strncmp(p, keys[k], strlen(keys[k]))) k++;
-        if (k == 4) return -1;
+        while (k < 5 && strncmp(p, keys[k], strlen(keys[k]))) k++;
+        if (k == 5) return -1;
         p += strlen(keys[k]);
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 0 || v > (1 << 24)) return -1;
         *dst[k] = (int)v;
         seen_sinks |= k == 1;
-        seen_keep |= k == 3;
+        seen_keep |= k == 3 || k == 4;
         p = end;
         if (*p == ',') p++;
         else if (*p) return -1;
@@ -243,5 +262,6 @@ int frugal_kv_policy_parse(const char *text, frugal_context_params *out) {
     out->kv_sinks = window ? sinks : 0;
     out->kv_chunk = chunk;
     out->kv_keep = chunk ? keep : 0;
+    out->kv_slots = chunk ? slots : 0;
     return 0;
 }

@@ -19,16 +19,27 @@
 
 #define FR_KV_BLOCK 16  /* tokens per block */
 
+typedef struct fr_kv_disk fr_kv_disk;
+
+/* Storage is in pages: one page = one (layer, block): FR_KV_BLOCK K rows, then
+ * FR_KV_BLOCK V rows. Without a disk tier every page has its own frame in RAM
+ * (frame = layer * n_blocks + block). With one (kv_disk.c), pages live in a spill
+ * file and only n_frames of them are cached in RAM, least recently used evicted;
+ * the forward pass pins the pages of the layer it works on. */
 typedef struct fr_kv_pool {
     fr_type k_type, v_type;
     int n_layer;
     int row;                     /* values per position per layer */
     size_t k_row_bytes, v_row_bytes;
+    size_t page_bytes;
     int n_blocks;
-    uint8_t *k, *v;              /* [n_layer][n_blocks * FR_KV_BLOCK][row] */
     int *refs;                   /* per block: sequences using it (0 = free) */
     int *free_list, n_free;
-    size_t bytes;                /* K + V storage */
+    size_t bytes;                /* logical K + V storage (every page) */
+    uint8_t *frames;             /* n_frames * page_bytes, accounted as KV */
+    int n_frames;
+    uint8_t *tmp;                /* one page of scratch for copies */
+    fr_kv_disk *disk;            /* NULL: everything in RAM */
 } fr_kv_pool;
 
 /* One sequence: its block table and length. The type fields are copies of the
@@ -44,7 +55,11 @@ typedef struct fr_kv_cache {
 
 /* kv_type: FRUGAL_KV_*. head_dim: for the block-size check of quantized types.
  * n_tokens: capacity of the pool in tokens (rounded up to whole blocks). */
-int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim, fr_err *err);
+/* disk_dir: NULL for an all-RAM pool; else pages spill to a file created (and at once
+ * unlinked, so it never outlives the process) in that directory, with ram_bytes of
+ * RAM for cached pages (at least one layer's pages + 2, else an error naming it). */
+int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim,
+                    const char *disk_dir, uint64_t ram_bytes, fr_err *err);
 void fr_kv_pool_free(fr_kv_pool *p);
 /* Tokens the pool's free blocks can hold. */
 int fr_kv_pool_free_tokens(const fr_kv_pool *p);
@@ -58,9 +73,25 @@ int fr_kv_seq_fork(fr_kv_cache *dst, const fr_kv_cache *src, fr_err *err);
  * block. FRUGAL_E_CONTEXT_FULL if the pool or n_max has no room (nothing changes). */
 int fr_kv_reserve(fr_kv_cache *kv, int count, fr_err *err);
 
+/* Disk tier (no-ops for an all-RAM pool; kv_disk.c). Main thread only. */
+/* Page (il, block), resident; write marks it dirty. */
+uint8_t *fr_kv_page(fr_kv_pool *p, int il, int block, int write);
+/* Make layer il's pages of these sequences resident and pinned until the next call
+ * or fr_kv_unpin: worker threads may then read them through fr_kv_k / fr_kv_v. */
+void fr_kv_layer_pin(fr_kv_pool *p, int il, fr_kv_cache *const *seqs, int n);
+/* The page of a position without paging in: RAM pool, or pinned (any thread). */
+uint8_t *fr_kv_page_fast(const fr_kv_cache *kv, int il, int pos);
+void fr_kv_unpin(fr_kv_pool *p);
+/* A spill I/O error since the last call: fills err and returns its code (then clears). */
+int fr_kv_io_error(fr_kv_pool *p, fr_err *err);
+int fr_kv_disk_open(fr_kv_pool *p, const char *dir, uint64_t ram_bytes, fr_err *err);
+void fr_kv_disk_close(fr_kv_pool *p);
+/* Pages read from / written to the spill file so far. */
+void fr_kv_disk_stats(const fr_kv_pool *p, uint64_t *reads, uint64_t *writes);
+
 /* Store the K and V rows (F32) of position pos (reserved) in layer il. */
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v);
-/* Pointers to the stored rows of layer il. */
+/* Pointers to the stored rows of layer il (pages must be resident: RAM pool, or pinned). */
 const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos);
 const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos);
 /* Decode / re-encode one stored row (F32 <-> the cache type). */

@@ -53,6 +53,7 @@ struct frugal_model {
     int n_threads;
     int verbose;
     bool vocab_only;
+    uint64_t mem_budget;             /* default budget of contexts (0: none) */
 };
 
 /* Where the forward pass gets a layer's weights. NULL in the context: straight from

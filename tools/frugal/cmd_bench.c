@@ -33,7 +33,12 @@ static void usage(FILE *out) {
             "  -n, --n-gen N        generated tokens of the tg test (default 64; 0: skip it)\n"
             "  -t, --threads N      threads (default 0: all cores)\n"
             "  -r, --repetitions N  timed repetitions per test, after one warm-up (default 5)\n"
-            "  --bw-mib N           bandwidth probe buffer in MiB (default 0: min(1 GiB, RAM/4))\n"
+            "  --bw-mib N           bandwidth probe buffer in MiB (default 0: min(1 GiB, RAM/4);\n"
+            "                       64 with --mem, so the probe stays inside the budget)\n"
+            "  --kv-type T          KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
+            "  --kv-policy P        window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
+            "  --mem SIZE           memory budget (K/M/G): layers that do not fit are streamed\n"
+            "                       from disk per token (see 'frugal plan')\n"
             "  --json               print a JSON array, one object per test: test, n_prompt,\n"
             "                       n_gen, tokens_per_s, stddev, samples_ts, bytes_per_token,\n"
             "                       bandwidth_gbs, roofline_tokens_per_s, roofline_pct, model,\n"
@@ -162,6 +167,9 @@ typedef struct bench_env {
     char desc[96], size[32], params[32];
     int threads, reps;
     uint64_t bytes_per_token;
+    const char *kv_type;
+    double kv_bytes_per_token;  /* KV cache bytes per cached token (all layers, K+V) */
+    uint64_t kv_bytes;          /* the whole KV cache of the benchmark context */
     double bw_gbs;        /* < 0: the probe failed */
     size_t bw_bytes;
 } bench_env;
@@ -188,7 +196,9 @@ static void print_row(const bench_env *e, const bench_test *bt) {
 }
 
 static void print_summary(const bench_env *e, const bench_test *tests, int n_tests) {
-    printf("\nweights read per generated token: %.2f MiB (%llu bytes)\n",
+    printf("\nKV cache (%s): %.0f bytes per token, %.2f MiB in total\n", e->kv_type, e->kv_bytes_per_token,
+           e->kv_bytes / 1048576.0);
+    printf("weights read per generated token: %.2f MiB (%llu bytes)\n",
            (double)e->bytes_per_token / (1 << 20), (unsigned long long)e->bytes_per_token);
     if (e->bw_gbs <= 0) {
         printf("read bandwidth: probe failed (no memory for a %.0f MiB buffer)\n",
@@ -215,6 +225,8 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
                i ? "," : "", bt->name, bt->is_gen ? 0 : bt->n, bt->is_gen ? bt->n : 0, bt->mean, bt->sd);
         for (int r = 0; r < e->reps; r++) printf(r ? ", %.6g" : "%.6g", bt->samples[r]);
         printf("], \"bytes_per_token\": %llu, ", (unsigned long long)e->bytes_per_token);
+        printf("\"kv_type\": \"%s\", \"kv_bytes_per_token\": %.6g, \"kv_bytes\": %llu, ", e->kv_type,
+               e->kv_bytes_per_token, (unsigned long long)e->kv_bytes);
         if (roof > 0)
             printf("\"bandwidth_gbs\": %.6g, \"roofline_tokens_per_s\": %.6g, \"roofline_pct\": %.6g, ",
                    e->bw_gbs, roof, 100.0 * bt->mean / roof);
@@ -236,7 +248,7 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
 /* ------------------------------------------------------------------ the command */
 
 int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16", *kv_policy = NULL;
     int n_prompt = 128, n_gen = 64, n_threads = 0, reps = 5, bw_mib = 0, json = 0;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
@@ -246,12 +258,32 @@ int cmd_bench(int argc, char **argv) {
         {"-r", "--repetitions", OPT_INT, &reps, 1, 10000},
         {NULL, "--bw-mib", OPT_INT, &bw_mib, 0, 1 << 20},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
+        {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
+        {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
+        {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
     };
     int n_pos = 0;
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("bench: -m MODEL is required"); return EXIT_USAGE; }
+    uint64_t mem_budget = 0;
+    if (mem_str && frugal_parse_size(mem_str, &mem_budget) != 0) {
+        cli_error("--mem: '%s' is not a size such as 512M or 2G", mem_str);
+        return EXIT_USAGE;
+    }
+    if (mem_budget && bw_mib == 0) bw_mib = 64;
+    int kv_type = frugal_kv_type_parse(kv_str);
+    if (kv_type < 0) {
+        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
+        return EXIT_USAGE;
+    }
+    frugal_context_params policy;
+    frugal_context_params_default(&policy);
+    if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
+        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
+        return EXIT_USAGE;
+    }
     if (n_prompt == 0 && n_gen == 0) { cli_error("bench: -p 0 and -n 0 leave nothing to measure"); return EXIT_USAGE; }
 
     int rc = 1;
@@ -270,6 +302,7 @@ int cmd_bench(int argc, char **argv) {
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
+    mp.mem_budget = mem_budget;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
         goto done;
@@ -278,6 +311,13 @@ int cmd_bench(int argc, char **argv) {
     frugal_context_params_default(&cp);
     cp.n_ctx = n_prompt > n_gen ? n_prompt : n_gen; /* each test starts from an empty cache */
     cp.n_threads = n_threads;
+    cp.mem_budget = mem_budget;
+    cp.kv_type = kv_type;
+    cp.kv_window = policy.kv_window;
+    cp.kv_sinks = policy.kv_sinks;
+    cp.kv_chunk = policy.kv_chunk;
+    cp.kv_keep = policy.kv_keep;
+    cp.kv_slots = policy.kv_slots;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
         goto done;
@@ -285,6 +325,9 @@ int cmd_bench(int argc, char **argv) {
     frugal_model_get_info(model, &env.mi);
     env.threads = frugal_context_n_threads(ctx);
     env.bytes_per_token = frugal_model_decode_bytes(model);
+    env.kv_type = kv_str;
+    env.kv_bytes = frugal_context_kv_bytes(ctx);
+    env.kv_bytes_per_token = frugal_context_kv_bytes_per_token(ctx);
     fmt_desc(env.desc, sizeof env.desc, &env.mi);
     fmt_size(env.size, sizeof env.size, env.mi.weight_bytes);
     fmt_params(env.params, sizeof env.params, env.mi.n_params);

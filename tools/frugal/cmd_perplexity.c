@@ -54,7 +54,8 @@ static void usage(FILE *out) {
             "  -c, --ctx-size N       chunk / context size (default 0: the model's, at most 4096)\n"
             "  -t, --threads N        threads (default 0: all cores)\n"
             "  --chunks N             score at most N chunks (default: all)\n"
-            "  --kv-type T            KV cache type: f16 (default) or f32\n"
+            "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
+            "  --kv-policy P          window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S] (see frugal run)\n"
             "  --save-logits FILE     save the scored positions' log-probs (and the tokens)\n"
             "  --logits-type T        element type of that file: f16 (default) or f32\n"
             "  --kl-base FILE         compare with a saved run: mean KL(base || this) per position,\n"
@@ -316,7 +317,7 @@ static void print_json_or_text(int json, const ppl_acc *a, int n_chunk, int have
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL, *save_path = NULL, *base_path = NULL;
-    const char *kv_str = "f16", *lt_str = "f16";
+    const char *kv_str = "f16", *lt_str = "f16", *kv_policy = NULL;
     int n_ctx = 0, n_threads = 0, json = 0, max_chunks = 0;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
@@ -325,6 +326,7 @@ int cmd_perplexity(int argc, char **argv) {
         {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
         {NULL, "--chunks", OPT_INT, &max_chunks, 1, INT_MAX},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
+        {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
         {NULL, "--save-logits", OPT_STR, &save_path, 0, 0},
         {NULL, "--logits-type", OPT_STR, &lt_str, 0, 0},
         {NULL, "--kl-base", OPT_STR, &base_path, 0, 0},
@@ -336,10 +338,17 @@ int cmd_perplexity(int argc, char **argv) {
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("perplexity: -m MODEL is required"); return EXIT_USAGE; }
     if (!file) { cli_error("perplexity: -f TEXT is required"); return EXIT_USAGE; }
-    int kv_type;
-    if (strcmp(kv_str, "f16") == 0) kv_type = FRUGAL_KV_F16;
-    else if (strcmp(kv_str, "f32") == 0) kv_type = FRUGAL_KV_F32;
-    else { cli_error("--kv-type: '%s' is not f16 or f32", kv_str); return EXIT_USAGE; }
+    int kv_type = frugal_kv_type_parse(kv_str);
+    if (kv_type < 0) {
+        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
+        return EXIT_USAGE;
+    }
+    frugal_context_params policy;
+    frugal_context_params_default(&policy);
+    if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
+        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
+        return EXIT_USAGE;
+    }
     uint32_t lp_elem;
     if (strcmp(lt_str, "f16") == 0) lp_elem = 1;
     else if (strcmp(lt_str, "f32") == 0) lp_elem = 0;
@@ -371,8 +380,15 @@ int cmd_perplexity(int argc, char **argv) {
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
     cp.kv_type = kv_type;
+    cp.kv_window = policy.kv_window;
+    cp.kv_sinks = policy.kv_sinks;
+    cp.kv_chunk = policy.kv_chunk;
+    cp.kv_keep = policy.kv_keep;
+    cp.kv_slots = policy.kv_slots;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) { cli_error("%s: %s", model_path, err.message); goto done; }
-    n_ctx = frugal_context_n_ctx(ctx);
+    /* a window or a summary with its own slot count makes the cache smaller than the
+     * scoring window (-c): keep -c */
+    if (!((policy.kv_window || policy.kv_slots) && n_ctx > 0)) n_ctx = frugal_context_n_ctx(ctx);
     frugal_model_info info;
     frugal_model_get_info(model, &info);
     int n_vocab = info.n_vocab;

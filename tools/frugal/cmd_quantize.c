@@ -9,7 +9,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: frugal quantize IN.gguf OUT.gguf --type T [--keep-first N] [--keep-output] [-t T]\n\n"
+            "usage: frugal quantize IN.gguf OUT.gguf (--type T | --policy auto (--size S | --bpw B))\n"
+            "                      [--keep-first N] [--keep-output] [-t T]\n\n"
             "Write OUT with the weight matrices of IN converted to T, as llama-quantize does:\n"
             "tensors in llama.cpp's order, norms and other 1-D tensors unchanged, output.weight as\n"
             "Q6_K for q4_0/q4_k (Q8_0 stays Q8_0), and for q4_k llama.cpp's Q4_K_M mix\n"
@@ -18,7 +19,16 @@ static void usage(FILE *out) {
             "Input may be F32, F16 or BF16; quantized input is dequantized and re-quantized (with\n"
             "a warning). Rows that fit no block of T keep their type (with a note). OUT is\n"
             "written to OUT.tmp and renamed; IN is never modified.\n\n"
-            "  --type T          q8_0, q4_0, q4_k, q6_k, f16 or f32\n"
+            "  --type T          q8_0, q4_0, q4_k, q6_k, f16 or f32; or frugal-only (files other\n"
+            "                    engines cannot read): i8c (int8 per row, F16 row scale, ~8.06 bpw),\n"
+            "                    nf4 (4-bit NormalFloat, 64-blocks, 8-bit double-quantized\n"
+            "                    scales, 4.19 bpw; output.weight Q6_K), fp8o (FP8 E4M3, 128-blocks,\n"
+            "                    F16 scale, up to 4 F16 outliers per block, 8.875 bpw)\n"
+            "  --policy auto     instead of --type: choose each weight matrix's type (F16, Q8_0,\n"
+            "                    Q6_K, Q4_K, Q4_0, I8C, NF4, FP8O) for the least total relative\n"
+            "                    quantization error within the budget; prints the choice table\n"
+            "  --size SIZE       policy budget in bytes of tensor data (64M, 1.5G, ...)\n"
+            "  --bpw B           policy budget in bits per weight over all tensors\n"
             "  --keep-first N    keep the matrices of the first N layers in their input type\n"
             "  --keep-output     keep output.weight (token_embd.weight if tied) in its input type\n"
             "  -t, --threads N   threads (default 0: all cores)\n");
@@ -28,8 +38,13 @@ int cmd_quantize(int argc, char **argv) {
     frugal_quantize_params p;
     frugal_quantize_params_default(&p);
     p.type = NULL;
+    const char *size = NULL;
+    float bpw = 0.0f;
     const opt opts[] = {
         {NULL, "--type", OPT_STR, &p.type, 0, 0},
+        {NULL, "--policy", OPT_STR, &p.policy, 0, 0},
+        {NULL, "--size", OPT_STR, &size, 0, 0},
+        {NULL, "--bpw", OPT_FLOAT, &bpw, 0.5, 64},
         {NULL, "--keep-first", OPT_INT, &p.keep_first, 0, 1 << 20},
         {NULL, "--keep-output", OPT_FLAG, &p.keep_output, 0, 0},
         {"-t", "--threads", OPT_INT, &p.n_threads, 0, 4096},
@@ -40,7 +55,18 @@ int cmd_quantize(int argc, char **argv) {
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
     if (n_pos != 2) { cli_error("quantize: give IN.gguf and OUT.gguf (see 'frugal quantize --help')"); return EXIT_USAGE; }
-    if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
+    if (p.policy) {
+        if (p.type) { cli_error("quantize: give --type or --policy, not both"); return EXIT_USAGE; }
+        if (!size == !(bpw > 0.0f)) { cli_error("quantize: --policy needs one of --size or --bpw"); return EXIT_USAGE; }
+        if (size && frugal_parse_size(size, &p.budget_bytes) != 0) {
+            cli_error("quantize: --size '%s' is not a size (e.g. 3M, 1.5G)", size);
+            return EXIT_USAGE;
+        }
+        p.budget_bpw = bpw;
+    } else if (size || bpw > 0.0f) {
+        cli_error("quantize: --size and --bpw go with --policy auto");
+        return EXIT_USAGE;
+    } else if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
     p.progress = isatty(2);
 
     frugal_quantize_stats s;

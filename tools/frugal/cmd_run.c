@@ -36,10 +36,15 @@ static void usage(FILE *out) {
             "  --presence-penalty F   OpenAI-style presence penalty (default 0)\n"
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --stats                also print memory by category (peak) and KV bytes\n"
+            "  --mem SIZE             memory budget (K/M/G suffixes): layers that do not fit are\n"
+            "                         streamed from disk per token (see 'frugal plan')\n"
+            "  --kv-disk DIR          spill KV pages to a file in DIR (removed on exit), keeping\n"
+            "  --kv-ram SIZE          ... only SIZE of them in RAM (K/M/G suffixes)\n"
             "  --kv-policy P          window:W[,sinks:S]: keep the first S (default 4) and the\n"
             "                         last W tokens; generation continues past the context\n"
-            "                         summary:CHUNK[,keep:N]: beyond the last N (default 64)\n"
-            "                         tokens, each old chunk becomes one mean-pooled slot\n"
+            "                         summary:CHUNK[,keep:N][,slots:S]: beyond the last N\n"
+            "                         (default 64) tokens, each old chunk becomes one\n"
+            "                         mean-pooled slot; S: cache slots (default -c)\n"
             "  --json                 print one JSON object instead: prompt_tokens, tokens,\n"
             "                         text, timings {prompt_tok_s, gen_tok_s, ttft_ms,\n"
             "                         peak_rss_bytes}\n");
@@ -152,6 +157,8 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *file = NULL, *seed_str = NULL;
     const char *kv_str = "f16";
     const char *kv_policy = NULL;
+    const char *kv_disk = NULL, *kv_ram_str = NULL;
+    const char *mem_str = NULL;
     int stats = 0;
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
@@ -174,7 +181,10 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--presence-penalty", OPT_FLOAT, &sp.presence_penalty, -1e9, 1e9},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
+        {NULL, "--kv-disk", OPT_STR, &kv_disk, 0, 0},
+        {NULL, "--kv-ram", OPT_STR, &kv_ram_str, 0, 0},
         {NULL, "--stats", OPT_FLAG, &stats, 0, 0},
+        {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
     };
     int n_pos = 0;
@@ -186,12 +196,26 @@ int cmd_run(int argc, char **argv) {
     frugal_context_params policy;
     frugal_context_params_default(&policy);
     if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
-        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N]", kv_policy);
+        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
         return EXIT_USAGE;
     }
     int kv_type = frugal_kv_type_parse(kv_str);
     if (kv_type < 0) {
         cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
+        return EXIT_USAGE;
+    }
+    uint64_t kv_ram = 0;
+    if (kv_ram_str && frugal_parse_size(kv_ram_str, &kv_ram) != 0) {
+        cli_error("--kv-ram: '%s' is not a size such as 512M or 2G", kv_ram_str);
+        return EXIT_USAGE;
+    }
+    if (!kv_disk != !kv_ram_str) {
+        cli_error("--kv-disk and --kv-ram go together");
+        return EXIT_USAGE;
+    }
+    uint64_t mem_budget = 0;
+    if (mem_str && frugal_parse_size(mem_str, &mem_budget) != 0) {
+        cli_error("--mem: '%s' is not a size such as 512M or 2G", mem_str);
         return EXIT_USAGE;
     }
     int random_seed = 1;
@@ -224,6 +248,7 @@ int cmd_run(int argc, char **argv) {
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
+    mp.mem_budget = mem_budget;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message); /* already names the file */
         goto done;
@@ -234,9 +259,13 @@ int cmd_run(int argc, char **argv) {
     cp.kv_window = policy.kv_window;
     cp.kv_sinks = policy.kv_sinks;
     cp.kv_chunk = policy.kv_chunk;
+    cp.kv_disk_dir = kv_disk;
+    cp.kv_ram_bytes = kv_ram;
     cp.kv_keep = policy.kv_keep;
+    cp.kv_slots = policy.kv_slots;
     cp.n_threads = n_threads;
     cp.kv_type = kv_type;
+    cp.mem_budget = mem_budget;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
         goto done;

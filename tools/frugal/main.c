@@ -6,6 +6,8 @@
 #include "args.h"
 #include "frugal.h"
 
+int cmd_serve(int argc, char **argv); /* cmd_serve.c */
+
 typedef struct subcommand {
     const char *name;
     const char *summary;
@@ -20,6 +22,8 @@ static const subcommand k_cmds[] = {
     {"bench", "measure prompt and generation speed against the memory roofline", cmd_bench},
     {"perplexity", "perplexity and KL-divergence of a model on a text", cmd_perplexity},
     {"quantize", "convert a model's weights to another type", cmd_quantize},
+    {"serve", "OpenAI-compatible HTTP server with continuous batching", cmd_serve},
+    {"plan", "show how a model runs inside a memory budget (--mem)", cmd_plan},
 };
 
 static void usage(FILE *out) {

@@ -1,0 +1,61 @@
+/* quant_policy.h - the `--policy auto` type chooser of frugal_quantize.
+ *
+ * Each candidate tensor gets the type that minimises the total error of the model
+ * under a byte budget:
+ *  - error of a type for a tensor: relative squared error of quantize -> dequantize,
+ *    sum (w - q(w))^2 / sum w^2, measured on up to FR_POLICY_SAMPLE_ROWS evenly spaced
+ *    rows (importance: uniform over input channels; no calibration data yet). The
+ *    total is the plain sum over tensors: each matrix's relative error is roughly the
+ *    relative noise it adds to its layer's output, and those noises add up;
+ *  - candidates: F16, Q8_0, I8C, FP8O, Q6_K, Q4_K, Q4_0, NF4, those whose block
+ *    fits the row length. F16 is the largest: an F32 input never stays F32 (use
+ *    --type f32 for that); its F16 error is below that of every quantized type;
+ *  - choice: per tensor, the lower convex hull of (bytes, error) over the candidates
+ *    (dominated types dropped); everything starts on its smallest hull point, then
+ *    hull steps are taken in order of error saved per byte, as long as the next step
+ *    fits the budget. Stopping at the first step that does not fit (instead of
+ *    skipping it) makes the plan for a budget a prefix of the plan for any larger
+ *    budget, so a smaller budget never gives a larger file. A budget at or above the
+ *    all-F16 size gives F16 everywhere.
+ * The budget counts tensor data bytes (what frugal_quantize_stats.bytes_out counts,
+ * not GGUF metadata or padding); tensors that are not candidates (norms, kept
+ * tensors) count at their fixed size. */
+#ifndef FRUGAL_QUANT_POLICY_H
+#define FRUGAL_QUANT_POLICY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+#include "core/pool.h"
+#include "core/types.h"
+
+#define FR_POLICY_MAX_CAND 8
+#define FR_POLICY_SAMPLE_ROWS 512
+
+typedef struct fr_policy_item {
+    /* in */
+    const char *name;
+    const void *data;  /* nrows rows of in_type */
+    fr_type in_type;
+    int64_t ne0, nrows;
+    /* filled by fr_policy_measure */
+    int n_cand;
+    fr_type cand[FR_POLICY_MAX_CAND];
+    uint64_t bytes[FR_POLICY_MAX_CAND];
+    double err[FR_POLICY_MAX_CAND];
+    /* filled by fr_policy_choose */
+    int choice;        /* index into cand */
+} fr_policy_item;
+
+/* Measure every candidate type of every item (in parallel over items on pool).
+ * Returns FRUGAL_OK or FRUGAL_E_NOMEM. */
+int fr_policy_measure(fr_policy_item *items, size_t n, fr_pool *pool, fr_err *err);
+
+/* Choose a type per item so that fixed_bytes + sum of chosen bytes <= budget, as
+ * described above. Fails with FRUGAL_E_INVALID_ARG (saying the minimum) when even
+ * the smallest types do not fit. Writes the choice table to log (may be NULL). */
+int fr_policy_choose(fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint64_t budget, FILE *log,
+                     fr_err *err);
+
+#endif

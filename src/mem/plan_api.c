@@ -1,0 +1,197 @@
+/* plan_api.c - public API of the memory budget: measure a model's parts, run the
+ * planner on them, and attach a layer stream to a context that needs one. */
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/types.h"
+#include "frugal.h"
+#include "mem/alloc.h"
+#include "mem/planner.h"
+#include "mem/stream.h"
+#include "model/model.h"
+
+int frugal_parse_size(const char *text, uint64_t *bytes) { return fr_parse_size(text, bytes); }
+
+/* KV bytes for n_ctx tokens, as the cache lays them out: K and V rows of
+ * n_head_kv * head_dim values per layer per token, the token count rounded up to
+ * whole 16-token blocks (the paged cache's unit; a slight over-estimate otherwise). */
+static uint64_t kv_bytes_per_token(const frugal_model *m, int kv_type) {
+    static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
+    static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
+    if (kv_type < 0 || kv_type > 4) return 0;
+    if (kv_type >= 2 && m->hp.head_dim % 32) return 0; /* the cache refuses this type */
+    int64_t row = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    return (uint64_t)m->hp.n_layer * (fr_row_size(k_of[kv_type], row) + fr_row_size(v_of[kv_type], row));
+}
+
+static int default_ctx(const frugal_model *m, int n_ctx) {
+    if (n_ctx > 0) return n_ctx;
+    return m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+}
+
+/* Inputs every plan shares: layer sizes, always-resident bytes, overhead. */
+static int fill_inputs(const frugal_model *m, uint64_t budget, int n_ctx, int kv_type, int n_threads,
+                       uint64_t kv_bytes, uint64_t scratch, fr_plan_in *in, uint64_t **layer_bytes,
+                       fr_err *err) {
+    memset(in, 0, sizeof *in);
+    if (!m || m->vocab_only || !m->layers)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "memory plan: the model has no layers loaded");
+    uint64_t *lb = malloc(sizeof *lb * (size_t)m->hp.n_layer);
+    if (!lb) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    for (int il = 0; il < m->hp.n_layer; il++) lb[il] = fr_stream_layer_bytes(m, il);
+    *layer_bytes = lb;
+    const fr_weight *out = &m->output;
+    uint64_t head = (uint64_t)fr_row_size(out->type, out->n_in) * (uint64_t)out->n_out;
+    uint64_t embd = 0;
+    if (m->tok_embd.data != m->output.data) {
+        /* untied: each token touches its embedding row's pages in the mapping */
+        uint64_t row = (uint64_t)fr_row_size(m->tok_embd.type, m->tok_embd.n_in) + 4096;
+        uint64_t all = (uint64_t)fr_row_size(m->tok_embd.type, m->tok_embd.n_in) * (uint64_t)m->tok_embd.n_out;
+        embd = row * (uint64_t)n_ctx < all ? row * (uint64_t)n_ctx : all;
+    }
+    in->budget = budget;
+    in->n_layer = m->hp.n_layer;
+    in->layer_bytes = lb;
+    in->always_bytes = head + embd + m->owned_bytes;
+    in->kv_bytes = kv_bytes;
+    in->scratch_bytes = scratch;
+    /* tokenizer tables (accounted) and the metadata pages the tokenizer reads */
+    in->overhead_bytes = fr_plan_base_overhead(n_threads) + fr_mem_current(FR_MEM_TOKENIZER) +
+                         m->file->data_offset;
+    in->n_io_buf = 2;
+    in->n_ctx = n_ctx;
+    in->kv_type_name = frugal_kv_type_name(kv_type);
+    in->kv_bytes_per_token = (double)kv_bytes_per_token(m, kv_type);
+    in->kv_q4_bytes_per_token = (double)kv_bytes_per_token(m, FRUGAL_KV_Q4_0);
+    return FRUGAL_OK;
+}
+
+static void to_public(const fr_plan *p, uint64_t budget, int n_layer, int n_ctx, double mem_gbs,
+                      double disk_gbs, frugal_plan *out) {
+    memset(out, 0, sizeof *out);
+    out->budget_bytes = budget;
+    out->n_layer = n_layer;
+    out->n_ctx = n_ctx;
+    out->streaming = p->streaming;
+    out->resident_layers = p->n_resident;
+    out->streamed_layers = p->n_streamed;
+    out->io_buffers = p->n_io_buf;
+    out->resident_bytes = p->resident_bytes;
+    out->streamed_bytes = p->streamed_bytes;
+    out->io_bytes = p->io_bytes;
+    out->always_bytes = p->always_bytes;
+    out->kv_bytes = p->kv_bytes;
+    out->scratch_bytes = p->scratch_bytes;
+    out->overhead_bytes = p->overhead_bytes;
+    out->min_bytes = p->min_bytes;
+    out->forecast_peak_bytes = p->forecast_peak_bytes;
+    out->mem_bw_gbs = mem_gbs;
+    out->disk_bw_gbs = disk_gbs;
+    out->tok_s_bound = p->tok_s_bound;
+    out->tok_s_overlap = p->tok_s_overlap;
+}
+
+int frugal_plan_memory(const frugal_model *m, uint64_t budget, int n_ctx, int kv_type, int n_threads,
+                       double mem_bw_gbs, double disk_bw_gbs, frugal_plan *out, frugal_error *err) {
+    if (!out) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_plan_memory: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!m) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_plan_memory: NULL model");
+    if (kv_type < 0 || kv_type > 4 || n_ctx < 0)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_plan_memory: bad KV type or context");
+    n_ctx = default_ctx(m, n_ctx);
+    if (n_threads <= 0) n_threads = m->n_threads;
+    uint64_t per_tok = kv_bytes_per_token(m, kv_type);
+    if (!per_tok)
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "KV cache type %s needs a head dimension that is a multiple of 32",
+                          frugal_kv_type_name(kv_type));
+    uint64_t kv = per_tok * (((uint64_t)n_ctx + 15) / 16 * 16);
+    fr_plan_in in;
+    uint64_t *lb = NULL;
+    int rc = fill_inputs(m, budget, n_ctx, kv_type, n_threads, kv,
+                         fr_context_scratch_bytes(m, n_ctx, n_threads) + (uint64_t)m->hp.n_vocab * sizeof(float),
+                         &in, &lb, err); /* + one logits row, as a context adds it */
+    if (rc) return rc;
+    in.mem_bw = mem_bw_gbs * 1e9;
+    in.disk_bw = disk_bw_gbs * 1e9;
+    fr_plan p;
+    rc = fr_plan_compute(&in, &p, err);
+    to_public(&p, budget, m->hp.n_layer, n_ctx, mem_bw_gbs, disk_bw_gbs, out);
+    free(lb);
+    return rc;
+}
+
+int fr_context_apply_budget(frugal_context *c, uint64_t budget, int kv_type, fr_err *err) {
+    if (!budget) budget = c->model->mem_budget;
+    if (!budget) return FRUGAL_OK;
+    const frugal_model *m = c->model;
+    int nt = fr_pool_size(c->pool);
+    uint64_t scratch = (uint64_t)c->scratch_bytes + (uint64_t)m->hp.n_vocab * sizeof(float);
+    fr_plan_in in;
+    uint64_t *lb = NULL;
+    int rc = fill_inputs(m, budget, c->n_ctx, kv_type, nt, frugal_context_kv_bytes(c), scratch, &in, &lb, err);
+    if (rc) return rc;
+    fr_plan p;
+    rc = fr_plan_compute(&in, &p, err);
+    free(lb);
+    if (rc) return rc;
+    if (m->verbose)
+        fprintf(stderr, "frugal: memory plan for %.1f MiB: %d layers resident, %d streamed, forecast peak %.1f MiB\n",
+                budget / 1048576.0, p.n_resident, p.n_streamed, p.forecast_peak_bytes / 1048576.0);
+    if (!p.streaming) return FRUGAL_OK; /* everything fits: run from the mapping */
+    fr_stream *s;
+    rc = fr_stream_new(c->model, p.n_resident, p.n_io_buf, &s, err);
+    if (rc) return rc;
+    c->layer_src = fr_stream_source(s);
+    return FRUGAL_OK;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes) {
+    const size_t chunk = 8u << 20;
+    if (!path) return -1.0;
+    if (!max_bytes) max_bytes = 512ull << 20;
+    bool direct = true;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0) {
+        direct = false;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return -1.0;
+    }
+    /* cold reads only: what is cached would measure memory, not the disk */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    void *raw = fr_mem_alloc(FR_MEM_IO, chunk + 4096);
+    if (!raw) { close(fd); return -1.0; }
+    uint8_t *buf = (uint8_t *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095);
+    uint64_t done = 0;
+    double t0 = now_s();
+    while (done < max_bytes) {
+        ssize_t r = pread(fd, buf, chunk, (off_t)done);
+        if (r < 0 && direct && done == 0) { /* O_DIRECT refused: buffered */
+            close(fd);
+            direct = false;
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) break;
+            continue;
+        }
+        if (r <= 0) break;
+        done += (uint64_t)r;
+        if ((size_t)r < chunk) break;
+    }
+    double dt = now_s() - t0;
+    if (fd >= 0) {
+        if (!direct) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+    fr_mem_free(FR_MEM_IO, raw, chunk + 4096);
+    return done > 0 && dt > 0 ? (double)done / dt / 1e9 : -1.0;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# test_policy.sh - `frugal quantize --policy auto` (src/api/quant_policy.c): usage
+# errors; on a synthetic model (mkmodel, F32 and F16 input) and on the real fortune
+# model: the output never exceeds the budget (--size and --bpw), a budget >= the
+# all-F16 size gives F16 for every weight matrix, smaller budgets give non-increasing
+# sizes, a budget below the smallest mix fails cleanly and leaves no file, the choice
+# table is printed, and the chosen model runs. Sizes are inspect's "bytes of tensor
+# data", the quantity the budget counts. Needs ../shared (vocab, fortune model); skips
+# without it. Env: FRUGAL, FRUGAL_SHARED_DIR, FRUGAL_TMP.
+set -u
+
+FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
+SHARED=${FRUGAL_SHARED_DIR:-}
+TMP=${FRUGAL_TMP:-/tmp}/test_policy.$$
+mkdir -p "$TMP" || exit 1
+trap 'rm -rf "$TMP"' EXIT
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+VOCAB="$SHARED/vocab/ggml-vocab-llama-spm.gguf"
+FORTUNE="$SHARED/models/fortune-3m-f32.gguf"
+if [ -z "$SHARED" ] || [ ! -f "$VOCAB" ]; then
+    echo "SKIP: ../shared/vocab not available"
+    exit 77
+fi
+
+# tensor data bytes and parameter count of a GGUF, from inspect's total line
+tensor_bytes() { "$FRUGAL" inspect "$1" | sed -n 's/^total: \([0-9]*\) parameters, \([0-9]*\) bytes.*/\2/p'; }
+n_params() { "$FRUGAL" inspect "$1" | sed -n 's/^total: \([0-9]*\) parameters.*/\1/p'; }
+# types of the 2-D weight matrices (inspect's tensor table: "#  name  type  [a, b] ...")
+matrix_types() { "$FRUGAL" inspect "$1" | awk '/^  +[0-9]+  / && $4 ~ /,$/ { print $3 }' | sort -u | tr '\n' ' '; }
+
+expect_exit() { # CODE PATTERN ARGS...
+    local want=$1 pat=$2; shift 2
+    "$FRUGAL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then bad "frugal $* -> exit $rc, want $want ($(head -c 300 "$TMP/err"))"; return; fi
+    if [ -n "$pat" ] && ! grep -qE -- "$pat" "$TMP/err"; then bad "frugal $* -> '$(head -c 300 "$TMP/err")' !~ '$pat'"; return; fi
+    ok
+}
+
+SYN="$TMP/syn-f32.gguf"
+"$FRUGAL" mkmodel --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512 --vocab-from "$VOCAB" --type f32 \
+    -o "$SYN" --ctx 128 >/dev/null 2>&1 || { bad "mkmodel f32"; echo "$pass passed, $fail failed"; exit 1; }
+"$FRUGAL" mkmodel --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512 --vocab-from "$VOCAB" --type f16 \
+    -o "$TMP/syn-f16.gguf" --ctx 128 >/dev/null 2>&1 || bad "mkmodel f16"
+
+# usage errors: nothing written
+expect_exit 2 "needs one of --size or --bpw" quantize "$SYN" "$TMP/x.gguf" --policy auto
+expect_exit 2 "not both" quantize "$SYN" "$TMP/x.gguf" --policy auto --type q8_0 --bpw 5
+expect_exit 2 "go with --policy" quantize "$SYN" "$TMP/x.gguf" --type q8_0 --size 1M
+expect_exit 2 "unknown policy 'best'" quantize "$SYN" "$TMP/x.gguf" --policy best --bpw 5
+expect_exit 2 "not a size" quantize "$SYN" "$TMP/x.gguf" --policy auto --size lots
+expect_exit 2 "below the smallest possible size" quantize "$SYN" "$TMP/x.gguf" --policy auto --bpw 1
+[ ! -e "$TMP/x.gguf" ] && [ ! -e "$TMP/x.gguf.tmp" ] && ok || bad "a failed policy run left a file"
+
+check_model() { # LABEL MODEL
+    local label=$1 model=$2
+    "$FRUGAL" quantize "$model" "$TMP/f16.gguf" --type f16 -t 2 >/dev/null 2>&1 || bad "$label: --type f16"
+    local f16=$(tensor_bytes "$TMP/f16.gguf") np=$(n_params "$model")
+    # a budget >= the all-F16 size: F16 for every matrix
+    for extra in 0 1000000; do
+        local b=$((f16 + extra))
+        expect_exit 0 "policy auto: " quantize "$model" "$TMP/a.gguf" --policy auto --size "$b" -t 2
+        local got=$(tensor_bytes "$TMP/a.gguf")
+        [ "$got" = "$f16" ] && ok || bad "$label: budget $b >= F16 size $f16 gave $got bytes"
+        [ "$(matrix_types "$TMP/a.gguf")" = "F16 " ] && ok ||
+            bad "$label: budget $b gave matrix types '$(matrix_types "$TMP/a.gguf")', want F16 only"
+    done
+    # decreasing budgets: within budget, sizes non-increasing
+    local prev=$f16
+    for frac in 95 80 60 50 40 33 30 28; do
+        local b=$((f16 * frac / 100))
+        if ! "$FRUGAL" quantize "$model" "$TMP/a.gguf" --policy auto --size "$b" -t 2 >"$TMP/log" 2>&1; then
+            grep -q "below the smallest possible size" "$TMP/log" && ok || bad "$label: --size $b failed: $(head -c 300 "$TMP/log")"
+            continue
+        fi
+        local got=$(tensor_bytes "$TMP/a.gguf")
+        [ "$got" -le "$b" ] && ok || bad "$label: budget $b exceeded: $got bytes"
+        [ "$got" -le "$prev" ] && ok || bad "$label: budget $b gave $got bytes, more than the larger budget's $prev"
+        grep -qE "^  blk\.0\.ffn_up\.weight +[0-9]+x[0-9]+ +[A-Z0-9_]+ " "$TMP/log" && ok || bad "$label: no choice table"
+        prev=$got
+    done
+    # --bpw: bits per weight over all tensors
+    for bpw in 8.5 6 4.5; do
+        "$FRUGAL" quantize "$model" "$TMP/b.gguf" --policy auto --bpw $bpw -t 2 >"$TMP/log" 2>&1 ||
+            { bad "$label: --bpw $bpw failed: $(head -c 300 "$TMP/log")"; continue; }
+        local got=$(tensor_bytes "$TMP/b.gguf")
+        awk -v g="$got" -v n="$np" -v b="$bpw" 'BEGIN { exit !(g * 8 <= b * n) }' && ok ||
+            bad "$label: --bpw $bpw gave $got bytes for $np parameters"
+    done
+    # the last (4.5 bpw) model runs
+    "$FRUGAL" run -m "$TMP/b.gguf" -p "Once upon a time" -n 4 --temp 0 >"$TMP/run" 2>&1 && ok ||
+        bad "$label: the 4.5 bpw model does not run: $(tail -c 300 "$TMP/run")"
+}
+
+check_model synthetic-f32 "$SYN"
+check_model synthetic-f16 "$TMP/syn-f16.gguf"
+if [ -f "$FORTUNE" ]; then check_model fortune "$FORTUNE"; else echo "note: fortune model absent, skipped"; fi
+
+echo "test_policy: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

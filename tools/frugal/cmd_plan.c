@@ -1,0 +1,126 @@
+/* cmd_plan.c - `frugal plan`: how a model would run inside a memory budget (which
+ * layers stay resident, which are streamed, forecast peak RSS, speed bound). */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "frugal.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: frugal plan -m MODEL [--mem SIZE] [flags]\n\n"
+            "Print the memory plan for running MODEL inside SIZE bytes (K/M/G suffixes):\n"
+            "layers read into RAM, layers streamed from disk per token, KV cache, scratch,\n"
+            "I/O buffers, forecast peak RSS, and the tokens/s bound from the measured memory\n"
+            "and disk read bandwidths. Fails (exit 1) when even streaming every layer does not\n"
+            "fit, naming the minimum and what would fit.\n\n"
+            "  -m, --model M      GGUF model\n"
+            "  --mem SIZE         memory budget (default: none)\n"
+            "  -c, --ctx-size N   context size (default 0: the model's, at most 4096)\n"
+            "  --kv-type T        KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
+            "  -t, --threads N    threads (default 0: all cores)\n"
+            "  --no-measure       skip the bandwidth measurements (no speed forecast)\n"
+            "  --json             one JSON object: budget_bytes, forecast_peak_bytes, min_bytes,\n"
+            "                     resident_layers, streamed_layers, io_buffers, kv_bytes,\n"
+            "                     scratch_bytes, io_bytes, always_bytes, overhead_bytes,\n"
+            "                     resident_bytes, streamed_bytes, mem_bw_gbs, disk_bw_gbs,\n"
+            "                     tok_s_bound, tok_s_overlap\n");
+}
+
+static double mib(uint64_t b) { return (double)b / 1048576.0; }
+
+static void print_json(const frugal_plan *p) {
+    printf("{\"budget_bytes\": %llu, \"n_layer\": %d, \"n_ctx\": %d, \"streaming\": %s, "
+           "\"resident_layers\": %d, \"streamed_layers\": %d, \"io_buffers\": %d, "
+           "\"forecast_peak_bytes\": %llu, \"min_bytes\": %llu, \"kv_bytes\": %llu, "
+           "\"scratch_bytes\": %llu, \"io_bytes\": %llu, \"always_bytes\": %llu, "
+           "\"overhead_bytes\": %llu, \"resident_bytes\": %llu, \"streamed_bytes\": %llu, "
+           "\"mem_bw_gbs\": %.3f, \"disk_bw_gbs\": %.3f, \"tok_s_bound\": %.4f, \"tok_s_overlap\": %.4f}\n",
+           (unsigned long long)p->budget_bytes, p->n_layer, p->n_ctx, p->streaming ? "true" : "false",
+           p->resident_layers, p->streamed_layers, p->io_buffers,
+           (unsigned long long)p->forecast_peak_bytes, (unsigned long long)p->min_bytes,
+           (unsigned long long)p->kv_bytes, (unsigned long long)p->scratch_bytes,
+           (unsigned long long)p->io_bytes, (unsigned long long)p->always_bytes,
+           (unsigned long long)p->overhead_bytes, (unsigned long long)p->resident_bytes,
+           (unsigned long long)p->streamed_bytes, p->mem_bw_gbs, p->disk_bw_gbs, p->tok_s_bound,
+           p->tok_s_overlap);
+}
+
+static void print_text(const frugal_plan *p) {
+    if (p->budget_bytes) printf("budget            %10.1f MiB\n", mib(p->budget_bytes));
+    else printf("budget                  none\n");
+    printf("context           %10d tokens\n", p->n_ctx);
+    printf("layers            %d resident, %d streamed (of %d)%s\n", p->resident_layers,
+           p->streamed_layers, p->n_layer, p->streaming ? "" : ": runs from the mapping, no streaming");
+    printf("  resident        %10.1f MiB\n", mib(p->resident_bytes));
+    printf("  streamed        %10.1f MiB read from disk per token\n", mib(p->streamed_bytes));
+    printf("I/O buffers       %10.1f MiB (%d)\n", mib(p->io_bytes), p->io_buffers);
+    printf("KV cache          %10.1f MiB\n", mib(p->kv_bytes));
+    printf("scratch           %10.1f MiB\n", mib(p->scratch_bytes));
+    printf("output head/norms %10.1f MiB\n", mib(p->always_bytes));
+    printf("overhead          %10.1f MiB\n", mib(p->overhead_bytes));
+    printf("forecast peak RSS %10.1f MiB (minimum working set %.1f MiB)\n", mib(p->forecast_peak_bytes),
+           mib(p->min_bytes));
+    if (p->mem_bw_gbs > 0)
+        printf("bandwidth         memory %.2f GB/s, disk %.2f GB/s\n", p->mem_bw_gbs, p->disk_bw_gbs);
+    if (p->tok_s_bound > 0)
+        printf("speed bound       %.2f tok/s (reads not overlapped), %.2f tok/s (fully overlapped)\n",
+               p->tok_s_bound, p->tok_s_overlap);
+}
+
+int cmd_plan(int argc, char **argv) {
+    const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16";
+    int n_ctx = 0, n_threads = 0, json = 0, no_measure = 0;
+    const opt opts[] = {
+        {"-m", "--model", OPT_STR, &model_path, 0, 0},
+        {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
+        {"-c", "--ctx-size", OPT_INT, &n_ctx, 0, 1 << 24},
+        {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
+        {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
+        {NULL, "--no-measure", OPT_FLAG, &no_measure, 0, 0},
+        {NULL, "--json", OPT_FLAG, &json, 0, 0},
+    };
+    int n_pos = 0;
+    int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
+    if (r == ARGS_HELP) { usage(stdout); return 0; }
+    if (r != ARGS_OK) return EXIT_USAGE;
+    if (!model_path) { cli_error("plan: -m MODEL is required"); return EXIT_USAGE; }
+    uint64_t budget = 0;
+    if (mem_str && frugal_parse_size(mem_str, &budget) != 0) {
+        cli_error("--mem: '%s' is not a size such as 512M or 2G", mem_str);
+        return EXIT_USAGE;
+    }
+    int kv_type = frugal_kv_type_parse(kv_str);
+    if (kv_type < 0) {
+        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
+        return EXIT_USAGE;
+    }
+    frugal_model *model = NULL;
+    frugal_error err = FRUGAL_ERROR_INIT;
+    frugal_model_params mp;
+    frugal_model_params_default(&mp);
+    mp.n_threads = n_threads;
+    if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
+        cli_error("%s", err.message);
+        return 1;
+    }
+    double mem_bw = 0, disk_bw = 0;
+    if (!no_measure) {
+        /* modest probes: enough to leave the caches, quick enough for a CLI */
+        mem_bw = frugal_measure_read_bandwidth(n_threads, 256u << 20);
+        disk_bw = frugal_measure_disk_bandwidth(model_path, 512ull << 20);
+        if (mem_bw < 0) mem_bw = 0;
+        if (disk_bw < 0) disk_bw = 0;
+    }
+    frugal_plan plan;
+    int rc = frugal_plan_memory(model, budget, n_ctx, kv_type, n_threads, mem_bw, disk_bw, &plan, &err);
+    frugal_model_free(model);
+    if (rc != FRUGAL_OK) {
+        cli_error("%s: %s", model_path, err.message);
+        return 1;
+    }
+    if (json) print_json(&plan);
+    else print_text(&plan);
+    return fflush(stdout) == 0 ? 0 : 1;
+}

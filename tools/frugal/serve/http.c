@@ -1,0 +1,490 @@
+/* http.c - the HTTP side of `frugal serve` (libmicrohttpd, one thread per connection).
+ *
+ * A connection thread receives the body (bounded by max_body, and by idle_timeout
+ * in total so a slow-drip body cannot hold a thread forever), validates it, submits
+ * the request to the scheduler and then blocks on the request: non-streaming
+ * requests wait for the end and get one JSON body; streaming requests get an SSE
+ * response whose content-reader callback blocks until text arrives. While waiting,
+ * the thread probes the socket (POLLRDHUP) every 200 ms so a client that went away
+ * frees its slot at once even when no bytes are being written.
+ */
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "serve.h"
+
+enum { EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_HEALTH, EP_METRICS, EP_OTHER, EP_COUNT };
+static const char *const k_ep_names[EP_COUNT] = {
+    "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "other",
+};
+/* statuses counted by /metrics; 0 = the connection was dropped without a response */
+static const int k_statuses[] = {200, 400, 401, 404, 405, 408, 413, 500, 503, 0};
+#define N_STATUS ((int)(sizeof k_statuses / sizeof k_statuses[0]))
+
+struct srv_http {
+    struct MHD_Daemon *d;
+    int quiesced_fd;                     /* listen socket handed back by quiesce */
+    const srv_config *cfg;
+    srv_sched *sched;
+    pthread_mutex_t mu;                  /* guards counts and in_flight */
+    uint64_t counts[EP_COUNT][N_STATUS];
+    int in_flight;                       /* requests received and not yet completed */
+};
+
+/* Per-request state of one connection (MHD's con_cls). */
+typedef struct conn {
+    struct MHD_Connection *c;
+    int ep, status;
+    srv_buf body;
+    int too_large;
+    double t0;
+} conn;
+
+/* The SSE response of one streaming request. */
+typedef struct stream_ctx {
+    srv_http *h;
+    srv_req *r;               /* one reference, released by stream_free */
+    srv_buf out;              /* formatted bytes not yet handed to MHD */
+    size_t off;
+    size_t text_sent;
+    int lp_sent, first, finished;
+    double last_write;
+} stream_ctx;
+
+static int route(const char *url) {
+    if (strncmp(url, "/v1/", 4) == 0) url += 3; /* accept both /v1/x and /x */
+    if (strcmp(url, "/chat/completions") == 0) return EP_CHAT;
+    if (strcmp(url, "/completions") == 0) return EP_COMPLETIONS;
+    if (strcmp(url, "/models") == 0) return EP_MODELS;
+    if (strcmp(url, "/health") == 0) return EP_HEALTH;
+    if (strcmp(url, "/metrics") == 0) return EP_METRICS;
+    return EP_OTHER;
+}
+
+/* 1 when the peer closed or reset the connection (checked without blocking). */
+static int peer_closed(int fd) {
+    if (fd < 0) return 0;
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Wait up to 200 ms on r->cv (r->mu held). */
+static void wait_a_little(srv_req *r) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+/* ------------------------------------------------------------------ responses */
+
+/* Queue body (malloc'd, ownership taken; NULL = out of memory -> 500). */
+static enum MHD_Result respond(conn *cn, int status, const char *ctype, char *body) {
+    if (!body) {
+        status = 500;
+        ctype = "application/json";
+        body = strdup("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+        if (!body) return MHD_NO;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(body); return MHD_NO; }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    if (status == 405) {
+        MHD_add_response_header(resp, "Allow", cn->ep == EP_CHAT || cn->ep == EP_COMPLETIONS ? "POST" : "GET");
+    }
+    if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    cn->status = status;
+    enum MHD_Result rc = MHD_queue_response(cn->c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result respond_error(conn *cn, srv_error *e) {
+    return respond(cn, e->status, "application/json", srv_json_error(e));
+}
+
+static enum MHD_Result fail(conn *cn, int status, const char *code, const char *msg) {
+    srv_error e = {status, status >= 500 ? "server_error" : "invalid_request_error", NULL, code, {0}};
+    snprintf(e.message, sizeof e.message, "%s", msg);
+    return respond_error(cn, &e);
+}
+
+/* ------------------------------------------------------------------ /metrics */
+
+static uint64_t current_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+static char *render_metrics(srv_http *h) {
+    srv_sched_stats st;
+    srv_sched_get_stats(h->sched, &st);
+    srv_buf b = {0};
+    int rc = srv_buf_puts(&b, "# HELP frugal_requests_total HTTP requests by endpoint and status (0: dropped)\n"
+                              "# TYPE frugal_requests_total counter\n");
+    pthread_mutex_lock(&h->mu);
+    for (int e = 0; e < EP_COUNT; e++)
+        for (int s = 0; s < N_STATUS; s++)
+            if (h->counts[e][s])
+                rc |= srv_buf_printf(&b, "frugal_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
+                                     k_ep_names[e], k_statuses[s], (unsigned long long)h->counts[e][s]);
+    pthread_mutex_unlock(&h->mu);
+    double kv_ratio = st.kv_capacity ? (double)st.kv_used / (double)st.kv_capacity : 0.0;
+    rc |= srv_buf_printf(&b,
+        "# TYPE frugal_prompt_tokens_total counter\nfrugal_prompt_tokens_total %llu\n"
+        "# TYPE frugal_generated_tokens_total counter\nfrugal_generated_tokens_total %llu\n"
+        "# HELP frugal_requests_cancelled_total requests abandoned by their client mid-generation\n"
+        "# TYPE frugal_requests_cancelled_total counter\nfrugal_requests_cancelled_total %llu\n"
+        "# TYPE frugal_queue_depth gauge\nfrugal_queue_depth %d\n"
+        "# TYPE frugal_active_slots gauge\nfrugal_active_slots %d\n"
+        "# TYPE frugal_slots gauge\nfrugal_slots %d\n",
+        (unsigned long long)st.tokens_in, (unsigned long long)st.tokens_out,
+        (unsigned long long)st.cancelled, st.queued, st.active, st.n_slots);
+    rc |= srv_buf_printf(&b,
+        "# HELP frugal_generation_tokens_per_second decode throughput over recent steps (all slots)\n"
+        "# TYPE frugal_generation_tokens_per_second gauge\nfrugal_generation_tokens_per_second %.3f\n"
+        "# TYPE frugal_kv_used_tokens gauge\nfrugal_kv_used_tokens %llu\n"
+        "# TYPE frugal_kv_allocated_tokens gauge\nfrugal_kv_allocated_tokens %llu\n"
+        "# TYPE frugal_kv_capacity_tokens gauge\nfrugal_kv_capacity_tokens %llu\n"
+        "# TYPE frugal_kv_usage_ratio gauge\nfrugal_kv_usage_ratio %.6f\n",
+        st.gen_tok_s, (unsigned long long)st.kv_used, (unsigned long long)st.kv_allocated,
+        (unsigned long long)st.kv_capacity, kv_ratio);
+    rc |= srv_buf_printf(&b,
+        "# TYPE frugal_resident_memory_bytes gauge\nfrugal_resident_memory_bytes %llu\n"
+        "# TYPE frugal_peak_rss_bytes gauge\nfrugal_peak_rss_bytes %llu\n",
+        (unsigned long long)current_rss(), (unsigned long long)frugal_peak_rss());
+    if (rc) { srv_buf_free(&b); return NULL; }
+    return b.p;
+}
+
+/* ------------------------------------------------------------------ streaming */
+
+static int sse_event(srv_buf *b, char *json) {
+    if (!json) return -1;
+    int rc = srv_buf_puts(b, "data: ") | srv_buf_puts(b, json) | srv_buf_puts(b, "\n\n");
+    free(json);
+    return rc;
+}
+
+/* Wait for news on the request and format it as SSE events into st->out.
+ * 0 ok (maybe only a keep-alive comment), -1 the client went away or OOM. */
+static int stream_fill(stream_ctx *st) {
+    srv_req *r = st->r;
+    const srv_config *cfg = st->h->cfg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->done && r->text.len == st->text_sent && r->n_lp == st->lp_sent) {
+        wait_a_little(r);
+        if (r->done || r->text.len != st->text_sent || r->n_lp != st->lp_sent) break;
+        pthread_mutex_unlock(&r->mu);
+        if (peer_closed(r->fd)) {
+            srv_req_cancel(r);
+            return -1;
+        }
+        if (srv_now() - st->last_write > 10.0) {
+            /* an SSE comment: keeps proxies from timing out while queued */
+            st->last_write = srv_now();
+            return srv_buf_puts(&st->out, ": keep-alive\n\n");
+        }
+        pthread_mutex_lock(&r->mu);
+    }
+    size_t n_text = r->text.len - st->text_sent;
+    char *text = n_text ? malloc(n_text) : NULL;
+    int n_lp = r->n_lp - st->lp_sent;
+    srv_lp *lp = n_lp ? malloc((size_t)n_lp * sizeof *lp) : NULL;
+    int oom = (n_text && !text) || (n_lp && !lp);
+    if (!oom) {
+        if (n_text) memcpy(text, r->text.p + st->text_sent, n_text);
+        if (n_lp) memcpy(lp, r->lp + st->lp_sent, (size_t)n_lp * sizeof *lp);
+        st->text_sent += n_text;
+        st->lp_sent += n_lp;
+    }
+    int done = r->done, status = r->err_status;
+    const char *finish = r->finish;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", r->err_msg);
+    pthread_mutex_unlock(&r->mu);
+
+    int rc = oom ? -1 : 0;
+    if (!rc && (n_text || n_lp || (st->first && !status))) {
+        rc = sse_event(&st->out, srv_json_chunk(cfg, r, text, n_text, lp, n_lp, NULL, st->first));
+        st->first = 0;
+    }
+    free(text);
+    free(lp);
+    if (!rc && done) {
+        if (status) {
+            srv_error e = {status, status >= 500 ? "server_error" : "invalid_request_error", NULL, NULL, {0}};
+            snprintf(e.message, sizeof e.message, "%s", msg);
+            rc = sse_event(&st->out, srv_json_error(&e));
+        } else {
+            rc = sse_event(&st->out, srv_json_chunk(cfg, r, "", 0, NULL, 0, finish ? finish : "stop", 0));
+            if (!rc && r->include_usage) {
+                pthread_mutex_lock(&r->mu);
+                char *u = srv_json_usage_chunk(cfg, r);
+                pthread_mutex_unlock(&r->mu);
+                rc = sse_event(&st->out, u);
+            }
+        }
+        if (!rc) rc = srv_buf_puts(&st->out, "data: [DONE]\n\n");
+        st->finished = 1;
+    }
+    st->last_write = srv_now();
+    return rc;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    stream_ctx *st = cls;
+    (void)pos;
+    while (st->off >= st->out.len) {
+        st->out.len = 0;
+        st->off = 0;
+        if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (stream_fill(st) != 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = st->out.len - st->off;
+    if (n > max) n = max;
+    memcpy(buf, st->out.p + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+/* MHD is done with the response (sent, or the connection died): a request still
+ * running is abandoned, which frees its slot. */
+static void stream_free(void *cls) {
+    stream_ctx *st = cls;
+    srv_req_cancel(st->r);
+    srv_req_release(st->r);
+    srv_buf_free(&st->out);
+    free(st);
+}
+
+/* ------------------------------------------------------------------ generation */
+
+static enum MHD_Result handle_generate(srv_http *h, conn *cn) {
+    const srv_config *cfg = h->cfg;
+    srv_error e = {0};
+    srv_req *r = srv_parse_request(cfg, cn->ep == EP_CHAT ? SRV_KIND_CHAT : SRV_KIND_COMPLETION,
+                                   cn->body.p ? cn->body.p : "", cn->body.len, &e);
+    if (!r) return respond_error(cn, &e);
+    r->deadline = cfg->timeout > 0 ? srv_now() + cfg->timeout : 0;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(cn->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1;
+    int sub = srv_sched_submit(h->sched, r);
+    if (sub != 0) {
+        srv_req_release(r);
+        return fail(cn, 503, sub == -1 ? "queue_full" : "shutting_down",
+                    sub == -1 ? "the server is busy: request queue full, retry later" : "the server is shutting down");
+    }
+    /* generation is bounded by cfg->timeout; the idle timeout must not cut it */
+    MHD_set_connection_option(cn->c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    if (r->stream) {
+        stream_ctx *st = calloc(1, sizeof *st);
+        struct MHD_Response *resp = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                          stream_reader, st, stream_free) : NULL;
+        if (!resp) {
+            free(st);
+            srv_req_cancel(r);
+            srv_req_release(r);
+            return fail(cn, 500, NULL, "out of memory");
+        }
+        st->h = h;
+        st->r = r;
+        st->first = 1;
+        st->last_write = srv_now();
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        cn->status = 200;
+        enum MHD_Result rc = MHD_queue_response(cn->c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->done) {
+        wait_a_little(r);
+        if (r->done) break;
+        pthread_mutex_unlock(&r->mu);
+        if (peer_closed(r->fd)) {
+            srv_req_cancel(r);
+            srv_req_release(r);
+            return MHD_NO; /* drop the connection; nobody is listening */
+        }
+        pthread_mutex_lock(&r->mu);
+    }
+    enum MHD_Result rc;
+    if (r->err_status) {
+        srv_error fe = {r->err_status, r->err_status >= 500 ? "server_error" : "invalid_request_error", NULL, NULL, {0}};
+        snprintf(fe.message, sizeof fe.message, "%s", r->err_msg);
+        pthread_mutex_unlock(&r->mu);
+        rc = respond_error(cn, &fe);
+    } else {
+        char *body = srv_json_response(cfg, r);
+        pthread_mutex_unlock(&r->mu);
+        rc = respond(cn, 200, "application/json", body);
+    }
+    srv_req_release(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static int authorized(const srv_config *cfg, struct MHD_Connection *c) {
+    if (!cfg->api_key) return 1;
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!a || strncmp(a, "Bearer ", 7) != 0) return 0;
+    a += 7;
+    size_t la = strlen(a), lk = strlen(cfg->api_key);
+    /* compare every byte regardless of where they differ (no early exit) */
+    unsigned diff = la != lk;
+    for (size_t i = 0; i < la; i++) diff |= (unsigned char)a[i] ^ (unsigned char)cfg->api_key[i < lk ? i : 0];
+    return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    srv_http *h = cls;
+    const srv_config *cfg = h->cfg;
+    conn *cn = *con_cls;
+    (void)version;
+    if (!cn) {
+        /* headers are in: everything decidable without the body is decided now */
+        cn = calloc(1, sizeof *cn);
+        if (!cn) return MHD_NO;
+        *con_cls = cn;
+        pthread_mutex_lock(&h->mu);
+        h->in_flight++;
+        pthread_mutex_unlock(&h->mu);
+        cn->c = c;
+        cn->t0 = srv_now();
+        cn->ep = route(url);
+        int is_post = strcmp(method, "POST") == 0;
+        int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        int wants_post = cn->ep == EP_CHAT || cn->ep == EP_COMPLETIONS;
+        if (cn->ep == EP_OTHER) return fail(cn, 404, "not_found", "unknown endpoint");
+        if (wants_post ? !is_post : !is_get) return fail(cn, 405, "method_not_allowed", "method not allowed on this endpoint");
+        if (cn->ep != EP_HEALTH && !authorized(cfg, c)) {
+            srv_error e = {401, "invalid_request_error", NULL, "invalid_api_key", "invalid or missing API key (Authorization: Bearer KEY)"};
+            return respond_error(cn, &e);
+        }
+        if (cn->ep == EP_HEALTH) return respond(cn, 200, "application/json", strdup("{\"status\":\"ok\"}"));
+        if (cn->ep == EP_MODELS) return respond(cn, 200, "application/json", srv_json_models(cfg));
+        if (cn->ep == EP_METRICS) return respond(cn, 200, "text/plain; version=0.0.4", render_metrics(h));
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > cfg->max_body) return fail(cn, 413, "body_too_large", "request body too large");
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* a body must arrive within idle_timeout seconds in total: drop slow drips */
+        if (srv_now() - cn->t0 > (double)cfg->idle_timeout) return MHD_NO;
+        if (cn->too_large || cn->body.len + *upload_data_size > cfg->max_body) {
+            cn->too_large = 1;
+            srv_buf_free(&cn->body);
+        } else if (srv_buf_append(&cn->body, upload_data, *upload_data_size) != 0) {
+            return MHD_NO;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (cn->status) return MHD_YES; /* already answered */
+    if (cn->too_large) return fail(cn, 413, "body_too_large", "request body too large");
+    return handle_generate(h, cn);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    srv_http *h = cls;
+    conn *cn = *con_cls;
+    (void)toe;
+    if (!cn) return;
+    int s = N_STATUS - 1;
+    for (int i = 0; i < N_STATUS; i++) if (k_statuses[i] == cn->status) s = i;
+    pthread_mutex_lock(&h->mu);
+    h->counts[cn->ep][s]++;
+    h->in_flight--;
+    pthread_mutex_unlock(&h->mu);
+    /* a kept-alive connection idles under the normal timeout again */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->cfg->idle_timeout);
+    srv_buf_free(&cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+srv_http *srv_http_start(const srv_config *cfg, srv_sched *sched, const char *host, int port, char *err,
+                         size_t errlen) {
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    int g = getaddrinfo(host, ports, &hints, &ai);
+    if (g != 0 || !ai) {
+        snprintf(err, errlen, "cannot resolve host '%s': %s", host, gai_strerror(g));
+        return NULL;
+    }
+    srv_http *h = calloc(1, sizeof *h);
+    if (!h) { freeaddrinfo(ai); snprintf(err, errlen, "out of memory"); return NULL; }
+    h->cfg = cfg;
+    h->sched = sched;
+    h->quiesced_fd = -1;
+    pthread_mutex_init(&h->mu, NULL);
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
+                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                            MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->d) {
+        snprintf(err, errlen, "cannot listen on %s:%d (port in use or not permitted?)", host, port);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int srv_http_port(srv_http *h) {
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    return di ? (int)di->port : -1;
+}
+
+void srv_http_quiesce(srv_http *h) {
+    if (h && h->d && h->quiesced_fd < 0) h->quiesced_fd = (int)MHD_quiesce_daemon(h->d);
+}
+
+void srv_http_drain(srv_http *h, double seconds) {
+    if (!h) return;
+    for (double t0 = srv_now(); srv_now() - t0 < seconds;) {
+        pthread_mutex_lock(&h->mu);
+        int n = h->in_flight;
+        pthread_mutex_unlock(&h->mu);
+        if (n == 0) break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void srv_http_stop(srv_http *h) {
+    if (!h) return;
+    if (h->d) MHD_stop_daemon(h->d);
+    if (h->quiesced_fd >= 0) close(h->quiesced_fd);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,165 @@
+/* util.c - buffers, clock, UTF-8 helpers and the request object of `frugal serve`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "serve.h"
+
+int srv_buf_append(srv_buf *b, const void *data, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->len + n + 1) nc *= 2;
+        char *p = realloc(b->p, nc);
+        if (!p) return -1;
+        b->p = p;
+        b->cap = nc;
+    }
+    if (n) memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int srv_buf_puts(srv_buf *b, const char *s) { return srv_buf_append(b, s, strlen(s)); }
+
+int srv_buf_printf(srv_buf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return -1;
+    if ((size_t)n < sizeof tmp) return srv_buf_append(b, tmp, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big) return -1;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = srv_buf_append(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+void srv_buf_free(srv_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+double srv_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Expected length of a UTF-8 sequence from its lead byte; 0 for a byte that cannot
+ * start one (continuation bytes, C0/C1 overlong leads, F5..FF). */
+static size_t utf8_lead_len(unsigned char c) {
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+size_t srv_utf8_complete_len(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    /* find the last lead byte within the final 4 bytes */
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char c = s[n - back];
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte */
+        size_t want = utf8_lead_len(c);
+        if (want > back) {
+            /* incomplete so far; hold it back only if the bytes seen are continuations */
+            return n - back;
+        }
+        return n;
+    }
+    return n;
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 (RFC 3629: no overlongs,
+ * surrogates or code points past U+10FFFF). */
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+    size_t len = utf8_lead_len(s[0]);
+    if (len == 0 || n < len) return 0;
+    if (len == 1) return 1;
+    uint32_t cp = s[0] & (0xFF >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
+    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+    return len;
+}
+
+char *srv_utf8_sanitize(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    char *out = malloc(n * 3 + 1); /* each bad byte becomes 3 bytes at most */
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = s[i] ? utf8_valid_len(s + i, n - i) : 0;
+        if (l == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+            continue;
+        }
+        memcpy(out + o, s + i, l);
+        o += l;
+        i += l;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+srv_req *srv_req_new(void) {
+    srv_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (pthread_mutex_init(&r->mu, NULL) != 0) { free(r); return NULL; }
+    if (pthread_cond_init(&r->cv, NULL) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+        return NULL;
+    }
+    r->refs = 1;
+    r->fd = -1;
+    r->n_logprobs = -1;
+    return r;
+}
+
+void srv_req_retain(srv_req *r) {
+    pthread_mutex_lock(&r->mu);
+    r->refs++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void srv_req_release(srv_req *r) {
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    int last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (!last) return;
+    free(r->prompt);
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    srv_buf_free(&r->text);
+    free(r->lp);
+    free(r->bias_tok);
+    free(r->bias_val);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+void srv_req_cancel(srv_req *r) {
+    pthread_mutex_lock(&r->mu);
+    if (!r->done) r->cancelled = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
