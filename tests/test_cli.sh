@@ -6,37 +6,8 @@
 # when absent), FRUGAL_TMP (scratch dir).
 set -u
 
-FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
-SHARED=${FRUGAL_SHARED_DIR:-}
-TMP=${FRUGAL_TMP:-/tmp}/test_cli.$$
-mkdir -p "$TMP" || exit 1
-trap 'rm -rf "$TMP"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local d=$1; shift
-    if "$@"; then ok; else bad "$d"; fi
-}
-
-# expect_exit CODE STDERR_PATTERN ARGS...: run the CLI, check exit code and that
-# stderr matches the pattern (empty pattern: not checked).
-expect_exit() {
-    local want=$1 pat=$2; shift 2
-    "$FRUGAL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        bad "frugal $* -> exit $rc, want $want ($(head -c 300 "$TMP/err"))"
-        return
-    fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" "$TMP/err"; then
-        bad "frugal $* -> stderr '$(head -c 300 "$TMP/err")' does not match '$pat'"
-        return
-    fi
-    ok
-}
+. "$(dirname "$0")/lib.sh"
+test_setup test_cli
 
 have_python=0
 command -v python3 >/dev/null 2>&1 && have_python=1
@@ -260,5 +231,4 @@ printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$TMP/corrupt2.gguf" bs=1 seek
 expect_exit 1 "^frugal: error: $TMP/corrupt2.gguf: " run -m "$TMP/corrupt2.gguf" -p hi
 expect_exit 1 "^frugal: error: $TMP/corrupt2.gguf: " inspect "$TMP/corrupt2.gguf"
 
-echo "test_cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+test_finish test_cli

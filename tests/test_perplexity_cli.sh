@@ -8,32 +8,8 @@
 # Env: FRUGAL, FRUGAL_SHARED_DIR, FRUGAL_TMP.
 set -u
 
-FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
-SHARED=${FRUGAL_SHARED_DIR:-}
-TMP=${FRUGAL_TMP:-/tmp}/test_perplexity_cli.$$
-mkdir -p "$TMP" || exit 1
-trap 'rm -rf "$TMP"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_exit CODE STDERR_PATTERN ARGS...
-expect_exit() {
-    local want=$1 pat=$2; shift 2
-    "$FRUGAL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        bad "frugal $* -> exit $rc, want $want ($(head -c 300 "$TMP/err"))"
-        return
-    fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" "$TMP/err"; then
-        bad "frugal $* -> stderr '$(head -c 300 "$TMP/err")' does not match '$pat'"
-        return
-    fi
-    ok
-}
+. "$(dirname "$0")/lib.sh"
+test_setup test_perplexity_cli
 
 # json_field NAME: the number after "NAME": in $TMP/out
 json_field() { sed -n "s/.*\"$1\": \([-0-9.eE+]*\).*/\1/p" "$TMP/out"; }
@@ -148,5 +124,4 @@ expect_exit 1 "at least" perplexity -m "$F32" -f "$TMP/short.txt" -c 128
 # an unwritable --save-logits path fails cleanly and leaves nothing
 expect_exit 1 "" perplexity -m "$F32" -f "$TXT" -c 128 --chunks 1 --save-logits "$TMP/no/such/dir/x.lp"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+test_finish test_perplexity_cli

@@ -6,32 +6,8 @@
 # Env: FRUGAL, FRUGAL_SHARED_DIR, FRUGAL_TMP.
 set -u
 
-FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
-SHARED=${FRUGAL_SHARED_DIR:-}
-TMP=${FRUGAL_TMP:-/tmp}/test_quantize_cli.$$
-mkdir -p "$TMP" || exit 1
-trap 'rm -rf "$TMP"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_exit CODE STDERR_PATTERN ARGS...
-expect_exit() {
-    local want=$1 pat=$2; shift 2
-    "$FRUGAL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        bad "frugal $* -> exit $rc, want $want ($(head -c 300 "$TMP/err"))"
-        return
-    fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" "$TMP/err"; then
-        bad "frugal $* -> stderr '$(head -c 300 "$TMP/err")' does not match '$pat'"
-        return
-    fi
-    ok
-}
+. "$(dirname "$0")/lib.sh"
+test_setup test_quantize_cli
 
 expect_exit 0 "" quantize --help
 grep -q "usage: frugal quantize" "$TMP/out" && ok || bad "quantize --help prints usage"
@@ -73,5 +49,4 @@ grep -qE "output.weight +F32" "$TMP/insp" && grep -qE "blk.0.attn_q.weight +F32"
 # re-quantizing quantized input warns
 expect_exit 0 "warning: .*re-quantizing" quantize "$TMP/m-q8_0.gguf" "$TMP/r.gguf" --type q4_0
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+test_finish test_quantize_cli

@@ -171,3 +171,18 @@ int args_parse(int argc, char **argv, const opt *opts, int n_opts, const char **
     }
     return ARGS_OK;
 }
+
+int cli_kv_options(const char *kv_type, const char *kv_policy, frugal_context_params *cp) {
+    if (kv_type) {
+        cp->kv_type = frugal_kv_type_parse(kv_type);
+        if (cp->kv_type < 0) {
+            cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_type);
+            return -1;
+        }
+    }
+    if (kv_policy && frugal_kv_policy_parse(kv_policy, cp) != 0) {
+        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
+        return -1;
+    }
+    return 0;
+}

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frugal.h"
+
 enum { EXIT_USAGE = 2 };
 
 typedef enum opt_kind {
@@ -45,6 +47,11 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Read a whole file into a malloc'd, NUL-terminated buffer (*len excludes the NUL).
  * On failure prints "frugal: error: <path>: <reason>" and returns NULL. */
 char *cli_read_file(const char *path, size_t *len);
+
+/* The KV flags shared by run, bench and perplexity: --kv-type T and --kv-policy P
+ * (either may be NULL) into cp's kv_type and policy fields. 0 ok; otherwise the
+ * usage error has been printed and the caller returns EXIT_USAGE. */
+int cli_kv_options(const char *kv_type, const char *kv_policy, frugal_context_params *cp);
 
 /* Subcommands: each gets its arguments after the subcommand name; returns the exit code. */
 int cmd_run(int argc, char **argv);

@@ -273,17 +273,9 @@ int cmd_bench(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (mem_budget && bw_mib == 0) bw_mib = 64;
-    int kv_type = frugal_kv_type_parse(kv_str);
-    if (kv_type < 0) {
-        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
-        return EXIT_USAGE;
-    }
-    frugal_context_params policy;
-    frugal_context_params_default(&policy);
-    if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
-        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
-        return EXIT_USAGE;
-    }
+    frugal_context_params kvp;
+    frugal_context_params_default(&kvp);
+    if (cli_kv_options(kv_str, kv_policy, &kvp) != 0) return EXIT_USAGE;
     if (n_prompt == 0 && n_gen == 0) { cli_error("bench: -p 0 and -n 0 leave nothing to measure"); return EXIT_USAGE; }
 
     int rc = 1;
@@ -312,12 +304,12 @@ int cmd_bench(int argc, char **argv) {
     cp.n_ctx = n_prompt > n_gen ? n_prompt : n_gen; /* each test starts from an empty cache */
     cp.n_threads = n_threads;
     cp.mem_budget = mem_budget;
-    cp.kv_type = kv_type;
-    cp.kv_window = policy.kv_window;
-    cp.kv_sinks = policy.kv_sinks;
-    cp.kv_chunk = policy.kv_chunk;
-    cp.kv_keep = policy.kv_keep;
-    cp.kv_slots = policy.kv_slots;
+    cp.kv_type = kvp.kv_type;
+    cp.kv_window = kvp.kv_window;
+    cp.kv_sinks = kvp.kv_sinks;
+    cp.kv_chunk = kvp.kv_chunk;
+    cp.kv_keep = kvp.kv_keep;
+    cp.kv_slots = kvp.kv_slots;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
         goto done;

@@ -338,17 +338,9 @@ int cmd_perplexity(int argc, char **argv) {
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("perplexity: -m MODEL is required"); return EXIT_USAGE; }
     if (!file) { cli_error("perplexity: -f TEXT is required"); return EXIT_USAGE; }
-    int kv_type = frugal_kv_type_parse(kv_str);
-    if (kv_type < 0) {
-        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
-        return EXIT_USAGE;
-    }
     frugal_context_params policy;
     frugal_context_params_default(&policy);
-    if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
-        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
-        return EXIT_USAGE;
-    }
+    if (cli_kv_options(kv_str, kv_policy, &policy) != 0) return EXIT_USAGE;
     uint32_t lp_elem;
     if (strcmp(lt_str, "f16") == 0) lp_elem = 1;
     else if (strcmp(lt_str, "f32") == 0) lp_elem = 0;
@@ -379,7 +371,7 @@ int cmd_perplexity(int argc, char **argv) {
     frugal_context_params_default(&cp);
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
-    cp.kv_type = kv_type;
+    cp.kv_type = policy.kv_type;
     cp.kv_window = policy.kv_window;
     cp.kv_sinks = policy.kv_sinks;
     cp.kv_chunk = policy.kv_chunk;

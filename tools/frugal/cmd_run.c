@@ -195,15 +195,7 @@ int cmd_run(int argc, char **argv) {
     if (!prompt == !file) { cli_error("run: give exactly one of -p PROMPT or -f FILE"); return EXIT_USAGE; }
     frugal_context_params policy;
     frugal_context_params_default(&policy);
-    if (kv_policy && frugal_kv_policy_parse(kv_policy, &policy) != 0) {
-        cli_error("--kv-policy: '%s' is not window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]", kv_policy);
-        return EXIT_USAGE;
-    }
-    int kv_type = frugal_kv_type_parse(kv_str);
-    if (kv_type < 0) {
-        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
-        return EXIT_USAGE;
-    }
+    if (cli_kv_options(kv_str, kv_policy, &policy) != 0) return EXIT_USAGE;
     uint64_t kv_ram = 0;
     if (kv_ram_str && frugal_parse_size(kv_ram_str, &kv_ram) != 0) {
         cli_error("--kv-ram: '%s' is not a size such as 512M or 2G", kv_ram_str);
@@ -264,7 +256,7 @@ int cmd_run(int argc, char **argv) {
     cp.kv_keep = policy.kv_keep;
     cp.kv_slots = policy.kv_slots;
     cp.n_threads = n_threads;
-    cp.kv_type = kv_type;
+    cp.kv_type = policy.kv_type;
     cp.mem_budget = mem_budget;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);

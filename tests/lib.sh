@@ -1,0 +1,45 @@
+# lib.sh - shared helpers of the bash tests (sourced, not run).
+#   test_setup NAME   : FRUGAL (the CLI), SHARED (test data or empty), TMP (a scratch
+#                       dir removed on exit), pass/fail counters
+#   ok / bad MSG      : count a pass / a failure (printed)
+#   check DESC CMD... : passes when the command succeeds
+#   expect_exit CODE STDERR_PATTERN ARGS... : run the CLI; check the exit code and that
+#                       stderr matches the pattern (empty pattern: not checked); the
+#                       output is left in $TMP/out and $TMP/err
+#   test_finish NAME  : print "NAME: N passed, N failed" and return non-zero on failures
+test_setup() {
+    FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
+    SHARED=${FRUGAL_SHARED_DIR:-}
+    TMP=${FRUGAL_TMP:-/tmp}/$1.$$
+    mkdir -p "$TMP" || exit 1
+    trap 'rm -rf "$TMP"' EXIT
+    pass=0
+    fail=0
+}
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() {
+    local d=$1; shift
+    if "$@"; then ok; else bad "$d"; fi
+}
+
+expect_exit() {
+    local want=$1 pat=$2; shift 2
+    "$FRUGAL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        bad "frugal $* -> exit $rc, want $want ($(head -c 300 "$TMP/err"))"
+        return
+    fi
+    if [ -n "$pat" ] && ! grep -qE -- "$pat" "$TMP/err"; then
+        bad "frugal $* -> stderr '$(head -c 300 "$TMP/err")' does not match '$pat'"
+        return
+    fi
+    ok
+}
+
+test_finish() {
+    echo "$1: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+}
