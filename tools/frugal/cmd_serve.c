@@ -43,6 +43,8 @@ static void usage(FILE *out) {
             "  -c, --ctx-size N         context per slot (default 0: the model's, at most 4096)\n"
             "  -t, --threads N          threads (default 0: all cores)\n"
             "  --kv-type T              KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
+            "  --kv-policy P            window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
+            "  --mem SIZE               memory budget (K/M/G): layers that do not fit are streamed\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' (all but /health)\n"
             "  --chat-template NAME     chatml, llama2, llama3, mistral, phi3, gemma, zephyr\n"
             "                           (default: recognised from the model, else chatml)\n"
@@ -88,6 +90,7 @@ static int render_only(const char *path, frugal_model *model, const char *tmpl_n
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL, *kv_str = "f16";
+    const char *kv_policy = NULL, *mem_str = NULL;
     const char *tmpl_name = NULL, *max_body_str = "1M", *render = NULL;
     int port = 8080, slots = 4, n_ctx = 0, n_threads = 0, max_prompt = 0, timeout = 600, idle = 10, queue = 64;
     const opt opts[] = {
@@ -98,6 +101,8 @@ int cmd_serve(int argc, char **argv) {
         {"-c", "--ctx-size", OPT_INT, &n_ctx, 0, 1 << 20},
         {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
+        {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
+        {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--api-key", OPT_STR, &api_key, 0, 0},
         {NULL, "--chat-template", OPT_STR, &tmpl_name, 0, 0},
         {NULL, "--max-body", OPT_STR, &max_body_str, 0, 0},
@@ -116,9 +121,12 @@ int cmd_serve(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!model_path && !(render && tmpl_name)) { cli_error("serve: -m MODEL is required"); return EXIT_USAGE; }
-    int kv_type = frugal_kv_type_parse(kv_str);
-    if (kv_type < 0) {
-        cli_error("--kv-type: '%s' is not one of f16, f32, q8_0, q4_0, k8v4", kv_str);
+    frugal_context_params kvp;
+    frugal_context_params_default(&kvp);
+    if (cli_kv_options(kv_str, kv_policy, &kvp) != 0) return EXIT_USAGE;
+    uint64_t mem_budget = 0;
+    if (mem_str && frugal_parse_size(mem_str, &mem_budget) != 0) {
+        cli_error("--mem: '%s' is not a size such as 512M or 2G", mem_str);
         return EXIT_USAGE;
     }
     uint64_t max_body = 0;
@@ -132,6 +140,7 @@ int cmd_serve(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     mp.vocab_only = render != NULL;
+    mp.mem_budget = mem_budget;
     frugal_model *model = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     if (model_path && frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
@@ -151,7 +160,13 @@ int cmd_serve(int argc, char **argv) {
     frugal_context_params_default(&cp);
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
-    cp.kv_type = kv_type;
+    cp.kv_type = kvp.kv_type;
+    cp.kv_window = kvp.kv_window;
+    cp.kv_sinks = kvp.kv_sinks;
+    cp.kv_chunk = kvp.kv_chunk;
+    cp.kv_keep = kvp.kv_keep;
+    cp.kv_slots = kvp.kv_slots;
+    cp.mem_budget = mem_budget;
     cp.n_seq_max = slots;
     cp.n_ctx_pool = slots * (n_ctx + 16); /* every slot can fill its context (16-token blocks) */
     frugal_context *ctx = NULL;
