@@ -35,7 +35,8 @@ static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) qbuf = max_sz(qbuf, fr_matmul_scratch(ws[i], (int)B));
     }
     qbuf = max_sz(qbuf, fr_matmul_scratch(&m->output, (int)B));
-    const size_t f[9] = {B * d, B * d, B * qd, B * kvd, B * kvd, B * qd, B * ff, B * ff, n_pool * n_ctx};
+    const size_t group = (size_t)(hp->n_head / hp->n_head_kv); /* attention scores per thread */
+    const size_t f[9] = {B * d, B * d, B * qd, B * kvd, B * kvd, B * qd, B * ff, B * ff, n_pool * n_ctx * group};
     size_t total = 0;
     for (size_t i = 0; i < 9; i++) {
         floats[i] = f[i];

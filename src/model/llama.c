@@ -26,13 +26,21 @@ typedef struct {
     frugal_context *ctx;
     const fr_batch *b;
     int il;
+    int heads_per_item;   /* query heads of a group handled together (divides the group) */
 } attn_job;
 
-/* One (token, head) pair per work item; each thread has its own score row.
- * K: the query is converted to the K type's vec_dot_type (F16 for an F16 cache, as
+/* Attention, one work item per (token, KV head, slice of its query heads): the query
+ * heads of a GQA group share every K and V row they read, so each cached row is
+ * fetched once per group rather than once per head. Each thread has its own score
+ * rows (group x n_ctx).
+ * K: the queries are converted to the K type's vec_dot_type (F16 for an F16 cache, as
  * ggml's mul_mat does; Q8_0 for quantized caches) and dotted with each cached row.
- * V: an F16 cache gets F16-rounded attention weights (ggml again); a quantized one
- * is dequantized per row slice, never as a whole copy. */
+ * V: an F16 cache gets F16-rounded attention weights (ggml again); every V row slice
+ * is converted to F32 once (SIMD to_float) and accumulated in F32 into all heads of
+ * the slice (a loop the compiler vectorises; ggml's SIMD dot accumulates in F32 too,
+ * and the golden tolerances hold unchanged). */
+#define ATT_MAX_VALS 4096 /* heads-per-item x head_dim kept on the stack */
+
 static void attention_worker(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     frugal_context *ctx = j->ctx;
@@ -44,54 +52,71 @@ static void attention_worker(void *arg, int ith, int nth) {
     const fr_type_traits *tk = fr_type_traits_get(kvp->k_type), *tv = fr_type_traits_get(kvp->v_type);
     const fr_type_traits *tq = fr_type_traits_get(tk->vec_dot_type);
     fr_from_float_fn q_conv = tq->act_from_float ? tq->act_from_float : tq->from_float;
-    float *scores = ctx->att_scores + (size_t)ith * ctx->n_ctx;
-    uint8_t qconv[4096] __attribute__((aligned(64)));
+    const size_t q_row = fr_row_size(tk->vec_dot_type, hd);
+    const int per = j->heads_per_item, n_slices = group / per;
+    float *scores = ctx->att_scores + (size_t)ith * (size_t)ctx->n_ctx * (size_t)group;
+    uint8_t qconv[4 * ATT_MAX_VALS] __attribute__((aligned(64)));
     float vbuf[1024];
-    double acc[1024];
+    float acc[ATT_MAX_VALS];
 
     long w0, w1;
-    fr_split((long)b->n * hp->n_head, ith, nth, &w0, &w1);
+    fr_split((long)b->n * hp->n_head_kv * n_slices, ith, nth, &w0, &w1);
     for (long w = w0; w < w1; w++) {
-        int i = (int)(w / hp->n_head), h = (int)(w % hp->n_head);
-        int g = h / group;
+        int i = (int)(w / (hp->n_head_kv * n_slices));
+        int g = (int)(w / n_slices % hp->n_head_kv), h0 = g * group + (int)(w % n_slices) * per;
         const fr_kv_cache *kv = b->kv[i];
         int n_kv = b->pos[i] + 1; /* causal: positions 0..pos of this token's sequence */
-        const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h * hd;
-        const void *qv = q;
-        if (kv->k_type != FR_TYPE_F32) {
-            q_conv(q, qconv, hd);
-            qv = qconv;
-        }
+        const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h0 * hd;
+        if (kv->k_type != FR_TYPE_F32)
+            for (int hh = 0; hh < per; hh++) q_conv(q + (size_t)hh * hd, qconv + hh * q_row, hd);
         size_t k_off = fr_row_size(kv->k_type, (int64_t)g * hd);
         size_t v_off = fr_row_size(kv->v_type, (int64_t)g * hd);
         for (int t = 0; t < n_kv; t++) {
-            float s;
-            tk->vec_dot(hd, &s, (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off, qv);
-            scores[t] = s * scale;
-        }
-        fr_softmax(scores, n_kv);
-        for (int d = 0; d < hd; d++) acc[d] = 0.0;
-        for (int t = 0; t < n_kv; t++) {
-            const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
-            if (kv->v_type == FR_TYPE_F16) {
-                /* the row through the (SIMD) F16 to_float first: exact, so the sums are
-                 * bit-identical to converting element by element, and 5x cheaper */
-                float p = fr_f16_to_f32(fr_f32_to_f16(scores[t]));
-                tv->to_float(vrow, vbuf, hd);
-                for (int d = 0; d < hd; d++) acc[d] += (double)(p * vbuf[d]);
-            } else {
-                const float *vf = (const float *)vrow;
-                if (kv->v_type != FR_TYPE_F32) {
-                    tv->to_float(vrow, vbuf, hd);
-                    vf = vbuf;
-                }
-                float p = scores[t];
-                for (int d = 0; d < hd; d++) acc[d] += (double)(p * vf[d]);
+            const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off;
+            for (int hh = 0; hh < per; hh++) {
+                const void *qv = kv->k_type == FR_TYPE_F32 ? (const void *)(q + (size_t)hh * hd)
+                                                           : (const void *)(qconv + hh * q_row);
+                float s;
+                tk->vec_dot(hd, &s, krow, qv);
+                scores[(size_t)hh * n_kv + t] = s * scale;
             }
         }
-        float *out = ctx->att + (size_t)i * hp->n_head * hd + (size_t)h * hd;
-        for (int d = 0; d < hd; d++) out[d] = (float)acc[d];
+        for (int hh = 0; hh < per; hh++) fr_softmax(scores + (size_t)hh * n_kv, n_kv);
+        for (int k = 0; k < per * hd; k++) acc[k] = 0.0f;
+        const bool f16 = kv->v_type == FR_TYPE_F16;
+        for (int t = 0; t < n_kv; t++) {
+            const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
+            const float *vf = (const float *)vrow;
+            if (kv->v_type != FR_TYPE_F32) { /* exact for F16: same sums as element-wise */
+                tv->to_float(vrow, vbuf, hd);
+                vf = vbuf;
+            }
+            for (int hh = 0; hh < per; hh++) {
+                float p = scores[(size_t)hh * n_kv + t];
+                if (f16) p = fr_f16_to_f32(fr_f32_to_f16(p));
+                float *a = acc + (size_t)hh * hd;
+                for (int d = 0; d < hd; d++) a[d] += p * vf[d];
+            }
+        }
+        float *out = ctx->att + (size_t)i * hp->n_head * hd + (size_t)h0 * hd;
+        for (int k = 0; k < per * hd; k++) out[k] = acc[k];
     }
+}
+
+/* How many query heads of a group one attention item takes: the whole group (each
+ * K/V row read once per group) unless that leaves too few items to keep the threads
+ * busy (decoding one token of an MQA model) or overflows the stack buffers. */
+static int heads_per_item(const frugal_context *ctx, int n_tok) {
+    const fr_hparams *hp = &ctx->model->hp;
+    int group = hp->n_head / hp->n_head_kv, per = group;
+    int want_items = 2 * fr_pool_size(ctx->pool);
+    while (per > 1 && (per * hp->head_dim > ATT_MAX_VALS ||
+                       (long)n_tok * hp->n_head_kv * (group / per) < want_items)) {
+        int next = per - 1;
+        while (group % next) next--; /* a divisor of the group */
+        per = next;
+    }
+    return per;
 }
 
 static void add_bias(float *x, const float *b, int n_tok, int n) {
@@ -134,7 +159,7 @@ void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
             fr_rope(ctx->k + (size_t)i * kvd, hp->n_head_kv, hd, hp->n_rot, b->pos[i], hp->rope_base, hp->rope_neox);
             fr_kv_store(b->kv[i], il, b->pos[i], ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
         }
-        attn_job aj = {ctx, b, il};
+        attn_job aj = {ctx, b, il, heads_per_item(ctx, n)};
         fr_pool_run(pool, attention_worker, &aj);
         fr_matmul(pool, &L->wo, ctx->att, n, xb, ctx->qbuf);
         add_into(x, xb, (size_t)n * d);
