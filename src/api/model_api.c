@@ -81,17 +81,28 @@ void frugal_model_get_info(const frugal_model *m, frugal_model_info *info) {
     info->n_ff = hp->n_ff;
     /* dominant type = the one holding the most parameters (a Q4_0 file whose big
      * output matrix is Q6_K is still "Q4_0") */
-    uint64_t by_type[FR_TYPE_COUNT] = {0};
+    enum { N_SLOTS = 16 }; /* distinct matrix types in one file: a handful */
+    uint32_t types[N_SLOTS];
+    uint64_t params[N_SLOTS];
+    int n_types = 0;
     for (uint64_t i = 0; i < m->file->n_tensors; i++) {
         const gguf_tensor *t = &m->file->tensors[i];
         int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
         info->n_params += (uint64_t)n;
         info->weight_bytes += t->nbytes;
-        if (t->type < FR_TYPE_COUNT && t->n_dims >= 2) by_type[t->type] += (uint64_t)n;
+        if (t->n_dims < 2) continue;
+        int k = 0;
+        while (k < n_types && types[k] != t->type) k++;
+        if (k == n_types) {
+            if (n_types == N_SLOTS) continue;
+            types[n_types] = t->type;
+            params[n_types++] = 0;
+        }
+        params[k] += (uint64_t)n;
     }
     int best = 0;
-    for (int i = 0; i < FR_TYPE_COUNT; i++) if (by_type[i] > by_type[best]) best = i;
-    info->type_name = fr_type_name((uint32_t)best);
+    for (int k = 1; k < n_types; k++) if (params[k] > params[best]) best = k;
+    info->type_name = n_types ? fr_type_name(types[best]) : "none";
 }
 
 int frugal_tokenize(const frugal_model *m, const char *text, size_t len, int add_special,
