@@ -327,9 +327,13 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "  %-12s %10.2f MiB %10.2f MiB\n", ms.names[i], ms.current[i] / 1048576.0,
                     ms.peak[i] / 1048576.0);
         fprintf(stderr, "  peak RSS (incl. mapped weights) %.2f MiB\n", ms.peak_rss / 1048576.0);
-        fprintf(stderr, "KV cache: %s, %.2f MiB for %d tokens = %.0f bytes/token\n", kv_str,
+        uint64_t used = 0, alloc = 0, cap = 0;
+        frugal_kv_usage(ctx, &used, &alloc, &cap);
+        fprintf(stderr, "KV cache: %s, %.2f MiB for %d tokens = %.0f bytes/token; pool: %llu tokens used, "
+                "%llu allocated in blocks (waste %llu), capacity %llu\n", kv_str,
                 frugal_context_kv_bytes(ctx) / 1048576.0, frugal_context_n_ctx(ctx),
-                frugal_context_kv_bytes_per_token(ctx));
+                frugal_context_kv_bytes_per_token(ctx), (unsigned long long)used, (unsigned long long)alloc,
+                (unsigned long long)(alloc - used), (unsigned long long)cap);
     }
     if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
     rc = 0;
