@@ -372,6 +372,8 @@ typedef struct frugal_quantize_params {
     const char *policy; /* NULL or "": llama-quantize's rules for type; "auto" */
     uint64_t budget_bytes;
     double budget_bpw;
+    const char *calib;  /* policy auto: text to weight each input channel's error by its
+                           mean squared activation (runs the input model over it) */
 } frugal_quantize_params;
 
 typedef struct frugal_quantize_stats {

@@ -101,5 +101,18 @@ check_model synthetic-f32 "$SYN"
 check_model synthetic-f16 "$TMP/syn-f16.gguf"
 if [ -f "$FORTUNE" ]; then check_model fortune "$FORTUNE"; else echo "note: fortune model absent, skipped"; fi
 
+# --calib: the fortune model over a calibration text; the plan still fits the budget,
+# the importance statistics were collected, and --calib without --policy is refused
+if [ -f "$FORTUNE" ] && [ -f "$SHARED/text/gpl-3.txt" ]; then
+    "$FRUGAL" quantize "$FORTUNE" "$TMP/c.gguf" --policy auto --bpw 4.5 --calib "$SHARED/text/gpl-3.txt" \
+        >"$TMP/cal" 2>&1 && ok || bad "--calib run failed: $(tail -c 300 "$TMP/cal")"
+    grep -qE "calibration: [0-9]+ tokens .* importance for [1-9][0-9]* of" "$TMP/cal" && ok ||
+        bad "--calib printed no calibration line"
+    np=$(n_params "$FORTUNE"); got=$(tensor_bytes "$TMP/c.gguf")
+    awk -v g="$got" -v n="$np" 'BEGIN { exit !(g * 8 <= 4.5 * n) }' && ok || bad "--calib exceeded 4.5 bpw"
+    expect_exit 2 "go with --policy" quantize "$FORTUNE" "$TMP/d.gguf" --type q8_0 --calib "$SHARED/text/gpl-3.txt"
+    expect_exit 1 "calibration" quantize "$FORTUNE" "$TMP/d.gguf" --policy auto --bpw 4.5 --calib /nonexistent.txt
+fi
+
 echo "test_policy: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -32,9 +32,9 @@ static double type_error(const fr_policy_item *it, fr_type ty, const fr_type_tra
         tr->from_float(w, q, it->ne0);
         tr->to_float(q, d, it->ne0);
         for (int64_t i = 0; i < it->ne0; i++) {
-            double e = (double)w[i] - (double)d[i];
-            num += e * e;
-            den += (double)w[i] * (double)w[i];
+            double e = (double)w[i] - (double)d[i], im = it->imp ? it->imp[i] : 1.0;
+            num += im * e * e;
+            den += im * (double)w[i] * (double)w[i];
         }
     }
     double rel = den > 0.0 ? num / den : num;

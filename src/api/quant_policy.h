@@ -4,7 +4,8 @@
  * under a byte budget:
  *  - error of a type for a tensor: relative squared error of quantize -> dequantize,
  *    sum (w - q(w))^2 / sum w^2, measured on up to FR_POLICY_SAMPLE_ROWS evenly spaced
- *    rows (importance: uniform over input channels; no calibration data yet). The
+ *    rows, each column's squared error weighted by its input channel's importance
+ *    (mean squared activation over calibration text with --calib, else uniform). The
  *    total is the plain sum over tensors: each matrix's relative error is roughly the
  *    relative noise it adds to its layer's output, and those noises add up;
  *  - candidates: F16, Q8_0, I8C, FP8O, Q6_K, Q4_K, Q4_0, NF4, those whose block
@@ -39,6 +40,7 @@ typedef struct fr_policy_item {
     const void *data;  /* nrows rows of in_type */
     fr_type in_type;
     int64_t ne0, nrows;
+    const float *imp;  /* ne0 per-input-channel importance (owned), or NULL: uniform */
     /* filled by fr_policy_measure */
     int n_cand;
     fr_type cand[FR_POLICY_MAX_CAND];
@@ -51,6 +53,12 @@ typedef struct fr_policy_item {
 /* Measure every candidate type of every item (in parallel over items on pool).
  * Returns FRUGAL_OK or FRUGAL_E_NOMEM. */
 int fr_policy_measure(fr_policy_item *items, size_t n, fr_pool *pool, fr_err *err);
+
+/* Run the model at model_path over text_path (up to 4096 tokens) and set each item's
+ * imp to the mean squared input of its matrix per channel, normalised to mean 1
+ * (quant_calib.c). Items the model never multiplies by keep imp = NULL. */
+int fr_calib_importance(const char *model_path, const char *text_path, fr_policy_item *items, size_t n,
+                        FILE *log, fr_err *err);
 
 /* Choose a type per item so that fixed_bytes + sum of chosen bytes <= budget, as
  * described above. Fails with FRUGAL_E_INVALID_ARG (saying the minimum) when even

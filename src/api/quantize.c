@@ -284,7 +284,8 @@ static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *er
 
 /* policy auto: replace the plan's types of the candidate matrices by the chooser's
  * (api/quant_policy.h). Everything else keeps the type make_plan gave it. */
-static int apply_policy(q_state *st, const frugal_quantize_params *p, FILE *log, fr_err *err) {
+static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_params *p, FILE *log,
+                        fr_err *err) {
     fr_policy_item *pi = calloc(st->n ? st->n : 1, sizeof *pi);
     size_t *map = calloc(st->n ? st->n : 1, sizeof *map);
     if (!pi || !map) { free(pi); free(map); return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); }
@@ -299,13 +300,15 @@ static int apply_policy(q_state *st, const frugal_quantize_params *p, FILE *log,
         map[m++] = i;
     }
     uint64_t budget = p->budget_bytes ? p->budget_bytes : (uint64_t)(p->budget_bpw * (double)n_params / 8.0);
-    int rc = fr_policy_measure(pi, m, st->pool, err);
+    int rc = p->calib ? fr_calib_importance(in_path, p->calib, pi, m, log, err) : FRUGAL_OK;
+    if (!rc) rc = fr_policy_measure(pi, m, st->pool, err);
     if (!rc) rc = fr_policy_choose(pi, m, fixed, budget, log, err);
     for (size_t k = 0; !rc && k < m; k++) {
         q_item *it = &st->items[map[k]];
         it->out_type = pi[k].cand[pi[k].choice];
         it->out_bytes = pi[k].bytes[pi[k].choice];
     }
+    for (size_t k = 0; k < m; k++) free((float *)pi[k].imp);
     free(pi);
     free(map);
     return rc;
@@ -369,7 +372,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     st.scratch = malloc((size_t)nt * (size_t)(st.max_ne0 ? st.max_ne0 : 1) * sizeof(float));
     w = gguf_writer_new();
     if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
-    if (policy && (rc = apply_policy(&st, p, log, err))) goto done;
+    if (policy && (rc = apply_policy(&st, in_path, p, log, err))) goto done;
 
     for (uint64_t i = 0; rc == FRUGAL_OK && i < f->n_kv; i++) rc = gguf_writer_copy_kv(w, &f->kv[i]);
     if (!rc) rc = gguf_writer_set_u32(w, "general.quantization_version", 2);

@@ -119,6 +119,11 @@ static int heads_per_item(const frugal_context *ctx, int n_tok) {
     return per;
 }
 
+/* Hand a matmul's input to the calibration observer, if one is installed. */
+static void observe(const frugal_context *ctx, const fr_weight *w, const float *x, int n) {
+    if (ctx->act_hook) ctx->act_hook(ctx->act_user, w->data, x, n, w->n_in);
+}
+
 static void add_bias(float *x, const float *b, int n_tok, int n) {
     if (!b) return;
     for (int t = 0; t < n_tok; t++)
@@ -150,6 +155,7 @@ void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
             fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->attn_norm, d, hp->norm_eps);
         const fr_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv_out[3] = {ctx->q, ctx->k, ctx->v};
+        for (int k = 0; k < 3; k++) observe(ctx, qkv[k], xb, n);
         fr_matmul_multi(pool, 3, qkv, qkv_out, xb, n, ctx->qbuf);
         add_bias(ctx->q, L->bq, n, qd);
         add_bias(ctx->k, L->bk, n, kvd);
@@ -161,6 +167,7 @@ void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
         }
         attn_job aj = {ctx, b, il, heads_per_item(ctx, n)};
         fr_pool_run(pool, attention_worker, &aj);
+        observe(ctx, &L->wo, ctx->att, n);
         fr_matmul(pool, &L->wo, ctx->att, n, xb, ctx->qbuf);
         add_into(x, xb, (size_t)n * d);
 
@@ -169,8 +176,10 @@ void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
             fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->ffn_norm, d, hp->norm_eps);
         const fr_weight *gu[2] = {&L->w_gate, &L->w_up};
         float *gu_out[2] = {ctx->hg, ctx->hu};
+        for (int k = 0; k < 2; k++) observe(ctx, gu[k], xb, n);
         fr_matmul_multi(pool, 2, gu, gu_out, xb, n, ctx->qbuf);
         fr_swiglu(ctx->hg, ctx->hg, ctx->hu, n * hp->n_ff);
+        observe(ctx, &L->w_down, ctx->hg, n);
         fr_matmul(pool, &L->w_down, ctx->hg, n, xb, ctx->qbuf);
         add_into(x, xb, (size_t)n * d);
         if (src) src->release(src->user, il);
@@ -183,6 +192,7 @@ void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
     for (int i = 0; i < n; i++)
         if (b->out[i] >= 0)
             fr_rmsnorm(xb + (size_t)b->out[i] * d, x + (size_t)i * d, m->output_norm, d, hp->norm_eps);
+    observe(ctx, &m->output, xb, b->n_out);
     fr_matmul(pool, &m->output, xb, b->n_out, b->logits, ctx->qbuf);
 }
 

@@ -89,6 +89,10 @@ struct frugal_context {
     int kv_window, kv_sinks;         /* StreamingLLM policy (window 0: off) */
     int kv_chunk, kv_keep;           /* chunk-summary policy (chunk 0: off) */
     fr_layer_source *layer_src;      /* NULL: layers straight from the model */
+    /* Optional observer of every matmul input (calibration statistics for the
+     * quantization policy): weight data pointer, n_tok rows of n_in floats. */
+    void (*act_hook)(void *user, const void *wdata, const float *x, int n_tok, int64_t n_in);
+    void *act_user;
     /* scratch for n_ubatch tokens (one accounted block) */
     void *scratch;
     size_t scratch_bytes;

@@ -29,6 +29,8 @@ static void usage(FILE *out) {
             "                    quantization error within the budget; prints the choice table\n"
             "  --size SIZE       policy budget in bytes of tensor data (64M, 1.5G, ...)\n"
             "  --bpw B           policy budget in bits per weight over all tensors\n"
+            "  --calib FILE      policy: weight each input channel's error by its mean squared\n"
+            "                    activation over this text (runs the input model over it)\n"
             "  --keep-first N    keep the matrices of the first N layers in their input type\n"
             "  --keep-output     keep output.weight (token_embd.weight if tied) in its input type\n"
             "  -t, --threads N   threads (default 0: all cores)\n");
@@ -43,6 +45,7 @@ int cmd_quantize(int argc, char **argv) {
     const opt opts[] = {
         {NULL, "--type", OPT_STR, &p.type, 0, 0},
         {NULL, "--policy", OPT_STR, &p.policy, 0, 0},
+        {NULL, "--calib", OPT_STR, &p.calib, 0, 0},
         {NULL, "--size", OPT_STR, &size, 0, 0},
         {NULL, "--bpw", OPT_FLOAT, &bpw, 0.5, 64},
         {NULL, "--keep-first", OPT_INT, &p.keep_first, 0, 1 << 20},
@@ -63,8 +66,8 @@ int cmd_quantize(int argc, char **argv) {
             return EXIT_USAGE;
         }
         p.budget_bpw = bpw;
-    } else if (size || bpw > 0.0f) {
-        cli_error("quantize: --size and --bpw go with --policy auto");
+    } else if (size || bpw > 0.0f || p.calib) {
+        cli_error("quantize: --size, --bpw and --calib go with --policy auto");
         return EXIT_USAGE;
     } else if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
     p.progress = isatty(2);
