@@ -299,17 +299,10 @@ int cmd_bench(int argc, char **argv) {
         cli_error("%s", err.message);
         goto done;
     }
-    frugal_context_params cp;
-    frugal_context_params_default(&cp);
+    frugal_context_params cp = kvp; /* defaults + the KV flags */
     cp.n_ctx = n_prompt > n_gen ? n_prompt : n_gen; /* each test starts from an empty cache */
     cp.n_threads = n_threads;
     cp.mem_budget = mem_budget;
-    cp.kv_type = kvp.kv_type;
-    cp.kv_window = kvp.kv_window;
-    cp.kv_sinks = kvp.kv_sinks;
-    cp.kv_chunk = kvp.kv_chunk;
-    cp.kv_keep = kvp.kv_keep;
-    cp.kv_slots = kvp.kv_slots;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
         goto done;

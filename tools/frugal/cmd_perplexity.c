@@ -367,16 +367,9 @@ int cmd_perplexity(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) { cli_error("%s", err.message); goto done; }
-    frugal_context_params cp;
-    frugal_context_params_default(&cp);
+    frugal_context_params cp = policy; /* defaults + the KV flags */
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
-    cp.kv_type = policy.kv_type;
-    cp.kv_window = policy.kv_window;
-    cp.kv_sinks = policy.kv_sinks;
-    cp.kv_chunk = policy.kv_chunk;
-    cp.kv_keep = policy.kv_keep;
-    cp.kv_slots = policy.kv_slots;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) { cli_error("%s: %s", model_path, err.message); goto done; }
     /* a window or a summary with its own slot count makes the cache smaller than the
      * scoring window (-c): keep -c */

@@ -245,18 +245,11 @@ int cmd_run(int argc, char **argv) {
         cli_error("%s", err.message); /* already names the file */
         goto done;
     }
-    frugal_context_params cp;
-    frugal_context_params_default(&cp);
+    frugal_context_params cp = policy; /* defaults + the KV flags */
     cp.n_ctx = n_ctx;
-    cp.kv_window = policy.kv_window;
-    cp.kv_sinks = policy.kv_sinks;
-    cp.kv_chunk = policy.kv_chunk;
     cp.kv_disk_dir = kv_disk;
     cp.kv_ram_bytes = kv_ram;
-    cp.kv_keep = policy.kv_keep;
-    cp.kv_slots = policy.kv_slots;
     cp.n_threads = n_threads;
-    cp.kv_type = policy.kv_type;
     cp.mem_budget = mem_budget;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);

@@ -156,16 +156,9 @@ int cmd_serve(int argc, char **argv) {
     frugal_model_info info;
     frugal_model_get_info(model, &info);
     if (n_ctx <= 0) n_ctx = info.n_ctx_train > 0 && info.n_ctx_train < 4096 ? info.n_ctx_train : 4096;
-    frugal_context_params cp;
-    frugal_context_params_default(&cp);
+    frugal_context_params cp = kvp; /* defaults + the KV flags */
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
-    cp.kv_type = kvp.kv_type;
-    cp.kv_window = kvp.kv_window;
-    cp.kv_sinks = kvp.kv_sinks;
-    cp.kv_chunk = kvp.kv_chunk;
-    cp.kv_keep = kvp.kv_keep;
-    cp.kv_slots = kvp.kv_slots;
     cp.mem_budget = mem_budget;
     cp.n_seq_max = slots;
     cp.n_ctx_pool = slots * (n_ctx + 16); /* every slot can fill its context (16-token blocks) */
