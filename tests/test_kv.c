@@ -43,6 +43,26 @@ static int argmax(const float *l, int n) {
     return b;
 }
 
+/* Decode `steps` tokens one at a time (cycling through toks) in a context made with
+ * cp; every eval must succeed with finite logits. Returns the largest cache length. */
+static int run_past_context(frugal_model *m, const frugal_context_params *cp, const int32_t *toks, int n,
+                            int steps, int n_vocab) {
+    frugal_error err = FRUGAL_ERROR_INIT;
+    frugal_context *c = NULL;
+    CHECK(frugal_context_new(m, cp, &c, &err) == FRUGAL_OK);
+    int ok = c != NULL, max_pos = 0;
+    for (int i = 0; ok && i < steps; i++) {
+        int32_t t = toks[i % n];
+        ok = frugal_eval(c, &t, 1, 0, &err) == FRUGAL_OK;
+        const float *l = ok ? frugal_get_logits(c, -1) : NULL;
+        for (int v = 0; ok && v < n_vocab; v++) ok = isfinite(l[v]);
+        if (ok && frugal_context_pos(c) > max_pos) max_pos = frugal_context_pos(c);
+    }
+    CHECKF(ok, "generation past the context failed: %s", err.message);
+    frugal_context_free(c);
+    return max_pos;
+}
+
 int main(void) {
     CHECK(frugal_kv_type_parse("k8v4") == FRUGAL_KV_K8V4);
     CHECK(frugal_kv_type_parse("q5_0") == -1);
@@ -87,23 +107,11 @@ int main(void) {
     {
         frugal_context_params cp;
         frugal_context_params_default(&cp);
-        cp.kv_window = 200;
-        cp.kv_sinks = 4;
-        frugal_context *c = NULL;
-        CHECK(frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK);
-        int ok = c != NULL, max_pos = 0;
-        for (int i = 0; ok && i < 4 * info.n_ctx_train; i++) {
-            int32_t t = toks[i % n];
-            ok = frugal_eval(c, &t, 1, 0, &err) == FRUGAL_OK;
-            const float *l = frugal_get_logits(c, -1);
-            for (int v = 0; ok && v < info.n_vocab; v++) ok = isfinite(l[v]);
-            if (frugal_context_pos(c) > max_pos) max_pos = frugal_context_pos(c);
-        }
-        CHECKF(ok, "windowed generation failed: %s", err.message);
+        CHECK(frugal_kv_policy_parse("window:200,sinks:4", &cp) == 0);
+        int max_pos = run_past_context(m, &cp, toks, n, 4 * info.n_ctx_train, info.n_vocab);
         CHECKF(max_pos <= 204, "cache grew to %d", max_pos);
         printf("window:200,sinks:4: %d tokens evaluated (4x the context), cache at most %d\n",
                4 * info.n_ctx_train, max_pos);
-        frugal_context_free(c);
     }
     /* chunk summaries: 4x past the context in a 256-slot cache */
     {
@@ -112,20 +120,9 @@ int main(void) {
         CHECK(frugal_kv_policy_parse("summary:32,keep:64", &cp) == 0);
         CHECK(cp.kv_chunk == 32 && cp.kv_keep == 64 && cp.kv_window == 0);
         cp.n_ctx = 256;
-        frugal_context *c = NULL;
-        CHECK(frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK);
-        int ok = c != NULL, max_pos = 0;
-        for (int i = 0; ok && i < 4 * info.n_ctx_train; i++) {
-            int32_t t = toks[i % n];
-            ok = frugal_eval(c, &t, 1, 0, &err) == FRUGAL_OK;
-            const float *l = frugal_get_logits(c, -1);
-            for (int v = 0; ok && v < info.n_vocab; v++) ok = isfinite(l[v]);
-            if (frugal_context_pos(c) > max_pos) max_pos = frugal_context_pos(c);
-        }
-        CHECKF(ok, "summarised generation failed: %s", err.message);
+        int max_pos = run_past_context(m, &cp, toks, n, 4 * info.n_ctx_train, info.n_vocab);
         CHECKF(max_pos <= 256, "cache grew to %d", max_pos);
         printf("summary:32,keep:64: %d tokens evaluated, cache at most %d slots\n", 4 * info.n_ctx_train, max_pos);
-        frugal_context_free(c);
     }
     {
         frugal_context_params cp;
