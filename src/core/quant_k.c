@@ -272,6 +272,23 @@ static void dot_lanes_32(const int8_t *a, const int8_t *q8, const uint8_t *scale
 }
 
 /* ggml_vec_dot_q4_K_q8_K generic: mins enter through the Q8_K bsums. */
+/* The part of a Q4_K / Q5_K block dot shared by both (their quants already unpacked
+ * into aux8 as 0..15 / 0..31): 6-bit scales and mins, the mins correction through
+ * Q8_K's bsums, the scaled 8-lane sums added into sums[]. Returns the mins term the
+ * caller subtracts from its total (same operation order as ggml's generic code). */
+static float k4_block(uint16_t d16, uint16_t dmin16, const uint8_t *sc12, const fr_block_q8_k *yb,
+                      const int8_t *aux8, int32_t *aux32, float sums[8]) {
+    uint8_t scales[8], mins[8];
+    for (int j = 0; j < 8; j++) get_scale_min_k4(j, sc12, &scales[j], &mins[j]);
+    int sumi = 0;
+    for (int j = 0; j < FR_QK_K / 16; j++) sumi += yb->bsums[j] * mins[j / 2];
+    dot_lanes_32(aux8, yb->qs, scales, aux32);
+    const float d = h2f(d16) * yb->d;
+    for (int l = 0; l < 8; l++) sums[l] += d * aux32[l];
+    const float dmin = h2f(dmin16) * yb->d;
+    return dmin * sumi;
+}
+
 void fr_vec_dot_q4_k(int n, float *s, const void *vx, const void *vy) {
     const fr_block_q4_k *x = vx;
     const fr_block_q8_k *y = vy;
@@ -286,15 +303,7 @@ void fr_vec_dot_q4_k(int n, float *s, const void *vx, const void *vy) {
             for (int l = 0; l < 32; l++) *a++ = (int8_t)(q4[l] & 0xF);
             for (int l = 0; l < 32; l++) *a++ = (int8_t)(q4[l] >> 4);
         }
-        uint8_t scales[8], mins[8];
-        for (int j = 0; j < 8; j++) get_scale_min_k4(j, x[b].scales, &scales[j], &mins[j]);
-        int sumi = 0;
-        for (int j = 0; j < FR_QK_K / 16; j++) sumi += y[b].bsums[j] * mins[j / 2];
-        dot_lanes_32(aux8, y[b].qs, scales, aux32);
-        const float d = h2f(x[b].d) * y[b].d;
-        for (int l = 0; l < 8; l++) sums[l] += d * aux32[l];
-        const float dmin = h2f(x[b].dmin) * y[b].d;
-        sumf -= dmin * sumi;
+        sumf -= k4_block(x[b].d, x[b].dmin, x[b].scales, &y[b], aux8, aux32, sums);
     }
     for (int l = 0; l < 8; l++) sumf += sums[l];
     *s = sumf;
@@ -360,15 +369,7 @@ void fr_vec_dot_q5_k(int n, float *s, const void *vx, const void *vy) {
             for (int l = 0; l < 32; l++) *a++ = (int8_t)((q4[l] >> 4) + (hm[l] & m ? 16 : 0));
             m <<= 1;
         }
-        uint8_t scales[8], mins[8];
-        for (int j = 0; j < 8; j++) get_scale_min_k4(j, x[b].scales, &scales[j], &mins[j]);
-        int sumi = 0;
-        for (int j = 0; j < FR_QK_K / 16; j++) sumi += y[b].bsums[j] * mins[j / 2];
-        dot_lanes_32(aux8, y[b].qs, scales, aux32);
-        const float d = h2f(x[b].d) * y[b].d;
-        for (int l = 0; l < 8; l++) sums[l] += d * aux32[l];
-        const float dmin = h2f(x[b].dmin) * y[b].d;
-        sumf -= dmin * sumi;
+        sumf -= k4_block(x[b].d, x[b].dmin, x[b].scales, &y[b], aux8, aux32, sums);
     }
     for (int l = 0; l < 8; l++) sumf += sums[l];
     *s = sumf;
