@@ -16,6 +16,7 @@
 #include "core/quant.h"
 #include "core/types.h"
 #include "kernels/dispatch.h"
+#include "kernels/interleave.h"
 #include "kernels/ops.h"
 #include "testutil.h"
 
@@ -162,8 +163,13 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
     /* 128: the prefill shape of the blocked gemm kernels (tiles of 4 rows x 2..4
      * tokens; 37 rows and 7 tokens leave ragged tiles, 3 threads split rows mid-tile) */
     static const int ntoks[] = {1, 2, 7, 128};
-    for (int ti = 0; ti < N_WTYPES; ti++) {
-        const fr_type wt = k_weight_types[ti];
+    /* each type row-major (37 rows), and the types with an IL16 layout also repacked
+     * (48 rows = 3 groups, one per thread of 3): the IL16 GEMM at levels that have
+     * one, the unpack-and-dot fallback at the others */
+    for (int ti = 0; ti < 2 * N_WTYPES; ti++) {
+        const fr_type wt = k_weight_types[ti % N_WTYPES];
+        const int il = ti >= N_WTYPES;
+        if (il && !fr_il_layout_known(wt)) continue;
         const fr_type_traits *sc = fr_type_traits_scalar(wt);
         const fr_type vt = sc->vec_dot_type;
         /* Q4_0/Q8_0: 7 blocks, one full group of 4 in the packed gemm layout plus a
@@ -171,7 +177,7 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
          * which cancel, and at 7 blocks of outlier data one output exceeds the
          * 1e-5 relative bound - a property of the format's split, as in ggml.) */
         const int legacy7 = wt == FR_TYPE_Q4_0 || wt == FR_TYPE_Q8_0;
-        const int n_in = (sc->blck_size > 1 ? (legacy7 ? 7 : 3) * sc->blck_size : 100), n_out = 37;
+        const int n_in = (sc->blck_size > 1 ? (legacy7 ? 7 : 3) * sc->blck_size : 100), n_out = il ? 48 : 37;
         const size_t rs = fr_row_size(wt, n_in), vrs = fr_row_size(vt, n_in);
         uint8_t *wd = malloc(rs * n_out);
         float *row = malloc(sizeof(float) * n_in), *ta = malloc(sizeof(float) * n_in),
@@ -180,7 +186,19 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
             gen(row, n_in, r % DATA_KINDS, sc->blck_size, rng);
             quant_scalar(wt, row, wd + (size_t)r * rs, n_in, 0);
         }
-        const fr_weight w = {wd, wt, n_in, n_out};
+        fr_weight w = {.data = wd, .type = wt, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
+        const fr_weight w_rows = w;
+        uint8_t *wil = il ? malloc(rs * n_out) : NULL, *back = il ? malloc(rs) : NULL;
+        if (il) {
+            fr_il_repack(&w, wil);
+            int same = 1;
+            for (int r = 0; r < n_out; r++) {
+                fr_il_unpack_row(wt, wil + (size_t)(r / 16) * 16 * rs, n_in, r % 16, back);
+                same &= !memcmp(back, wd + (size_t)r * rs, rs);
+            }
+            CHECKF(same && w.layout == FR_LAYOUT_IL16, "%s IL16 %s: repack then unpack is not the identity", lvl,
+                   sc->name);
+        }
         for (int k = 0; k < (int)(sizeof ntoks / sizeof *ntoks); k++) {
             const int nt = ntoks[k];
             float *x = malloc(sizeof(float) * n_in * nt);
@@ -189,8 +207,19 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
             for (int t = 0; t < nt; t++) gen(x + (size_t)t * n_in, n_in, t % DATA_KINDS, sc->blck_size, rng);
             fr_matmul(p1, &w, x, nt, y1, qb);
             fr_matmul(p3, &w, x, nt, y3, qb);
-            CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt), "%s matmul %s n_tok=%d: 1 vs 3 threads differ", lvl,
-                   sc->name, nt);
+            CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt), "%s matmul %s%s n_tok=%d: 1 vs 3 threads differ", lvl,
+                   sc->name, il ? " IL16" : "", nt);
+            if (il && !fr_type_traits_get(wt)->il_gemm) {
+                /* no IL16 GEMM at this level: rows are unpacked and dotted as row-major ones */
+                fr_matmul(p3, &w_rows, x, nt, y3, qb);
+                CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt),
+                       "%s matmul %s n_tok=%d: IL16 fallback and row-major storage differ", lvl, sc->name, nt);
+            }
+            /* the last token alone gives the same bits as inside the batch */
+            fr_matmul(p3, &w, x + (size_t)(nt - 1) * n_in, 1, y3, qb);
+            CHECKF(!memcmp(y1 + (size_t)(nt - 1) * n_out, y3, sizeof(float) * n_out),
+                   "%s matmul %s%s n_tok=%d: last token differs when computed alone", lvl, sc->name, il ? " IL16" : "",
+                   nt);
             int bad = 0;
             for (int t = 0; t < nt; t++) {
                 quant_scalar(vt, x + (size_t)t * n_in, yq, n_in, 1);
@@ -201,10 +230,11 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
                     if (!close_enough(y1[(size_t)t * n_out + r], ref, scale)) bad++;
                 }
             }
-            CHECKF(bad == 0, "%s matmul %s n_tok=%d: %d outputs off the scalar reference", lvl, sc->name, nt, bad);
+            CHECKF(bad == 0, "%s matmul %s%s n_tok=%d: %d outputs off the scalar reference", lvl, sc->name,
+                   il ? " IL16" : "", nt, bad);
             free(x), free(y1), free(y3), free(qb), free(yq);
         }
-        free(wd), free(row), free(ta), free(tb);
+        free(wd), free(row), free(ta), free(tb), free(wil), free(back);
     }
 }
 

@@ -43,6 +43,9 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         m->hp.n_vocab = fr_tokenizer_n_vocab(m->tok);
     } else if (!rc) {
         rc = fr_model_bind(m, &e);
+        /* FRUGAL_REPACK=0 keeps every weight in the mapping (zero-copy, shared page cache) */
+        const char *rp = getenv("FRUGAL_REPACK");
+        if (!rc && !m->mem_budget && !(rp && strcmp(rp, "0") == 0)) rc = fr_model_repack(m, &e);
     }
     if (rc) {
         fr_err_prefix(&e, path);

@@ -60,6 +60,12 @@ typedef void (*fr_vec_dot_fn)(int n, float *s, const void *x, const void *y);
 typedef void (*fr_gemm_pack_fn)(const void *yq, void *yp, int64_t n);
 typedef void (*fr_gemm_fn)(int n, const void *w, size_t w_row, int n_rows, const void *yp, size_t yp_row,
                            int n_tok, float *out, size_t ld);
+/* GEMM over weights repacked in groups of 16 rows (kernels/interleave.h): out[t * ld
+ * + r] = dot(row r, activation t) for rows [0, 16 * n_groups) of the groups at w
+ * (each 16 * row bytes), activations packed by il_pack (same size bound as
+ * gemm_pack). Bit-identical outputs whatever n_groups and n_tok are. */
+typedef void (*fr_il_gemm_fn)(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok,
+                              float *out, size_t ld);
 
 typedef struct fr_type_traits {
     const char *name;          /* "F32", "Q4_K", ... as GGUF tools print them */
@@ -80,6 +86,10 @@ typedef struct fr_type_traits {
      * reads the converted rows as they are. */
     fr_gemm_pack_fn gemm_pack;
     fr_gemm_fn gemm;
+    /* Kernels for the interleaved layout; il_gemm NULL: weights of this type are not
+     * repacked at load, and repacked ones (from another level) are read row by row. */
+    fr_gemm_pack_fn il_pack;
+    fr_il_gemm_fn il_gemm;
     /* Bytes every row carries besides its blocks (a per-row header, e.g. I8C's F16
      * scale; core/quant_private.h); 0 for all GGUF types. A row is row_overhead +
      * n/blck_size*type_size bytes, and to_float/from_float/vec_dot of a type with a

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/quant.h"
+#include "kernels/il_avx512.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -548,6 +549,7 @@ int fr_kernels_install_avx512(fr_type_traits *t, int cpu_has_bf16) {
     t[FR_TYPE_Q8_0].gemm = gemm_q8_0;
     t[FR_TYPE_F16].gemm_pack = pack_f16;
     t[FR_TYPE_F16].gemm = gemm_f16;
+    fr_kernels_install_il_avx512(t);
     return 1;
 }
 

@@ -5,7 +5,10 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "kernels/interleave.h"
 
 /* Activation rows for a gemm kernel are packed after the converted rows, each
  * padded to whole cache lines; the size bound is the one types.h promises. */
@@ -29,12 +32,33 @@ typedef struct {
     const void *xq;        /* converted (or packed, for gemm) activations */
     size_t xq_row;         /* bytes per row of xq */
     int n_tok;
+    int il;                /* all matrices FR_LAYOUT_IL16 */
 } matmul_job;
+
+/* Rows [r0, r1) (whole groups) of an IL16 matrix at a level without an IL16 GEMM:
+ * each row is unpacked to row-major and dotted as usual. */
+static void il_rows_fallback(const fr_weight *w, long r0, long r1, const matmul_job *j, float *y) {
+    const fr_type_traits *tr = fr_type_traits_get(w->type);
+    const size_t w_row = fr_row_size(w->type, w->n_in);
+    uint8_t *row = malloc(w_row);
+    if (!row) abort(); /* one row of scratch; the forward pass has no error path here */
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *g = (const uint8_t *)w->data + (size_t)(r / FR_IL_ROWS) * FR_IL_ROWS * w_row;
+        fr_il_unpack_row(w->type, g, w->n_in, (int)(r % FR_IL_ROWS), row);
+        for (int t = 0; t < j->n_tok; t++)
+            tr->vec_dot((int)w->n_in, &y[(size_t)t * w->n_out + r], row, (const uint8_t *)j->xq + (size_t)t * j->xq_row);
+    }
+    free(row);
+}
 
 static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     long r0, r1;
-    fr_split(j->total_rows, ith, nth, &r0, &r1);
+    /* IL16 matrices split on whole groups (every n_out is a multiple of 16) */
+    const long unit = j->il ? FR_IL_ROWS : 1;
+    fr_split(j->total_rows / unit, ith, nth, &r0, &r1);
+    r0 *= unit;
+    r1 *= unit;
     const uint8_t *xq = j->xq;
     long base = 0;
     for (int k = 0; k < j->n_w && r0 < r1; k++) {
@@ -47,7 +71,13 @@ static void matmul_worker(void *arg, int ith, int nth) {
         const int n_in = (int)w->n_in;
         float *y = j->ys[k];
         long end = r1 < base + n_out ? r1 : base + n_out;
-        if (tr->gemm) {
+        if (j->il) {
+            if (tr->il_gemm)
+                tr->il_gemm(n_in, (const uint8_t *)w->data + (size_t)(r0 - base) * w_row, (int)((end - r0) / FR_IL_ROWS), xq,
+                            j->xq_row, j->n_tok, y + (r0 - base), (size_t)n_out);
+            else
+                il_rows_fallback(w, r0 - base, end - base, j, y);
+        } else if (tr->gemm) {
             /* the kernel tiles rows x tokens itself; its outputs do not depend on
              * where this thread's share starts, so the split stays bit-neutral */
             tr->gemm(n_in, (const uint8_t *)w->data + (size_t)(r0 - base) * w_row, w_row, (int)(end - r0), xq,
@@ -96,7 +126,8 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
         const fr_type_traits *tk = fr_type_traits_get(ws[k]->type);
         /* one shared activation layout: same vec_dot_type, length and packing */
         if (tk->vec_dot_type != vdt || ws[k]->n_in != ws[0]->n_in || !tk->gemm != !t0->gemm ||
-            tk->gemm_pack != t0->gemm_pack) {
+            tk->gemm_pack != t0->gemm_pack || ws[k]->layout != ws[0]->layout ||
+            (ws[0]->layout == FR_LAYOUT_IL16 && (tk->il_pack != t0->il_pack || !tk->il_gemm != !t0->il_gemm))) {
             for (int i = 0; i < n_w; i++) fr_matmul_multi(pool, 1, &ws[i], &ys[i], x, n_tok, qbuf);
             return;
         }
@@ -104,7 +135,8 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
     }
     const fr_type_traits *vt = fr_type_traits_get(vdt);
     const size_t xq_row = fr_row_size(vdt, ws[0]->n_in);
-    const fr_gemm_pack_fn pack = t0->gemm ? t0->gemm_pack : NULL;
+    const int il = ws[0]->layout == FR_LAYOUT_IL16;
+    const fr_gemm_pack_fn pack = il ? (t0->il_gemm ? t0->il_pack : NULL) : t0->gemm ? t0->gemm_pack : NULL;
     const void *xq = x;
     size_t row = xq_row;
     if (vdt != FR_TYPE_F32 || pack) {
@@ -116,7 +148,7 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
         xq = pack ? (const void *)xp : qbuf;
         row = pack ? q.xp_row : xq_row;
     }
-    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok};
+    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok, il};
     fr_pool_run(pool, matmul_worker, &j);
 }
 

@@ -18,7 +18,11 @@ typedef struct fr_weight {
     const void *data;   /* n_out rows, each fr_row_size(type, n_in) bytes */
     fr_type type;
     int64_t n_in, n_out;
+    int layout;         /* FR_LAYOUT_ROWS, or FR_LAYOUT_IL16 (kernels/interleave.h) */
+    const void *src;    /* the tensor in the mapped file (row-major), or NULL */
 } fr_weight;
+
+enum { FR_LAYOUT_ROWS = 0, FR_LAYOUT_IL16 = 1 };
 
 /* Bytes of scratch fr_matmul needs to hold n_tok activation rows converted to
  * the weight type's vec_dot_type. */

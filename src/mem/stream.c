@@ -1,5 +1,6 @@
 /* stream.c - out-of-core layer streaming (see stream.h). */
 #include "mem/stream.h"
+#include "kernels/interleave.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@ typedef struct layer_io {
     int n_ext;
     extent ext[N_MAT];
     size_t w_dst[N_MAT];       /* where each matrix lands in the buffer */
+    size_t data_bytes;         /* the matrices; then scratch up to `bytes` */
     size_t bytes;              /* buffer bytes for this layer (without slack) */
 } layer_io;
 
@@ -78,7 +80,7 @@ static void plan_layer(const frugal_model *m, int il, layer_io *io) {
     int order[N_MAT];
     for (int j = 0; j < N_MAT; j++) {
         const fr_weight *w = mat(L, j);
-        off[j] = (uint64_t)((const uint8_t *)w->data - m->file->map);
+        off[j] = (uint64_t)((const uint8_t *)w->src - m->file->map); /* data may be a repacked copy */
         len[j] = (uint64_t)fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out;
         order[j] = j;
     }
@@ -108,7 +110,14 @@ static void plan_layer(const frugal_model *m, int il, layer_io *io) {
         if (k == first_in_ext) { ext_start = off[j]; ext_end = off[j] + len[j]; }
         else if (off[j] + len[j] > ext_end) ext_end = off[j] + len[j];
     }
-    io->bytes = pos;
+    /* room after the data to repack the layer's matrices in place (16 rows) */
+    size_t tmp = 0;
+    for (int j = 0; j < N_MAT; j++) {
+        size_t t = fr_il_scratch_bytes(mat(L, j));
+        if (t > tmp) tmp = t;
+    }
+    io->data_bytes = pos;
+    io->bytes = pos + tmp;
 }
 
 uint64_t fr_stream_layer_bytes(const frugal_model *m, int il) {
@@ -174,7 +183,20 @@ static int read_layer(fr_stream *s, int il, uint8_t *buf, fr_err *err) {
 /* The model's layer il with its matrices pointing into buf. */
 static void view_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *out) {
     *out = s->m->layers[il];
-    for (int j = 0; j < N_MAT; j++) mat_mut(out, j)->data = buf + s->io[il].w_dst[j];
+    for (int j = 0; j < N_MAT; j++) {
+        mat_mut(out, j)->data = buf + s->io[il].w_dst[j];
+        mat_mut(out, j)->layout = FR_LAYOUT_ROWS; /* as in the file */
+    }
+}
+
+/* Give a layer just read its matrices in the IL16 layout where that pays, in place
+ * (same bytes), through the scratch after its data: resident and streamed layers then
+ * compute exactly like the repacked layers of an unbudgeted model. */
+static void repack_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *L) {
+    for (int j = 0; j < N_MAT; j++) {
+        fr_weight *w = mat_mut(L, j);
+        if (fr_il_worth_it(w)) fr_il_repack_in_place(w, buf + s->io[il].data_bytes);
+    }
 }
 
 /* The I/O thread: load number k (k = 0, 1, ...) is streamed layer
@@ -195,6 +217,7 @@ static void *io_main(void *arg) {
         fr_err e = FRUGAL_ERROR_INIT;
         int rc = failed ? FRUGAL_OK : read_layer(s, il, rb->data, &e);
         view_layer(s, il, rb->data, &rb->layer);
+        if (!failed && !rc) repack_layer(s, il, rb->data, &rb->layer);
         pthread_mutex_lock(&s->mu);
         if (rc && s->err_code == FRUGAL_OK) { s->err_code = rc; s->err = e; }
         s->produced++;
@@ -300,6 +323,7 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
         uint8_t *buf = (uint8_t *)(((uintptr_t)s->res_raw[il] + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
         if ((rc = read_layer(s, il, buf, err))) goto fail;
         view_layer(s, il, buf, &s->res[il]);
+        repack_layer(s, il, buf, &s->res[il]);
     }
     s->ring_size = ring_max + PAGE;
     for (int b = 0; b < s->n_buf; b++) {

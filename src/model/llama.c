@@ -121,7 +121,7 @@ static int heads_per_item(const frugal_context *ctx, int n_tok) {
 
 /* Hand a matmul's input to the calibration observer, if one is installed. */
 static void observe(const frugal_context *ctx, const fr_weight *w, const float *x, int n) {
-    if (ctx->act_hook) ctx->act_hook(ctx->act_user, w->data, x, n, w->n_in);
+    if (ctx->act_hook) ctx->act_hook(ctx->act_user, w->src ? w->src : w->data, x, n, w->n_in);
 }
 
 static void add_bias(float *x, const float *b, int n_tok, int n) {

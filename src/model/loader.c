@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/types.h"
+#include "kernels/interleave.h"
 #include "mem/alloc.h"
 #include "model/model.h"
 
@@ -61,6 +64,8 @@ static int bind_matrix(frugal_model *m, const char *name, int64_t n_in, int64_t 
     int rc = find_tensor(m, name, n_in, n_out, optional, &t, err);
     if (rc || !t) return rc;
     w->data = t->data;
+    w->src = t->data;
+    w->layout = FR_LAYOUT_ROWS;
     w->type = (fr_type)t->type;
     w->n_in = n_in;
     w->n_out = n_out;
@@ -186,12 +191,52 @@ int fr_model_bind(frugal_model *m, fr_err *err) {
     return FRUGAL_OK;
 }
 
+static fr_weight *layer_matrix(fr_layer *L, int j) {
+    fr_weight *w[FR_LAYER_MATRICES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return w[j];
+}
+
+static size_t matrix_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
+
+/* Copy one matrix out of the mapping in the IL16 layout (accounted as weights) and
+ * give the mapped pages back: the copy replaces them, so RSS ends where it was. */
+static int repack_matrix(frugal_model *m, fr_weight *w, fr_err *err) {
+    if (!fr_il_worth_it(w)) return FRUGAL_OK;
+    const size_t bytes = matrix_bytes(w);
+    void *dst = fr_mem_alloc(FR_MEM_WEIGHTS, bytes);
+    if (!dst) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory repacking a %.1f MiB matrix", bytes / 1048576.0);
+    fr_il_repack(w, dst);
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)w->src + page - 1) & ~(page - 1), b = ((uintptr_t)w->src + bytes) & ~(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    (void)m;
+    return FRUGAL_OK;
+}
+
+int fr_model_repack(frugal_model *m, fr_err *err) {
+    for (int il = 0; il < m->hp.n_layer; il++)
+        for (int j = 0; j < FR_LAYER_MATRICES; j++) {
+            int rc = repack_matrix(m, layer_matrix(&m->layers[il], j), err);
+            if (rc) return rc;
+        }
+    /* the output head, unless it is the token embedding (read row by row) */
+    if (m->output.src != m->tok_embd.src) return repack_matrix(m, &m->output, err);
+    return FRUGAL_OK;
+}
+
+static void free_repacked(fr_weight *w) {
+    if (w->data && w->data != w->src) fr_mem_free(FR_MEM_WEIGHTS, (void *)w->data, matrix_bytes(w));
+    w->data = w->src;
+    w->layout = FR_LAYOUT_ROWS;
+}
+
 void fr_model_unbind(frugal_model *m) {
     size_t d = (size_t)m->hp.n_embd;
     size_t qd = (size_t)m->hp.n_head * m->hp.head_dim, kvd = (size_t)m->hp.n_head_kv * m->hp.head_dim;
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
             fr_layer *L = &m->layers[il];
+            for (int j = 0; j < FR_LAYER_MATRICES; j++) free_repacked(layer_matrix(L, j));
             fr_mem_free(FR_MEM_WEIGHTS, L->attn_norm, d * 4);
             fr_mem_free(FR_MEM_WEIGHTS, L->ffn_norm, d * 4);
             fr_mem_free(FR_MEM_WEIGHTS, L->bq, qd * 4);
@@ -201,6 +246,7 @@ void fr_model_unbind(frugal_model *m) {
         fr_mem_free(FR_MEM_WEIGHTS, m->layers, sizeof(fr_layer) * (size_t)m->hp.n_layer);
         m->layers = NULL;
     }
+    if (m->output.src != m->tok_embd.src) free_repacked(&m->output);
     fr_mem_free(FR_MEM_WEIGHTS, m->output_norm, d * 4);
     m->output_norm = NULL;
 }

@@ -32,6 +32,8 @@ typedef struct fr_hparams {
     bool rope_neox;   /* qwen2: rotate halves; llama: adjacent pairs */
 } fr_hparams;
 
+#define FR_LAYER_MATRICES 7 /* wq wk wv wo w_gate w_up w_down */
+
 typedef struct fr_layer {
     float *attn_norm, *ffn_norm;     /* owned copies in F32 [n_embd] */
     float *bq, *bk, *bv;             /* qwen2 biases (owned, F32) or NULL */
@@ -123,6 +125,12 @@ typedef struct fr_batch {
 /* Read hyper-parameters and bind every tensor of the model, validating names,
  * shapes and types. On failure returns an error with err naming the tensor/key. */
 int fr_model_bind(frugal_model *m, fr_err *err);
+/* Repack the layer matrices and the output head into the IL16 layout where the
+ * active kernels have a GEMM for it (kernels/interleave.h): each becomes an accounted
+ * copy of the same size, and its mapped pages are dropped. Bit-exact weights, only
+ * reordered. Done at load for models without a memory budget; streamed models keep
+ * the file layout (stream.c repacks its resident layers itself). */
+int fr_model_repack(frugal_model *m, fr_err *err);
 void fr_model_unbind(frugal_model *m);
 
 /* Forward pass over a micro-batch (b->n <= ctx->n_ubatch). Every token is stored

@@ -1,0 +1,142 @@
+/* il_avx512.c - AVX-512 VNNI GEMM over IL16 weights (Q4_0, Q8_0; layout in
+ * kernels/interleave.h), compiled with the AVX-512 flags of cpu_avx512.c and
+ * installed by it.
+ *
+ * A 16-row group's block b is 8 registers of unsigned weight bytes (Q4_0: the 4
+ * stored lanes split into low and high nibbles; Q8_0: the 8 stored lanes, q + 128),
+ * register k holding values 4k..4k+3 of each row. For one token, 8 vpdpbusd against
+ * the broadcast activation bytes 4k..4k+3 give the block's 16 integer dots at once:
+ *   sum (q + c) y = sum q y + c sum y,
+ * and the accumulator starts at -c sum y (packed with the activations), so the int32
+ * result is the exact dot. Then, per block, as llama.cpp:
+ *   acc = fma((float) isum, d_w * d_y, acc)
+ * in block order: every output is the same sequence of operations whatever tile,
+ * token count or thread share it falls in. One unpacked block serves up to 8 tokens
+ * from registers. */
+#include "kernels/dispatch.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
+    defined(__F16C__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "core/quant.h"
+#include "kernels/il_avx512.h"
+
+/* One activation block as the kernel reads it. */
+typedef struct {
+    int8_t qs[32];
+    float d;      /* the block's scale */
+    int32_t corr; /* -c * sum(qs): c = 8 (Q4_0 nibble offset) or 128 (Q8_0 bias) */
+} il_act;
+_Static_assert(sizeof(il_act) == 40, "il_act layout");
+
+static void il_pack(const void *vq, void *vp, int64_t n, int c) {
+    const fr_block_q8_0 *y = vq;
+    il_act *p = vp;
+    for (int64_t b = 0; b < n / FR_QK; b++) {
+        memcpy(p[b].qs, y[b].qs, 32);
+        int sum = 0;
+        for (int i = 0; i < 32; i++) sum += y[b].qs[i];
+        p[b].d = _cvtsh_ss(y[b].d);
+        p[b].corr = -c * sum;
+    }
+}
+static void il_pack_q4_0(const void *vq, void *vp, int64_t n) { il_pack(vq, vp, n, 8); }
+static void il_pack_q8_0(const void *vq, void *vp, int64_t n) { il_pack(vq, vp, n, 128); }
+
+#define FR_INLINE static inline __attribute__((always_inline))
+#define IL_T 8 /* tokens per tile */
+
+static inline int32_t ld32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* 16 rows x T tokens over the whole row of a group. */
+FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
+                       size_t ld) {
+    const size_t bs = q8 ? sizeof(fr_block_q8_0) : sizeof(fr_block_q4_0);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[IL_T];
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 dw;
+        __m512i w[8];
+        {
+            const uint8_t *blk = g + (size_t)b * 16 * bs;
+            dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            if (q8) {
+                for (int k = 0; k < 8; k++) w[k] = _mm512_loadu_si512(blk + 32 + 64 * k);
+            } else {
+                for (int k = 0; k < 4; k++) {
+                    const __m512i raw = _mm512_loadu_si512(blk + 32 + 64 * k);
+                    w[k] = _mm512_and_si512(raw, m4);
+                    w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                }
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const il_act *a = (const il_act *)(yp + (size_t)t * yp_row) + b;
+            __m512i s = _mm512_set1_epi32(a->corr);
+            for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], _mm512_set1_epi32(ld32(a->qs + 4 * k)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
+}
+
+/* Groups one by one, tokens in tiles of 8; tokens also in chunks whose packed
+ * activations stay in L2 while the groups stream past them. */
+FR_INLINE void il_drv(int q8, int n, const void *vw, int n_groups, const void *vyp, size_t yp_row,
+                      int n_tok, float *out, size_t ld) {
+    const int nb = n / FR_QK;
+    const size_t gb = (size_t)nb * 16 * (q8 ? sizeof(fr_block_q8_0) : sizeof(fr_block_q4_0));
+    const uint8_t *w = vw, *yp = vyp;
+    int chunk = (int)((512u << 10) / yp_row) & ~(IL_T - 1);
+    if (chunk < IL_T) chunk = IL_T;
+    for (int t0 = 0; t0 < n_tok; t0 += chunk) {
+        const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
+        for (int gi = 0; gi < n_groups; gi++) {
+            const uint8_t *g = w + (size_t)gi * gb;
+            for (int t = t0; t < t0 + tn; t += IL_T) {
+                const int T = t0 + tn - t < IL_T ? t0 + tn - t : IL_T;
+                const uint8_t *yt = yp + (size_t)t * yp_row;
+                float *o = out + (size_t)t * ld + (size_t)gi * 16;
+                switch (T) {
+#define IL_CASE(TT) case TT: il_tile(q8, TT, nb, g, yt, yp_row, o, ld); break;
+                    IL_CASE(1) IL_CASE(2) IL_CASE(3) IL_CASE(4) IL_CASE(5) IL_CASE(6) IL_CASE(7)
+                    default: il_tile(q8, IL_T, nb, g, yt, yp_row, o, ld); break;
+#undef IL_CASE
+                }
+            }
+        }
+    }
+}
+
+static void il_gemm_q4_0(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
+                         size_t ld) {
+    il_drv(0, n, w, n_groups, yp, yp_row, n_tok, out, ld);
+}
+
+static void il_gemm_q8_0(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
+                         size_t ld) {
+    il_drv(1, n, w, n_groups, yp, yp_row, n_tok, out, ld);
+}
+
+void fr_kernels_install_il_avx512(fr_type_traits *t) {
+    t[FR_TYPE_Q4_0].il_pack = il_pack_q4_0;
+    t[FR_TYPE_Q4_0].il_gemm = il_gemm_q4_0;
+    t[FR_TYPE_Q8_0].il_pack = il_pack_q8_0;
+    t[FR_TYPE_Q8_0].il_gemm = il_gemm_q8_0;
+}
+
+#else
+
+#include "kernels/il_avx512.h"
+
+void fr_kernels_install_il_avx512(fr_type_traits *t) { (void)t; }
+
+#endif

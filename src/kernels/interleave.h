@@ -1,0 +1,57 @@
+/* interleave.h - weights repacked in groups of 16 rows for the prefill GEMM.
+ *
+ * Why: a row-major quantized matrix makes a GEMM kernel reduce each output across
+ * SIMD lanes and unpack every weight block once per few tokens. With 16 rows
+ * interleaved, one 64-byte register holds 4 consecutive quants of each of 16 rows,
+ * so one VNNI vpdpbusd against 4 broadcast activation bytes advances 16 outputs at
+ * once, with no horizontal sums; the unpacked block is reused for many tokens.
+ *
+ * Layout ("IL16"), for Q4_0 and Q8_0: a group of 16 consecutive rows takes exactly
+ * the bytes those rows took row-major (same size at rest, so the group can be
+ * repacked in place). Per block b along the row the group holds
+ *   - the 16 rows' F16 scales (32 bytes), then
+ *   - the quants as 64-byte lanes: lane j has, for r = 0..15 at 4r, bytes 4j..4j+3 of
+ *     row r's quant bytes of block b. Q4_0: the 16 packed bytes as in the file (lanes
+ *     0..3; low nibbles are values 4j.., high nibbles values 16+4j..). Q8_0: the 32
+ *     quants plus 128 as unsigned bytes (lanes 0..7), vpdpbusd's unsigned operand.
+ * A matrix is repacked only when its row count is a multiple of 16. */
+#ifndef FRUGAL_INTERLEAVE_H
+#define FRUGAL_INTERLEAVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/types.h"
+
+#define FR_IL_ROWS 16
+
+/* True if `type` has an IL16 layout. */
+bool fr_il_layout_known(fr_type type);
+
+/* 16 row-major rows (stride row_bytes = fr_row_size(type, n_in)) -> one group at dst.
+ * dst must not overlap src. */
+void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst);
+
+/* Row r (0..15) of the group at g, back in the row-major format, into out. */
+void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *out);
+
+#endif
+
+/* Forward declaration: kernels/ops.h defines the weight view. */
+struct fr_weight;
+
+/* True if w is row-major, its type has an IL16 layout, its row count is a multiple of
+ * 16 and the active kernel level has an IL16 GEMM: repacking it pays. */
+bool fr_il_worth_it(const struct fr_weight *w);
+
+/* 16 rows of w (scratch for fr_il_repack_in_place) if w's shape and type would be
+ * repacked at the active level whatever its current layout, else 0. */
+size_t fr_il_scratch_bytes(const struct fr_weight *w);
+
+/* Repack w's rows into dst (fr_row_size * n_out bytes, not overlapping w->data) and
+ * point w at it (layout FR_LAYOUT_IL16). */
+void fr_il_repack(struct fr_weight *w, void *dst);
+
+/* Repack w in place; tmp: 16 rows of scratch. */
+void fr_il_repack_in_place(struct fr_weight *w, void *tmp);
