@@ -97,12 +97,21 @@ else:
         if len(o["samples_ts"]) != o["repetitions"]: errs.append("%s: samples/repetitions" % o["test"])
         if o["bytes_per_token"] != bpt:
             errs.append("%s: bytes_per_token %d, independently %d" % (o["test"], o["bytes_per_token"], bpt))
+        med = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else 0.5 * (sorted(v)[len(v) // 2 - 1] + sorted(v)[len(v) // 2])
         if not (o["bandwidth_gbs"] and o["bandwidth_gbs"] > 0): errs.append("bandwidth_gbs %r" % o["bandwidth_gbs"])
         else:
             roof = o["bandwidth_gbs"] * 1e9 / o["bytes_per_token"]
             if abs(o["roofline_tokens_per_s"] - roof) > 1e-4 * roof: errs.append("roofline_tokens_per_s")
-            pct = 100 * o["tokens_per_s"] / roof
+            if o["test"].startswith("tg"):
+                # paired: a probe before every repetition, medians of the probes and of the ratios
+                bws = o["samples_bandwidth_gbs"]
+                if len(bws) != o["repetitions"]: errs.append("samples_bandwidth_gbs length")
+                if abs(o["bandwidth_gbs"] - med(bws)) > 1e-4 * med(bws): errs.append("bandwidth_gbs not the median probe")
+                pct = med([100 * t / (b * 1e9 / o["bytes_per_token"]) for t, b in zip(o["samples_ts"], bws)])
+            else:
+                pct = 100 * o["tokens_per_s"] / roof
             if abs(o["roofline_pct"] - pct) > 1e-3 * pct + 1e-9: errs.append("roofline_pct %r vs %r" % (o["roofline_pct"], pct))
+            if abs(o["median_tokens_per_s"] - med(o["samples_ts"])) > 1e-4 * o["median_tokens_per_s"]: errs.append("median_tokens_per_s")
         if not (o["threads"] >= 1 and o["n_params"] > 0 and o["size_bytes"] > 0 and o["type"]):
             errs.append("%s: model fields" % o["test"])
         n = int(o["test"][2:])

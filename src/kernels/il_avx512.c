@@ -95,8 +95,14 @@ FR_INLINE void il_drv(int q8, int n, const void *vw, int n_groups, const void *v
     const int nb = n / FR_QK;
     const size_t gb = (size_t)nb * 16 * (q8 ? sizeof(fr_block_q8_0) : sizeof(fr_block_q4_0));
     const uint8_t *w = vw, *yp = vyp;
-    int chunk = (int)((512u << 10) / yp_row) & ~(IL_T - 1);
-    if (chunk < IL_T) chunk = IL_T;
+    /* as few chunks as keep each chunk's activations (what the kernel reads of a
+     * packed row) within ~768 KiB of L2, split evenly: a short last chunk would
+     * re-read every weight from memory for a handful of tokens */
+    const size_t act = (size_t)nb * sizeof(il_act);
+    const int per = (int)((768u << 10) / act) > IL_T ? (int)((768u << 10) / act) : IL_T;
+    const int n_chunks = (n_tok + per - 1) / per;
+    int chunk = (n_tok + n_chunks - 1) / n_chunks;
+    chunk = (chunk + IL_T - 1) & ~(IL_T - 1);
     for (int t0 = 0; t0 < n_tok; t0 += chunk) {
         const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
         for (int gi = 0; gi < n_groups; gi++) {

@@ -134,56 +134,106 @@ static void add_into(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* The per-token steps between the matmuls, run on the pool for a batch (prefill
+ * would otherwise leave a core idle through them) and inline for one token. */
+typedef enum { STEP_ATTN_IN, STEP_ROPE, STEP_FFN_IN, STEP_SWIGLU } step_kind;
+
+typedef struct {
+    frugal_context *ctx;
+    const fr_batch *b;
+    const fr_layer *L;
+    step_kind kind;
+    const float *resid; /* STEP_ATTN_IN, STEP_FFN_IN: added into x first (NULL: none) */
+} step_job;
+
+static void step_worker(void *arg, int ith, int nth) {
+    const step_job *j = arg;
+    frugal_context *ctx = j->ctx;
+    const fr_hparams *hp = &ctx->model->hp;
+    const int d = hp->n_embd, hd = hp->head_dim;
+    const int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    long t0, t1;
+    if (j->kind == STEP_SWIGLU) { /* element-wise: split the elements, not the tokens */
+        fr_split((long)j->b->n * hp->n_ff, ith, nth, &t0, &t1);
+        fr_swiglu(ctx->hg + t0, ctx->hg + t0, ctx->hu + t0, (int)(t1 - t0));
+        return;
+    }
+    fr_split(j->b->n, ith, nth, &t0, &t1);
+    for (long i = t0; i < t1; i++) {
+        float *x = ctx->x + (size_t)i * d, *xb = ctx->xb + (size_t)i * d;
+        switch (j->kind) {
+        case STEP_ATTN_IN:
+        case STEP_FFN_IN:
+            if (j->resid)
+                for (int e = 0; e < d; e++) x[e] += j->resid[(size_t)i * d + e];
+            fr_rmsnorm(xb, x, j->kind == STEP_ATTN_IN ? j->L->attn_norm : j->L->ffn_norm, d, hp->norm_eps);
+            break;
+        case STEP_ROPE: {
+            float *q = ctx->q + (size_t)i * qd, *k = ctx->k + (size_t)i * kvd, *v = ctx->v + (size_t)i * kvd;
+            add_bias(q, j->L->bq, 1, qd);
+            add_bias(k, j->L->bk, 1, kvd);
+            add_bias(v, j->L->bv, 1, kvd);
+            fr_rope(q, hp->n_head, hd, hp->n_rot, j->b->pos[i], hp->rope_base, hp->rope_neox);
+            fr_rope(k, hp->n_head_kv, hd, hp->n_rot, j->b->pos[i], hp->rope_base, hp->rope_neox);
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+static void step(frugal_context *ctx, const fr_batch *b, const fr_layer *L, step_kind kind, const float *resid) {
+    step_job j = {ctx, b, L, kind, resid};
+    /* one token: inline, except SwiGLU's n_ff elements (worth both cores) */
+    if (b->n > 1 || kind == STEP_SWIGLU) fr_pool_run(ctx->pool, step_worker, &j);
+    else step_worker(&j, 0, 1);
+}
+
 void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
     const frugal_model *m = ctx->model;
     const fr_hparams *hp = &m->hp;
     fr_pool *pool = ctx->pool;
     const int n = b->n;
-    const int d = hp->n_embd, hd = hp->head_dim;
-    const int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    const int d = hp->n_embd, kvd = hp->n_head_kv * hp->head_dim;
     float *x = ctx->x, *xb = ctx->xb;
 
     for (int i = 0; i < n; i++) fr_weight_row(&m->tok_embd, b->tokens[i], x + (size_t)i * d);
 
+    /* xb holds the last matmul's output for the residual add, which is folded into
+     * the next normalisation step (x += xb; xb = rmsnorm(x)) */
+    const float *pending = NULL;
     for (int il = 0; il < hp->n_layer; il++) {
         fr_layer_source *src = ctx->layer_src;
         const fr_layer *L = src ? src->acquire(src->user, il) : &m->layers[il];
 
         /* attention block (with a disk tier, pin this layer's KV pages of the batch) */
         fr_kv_layer_pin(&ctx->kv_pool, il, b->kv, n);
-        for (int i = 0; i < n; i++)
-            fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->attn_norm, d, hp->norm_eps);
+        step(ctx, b, L, STEP_ATTN_IN, pending);
         const fr_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv_out[3] = {ctx->q, ctx->k, ctx->v};
         for (int k = 0; k < 3; k++) observe(ctx, qkv[k], xb, n);
         fr_matmul_multi(pool, 3, qkv, qkv_out, xb, n, ctx->qbuf);
-        add_bias(ctx->q, L->bq, n, qd);
-        add_bias(ctx->k, L->bk, n, kvd);
-        add_bias(ctx->v, L->bv, n, kvd);
-        for (int i = 0; i < n; i++) {
-            fr_rope(ctx->q + (size_t)i * qd, hp->n_head, hd, hp->n_rot, b->pos[i], hp->rope_base, hp->rope_neox);
-            fr_rope(ctx->k + (size_t)i * kvd, hp->n_head_kv, hd, hp->n_rot, b->pos[i], hp->rope_base, hp->rope_neox);
+        step(ctx, b, L, STEP_ROPE, NULL); /* biases (Qwen2), RoPE */
+        for (int i = 0; i < n; i++) /* serial: may allocate KV pages */
             fr_kv_store(b->kv[i], il, b->pos[i], ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
-        }
         attn_job aj = {ctx, b, il, heads_per_item(ctx, n)};
         fr_pool_run(pool, attention_worker, &aj);
         observe(ctx, &L->wo, ctx->att, n);
-        fr_matmul(pool, &L->wo, ctx->att, n, xb, ctx->qbuf);
-        add_into(x, xb, (size_t)n * d);
+        fr_matmul(pool, &L->wo, ctx->att, n, ctx->xb, ctx->qbuf);
 
         /* feed-forward block */
-        for (int i = 0; i < n; i++)
-            fr_rmsnorm(xb + (size_t)i * d, x + (size_t)i * d, L->ffn_norm, d, hp->norm_eps);
+        step(ctx, b, L, STEP_FFN_IN, ctx->xb);
         const fr_weight *gu[2] = {&L->w_gate, &L->w_up};
         float *gu_out[2] = {ctx->hg, ctx->hu};
         for (int k = 0; k < 2; k++) observe(ctx, gu[k], xb, n);
         fr_matmul_multi(pool, 2, gu, gu_out, xb, n, ctx->qbuf);
-        fr_swiglu(ctx->hg, ctx->hg, ctx->hu, n * hp->n_ff);
+        step(ctx, b, L, STEP_SWIGLU, NULL);
         observe(ctx, &L->w_down, ctx->hg, n);
-        fr_matmul(pool, &L->w_down, ctx->hg, n, xb, ctx->qbuf);
-        add_into(x, xb, (size_t)n * d);
+        fr_matmul(pool, &L->w_down, ctx->hg, n, ctx->xb, ctx->qbuf);
+        pending = ctx->xb;
         if (src) src->release(src->user, il);
     }
+    if (pending) add_into(x, pending, (size_t)n * d);
 
     fr_kv_unpin(&ctx->kv_pool);
 

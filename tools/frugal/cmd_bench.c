@@ -11,7 +11,10 @@
  *
  * The roofline: decoding one token reads every weight once, so generation cannot
  * beat bandwidth / bytes_per_token. Bandwidth comes from a STREAM-like read probe
- * run in this invocation with the same thread count (frugal_measure_read_bandwidth). */
+ * run in this invocation with the same thread count (frugal_measure_read_bandwidth):
+ * once before the tests, and again just before every timed generation repetition,
+ * whose tok/s is compared with that probe (the roofline % is the median of these
+ * paired ratios: bandwidth on shared machines drifts by tens of % within minutes). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -106,8 +109,25 @@ typedef struct bench_test {
     int is_gen;
     int n;
     double *samples;    /* tokens/s of each timed repetition */
-    double mean, sd;
+    double *bw;         /* generation: GB/s probed just before each repetition (<= 0: failed) */
+    double mean, sd, median;
+    double bw_median, roof_pct; /* generation: medians over the repetitions (0: no probe) */
 } bench_test;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double *c = malloc(sizeof(double) * (size_t)n);
+    if (!c || n <= 0) { free(c); return 0.0; }
+    memcpy(c, v, sizeof(double) * (size_t)n);
+    qsort(c, (size_t)n, sizeof(double), cmp_double);
+    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
+}
 
 /* One repetition: seconds taken, or < 0 after printing the error. */
 static double run_once(frugal_context *ctx, const frugal_model *model, int n_vocab, int is_gen,
@@ -142,16 +162,35 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
     return t;
 }
 
+/* Generation is paired with the bandwidth probe: this machine's bandwidth drifts
+ * (other tenants, frequency), so each repetition is compared with a probe taken just
+ * before it, and the roofline % is the median of those per-repetition ratios. */
 static int run_test(frugal_context *ctx, const frugal_model *model, int n_vocab, bench_test *bt,
-                    int reps, int32_t *toks, const char *path) {
+                    int reps, int32_t *toks, const char *path, int threads, size_t bw_bytes,
+                    uint64_t bytes_per_token) {
     if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, toks, path) < 0) return -1; /* warm-up */
     double sum = 0.0;
+    int n_roof = 0;
+    double *ratios = calloc((size_t)reps, sizeof *ratios);
+    if (!ratios) return -1;
     for (int r = 0; r < reps; r++) {
+        if (bt->is_gen && bw_bytes) bt->bw[r] = frugal_measure_read_bandwidth(threads, bw_bytes);
         double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, toks, path);
-        if (t < 0) return -1;
+        if (t < 0) { free(ratios); return -1; }
         bt->samples[r] = t > 0 ? bt->n / t : 0.0;
         sum += bt->samples[r];
+        if (bt->is_gen && bw_bytes && bt->bw[r] > 0 && bytes_per_token)
+            ratios[n_roof++] = 100.0 * bt->samples[r] / (bt->bw[r] * 1e9 / (double)bytes_per_token);
     }
+    bt->median = median(bt->samples, reps);
+    if (n_roof) {
+        bt->roof_pct = median(ratios, n_roof);
+        int nb = 0;
+        for (int r = 0; r < reps; r++)
+            if (bt->bw[r] > 0) ratios[nb++] = bt->bw[r];
+        bt->bw_median = median(ratios, nb);
+    }
+    free(ratios);
     bt->mean = sum / reps;
     double ss = 0.0;
     for (int r = 0; r < reps; r++) ss += (bt->samples[r] - bt->mean) * (bt->samples[r] - bt->mean);
@@ -210,9 +249,10 @@ static void print_summary(const bench_env *e, const bench_test *tests, int n_tes
            e->bw_gbs, (double)e->bw_bytes / (1 << 20), e->threads);
     printf("roofline: %.2f tok/s (bandwidth / bytes per token)\n", roof);
     for (int i = 0; i < n_tests; i++)
-        if (tests[i].is_gen)
-            printf("%s: %.2f tok/s = %.1f %% of the roofline\n", tests[i].name, tests[i].mean,
-                   roof > 0 ? 100.0 * tests[i].mean / roof : 0.0);
+        if (tests[i].is_gen && tests[i].bw_median > 0)
+            printf("%s: median %.2f tok/s; %.1f %% of the roofline (median over %d repetitions of tok/s / "
+                   "(bandwidth probed just before it / bytes per token); median probe %.2f GB/s)\n",
+                   tests[i].name, tests[i].median, tests[i].roof_pct, e->reps, tests[i].bw_median);
 }
 
 static void print_json(const bench_env *e, const bench_test *tests, int n_tests) {
@@ -223,11 +263,20 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
         printf("%s\n  {\"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"tokens_per_s\": %.6g, "
                "\"stddev\": %.6g, \"samples_ts\": [",
                i ? "," : "", bt->name, bt->is_gen ? 0 : bt->n, bt->is_gen ? bt->n : 0, bt->mean, bt->sd);
-        for (int r = 0; r < e->reps; r++) printf(r ? ", %.6g" : "%.6g", bt->samples[r]);
+        for (int r = 0; r < e->reps; r++) printf(r ? ", %.9g" : "%.9g", bt->samples[r]);
         printf("], \"bytes_per_token\": %llu, ", (unsigned long long)e->bytes_per_token);
         printf("\"kv_type\": \"%s\", \"kv_bytes_per_token\": %.6g, \"kv_bytes\": %llu, ", e->kv_type,
                e->kv_bytes_per_token, (unsigned long long)e->kv_bytes);
-        if (roof > 0)
+        printf("\"median_tokens_per_s\": %.6g, ", bt->median);
+        if (bt->is_gen && bt->bw_median > 0) {
+            printf("\"samples_bandwidth_gbs\": [");
+            for (int r = 0; r < e->reps; r++) printf(r ? ", %.9g" : "%.9g", bt->bw[r]);
+            printf("], ");
+        }
+        if (bt->is_gen && bt->bw_median > 0) /* paired probes (run_test) */
+            printf("\"bandwidth_gbs\": %.6g, \"roofline_tokens_per_s\": %.6g, \"roofline_pct\": %.6g, ",
+                   bt->bw_median, bt->bw_median * 1e9 / (double)e->bytes_per_token, bt->roof_pct);
+        else if (roof > 0)
             printf("\"bandwidth_gbs\": %.6g, \"roofline_tokens_per_s\": %.6g, \"roofline_pct\": %.6g, ",
                    e->bw_gbs, roof, 100.0 * bt->mean / roof);
         else
@@ -339,8 +388,11 @@ int cmd_bench(int argc, char **argv) {
     if (!json) print_header();
     for (int i = 0; i < n_tests; i++) {
         tests[i].samples = calloc((size_t)reps, sizeof *tests[i].samples);
-        if (!tests[i].samples) { cli_error("bench: out of memory"); goto done; }
-        if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, toks, model_path) != 0) goto done;
+        tests[i].bw = calloc((size_t)reps, sizeof *tests[i].bw);
+        if (!tests[i].samples || !tests[i].bw) { cli_error("bench: out of memory"); goto done; }
+        if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, toks, model_path, env.threads,
+                     env.bw_gbs > 0 ? env.bw_bytes : 0, env.bytes_per_token) != 0)
+            goto done;
         if (!json) print_row(&env, &tests[i]);
     }
     if (json) print_json(&env, tests, n_tests);
@@ -349,7 +401,7 @@ int cmd_bench(int argc, char **argv) {
     rc = 0;
 
 done:
-    for (int i = 0; i < 2; i++) free(tests[i].samples);
+    for (int i = 0; i < 2; i++) free(tests[i].samples), free(tests[i].bw);
     free(toks);
     frugal_context_free(ctx);
     frugal_model_free(model);
