@@ -316,13 +316,16 @@ for rnd in range(8):
     time.sleep(0.2)  # let connection threads exit before sampling RSS
     rss.append(rss_kib())
 check("64 clients x 8 rounds: 0 errors", errors == 0, f"{errors} errors")
-# After the first round every kind of allocation (thread stacks, malloc arenas,
-# per-request buffers) has reached its working size; later rounds reuse it. 1 MiB
-# of slack covers allocator bookkeeping that varies with thread interleaving.
+# After the first rounds every kind of allocation (thread stacks, malloc arenas,
+# per-request buffers) has reached its working size; later rounds reuse it, so the
+# last four rounds must not rise above the first four's peak. 1 MiB of slack covers
+# allocator bookkeeping that varies with thread interleaving (measured: rounds bounce
+# within ~1.4 MiB without any trend, so a round-8-vs-round-1 check was flaky).
 if len(sys.argv) > 5 and sys.argv[5] == "sanitized":
     print("SKIP RSS check: AddressSanitizer keeps freed memory in its quarantine")
 else:
-    check("RSS after round 8 == after round 1 (+-1 MiB)", abs(rss[-1] - rss[0]) <= 1024, f"KiB per round: {rss}")
+    check("RSS of rounds 5-8 <= peak of rounds 1-4 + 1 MiB", max(rss[4:]) <= max(rss[:4]) + 1024,
+          f"KiB per round: {rss}")
 print(f"rss_kib {rss}")
 s, d = request("GET", "/health")
 check("server alive after load", s == 200, str(d))
