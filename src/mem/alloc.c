@@ -61,9 +61,15 @@ void *fr_mem_alloc(fr_mem_cat cat, size_t n) {
         atomic_fetch_sub(&g_cur[FR_MEM_COUNT], n);
         return NULL;
     }
-    /* touch every page now (a fresh mapping is zero already, but its pages are not
-     * yet resident): what we count is then what the process holds */
-    memset(p, 0, rounded);
+    /* make every page resident now, so what we count is what the process holds: a
+     * fresh mapping is zero already (the kernel clears each page as it is first
+     * touched), so one write per page does it */
+    if (n >= BIG_ALLOC) {
+        const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+        for (size_t o = 0; o < n; o += pg) ((volatile uint8_t *)p)[o] = 0;
+    } else {
+        memset(p, 0, rounded);
+    }
     uint64_t c = atomic_fetch_add(&g_cur[cat], n) + n;
     bump_peak(cat, c);
     bump_peak(FR_MEM_COUNT, total);
