@@ -59,9 +59,10 @@ static void attention_worker(void *arg, int ith, int nth) {
     float vbuf[1024];
     float acc[ATT_MAX_VALS];
 
-    long w0, w1;
-    fr_split((long)b->n * hp->n_head_kv * n_slices, ith, nth, &w0, &w1);
-    for (long w = w0; w < w1; w++) {
+    /* items dealt round-robin: a causal batch's later tokens attend to more keys, so
+     * contiguous shares would leave the first thread idle for most of the op */
+    const long n_items = (long)b->n * hp->n_head_kv * n_slices;
+    for (long w = ith; w < n_items; w += nth) {
         int i = (int)(w / (hp->n_head_kv * n_slices));
         int g = (int)(w / n_slices % hp->n_head_kv), h0 = g * group + (int)(w % n_slices) * per;
         const fr_kv_cache *kv = b->kv[i];
