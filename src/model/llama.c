@@ -57,6 +57,8 @@ static void attention_worker(void *arg, int ith, int nth) {
     float *scores = ctx->att_scores + (size_t)ith * (size_t)ctx->n_ctx * (size_t)group;
     uint8_t qconv[4 * ATT_MAX_VALS] __attribute__((aligned(64)));
     float vbuf[1024];
+    uint16_t h16[512];
+    const fr_type_traits *tf16 = fr_type_traits_get(FR_TYPE_F16);
     float acc[ATT_MAX_VALS];
 
     /* items dealt round-robin: a causal batch's later tokens attend to more keys, so
@@ -82,9 +84,19 @@ static void attention_worker(void *arg, int ith, int nth) {
                 scores[(size_t)hh * n_kv + t] = s * scale;
             }
         }
-        for (int hh = 0; hh < per; hh++) fr_softmax(scores + (size_t)hh * n_kv, n_kv);
-        for (int k = 0; k < per * hd; k++) acc[k] = 0.0f;
         const bool f16 = kv->v_type == FR_TYPE_F16;
+        for (int hh = 0; hh < per; hh++) {
+            float *sr = scores + (size_t)hh * n_kv;
+            fr_softmax(sr, n_kv);
+            /* F16 cache: the weights are rounded to F16 as ggml's mul_mat does; in
+             * bulk with the F16 kernels (exact conversions, SIMD where available) */
+            for (int t0 = 0; f16 && t0 < n_kv; t0 += (int)(sizeof h16 / sizeof *h16)) {
+                const int len = n_kv - t0 < (int)(sizeof h16 / sizeof *h16) ? n_kv - t0 : (int)(sizeof h16 / sizeof *h16);
+                tf16->from_float(sr + t0, h16, len);
+                tf16->to_float(h16, sr + t0, len);
+            }
+        }
+        for (int k = 0; k < per * hd; k++) acc[k] = 0.0f;
         for (int t = 0; t < n_kv; t++) {
             const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
             const float *vf = (const float *)vrow;
@@ -93,8 +105,7 @@ static void attention_worker(void *arg, int ith, int nth) {
                 vf = vbuf;
             }
             for (int hh = 0; hh < per; hh++) {
-                float p = scores[(size_t)hh * n_kv + t];
-                if (f16) p = fr_f16_to_f32(fr_f32_to_f16(p));
+                const float p = scores[(size_t)hh * n_kv + t];
                 float *a = acc + (size_t)hh * hd;
                 for (int d = 0; d < hd; d++) a[d] += p * vf[d];
             }
