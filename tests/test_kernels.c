@@ -238,6 +238,54 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
     }
 }
 
+/* IL16 Q4_K at the extremes the integer paths must hold exactly: nibbles 15 and 0,
+ * scales and mins 63, activations all 127 / all -128 (sub-block sums -4096..4064)
+ * and random, fed straight to il_pack / il_gemm (fr_matmul's quantizer never
+ * yields -128). Any int16/int32 overflow in the kernel would be far off the scalar
+ * dot. */
+static void check_il_q4_k_extremes(const char *lvl, uint64_t *rng) {
+    const fr_type_traits *ac = fr_type_traits_get(FR_TYPE_Q4_K), *sc = fr_type_traits_scalar(FR_TYPE_Q4_K);
+    if (!ac->il_gemm) return;
+    enum { NB = 2, N = NB * FR_QK_K, NT = 3 };
+    static fr_block_q4_k w[16][NB], g[16][NB];
+    static fr_block_q8_k y[NT][NB];
+    static uint8_t yp[NT][2 * sizeof(y[0]) + 256] __attribute__((aligned(64)));
+    static const uint8_t qbyte[4] = {0xFF, 0x00, 0, 0xF0}; /* 0: random */
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < NB; b++) {
+            w[r][b].d = fr_f32_to_f16(0.01f * (float)(r + 1));
+            w[r][b].dmin = fr_f32_to_f16(0.003f * (float)(16 - r));
+            for (int i = 0; i < 12; i++) w[r][b].scales[i] = r % 4 == 2 ? (uint8_t)tu_rand_u64(rng) : 0xFF;
+            for (int i = 0; i < FR_QK_K / 2; i++)
+                w[r][b].qs[i] = r % 4 == 2 ? (uint8_t)tu_rand_u64(rng) : qbyte[r % 4];
+        }
+    for (int t = 0; t < NT; t++)
+        for (int b = 0; b < NB; b++) {
+            y[t][b].d = 0.5f;
+            for (int i = 0; i < FR_QK_K; i++)
+                y[t][b].qs[i] = (int8_t)(t == 0 ? 127 : t == 1 ? -128 : (int)(tu_rand_u64(rng) % 256) - 128);
+            for (int j = 0; j < FR_QK_K / 16; j++) {
+                int sum = 0;
+                for (int i = 0; i < 16; i++) sum += y[t][b].qs[16 * j + i];
+                y[t][b].bsums[j] = (int16_t)sum;
+            }
+        }
+    fr_il_pack_group(FR_TYPE_Q4_K, w, N, g);
+    for (int t = 0; t < NT; t++) ac->il_pack(y[t], yp[t], N);
+    float out[NT][16];
+    ac->il_gemm(N, g, 1, yp, sizeof(yp[0]), NT, &out[0][0], 16);
+    int bad = 0;
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < 16; r++) {
+            float ref;
+            sc->vec_dot(N, &ref, w[r], y[t]);
+            float ta[N], tb[N];
+            const double scale = abs_dot(FR_TYPE_Q4_K, w[r], FR_TYPE_Q8_K, y[t], N, ta, tb);
+            if (!close_enough(out[t][r], ref, scale)) bad++;
+        }
+    CHECKF(bad == 0, "%s IL16 Q4_K extremes: %d outputs off the scalar reference", lvl, bad);
+}
+
 int main(void) {
     fr_pool *p1 = fr_pool_new(1), *p3 = fr_pool_new(3);
     CHECK(p1 && p3);
@@ -261,6 +309,7 @@ int main(void) {
         check_quantizers(name, &rng);
         check_f16_rows(name, &rng);
         check_matmul(name, p1, p3, &rng);
+        check_il_q4_k_extremes(name, &rng);
         printf("level %s: tested\n", name);
         tested++;
     }

@@ -6,5 +6,7 @@
 #include "core/types.h"
 
 void fr_kernels_install_il_avx512(fr_type_traits *t);
+/* The Q4_K IL16 GEMM (il_k_avx512.c); called by fr_kernels_install_il_avx512. */
+void fr_kernels_install_il_k_avx512(fr_type_traits *t);
 
 #endif

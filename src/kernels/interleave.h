@@ -14,6 +14,18 @@
  *     row r's quant bytes of block b. Q4_0: the 16 packed bytes as in the file (lanes
  *     0..3; low nibbles are values 4j.., high nibbles values 16+4j..). Q8_0: the 32
  *     quants plus 128 as unsigned bytes (lanes 0..7), vpdpbusd's unsigned operand.
+ * Q4_K, per super-block b of 256 values (16 x 144 = 2304 bytes):
+ *   - bytes 0..31: the 16 rows' F16 d; 32..63: their F16 dmin;
+ *   - 64..255: the 16 rows' 8 six-bit scales sc[j] and mins m[j], re-encoded
+ *     losslessly from the 12-byte packing so the GEMM decodes a register of 16 rows
+ *     with a shift and a mask (row r in bytes 4r..4r+3 of each 64-byte part):
+ *       X0 (64..127):   byte 4r+k = sc[k]   | (m[k]   >> 4) << 6,  k = 0..3
+ *       X1 (128..191):  byte 4r+k = sc[4+k] | (m[4+k] >> 4) << 6
+ *       ML (192..255):  byte 4r+k = (m[k] & 15) | (m[4+k] & 15) << 4
+ *   - 256..2303: the 128 quant bytes of each row as 32 lanes of 64 bytes, lane l
+ *     holding bytes 4l..4l+3 of each row at 4r, as stored (no bias). Lanes 8c..8c+7
+ *     are 64-value chunk c: low nibbles = sub-block 2c, high = sub-block 2c+1, lane
+ *     8c+i giving values 4i..4i+3 of each.
  * A matrix is repacked only when its row count is a multiple of 16. */
 #ifndef FRUGAL_INTERLEAVE_H
 #define FRUGAL_INTERLEAVE_H
@@ -35,6 +47,10 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst);
 
 /* Row r (0..15) of the group at g, back in the row-major format, into out. */
 void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *out);
+
+/* The Q4_K halves of the two above (interleave_k.c). */
+void fr_il_pack_group_q4_k(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_q4_k(const void *g, int64_t n_in, int r, void *out);
 
 #endif
 
