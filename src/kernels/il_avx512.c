@@ -47,7 +47,6 @@ static void il_pack_q4_0(const void *vq, void *vp, int64_t n) { il_pack(vq, vp, 
 static void il_pack_q8_0(const void *vq, void *vp, int64_t n) { il_pack(vq, vp, n, 128); }
 
 #define FR_INLINE static inline __attribute__((always_inline))
-#define IL_T 8 /* tokens per tile */
 
 static inline int32_t ld32(const int8_t *p) {
     int32_t v;
@@ -60,7 +59,7 @@ FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *y
                        size_t ld) {
     const size_t bs = q8 ? sizeof(fr_block_q8_0) : sizeof(fr_block_q4_0);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[IL_T];
+    __m512 acc[FR_IL_T];
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m512 dw;
@@ -88,48 +87,49 @@ FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *y
     for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
 }
 
-/* Groups one by one, tokens in tiles of 8; tokens also in chunks whose packed
- * activations stay in L2 while the groups stream past them. */
-FR_INLINE void il_drv(int q8, int n, const void *vw, int n_groups, const void *vyp, size_t yp_row,
-                      int n_tok, float *out, size_t ld) {
-    const int nb = n / FR_QK;
-    const size_t gb = (size_t)nb * 16 * (q8 ? sizeof(fr_block_q8_0) : sizeof(fr_block_q4_0));
+void fr_il_drive(fr_il_tile_fn tile, int nb, size_t group_bytes, size_t act_bytes, const void *vw, int n_groups,
+                 const void *vyp, size_t yp_row, int n_tok, float *out, size_t ld) {
     const uint8_t *w = vw, *yp = vyp;
-    /* as few chunks as keep each chunk's activations (what the kernel reads of a
-     * packed row) within ~768 KiB of L2, split evenly: a short last chunk would
-     * re-read every weight from memory for a handful of tokens */
-    const size_t act = (size_t)nb * sizeof(il_act);
-    const int per = (int)((768u << 10) / act) > IL_T ? (int)((768u << 10) / act) : IL_T;
+    const int fit = (int)((768u << 10) / act_bytes);
+    const int per = fit > FR_IL_T ? fit : FR_IL_T;
     const int n_chunks = (n_tok + per - 1) / per;
     int chunk = (n_tok + n_chunks - 1) / n_chunks;
-    chunk = (chunk + IL_T - 1) & ~(IL_T - 1);
+    chunk = (chunk + FR_IL_T - 1) / FR_IL_T * FR_IL_T;
     for (int t0 = 0; t0 < n_tok; t0 += chunk) {
         const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
-        for (int gi = 0; gi < n_groups; gi++) {
-            const uint8_t *g = w + (size_t)gi * gb;
-            for (int t = t0; t < t0 + tn; t += IL_T) {
-                const int T = t0 + tn - t < IL_T ? t0 + tn - t : IL_T;
-                const uint8_t *yt = yp + (size_t)t * yp_row;
-                float *o = out + (size_t)t * ld + (size_t)gi * 16;
-                switch (T) {
-#define IL_CASE(TT) case TT: il_tile(q8, TT, nb, g, yt, yp_row, o, ld); break;
-                    IL_CASE(1) IL_CASE(2) IL_CASE(3) IL_CASE(4) IL_CASE(5) IL_CASE(6) IL_CASE(7)
-                    default: il_tile(q8, IL_T, nb, g, yt, yp_row, o, ld); break;
-#undef IL_CASE
-                }
+        for (int gi = 0; gi < n_groups; gi++)
+            for (int t = t0; t < t0 + tn; t += FR_IL_T) {
+                const int T = t0 + tn - t < FR_IL_T ? t0 + tn - t : FR_IL_T;
+                tile(T, nb, w + (size_t)gi * group_bytes, yp + (size_t)t * yp_row, yp_row,
+                     out + (size_t)t * ld + (size_t)gi * 16, ld);
             }
-        }
     }
+}
+
+static void tile_q4_0(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o, size_t ld) {
+#define CALL(TT) il_tile(0, TT, nb, g, yt, yp_row, o, ld)
+    FR_IL_TILE_SWITCH(CALL)
+#undef CALL
+}
+
+static void tile_q8_0(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o, size_t ld) {
+#define CALL(TT) il_tile(1, TT, nb, g, yt, yp_row, o, ld)
+    FR_IL_TILE_SWITCH(CALL)
+#undef CALL
 }
 
 static void il_gemm_q4_0(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
                          size_t ld) {
-    il_drv(0, n, w, n_groups, yp, yp_row, n_tok, out, ld);
+    const int nb = n / FR_QK;
+    fr_il_drive(tile_q4_0, nb, (size_t)nb * 16 * sizeof(fr_block_q4_0), (size_t)nb * sizeof(il_act), w, n_groups,
+                yp, yp_row, n_tok, out, ld);
 }
 
 static void il_gemm_q8_0(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
                          size_t ld) {
-    il_drv(1, n, w, n_groups, yp, yp_row, n_tok, out, ld);
+    const int nb = n / FR_QK;
+    fr_il_drive(tile_q8_0, nb, (size_t)nb * 16 * sizeof(fr_block_q8_0), (size_t)nb * sizeof(il_act), w, n_groups,
+                yp, yp_row, n_tok, out, ld);
 }
 
 void fr_kernels_install_il_avx512(fr_type_traits *t) {

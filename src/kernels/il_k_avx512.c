@@ -65,7 +65,6 @@ static void il_pack_q4_k(const void *vq, void *vp, int64_t n) {
 }
 
 #define FR_INLINE static inline __attribute__((always_inline))
-#define IL_T 8 /* tokens per tile */
 #define K4_SB (16 * (int)sizeof(fr_block_q4_k)) /* bytes of one super-block of a group */
 
 static inline int32_t ld32(const int8_t *p) {
@@ -122,7 +121,7 @@ FR_INLINE void il_sub_k(int T, int c, int hi, const uint8_t *blk, const il_act_k
 /* 16 rows x T tokens over the whole row of a group. */
 FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out, size_t ld) {
     const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    __m512 acc[IL_T];
+    __m512 acc[FR_IL_T];
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * K4_SB;
@@ -130,8 +129,8 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
          * which keeps the hardware stream prefetch going on decode (T = 1) */
         _mm_prefetch((const char *)blk, _MM_HINT_T0);
         _mm_prefetch((const char *)blk + 192, _MM_HINT_T0);
-        const il_act_k *a[IL_T];
-        __m512i isum[IL_T];
+        const il_act_k *a[FR_IL_T];
+        __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {
             a[t] = (const il_act_k *)(yp + (size_t)t * yp_row) + b;
             isum[t] = _mm512_setzero_si512();
@@ -165,33 +164,17 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
     for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
 }
 
-/* Groups one by one, tokens in tiles of 8; tokens also in chunks whose packed
- * activations stay in L2 while the groups stream past them. */
-static void il_gemm_q4_k(int n, const void *vw, int n_groups, const void *vyp, size_t yp_row, int n_tok, float *out,
+static void tile_q4_k(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o, size_t ld) {
+#define CALL(TT) il_tile_k(TT, nb, g, yt, yp_row, o, ld)
+    FR_IL_TILE_SWITCH(CALL)
+#undef CALL
+}
+
+static void il_gemm_q4_k(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
                          size_t ld) {
     const int nb = n / FR_QK_K;
-    const size_t gb = (size_t)nb * K4_SB;
-    const uint8_t *w = vw, *yp = vyp;
-    /* the kernel reads nb * 288 bytes of each packed row, not the whole stride */
-    int chunk = (int)((512u << 10) / ((size_t)nb * sizeof(il_act_k))) & ~(IL_T - 1);
-    if (chunk < IL_T) chunk = IL_T;
-    for (int t0 = 0; t0 < n_tok; t0 += chunk) {
-        const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
-        for (int gi = 0; gi < n_groups; gi++) {
-            const uint8_t *g = w + (size_t)gi * gb;
-            for (int t = t0; t < t0 + tn; t += IL_T) {
-                const int T = t0 + tn - t < IL_T ? t0 + tn - t : IL_T;
-                const uint8_t *yt = yp + (size_t)t * yp_row;
-                float *o = out + (size_t)t * ld + (size_t)gi * 16;
-                switch (T) {
-#define IL_CASE(TT) case TT: il_tile_k(TT, nb, g, yt, yp_row, o, ld); break;
-                    IL_CASE(1) IL_CASE(2) IL_CASE(3) IL_CASE(4) IL_CASE(5) IL_CASE(6) IL_CASE(7)
-                    default: il_tile_k(IL_T, nb, g, yt, yp_row, o, ld); break;
-#undef IL_CASE
-                }
-            }
-        }
-    }
+    fr_il_drive(tile_q4_k, nb, (size_t)nb * K4_SB, (size_t)nb * sizeof(il_act_k), w, n_groups, yp, yp_row, n_tok,
+                out, ld);
 }
 
 void fr_kernels_install_il_k_avx512(fr_type_traits *t) {

@@ -20,6 +20,28 @@ static void il_geometry(fr_type type, size_t *block, size_t *quants, uint8_t *bi
     *bias = type == FR_TYPE_Q8_0 ? 0x80 : 0;
 }
 
+void fr_il_put_quants(const uint8_t *p, size_t row_bytes, uint8_t *q, uint8_t bias) {
+#if defined(__SSE2__)
+    /* a 4x4 transpose of 32-bit words puts word j of the 4 rows side by side, which
+     * is lane j's slice for them; this runs at memory speed, so streamed layers can
+     * be repacked as they arrive */
+    const __m128i x = _mm_set1_epi8((char)bias);
+    const __m128i r0 = _mm_loadu_si128((const __m128i *)p);
+    const __m128i r1 = _mm_loadu_si128((const __m128i *)(p + row_bytes));
+    const __m128i r2 = _mm_loadu_si128((const __m128i *)(p + 2 * row_bytes));
+    const __m128i r3 = _mm_loadu_si128((const __m128i *)(p + 3 * row_bytes));
+    const __m128i a = _mm_unpacklo_epi32(r0, r1), c = _mm_unpacklo_epi32(r2, r3);
+    const __m128i e = _mm_unpackhi_epi32(r0, r1), f = _mm_unpackhi_epi32(r2, r3);
+    _mm_storeu_si128((__m128i *)q, _mm_xor_si128(_mm_unpacklo_epi64(a, c), x));
+    _mm_storeu_si128((__m128i *)(q + 64), _mm_xor_si128(_mm_unpackhi_epi64(a, c), x));
+    _mm_storeu_si128((__m128i *)(q + 128), _mm_xor_si128(_mm_unpacklo_epi64(e, f), x));
+    _mm_storeu_si128((__m128i *)(q + 192), _mm_xor_si128(_mm_unpackhi_epi64(e, f), x));
+#else
+    for (int r = 0; r < 4; r++)
+        for (int k = 0; k < 16; k++) q[(k / 4) * 64 + 4 * r + k % 4] = p[(size_t)r * row_bytes + k] ^ bias;
+#endif
+}
+
 void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
     if (type == FR_TYPE_Q4_K) {
         fr_il_pack_group_q4_k(src, n_in, dst);
@@ -34,32 +56,10 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
     for (int64_t b = 0; b < nb; b++) {
         for (int r = 0; r < FR_IL_ROWS; r++)
             memcpy(o + 2 * r, (const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * bs, 2);
-#if defined(__SSE2__)
-        /* 4 rows x 16 quant bytes at a time: a 4x4 transpose of 32-bit words puts
-         * word j of the 4 rows side by side, which is lane j's slice for them; this
-         * runs at memory speed, so streamed layers can be repacked as they arrive */
-        const __m128i x = _mm_set1_epi8((char)bias);
         for (int r = 0; r < FR_IL_ROWS; r += 4)
-            for (size_t k = 0; k < qb / 16; k++) {
-                const uint8_t *p = (const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * bs + 2 + 16 * k;
-                const __m128i r0 = _mm_loadu_si128((const __m128i *)p);
-                const __m128i r1 = _mm_loadu_si128((const __m128i *)(p + row_bytes));
-                const __m128i r2 = _mm_loadu_si128((const __m128i *)(p + 2 * row_bytes));
-                const __m128i r3 = _mm_loadu_si128((const __m128i *)(p + 3 * row_bytes));
-                const __m128i a = _mm_unpacklo_epi32(r0, r1), c = _mm_unpacklo_epi32(r2, r3);
-                const __m128i e = _mm_unpackhi_epi32(r0, r1), f = _mm_unpackhi_epi32(r2, r3);
-                uint8_t *q = o + 32 + (4 * k) * 64 + 4 * r;
-                _mm_storeu_si128((__m128i *)q, _mm_xor_si128(_mm_unpacklo_epi64(a, c), x));
-                _mm_storeu_si128((__m128i *)(q + 64), _mm_xor_si128(_mm_unpackhi_epi64(a, c), x));
-                _mm_storeu_si128((__m128i *)(q + 128), _mm_xor_si128(_mm_unpacklo_epi64(e, f), x));
-                _mm_storeu_si128((__m128i *)(q + 192), _mm_xor_si128(_mm_unpackhi_epi64(e, f), x));
-            }
-#else
-        for (int r = 0; r < FR_IL_ROWS; r++) {
-            const uint8_t *blk = (const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * bs;
-            for (size_t k = 0; k < qb; k++) o[32 + (k / 4) * 64 + 4 * r + k % 4] = blk[2 + k] ^ bias;
-        }
-#endif
+            for (size_t k = 0; k < qb / 16; k++)
+                fr_il_put_quants((const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * bs + 2 + 16 * k, row_bytes,
+                                 o + 32 + (4 * k) * 64 + 4 * r, bias);
         o += FR_IL_ROWS * bs;
     }
 }

@@ -45,6 +45,11 @@ bool fr_il_layout_known(fr_type type);
  * dst must not overlap src. */
 void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst);
 
+/* For the per-format repackers: 4 rows x 16 quant bytes at p (rows row_bytes apart)
+ * into the 4 lanes at q, q + 64, q + 128, q + 192 (4 bytes per row, rows side by
+ * side), each byte XORed with bias. */
+void fr_il_put_quants(const uint8_t *p, size_t row_bytes, uint8_t *q, uint8_t bias);
+
 /* Row r (0..15) of the group at g, back in the row-major format, into out. */
 void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *out);
 

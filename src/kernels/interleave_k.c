@@ -1,11 +1,8 @@
 /* interleave_k.c - the IL16 layout of Q4_K (see interleave.h): repack and unpack,
- * scalar plus SSE2 for the quant transpose. Called by interleave.c. */
+ * scalar (the quant transpose is interleave.c's). Called by interleave.c. */
 #include "kernels/interleave.h"
 
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "core/quant.h"
 
@@ -60,31 +57,11 @@ void fr_il_pack_group_q4_k(const void *src, int64_t n_in, void *dst) {
             }
         }
         const size_t qs_off = offsetof(fr_block_q4_k, qs);
-#if defined(__SSE2__)
-        /* as the Q4_0 repack: 4 rows x 16 quant bytes are a 4x4 transpose of 32-bit
-         * words, word j of each row landing side by side in lane j */
         for (int r = 0; r < FR_IL_ROWS; r += 4)
-            for (int k = 0; k < FR_QK_K / 2 / 16; k++) {
-                const uint8_t *p = (const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * sizeof(fr_block_q4_k) +
-                                   qs_off + 16 * k;
-                const __m128i r0 = _mm_loadu_si128((const __m128i *)p);
-                const __m128i r1 = _mm_loadu_si128((const __m128i *)(p + row_bytes));
-                const __m128i r2 = _mm_loadu_si128((const __m128i *)(p + 2 * row_bytes));
-                const __m128i r3 = _mm_loadu_si128((const __m128i *)(p + 3 * row_bytes));
-                const __m128i a = _mm_unpacklo_epi32(r0, r1), c = _mm_unpacklo_epi32(r2, r3);
-                const __m128i e = _mm_unpackhi_epi32(r0, r1), f = _mm_unpackhi_epi32(r2, r3);
-                uint8_t *q = o + K4_QS + (4 * k) * 64 + 4 * r;
-                _mm_storeu_si128((__m128i *)q, _mm_unpacklo_epi64(a, c));
-                _mm_storeu_si128((__m128i *)(q + 64), _mm_unpackhi_epi64(a, c));
-                _mm_storeu_si128((__m128i *)(q + 128), _mm_unpacklo_epi64(e, f));
-                _mm_storeu_si128((__m128i *)(q + 192), _mm_unpackhi_epi64(e, f));
-            }
-#else
-        for (int r = 0; r < FR_IL_ROWS; r++) {
-            const uint8_t *qs = (const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * sizeof(fr_block_q4_k) + qs_off;
-            for (int k = 0; k < FR_QK_K / 2; k++) o[K4_QS + (k / 4) * 64 + 4 * r + k % 4] = qs[k];
-        }
-#endif
+            for (int k = 0; k < FR_QK_K / 2 / 16; k++)
+                fr_il_put_quants((const uint8_t *)src + (size_t)r * row_bytes + (size_t)b * sizeof(fr_block_q4_k) +
+                                     qs_off + 16 * k,
+                                 row_bytes, o + K4_QS + (4 * k) * 64 + 4 * r, 0);
     }
 }
 
