@@ -5,6 +5,7 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,8 @@ typedef struct {
     size_t xq_row;         /* bytes per row of xq */
     int n_tok;
     int il;                /* all matrices FR_LAYOUT_IL16 */
+    long chunk;            /* rows per share taken from `next` */
+    _Atomic long next;     /* first row no thread has taken yet */
 } matmul_job;
 
 /* Rows [r0, r1) (whole groups) of an IL16 matrix at a level without an IL16 GEMM:
@@ -51,14 +54,8 @@ static void il_rows_fallback(const fr_weight *w, long r0, long r1, const matmul_
     free(row);
 }
 
-static void matmul_worker(void *arg, int ith, int nth) {
-    const matmul_job *j = arg;
-    long r0, r1;
-    /* IL16 matrices split on whole groups (every n_out is a multiple of 16) */
-    const long unit = j->il ? FR_IL_ROWS : 1;
-    fr_split(j->total_rows / unit, ith, nth, &r0, &r1);
-    r0 *= unit;
-    r1 *= unit;
+/* Rows [r0, r1) of the concatenated matrices. */
+static void matmul_rows(const matmul_job *j, long r0, long r1) {
     const uint8_t *xq = j->xq;
     long base = 0;
     for (int k = 0; k < j->n_w && r0 < r1; k++) {
@@ -73,13 +70,13 @@ static void matmul_worker(void *arg, int ith, int nth) {
         long end = r1 < base + n_out ? r1 : base + n_out;
         if (j->il) {
             if (tr->il_gemm)
-                tr->il_gemm(n_in, (const uint8_t *)w->data + (size_t)(r0 - base) * w_row, (int)((end - r0) / FR_IL_ROWS), xq,
-                            j->xq_row, j->n_tok, y + (r0 - base), (size_t)n_out);
+                tr->il_gemm(n_in, (const uint8_t *)w->data + (size_t)(r0 - base) * w_row,
+                            (int)((end - r0) / FR_IL_ROWS), xq, j->xq_row, j->n_tok, y + (r0 - base), (size_t)n_out);
             else
                 il_rows_fallback(w, r0 - base, end - base, j, y);
         } else if (tr->gemm) {
             /* the kernel tiles rows x tokens itself; its outputs do not depend on
-             * where this thread's share starts, so the split stays bit-neutral */
+             * where a share starts, so the split stays bit-neutral */
             tr->gemm(n_in, (const uint8_t *)w->data + (size_t)(r0 - base) * w_row, w_row, (int)(end - r0), xq,
                      j->xq_row, j->n_tok, y + (r0 - base), (size_t)n_out);
         } else {
@@ -91,6 +88,21 @@ static void matmul_worker(void *arg, int ith, int nth) {
         }
         r0 = end;
         base += n_out;
+    }
+}
+
+/* Threads take shares of `chunk` rows until none are left: in decode, when one core
+ * is slowed (a neighbour on the machine, a page fault) the other takes more instead
+ * of waiting at the barrier for a fixed half. Outputs do not depend on who computes
+ * them, so this changes no bit. */
+static void matmul_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    matmul_job *j = arg;
+    for (;;) {
+        long r0 = atomic_fetch_add(&j->next, j->chunk);
+        if (r0 >= j->total_rows) return;
+        long r1 = r0 + j->chunk < j->total_rows ? r0 + j->chunk : j->total_rows;
+        matmul_rows(j, r0, r1);
     }
 }
 
@@ -148,7 +160,17 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
         xq = pack ? (const void *)xp : qbuf;
         row = pack ? q.xp_row : xq_row;
     }
-    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok, il};
+    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok, il, 0, 0};
+    /* decode (memory-bound, at the mercy of the machine's bandwidth): 8 shares per
+     * thread; a batch (compute-bound, evenly paced): one contiguous share each, so
+     * every weight is streamed once and the activations are read once per share */
+    const int nth = fr_pool_size(pool);
+    long chunk = n_tok == 1 ? total / (8L * nth) : (total + nth - 1) / nth;
+    const long unit = il ? FR_IL_ROWS : 4;
+    chunk = (chunk + unit - 1) / unit * unit;
+    if (chunk < unit) chunk = unit;
+    j.chunk = chunk;
+    atomic_store(&j.next, 0);
     fr_pool_run(pool, matmul_worker, &j);
 }
 
