@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_mem_cgroup.sh - the hard memory cap: a ~600 MB model runs with --mem 256M
 # inside a 300 MB memory cgroup, exits 0 without an OOM kill and generates the same
-# tokens as the uncapped run outside the cgroup. Needs root and a writable memory
+# tokens as the uncapped run outside the cgroup; without --mem it still runs (kept in
+# the file mapping instead of repacked into RAM). Needs root and a writable memory
 # controller (cgroup v1 /sys/fs/cgroup/memory, or v2 with memory in
 # /sys/fs/cgroup/cgroup.controllers); skips (77) with a message otherwise.
 # Env: $FRUGAL (CLI), $FRUGAL_SHARED_DIR (vocabulary), $FRUGAL_TMP (scratch).
@@ -70,6 +71,16 @@ sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CG" \
 rc=$?
 [ "$rc" = 0 ] || bad "capped run exited $rc: $(tail -c 600 "$TMP/cap.err")"
 grep -E "io|peak RSS" "$TMP/cap.err" | sed 's/^/  /'
+
+# --- capped run without --mem: the load-time repack (an anonymous copy of the
+# weights) would not fit, so the model must stay in the file mapping and run, slowly,
+# instead of being OOM-killed
+sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CG" \
+    "$FRUGAL" "${ARGS[@]}" >"$TMP/nomem.json" 2>"$TMP/nomem.err"
+rc=$?
+[ "$rc" = 0 ] || bad "capped run without --mem exited $rc: $(tail -c 600 "$TMP/nomem.err")"
+grep -q "not repacked" "$TMP/nomem.err" || bad "capped run without --mem did not say it kept the mapping"
+grep "not repacked" "$TMP/nomem.err" | sed 's/^/  /'
 
 tokens() { grep -o '"tokens": \[[^]]*\]' "$1"; }
 ref=$(tokens "$TMP/ref.json")
