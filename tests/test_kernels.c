@@ -238,29 +238,20 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
     }
 }
 
-/* IL16 Q4_K at the extremes the integer paths must hold exactly: nibbles 15 and 0,
- * scales and mins 63, activations all 127 / all -128 (sub-block sums -4096..4064)
- * and random, fed straight to il_pack / il_gemm (fr_matmul's quantizer never
- * yields -128). Any int16/int32 overflow in the kernel would be far off the scalar
- * dot. */
-static void check_il_q4_k_extremes(const char *lvl, uint64_t *rng) {
-    const fr_type_traits *ac = fr_type_traits_get(FR_TYPE_Q4_K), *sc = fr_type_traits_scalar(FR_TYPE_Q4_K);
-    if (!ac->il_gemm) return;
-    enum { NB = 2, N = NB * FR_QK_K, NT = 3 };
-    static fr_block_q4_k w[16][NB], g[16][NB];
-    static fr_block_q8_k y[NT][NB];
-    static uint8_t yp[NT][2 * sizeof(y[0]) + 256] __attribute__((aligned(64)));
-    static const uint8_t qbyte[4] = {0xFF, 0x00, 0, 0xF0}; /* 0: random */
-    for (int r = 0; r < 16; r++)
-        for (int b = 0; b < NB; b++) {
-            w[r][b].d = fr_f32_to_f16(0.01f * (float)(r + 1));
-            w[r][b].dmin = fr_f32_to_f16(0.003f * (float)(16 - r));
-            for (int i = 0; i < 12; i++) w[r][b].scales[i] = r % 4 == 2 ? (uint8_t)tu_rand_u64(rng) : 0xFF;
-            for (int i = 0; i < FR_QK_K / 2; i++)
-                w[r][b].qs[i] = r % 4 == 2 ? (uint8_t)tu_rand_u64(rng) : qbyte[r % 4];
-        }
-    for (int t = 0; t < NT; t++)
-        for (int b = 0; b < NB; b++) {
+/* IL16 K-quants at the extremes the integer paths must hold exactly, fed straight
+ * to il_pack / il_gemm (fr_matmul's quantizer never yields -128): the 16 rows at w
+ * (NB super-blocks each, row-major) against activations all 127 / all -128
+ * (sub-block sums -4096..4064) and random. Any int16/int32 overflow in the kernel
+ * would be far off the scalar dot. */
+enum { EX_NB = 2, EX_N = EX_NB * FR_QK_K, EX_NT = 3 };
+static void check_il_extremes(const char *lvl, fr_type wt, const void *w, uint64_t *rng) {
+    const fr_type_traits *ac = fr_type_traits_get(wt), *sc = fr_type_traits_scalar(wt);
+    const size_t rs = fr_row_size(wt, EX_N);
+    static uint8_t g[16 * EX_NB * sizeof(fr_block_q6_k)];
+    static fr_block_q8_k y[EX_NT][EX_NB];
+    static uint8_t yp[EX_NT][2 * sizeof(y[0]) + 256] __attribute__((aligned(64)));
+    for (int t = 0; t < EX_NT; t++)
+        for (int b = 0; b < EX_NB; b++) {
             y[t][b].d = 0.5f;
             for (int i = 0; i < FR_QK_K; i++)
                 y[t][b].qs[i] = (int8_t)(t == 0 ? 127 : t == 1 ? -128 : (int)(tu_rand_u64(rng) % 256) - 128);
@@ -270,20 +261,56 @@ static void check_il_q4_k_extremes(const char *lvl, uint64_t *rng) {
                 y[t][b].bsums[j] = (int16_t)sum;
             }
         }
-    fr_il_pack_group(FR_TYPE_Q4_K, w, N, g);
-    for (int t = 0; t < NT; t++) ac->il_pack(y[t], yp[t], N);
-    float out[NT][16];
-    ac->il_gemm(N, g, 1, yp, sizeof(yp[0]), NT, &out[0][0], 16);
+    fr_il_pack_group(wt, w, EX_N, g);
+    for (int t = 0; t < EX_NT; t++) ac->il_pack(y[t], yp[t], EX_N);
+    float out[EX_NT][16];
+    ac->il_gemm(EX_N, g, 1, yp, sizeof(yp[0]), EX_NT, &out[0][0], 16);
     int bad = 0;
-    for (int t = 0; t < NT; t++)
+    for (int t = 0; t < EX_NT; t++)
         for (int r = 0; r < 16; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * rs;
             float ref;
-            sc->vec_dot(N, &ref, w[r], y[t]);
-            float ta[N], tb[N];
-            const double scale = abs_dot(FR_TYPE_Q4_K, w[r], FR_TYPE_Q8_K, y[t], N, ta, tb);
+            sc->vec_dot(EX_N, &ref, wr, y[t]);
+            float ta[EX_N], tb[EX_N];
+            const double scale = abs_dot(wt, wr, FR_TYPE_Q8_K, y[t], EX_N, ta, tb);
             if (!close_enough(out[t][r], ref, scale)) bad++;
         }
-    CHECKF(bad == 0, "%s IL16 Q4_K extremes: %d outputs off the scalar reference", lvl, bad);
+    CHECKF(bad == 0, "%s IL16 %s extremes: %d outputs off the scalar reference", lvl, sc->name, bad);
+}
+
+/* Q4_K: nibbles 15 and 0, scales and mins 63 (every fourth row random). */
+static void check_il_q4_k_extremes(const char *lvl, uint64_t *rng) {
+    if (!fr_type_traits_get(FR_TYPE_Q4_K)->il_gemm) return;
+    static fr_block_q4_k w[16][EX_NB];
+    static const uint8_t qbyte[4] = {0xFF, 0x00, 0, 0xF0}; /* 0: random */
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < EX_NB; b++) {
+            w[r][b].d = fr_f32_to_f16(0.01f * (float)(r + 1));
+            w[r][b].dmin = fr_f32_to_f16(0.003f * (float)(16 - r));
+            for (int i = 0; i < 12; i++) w[r][b].scales[i] = r % 4 == 2 ? (uint8_t)tu_rand_u64(rng) : 0xFF;
+            for (int i = 0; i < FR_QK_K / 2; i++)
+                w[r][b].qs[i] = r % 4 == 2 ? (uint8_t)tu_rand_u64(rng) : qbyte[r % 4];
+        }
+    check_il_extremes(lvl, FR_TYPE_Q4_K, w, rng);
+}
+
+/* Q6_K: quants all 0 (-32) or all 63 (+31) with scales -128 or 127, each of the
+ * four pairs (x_j reaches 65536, sc * x_j -2^23, isum -2^27); rows 7 and 15
+ * random. */
+static void check_il_q6_k_extremes(const char *lvl, uint64_t *rng) {
+    if (!fr_type_traits_get(FR_TYPE_Q6_K)->il_gemm) return;
+    static fr_block_q6_k w[16][EX_NB];
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < EX_NB; b++) {
+            const int rnd = r % 8 == 7;
+            const uint8_t qb = (r & 1) ? 0xFF : 0x00; /* rows 0, 4, ...: q = 0; odd rows: q = 63 */
+            w[r][b].d = fr_f32_to_f16(0.01f * (float)(r + 1));
+            for (int i = 0; i < FR_QK_K / 2; i++) w[r][b].ql[i] = rnd ? (uint8_t)tu_rand_u64(rng) : qb;
+            for (int i = 0; i < FR_QK_K / 4; i++) w[r][b].qh[i] = rnd ? (uint8_t)tu_rand_u64(rng) : qb;
+            for (int j = 0; j < FR_QK_K / 16; j++)
+                w[r][b].scales[j] = (int8_t)(rnd ? (int)(tu_rand_u64(rng) % 256) - 128 : (r & 2) ? 127 : -128);
+        }
+    check_il_extremes(lvl, FR_TYPE_Q6_K, w, rng);
 }
 
 int main(void) {
@@ -310,6 +337,7 @@ int main(void) {
         check_f16_rows(name, &rng);
         check_matmul(name, p1, p3, &rng);
         check_il_q4_k_extremes(name, &rng);
+        check_il_q6_k_extremes(name, &rng);
         printf("level %s: tested\n", name);
         tested++;
     }

@@ -75,19 +75,54 @@ static void dot_f32(int n, float *s, const void *vx, const void *vy) {
 
 static inline __m512 ld_f16(const uint16_t *p) { return _mm512_cvtph_ps(loadu256(p)); }
 
-static void dot_f16(int n, float *s, const void *vx, const void *vy) {
-    const uint16_t *x = vx, *y = vy;
+/* F16 row x (F16 or F32) vector: 4 accumulators over 64-value steps, a scalar tail.
+ * y_f32 is a compile-time constant after inlining. */
+static inline __attribute__((always_inline)) float dot_f16_core(int n, const uint16_t *x, const void *vy,
+                                                                 int y_f32) {
+    const uint16_t *yh = vy;
+    const float *yf = vy;
+#define LDY(i) (y_f32 ? _mm512_loadu_ps(yf + (i)) : ld_f16(yh + (i)))
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
     for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
-        a1 = _mm512_fmadd_ps(ld_f16(x + i + 16), ld_f16(y + i + 16), a1);
-        a2 = _mm512_fmadd_ps(ld_f16(x + i + 32), ld_f16(y + i + 32), a2);
-        a3 = _mm512_fmadd_ps(ld_f16(x + i + 48), ld_f16(y + i + 48), a3);
+        a0 = _mm512_fmadd_ps(ld_f16(x + i), LDY(i), a0);
+        a1 = _mm512_fmadd_ps(ld_f16(x + i + 16), LDY(i + 16), a1);
+        a2 = _mm512_fmadd_ps(ld_f16(x + i + 32), LDY(i + 32), a2);
+        a3 = _mm512_fmadd_ps(ld_f16(x + i + 48), LDY(i + 48), a3);
     }
+#undef LDY
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
-    for (; i < n; i++) sum += h2f(x[i]) * h2f(y[i]);
-    *s = sum;
+    for (; i < n; i++) sum += h2f(x[i]) * (y_f32 ? yf[i] : h2f(yh[i]));
+    return sum;
+}
+
+static void dot_f16(int n, float *s, const void *vx, const void *vy) { *s = dot_f16_core(n, vx, vy, 0); }
+
+/* dot_f16 of one K row against nh query heads (their F16 values as F32): the same
+ * operations dot_f16 gives each head (the row's conversion repeats, from L1). */
+static void attn_kdot_f16(int n, const void *vk, const float *q, int nh, float *s) {
+    for (int h = 0; h < nh; h++) s[h] = dot_f16_core(n, vk, q + (size_t)h * n, 1);
+}
+
+/* V row (F16) times each head's weight into its accumulator: converted once, then a
+ * multiply and an add per value (no FMA), the plain loop's rounding exactly. */
+static void attn_vacc_f16(int n, const void *vv, const float *p, size_t p_stride, int nh, float *acc) {
+    const uint16_t *v = vv;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = ld_f16(v + i);
+        for (int h = 0; h < nh; h++) {
+            float *a = acc + (size_t)h * n + i;
+            _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_mul_ps(_mm512_set1_ps(p[h * p_stride]), x)));
+        }
+    }
+    for (; i < n; i++) {
+        const float x = h2f(v[i]);
+        for (int h = 0; h < nh; h++) {
+            const float prod = p[h * p_stride] * x; /* separate statements: no contraction */
+            acc[(size_t)h * n + i] = acc[(size_t)h * n + i] + prod;
+        }
+    }
 }
 
 #if defined(__AVX512BF16__)
@@ -534,6 +569,8 @@ static void gemm_f16(int n, const void *vw, size_t w_row, int n_rows, const void
 int fr_kernels_install_avx512(fr_type_traits *t, int cpu_has_bf16) {
     t[FR_TYPE_F32].vec_dot = dot_f32;
     t[FR_TYPE_F16].vec_dot = dot_f16;
+    t[FR_TYPE_F16].attn_kdot = attn_kdot_f16;
+    t[FR_TYPE_F16].attn_vacc = attn_vacc_f16;
 #if defined(__AVX512BF16__)
     if (cpu_has_bf16) t[FR_TYPE_BF16].vec_dot = dot_bf16_native;
 #else

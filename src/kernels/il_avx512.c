@@ -106,31 +106,10 @@ void fr_il_drive(fr_il_tile_fn tile, int nb, size_t group_bytes, size_t act_byte
     }
 }
 
-static void tile_q4_0(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o, size_t ld) {
-#define CALL(TT) il_tile(0, TT, nb, g, yt, yp_row, o, ld)
-    FR_IL_TILE_SWITCH(CALL)
-#undef CALL
-}
-
-static void tile_q8_0(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o, size_t ld) {
-#define CALL(TT) il_tile(1, TT, nb, g, yt, yp_row, o, ld)
-    FR_IL_TILE_SWITCH(CALL)
-#undef CALL
-}
-
-static void il_gemm_q4_0(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
-                         size_t ld) {
-    const int nb = n / FR_QK;
-    fr_il_drive(tile_q4_0, nb, (size_t)nb * 16 * sizeof(fr_block_q4_0), (size_t)nb * sizeof(il_act), w, n_groups,
-                yp, yp_row, n_tok, out, ld);
-}
-
-static void il_gemm_q8_0(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
-                         size_t ld) {
-    const int nb = n / FR_QK;
-    fr_il_drive(tile_q8_0, nb, (size_t)nb * 16 * sizeof(fr_block_q8_0), (size_t)nb * sizeof(il_act), w, n_groups,
-                yp, yp_row, n_tok, out, ld);
-}
+#define TILE_Q4_0(T, nb, g, yt, yp_row, o, ld) il_tile(0, T, nb, g, yt, yp_row, o, ld)
+#define TILE_Q8_0(T, nb, g, yt, yp_row, o, ld) il_tile(1, T, nb, g, yt, yp_row, o, ld)
+FR_IL_DEFINE_GEMM(il_gemm_q4_0, TILE_Q4_0, FR_QK, 16 * sizeof(fr_block_q4_0), sizeof(il_act))
+FR_IL_DEFINE_GEMM(il_gemm_q8_0, TILE_Q8_0, FR_QK, 16 * sizeof(fr_block_q8_0), sizeof(il_act))
 
 void fr_kernels_install_il_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q4_0].il_pack = il_pack_q4_0;
@@ -138,6 +117,7 @@ void fr_kernels_install_il_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q8_0].il_pack = il_pack_q8_0;
     t[FR_TYPE_Q8_0].il_gemm = il_gemm_q8_0;
     fr_kernels_install_il_k_avx512(t);
+    fr_kernels_install_il_q6k_avx512(t);
 }
 
 #else

@@ -164,18 +164,7 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
     for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
 }
 
-static void tile_q4_k(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o, size_t ld) {
-#define CALL(TT) il_tile_k(TT, nb, g, yt, yp_row, o, ld)
-    FR_IL_TILE_SWITCH(CALL)
-#undef CALL
-}
-
-static void il_gemm_q4_k(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out,
-                         size_t ld) {
-    const int nb = n / FR_QK_K;
-    fr_il_drive(tile_q4_k, nb, (size_t)nb * K4_SB, (size_t)nb * sizeof(il_act_k), w, n_groups, yp, yp_row, n_tok,
-                out, ld);
-}
+FR_IL_DEFINE_GEMM(il_gemm_q4_k, il_tile_k, FR_QK_K, K4_SB, sizeof(il_act_k))
 
 void fr_kernels_install_il_k_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q4_K].il_pack = il_pack_q4_k;

@@ -10,7 +10,7 @@
 #include "kernels/ops.h"
 
 bool fr_il_layout_known(fr_type type) {
-    return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K;
+    return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q6_K;
 }
 
 /* Bytes of quants per block and the XOR applied to them in the group. */
@@ -47,6 +47,10 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
         fr_il_pack_group_q4_k(src, n_in, dst);
         return;
     }
+    if (type == FR_TYPE_Q6_K) {
+        fr_il_pack_group_q6_k(src, n_in, dst);
+        return;
+    }
     size_t bs, qb;
     uint8_t bias;
     il_geometry(type, &bs, &qb, &bias);
@@ -67,6 +71,10 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
 void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *out) {
     if (type == FR_TYPE_Q4_K) {
         fr_il_unpack_row_q4_k(g, n_in, r, out);
+        return;
+    }
+    if (type == FR_TYPE_Q6_K) {
+        fr_il_unpack_row_q6_k(g, n_in, r, out);
         return;
     }
     size_t bs, qb;

@@ -26,6 +26,21 @@
  *     holding bytes 4l..4l+3 of each row at 4r, as stored (no bias). Lanes 8c..8c+7
  *     are 64-value chunk c: low nibbles = sub-block 2c, high = sub-block 2c+1, lane
  *     8c+i giving values 4i..4i+3 of each.
+ * Q6_K, per super-block b of 256 values (16 x 210 = 3360 bytes), in the order the
+ * GEMM reads it (front to back keeps the hardware prefetch streaming on decode):
+ *   - bytes 0..31: the 16 rows' F16 d;
+ *   - then 4 parts of 832 bytes, part m = 2H + s (H: 128-value half, s = 0..1):
+ *       +0..63:    int8 scales of sub-blocks 8H+s+2e (e = 0..3) at +16e + r (row r),
+ *                  so one sign-extending load gives a register of 16 rows' scales;
+ *       +64..319:  4 lanes of qh bytes 16m..16m+15;
+ *       +320..575: 4 lanes of ql bytes 64H+16s..64H+16s+15 (p = 0);
+ *       +576..831: 4 lanes of ql bytes 64H+32+16s.. (p = 1);
+ *     lane k holding bytes 4k..4k+3 of each row's 16 at 4r, as stored (the Q4_K
+ *     transpose: every byte keeps its row-major contents). A ql byte holds values v
+ *     (low nibble) and v+64 (high) of a half and a qh byte the top bits of v, v+32,
+ *     v+64, v+96, so ql lane k of half p with qh lane k gives values 4k..4k+3 of
+ *     sub-block 8H+2p+s (low nibbles, qh bit pair p) and of sub-block 8H+2p+s+4
+ *     (high nibbles, bit pair p+2).
  * A matrix is repacked only when its row count is a multiple of 16. */
 #ifndef FRUGAL_INTERLEAVE_H
 #define FRUGAL_INTERLEAVE_H
@@ -56,6 +71,10 @@ void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *ou
 /* The Q4_K halves of the two above (interleave_k.c). */
 void fr_il_pack_group_q4_k(const void *src, int64_t n_in, void *dst);
 void fr_il_unpack_row_q4_k(const void *g, int64_t n_in, int r, void *out);
+
+/* The Q6_K halves (interleave_q6k.c). */
+void fr_il_pack_group_q6_k(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_q6_k(const void *g, int64_t n_in, int r, void *out);
 
 #endif
 

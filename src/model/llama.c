@@ -60,6 +60,7 @@ static void attention_worker(void *arg, int ith, int nth) {
     uint16_t h16[512];
     const fr_type_traits *tf16 = fr_type_traits_get(FR_TYPE_F16);
     float acc[ATT_MAX_VALS];
+    float qf[ATT_MAX_VALS]; /* the converted queries as F32 (attn_kdot) */
 
     /* items dealt round-robin: a causal batch's later tokens attend to more keys, so
      * contiguous shares would leave the first thread idle for most of the op */
@@ -74,14 +75,25 @@ static void attention_worker(void *arg, int ith, int nth) {
             for (int hh = 0; hh < per; hh++) q_conv(q + (size_t)hh * hd, qconv + hh * q_row, hd);
         size_t k_off = fr_row_size(kv->k_type, (int64_t)g * hd);
         size_t v_off = fr_row_size(kv->v_type, (int64_t)g * hd);
-        for (int t = 0; t < n_kv; t++) {
-            const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off;
-            for (int hh = 0; hh < per; hh++) {
-                const void *qv = kv->k_type == FR_TYPE_F32 ? (const void *)(q + (size_t)hh * hd)
-                                                           : (const void *)(qconv + hh * q_row);
-                float s;
-                tk->vec_dot(hd, &s, krow, qv);
-                scores[(size_t)hh * n_kv + t] = s * scale;
+        if (tk->attn_kdot) {
+            /* the converted queries as F32, once; then every K row is read (and
+             * widened) once for all heads of the item */
+            for (int hh = 0; hh < per; hh++) tq->to_float(qconv + hh * q_row, qf + (size_t)hh * hd, hd);
+            float s[1024]; /* heads per item <= n_head <= 1024 (loader) */
+            for (int t = 0; t < n_kv; t++) {
+                tk->attn_kdot(hd, (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off, qf, per, s);
+                for (int hh = 0; hh < per; hh++) scores[(size_t)hh * n_kv + t] = s[hh] * scale;
+            }
+        } else {
+            for (int t = 0; t < n_kv; t++) {
+                const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off;
+                for (int hh = 0; hh < per; hh++) {
+                    const void *qv = kv->k_type == FR_TYPE_F32 ? (const void *)(q + (size_t)hh * hd)
+                                                               : (const void *)(qconv + hh * q_row);
+                    float s;
+                    tk->vec_dot(hd, &s, krow, qv);
+                    scores[(size_t)hh * n_kv + t] = s * scale;
+                }
             }
         }
         const bool f16 = kv->v_type == FR_TYPE_F16;
@@ -97,7 +109,9 @@ static void attention_worker(void *arg, int ith, int nth) {
             }
         }
         for (int k = 0; k < per * hd; k++) acc[k] = 0.0f;
-        for (int t = 0; t < n_kv; t++) {
+        for (int t = 0; tv->attn_vacc && t < n_kv; t++)
+            tv->attn_vacc(hd, (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off, scores + t, (size_t)n_kv, per, acc);
+        for (int t = 0; !tv->attn_vacc && t < n_kv; t++) {
             const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
             const float *vf = (const float *)vrow;
             if (kv->v_type != FR_TYPE_F32) { /* exact for F16: same sums as element-wise */
