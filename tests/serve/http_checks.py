@@ -318,13 +318,15 @@ for rnd in range(8):
 check("64 clients x 8 rounds: 0 errors", errors == 0, f"{errors} errors")
 # After the first rounds every kind of allocation (thread stacks, malloc arenas,
 # per-request buffers) has reached its working size; later rounds reuse it, so the
-# last four rounds must not rise above the first four's peak. 1 MiB of slack covers
-# allocator bookkeeping that varies with thread interleaving (measured: rounds bounce
-# within ~1.4 MiB without any trend, so a round-8-vs-round-1 check was flaky).
+# last four rounds must not rise above the first four's peak. 4 MiB of slack covers
+# allocator bookkeeping that varies with thread interleaving and the kernel turning
+# parts of the big buffers (advised for huge pages) into 2 MiB pages at any time
+# (measured: rounds bounce within ~1.5 MiB without any trend). Small leaks are
+# LeakSanitizer's job (the suite runs again under ASan); this catches lost contexts.
 if len(sys.argv) > 5 and sys.argv[5] == "sanitized":
     print("SKIP RSS check: AddressSanitizer keeps freed memory in its quarantine")
 else:
-    check("RSS of rounds 5-8 <= peak of rounds 1-4 + 1 MiB", max(rss[4:]) <= max(rss[:4]) + 1024,
+    check("RSS of rounds 5-8 <= peak of rounds 1-4 + 4 MiB", max(rss[4:]) <= max(rss[:4]) + 4096,
           f"KiB per round: {rss}")
 print(f"rss_kib {rss}")
 s, d = request("GET", "/health")
