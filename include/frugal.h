@@ -56,6 +56,12 @@ typedef struct frugal_model_params {
                           such a model cannot create contexts */
     uint64_t mem_budget; /* bytes the process may use for this model (0: no cap): the
                             default budget of its contexts (see frugal_plan_memory) */
+    int no_repack;     /* 1: keep every weight in the file mapping (zero-copy, page cache
+                          shared between processes). 0 (default): without a budget, the
+                          matrices the CPU has an interleaved GEMM for are copied at load
+                          into that layout (same size; prefill 1.5-3x faster), if they fit
+                          in the memory available. FRUGAL_REPACK=0 in the environment
+                          forces 1. */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);

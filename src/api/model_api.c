@@ -45,7 +45,8 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         rc = fr_model_bind(m, &e);
         /* FRUGAL_REPACK=0 keeps every weight in the mapping (zero-copy, shared page cache) */
         const char *rp = getenv("FRUGAL_REPACK");
-        if (!rc && !m->mem_budget && !(rp && strcmp(rp, "0") == 0)) rc = fr_model_repack(m, &e);
+        if (!rc && !m->mem_budget && !params->no_repack && !(rp && strcmp(rp, "0") == 0))
+            rc = fr_model_repack(m, &e);
     }
     if (rc) {
         fr_err_prefix(&e, path);

@@ -42,6 +42,8 @@ static void usage(FILE *out) {
             "  --kv-policy P        window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
             "  --mem SIZE           memory budget (K/M/G): layers that do not fit are streamed\n"
             "                       from disk per token (see 'frugal plan')\n"
+            "  --no-repack          keep the weights in the file mapping (zero-copy) instead of\n"
+            "                       repacking them for the faster prefill kernels\n"
             "  --json               print a JSON array, one object per test: test, n_prompt,\n"
             "                       n_gen, tokens_per_s, stddev, samples_ts, bytes_per_token,\n"
             "                       bandwidth_gbs, roofline_tokens_per_s, roofline_pct, model,\n"
@@ -298,7 +300,7 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
 
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16", *kv_policy = NULL;
-    int n_prompt = 128, n_gen = 64, n_threads = 0, reps = 5, bw_mib = 0, json = 0;
+    int n_prompt = 128, n_gen = 64, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-p", "--n-prompt", OPT_INT, &n_prompt, 0, 1 << 20},
@@ -308,6 +310,7 @@ int cmd_bench(int argc, char **argv) {
         {NULL, "--bw-mib", OPT_INT, &bw_mib, 0, 1 << 20},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
+        {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
     };
@@ -344,6 +347,7 @@ int cmd_bench(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
+    mp.no_repack = no_repack;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
         goto done;

@@ -56,6 +56,7 @@ static void usage(FILE *out) {
             "  --chunks N             score at most N chunks (default: all)\n"
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --kv-policy P          window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S] (see frugal run)\n"
+            "  --no-repack            keep the weights in the file mapping (zero-copy)\n"
             "  --save-logits FILE     save the scored positions' log-probs (and the tokens)\n"
             "  --logits-type T        element type of that file: f16 (default) or f32\n"
             "  --kl-base FILE         compare with a saved run: mean KL(base || this) per position,\n"
@@ -318,7 +319,7 @@ static void print_json_or_text(int json, const ppl_acc *a, int n_chunk, int have
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL, *save_path = NULL, *base_path = NULL;
     const char *kv_str = "f16", *lt_str = "f16", *kv_policy = NULL;
-    int n_ctx = 0, n_threads = 0, json = 0, max_chunks = 0;
+    int n_ctx = 0, n_threads = 0, json = 0, max_chunks = 0, no_repack = 0;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-f", "--file", OPT_STR, &file, 0, 0},
@@ -327,6 +328,7 @@ int cmd_perplexity(int argc, char **argv) {
         {NULL, "--chunks", OPT_INT, &max_chunks, 1, INT_MAX},
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
+        {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
         {NULL, "--save-logits", OPT_STR, &save_path, 0, 0},
         {NULL, "--logits-type", OPT_STR, &lt_str, 0, 0},
         {NULL, "--kl-base", OPT_STR, &base_path, 0, 0},
@@ -366,6 +368,7 @@ int cmd_perplexity(int argc, char **argv) {
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
+    mp.no_repack = no_repack;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) { cli_error("%s", err.message); goto done; }
     frugal_context_params cp = policy; /* defaults + the KV flags */
     cp.n_ctx = n_ctx;

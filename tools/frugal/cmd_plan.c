@@ -100,6 +100,7 @@ int cmd_plan(int argc, char **argv) {
     frugal_error err = FRUGAL_ERROR_INIT;
     frugal_model_params mp;
     frugal_model_params_default(&mp);
+    mp.no_repack = 1; /* planning reads shapes and sizes: no need to copy weights */
     mp.n_threads = n_threads;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);

@@ -38,6 +38,8 @@ static void usage(FILE *out) {
             "  --stats                also print memory by category (peak) and KV bytes\n"
             "  --mem SIZE             memory budget (K/M/G suffixes): layers that do not fit are\n"
             "                         streamed from disk per token (see 'frugal plan')\n"
+            "  --no-repack            keep the weights in the file mapping (zero-copy) instead of\n"
+            "                         repacking them for the faster prefill kernels\n"
             "  --kv-disk DIR          spill KV pages to a file in DIR (removed on exit), keeping\n"
             "  --kv-ram SIZE          ... only SIZE of them in RAM (K/M/G suffixes)\n"
             "  --kv-policy P          window:W[,sinks:S]: keep the first S (default 4) and the\n"
@@ -159,7 +161,7 @@ int cmd_run(int argc, char **argv) {
     const char *kv_policy = NULL;
     const char *kv_disk = NULL, *kv_ram_str = NULL;
     const char *mem_str = NULL;
-    int stats = 0;
+    int stats = 0, no_repack = 0;
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
@@ -185,6 +187,7 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--kv-ram", OPT_STR, &kv_ram_str, 0, 0},
         {NULL, "--stats", OPT_FLAG, &stats, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
+        {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
     };
     int n_pos = 0;
@@ -241,6 +244,7 @@ int cmd_run(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
+    mp.no_repack = no_repack;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message); /* already names the file */
         goto done;

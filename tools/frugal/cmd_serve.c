@@ -45,6 +45,8 @@ static void usage(FILE *out) {
             "  --kv-type T              KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --kv-policy P            window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
             "  --mem SIZE               memory budget (K/M/G): layers that do not fit are streamed\n"
+            "  --no-repack              keep the weights in the file mapping (zero-copy) instead of\n"
+            "                           repacking them for the faster prefill kernels\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' (all but /health)\n"
             "  --chat-template NAME     chatml, llama2, llama3, mistral, phi3, gemma, zephyr\n"
             "                           (default: recognised from the model, else chatml)\n"
@@ -92,6 +94,7 @@ int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL, *kv_str = "f16";
     const char *kv_policy = NULL, *mem_str = NULL;
     const char *tmpl_name = NULL, *max_body_str = "1M", *render = NULL;
+    int no_repack = 0;
     int port = 8080, slots = 4, n_ctx = 0, n_threads = 0, max_prompt = 0, timeout = 600, idle = 10, queue = 64;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
@@ -103,6 +106,7 @@ int cmd_serve(int argc, char **argv) {
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
+        {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
         {NULL, "--api-key", OPT_STR, &api_key, 0, 0},
         {NULL, "--chat-template", OPT_STR, &tmpl_name, 0, 0},
         {NULL, "--max-body", OPT_STR, &max_body_str, 0, 0},
@@ -141,6 +145,7 @@ int cmd_serve(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.vocab_only = render != NULL;
     mp.mem_budget = mem_budget;
+    mp.no_repack = no_repack;
     frugal_model *model = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     if (model_path && frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
