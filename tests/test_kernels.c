@@ -313,6 +313,67 @@ static void check_il_q6_k_extremes(const char *lvl, uint64_t *rng) {
     check_il_extremes(lvl, FR_TYPE_Q6_K, w, rng);
 }
 
+/* Attention kernels of the cache types that have them, against the loops they
+ * replace: attn_kdot must give exactly vec_dot's result for every head (same
+ * operations), attn_vacc exactly acc + p * v per value (a multiply, then an add). */
+static void check_attn(const char *lvl, uint64_t *rng) {
+    static const int dims[] = {64, 128, 80, 40};
+    for (int ti = 0; ti < N_WTYPES; ti++) {
+        const fr_type kt = k_weight_types[ti];
+        const fr_type_traits *t = fr_type_traits_get(kt);
+        if (!t->attn_kdot && !t->attn_vacc) continue;
+        const fr_type_traits *tq = fr_type_traits_get(t->vec_dot_type);
+        for (int di = 0; di < 4; di++) {
+            const int n = dims[di], nh = 1 + di * 3; /* 1, 4, 7, 10 heads */
+            const size_t rs = fr_row_size(kt, n), qs = fr_row_size(t->vec_dot_type, n);
+            uint8_t *row = malloc(rs), *qc = malloc(qs * nh);
+            float *f = malloc(sizeof(float) * n * nh), *qf = malloc(sizeof(float) * n * nh);
+            float *acc = malloc(sizeof(float) * n * nh), *ref = malloc(sizeof(float) * n * nh);
+            float s[16], p[16 * 3], v[256];
+            gen(f, n, 0, 1, rng);
+            t->from_float(f, row, n);
+            for (int h = 0; h < nh; h++) {
+                gen(f + (size_t)h * n, n, 0, 1, rng);
+                tq->from_float(f + (size_t)h * n, qc + h * qs, n);
+                tq->to_float(qc + h * qs, qf + (size_t)h * n, n);
+            }
+            if (t->attn_kdot) {
+                t->attn_kdot(n, row, qf, nh, s);
+                int same = 1;
+                for (int h = 0; h < nh; h++) {
+                    float r;
+                    t->vec_dot(n, &r, row, qc + h * qs);
+                    same &= memcmp(&r, &s[h], sizeof r) == 0;
+                }
+                CHECKF(same, "%s attn_kdot %s n=%d heads=%d differs from vec_dot", lvl, t->name, n, nh);
+            }
+            if (t->attn_vacc) { /* 3 rows: the row, another (from the first query), the row again */
+                uint8_t *rows3 = malloc(3 * rs);
+                const void *rp[3] = {rows3, rows3 + rs, rows3 + 2 * rs};
+                memcpy(rows3, row, rs);
+                for (int i = 0; i < n; i++) f[i] = -f[i];
+                t->from_float(f, rows3 + rs, n);
+                memcpy(rows3 + 2 * rs, row, rs);
+                for (int i = 0; i < nh * 3; i++) p[i] = tu_rand_normal(rng);
+                for (int i = 0; i < n * nh; i++) acc[i] = ref[i] = tu_rand_normal(rng);
+                for (int r = 0; r < 3; r++) {
+                    t->to_float(rp[r], v, n);
+                    for (int h = 0; h < nh; h++)
+                        for (int d = 0; d < n; d++) {
+                            volatile float prod = p[h * 3 + r] * v[d]; /* rounded on its own, as the loop */
+                            ref[(size_t)h * n + d] = ref[(size_t)h * n + d] + prod;
+                        }
+                }
+                t->attn_vacc(n, rp, 3, p, 3, nh, acc);
+                free(rows3);
+                CHECKF(!memcmp(acc, ref, sizeof(float) * n * nh), "%s attn_vacc %s n=%d heads=%d differs", lvl,
+                       t->name, n, nh);
+            }
+            free(row), free(qc), free(f), free(qf), free(acc), free(ref);
+        }
+    }
+}
+
 int main(void) {
     fr_pool *p1 = fr_pool_new(1), *p3 = fr_pool_new(3);
     CHECK(p1 && p3);
@@ -336,6 +397,7 @@ int main(void) {
         check_quantizers(name, &rng);
         check_f16_rows(name, &rng);
         check_matmul(name, p1, p3, &rng);
+        check_attn(name, &rng);
         check_il_q4_k_extremes(name, &rng);
         check_il_q6_k_extremes(name, &rng);
         printf("level %s: tested\n", name);

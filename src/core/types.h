@@ -93,10 +93,12 @@ typedef struct fr_type_traits {
     /* Attention over a KV cache of this type (optional; NULL: vec_dot / to_float per
      * row and head). attn_kdot: s[h] = dot(krow, q + h * n) for h < nh, where q holds
      * the F32 values of the query already converted to vec_dot_type, with exactly the
-     * operations of vec_dot. attn_vacc: acc[h * n + d] += p[h * p_stride] * v[d] for
-     * h < nh, d < n (v: vrow as F32), a multiply then an add, as a plain C loop. */
+     * operations of vec_dot. attn_vacc: for each row t < n_rows in order, acc[h * n + d]
+     * += p[h * p_stride + t] * v_t[d] for h < nh, d < n (v_t: vrows[t] as F32), a
+     * multiply then an add, exactly as that plain C loop. */
     void (*attn_kdot)(int n, const void *krow, const float *q, int nh, float *s);
-    void (*attn_vacc)(int n, const void *vrow, const float *p, size_t p_stride, int nh, float *acc);
+    void (*attn_vacc)(int n, const void *const *vrows, int n_rows, const float *p, size_t p_stride, int nh,
+                      float *acc);
     /* Bytes every row carries besides its blocks (a per-row header, e.g. I8C's F16
      * scale; core/quant_private.h); 0 for all GGUF types. A row is row_overhead +
      * n/blck_size*type_size bytes, and to_float/from_float/vec_dot of a type with a

@@ -104,23 +104,37 @@ static void attn_kdot_f16(int n, const void *vk, const float *q, int nh, float *
     for (int h = 0; h < nh; h++) s[h] = dot_f16_core(n, vk, q + (size_t)h * n, 1);
 }
 
-/* V row (F16) times each head's weight into its accumulator: converted once, then a
- * multiply and an add per value (no FMA), the plain loop's rounding exactly. */
-static void attn_vacc_f16(int n, const void *vv, const float *p, size_t p_stride, int nh, float *acc) {
-    const uint16_t *v = vv;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 x = ld_f16(v + i);
-        for (int h = 0; h < nh; h++) {
-            float *a = acc + (size_t)h * n + i;
-            _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_mul_ps(_mm512_set1_ps(p[h * p_stride]), x)));
+/* V rows (F16) times each head's weights into its accumulators: per block of 64
+ * values and up to 4 heads, the 16 accumulators stay in registers over all rows and
+ * each row is widened once for the 4 heads. Per value a multiply then an add, rows in
+ * order: the plain loop's rounding exactly. */
+static void attn_vacc_f16(int n, const void *const *vrows, int n_rows, const float *p, size_t p_stride, int nh,
+                          float *acc) {
+    for (int d0 = 0; d0 < n; d0 += 64) {
+        const int nv = (n - d0 + 15) / 16 < 4 ? (n - d0 + 15) / 16 : 4; /* vectors in this block */
+        __mmask16 m[4];
+        for (int j = 0; j < 4; j++) {
+            const int left = n - d0 - 16 * j;
+            m[j] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
         }
-    }
-    for (; i < n; i++) {
-        const float x = h2f(v[i]);
-        for (int h = 0; h < nh; h++) {
-            const float prod = p[h * p_stride] * x; /* separate statements: no contraction */
-            acc[(size_t)h * n + i] = acc[(size_t)h * n + i] + prod;
+        for (int h0 = 0; h0 < nh; h0 += 4) {
+            const int hn = nh - h0 < 4 ? nh - h0 : 4;
+            __m512 a[4][4];
+            for (int h = 0; h < hn; h++)
+                for (int j = 0; j < nv; j++)
+                    a[h][j] = _mm512_maskz_loadu_ps(m[j], acc + (size_t)(h0 + h) * n + d0 + 16 * j);
+            for (int t = 0; t < n_rows; t++) {
+                const uint16_t *v = (const uint16_t *)vrows[t] + d0;
+                __m512 x[4];
+                for (int j = 0; j < nv; j++) x[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[j], v + 16 * j));
+                for (int h = 0; h < hn; h++) {
+                    const __m512 w = _mm512_set1_ps(p[(size_t)(h0 + h) * p_stride + t]);
+                    for (int j = 0; j < nv; j++) a[h][j] = _mm512_add_ps(a[h][j], _mm512_mul_ps(w, x[j]));
+                }
+            }
+            for (int h = 0; h < hn; h++)
+                for (int j = 0; j < nv; j++)
+                    _mm512_mask_storeu_ps(acc + (size_t)(h0 + h) * n + d0 + 16 * j, m[j], a[h][j]);
         }
     }
 }

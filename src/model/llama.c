@@ -109,8 +109,12 @@ static void attention_worker(void *arg, int ith, int nth) {
             }
         }
         for (int k = 0; k < per * hd; k++) acc[k] = 0.0f;
-        for (int t = 0; tv->attn_vacc && t < n_kv; t++)
-            tv->attn_vacc(hd, (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off, scores + t, (size_t)n_kv, per, acc);
+        for (int t0 = 0; tv->attn_vacc && t0 < n_kv; t0 += 64) { /* 64 rows per call */
+            const void *rows[64];
+            const int nr = n_kv - t0 < 64 ? n_kv - t0 : 64;
+            for (int t = 0; t < nr; t++) rows[t] = (const uint8_t *)fr_kv_v(kv, j->il, t0 + t) + v_off;
+            tv->attn_vacc(hd, rows, nr, scores + t0, (size_t)n_kv, per, acc);
+        }
         for (int t = 0; !tv->attn_vacc && t < n_kv; t++) {
             const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
             const float *vf = (const float *)vrow;
