@@ -374,6 +374,40 @@ static void check_attn(const char *lvl, uint64_t *rng) {
     }
 }
 
+/* The element-wise F32 ops of the level against the scalar references: softmax
+ * within 1e-6 relative (the double sum runs in another order), SwiGLU within 1e-6
+ * relative (its exp is the float nearest e^x, as expf's). Lengths with ragged tails,
+ * inputs spanning exp's range. */
+static void check_elementwise(const char *lvl, uint64_t *rng) {
+    const fr_type_traits *t = fr_type_traits_get(FR_TYPE_F32);
+    static const int lens[] = {1, 15, 16, 33, 1000};
+    for (int li = 0; li < 5; li++) {
+        const int n = lens[li];
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n);
+        float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) {
+            a[i] = b[i] = tu_rand_normal(rng) * (i % 7 == 0 ? 40.0f : 4.0f);
+            u[i] = tu_rand_normal(rng);
+        }
+        if (t->softmax) {
+            fr_softmax(a, n);
+            t->softmax(b, n);
+            int bad = 0;
+            for (int i = 0; i < n; i++) bad += fabsf(a[i] - b[i]) > 1e-6f * fabsf(a[i]) + 1e-30f;
+            CHECKF(bad == 0, "%s softmax n=%d: %d values off the scalar reference", lvl, n, bad);
+        }
+        if (t->swiglu) {
+            for (int i = 0; i < n; i++) a[i] = tu_rand_normal(rng) * (i % 5 == 0 ? 60.0f : 3.0f);
+            fr_swiglu(o1, a, u, n);
+            t->swiglu(o2, a, u, n);
+            int bad = 0;
+            for (int i = 0; i < n; i++) bad += fabsf(o1[i] - o2[i]) > 1e-6f * fabsf(o1[i]) + 1e-30f;
+            CHECKF(bad == 0, "%s swiglu n=%d: %d values off the scalar reference", lvl, n, bad);
+        }
+        free(a), free(b), free(u), free(o1), free(o2);
+    }
+}
+
 int main(void) {
     fr_pool *p1 = fr_pool_new(1), *p3 = fr_pool_new(3);
     CHECK(p1 && p3);
@@ -398,6 +432,7 @@ int main(void) {
         check_f16_rows(name, &rng);
         check_matmul(name, p1, p3, &rng);
         check_attn(name, &rng);
+        check_elementwise(name, &rng);
         check_il_q4_k_extremes(name, &rng);
         check_il_q6_k_extremes(name, &rng);
         printf("level %s: tested\n", name);

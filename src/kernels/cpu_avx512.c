@@ -20,6 +20,7 @@
     defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/quant.h"
@@ -136,6 +137,67 @@ static void attn_vacc_f16(int n, const void *const *vrows, int n_rows, const flo
                 for (int j = 0; j < nv; j++)
                     _mm512_mask_storeu_ps(acc + (size_t)(h0 + h) * n + d0 + 16 * j, m[j], a[h][j]);
         }
+    }
+}
+
+/* e^x for 8 doubles: x = n ln2 + r (ln2 in two parts, so n ln2 is exact), |r| <=
+ * ln2/2, e^r by its Taylor series to r^12 (relative error below 1e-14), times 2^n. */
+static inline __m512d exp512_pd(__m512d x) {
+    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+    __m512d p = _mm512_set1_pd(1.0 / 479001600.0); /* 1/12! */
+    static const double inv_fact[12] = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
+                                        1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+    for (int k = 0; k < 12; k++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_fact[k]));
+    return _mm512_scalef_pd(p, n);
+}
+
+/* e^x for 16 floats, computed in double and rounded once: the float nearest to e^x
+ * (as libm's expf gives, bar results within 1e-14 of a rounding boundary), so the
+ * softmax weights match the scalar path's - which matters where they are rounded to
+ * F16 next, as a 1-ulp change can move that rounding. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.8f)), _mm512_set1_ps(-104.0f));
+    const __m512d lo = exp512_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+    const __m512d hi = exp512_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo))),
+                                               _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
+}
+
+static inline __mmask16 tail_mask(int left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* As fr_softmax: max, exponentials summed in double, one multiply by the inverse. */
+static void softmax_avx512(float *x, int n) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16)
+        vm = _mm512_mask_max_ps(vm, tail_mask(n - i), vm, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+/* As fr_swiglu: g / (1 + e^-g) * u. */
+static void swiglu_avx512(float *out, const float *g, const float *u, int n) {
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv)));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_div_ps(gv, d), _mm512_maskz_loadu_ps(m, u + i)));
     }
 }
 
@@ -583,6 +645,8 @@ static void gemm_f16(int n, const void *vw, size_t w_row, int n_rows, const void
 int fr_kernels_install_avx512(fr_type_traits *t, int cpu_has_bf16) {
     t[FR_TYPE_F32].vec_dot = dot_f32;
     t[FR_TYPE_F16].vec_dot = dot_f16;
+    t[FR_TYPE_F32].softmax = softmax_avx512;
+    t[FR_TYPE_F32].swiglu = swiglu_avx512;
     t[FR_TYPE_F16].attn_kdot = attn_kdot_f16;
     t[FR_TYPE_F16].attn_vacc = attn_vacc_f16;
 #if defined(__AVX512BF16__)
