@@ -59,7 +59,7 @@ typedef struct frugal_model_params {
     int no_repack;     /* 1: keep every weight in the file mapping (zero-copy, page cache
                           shared between processes). 0 (default): without a budget, the
                           matrices the CPU has an interleaved GEMM for are copied at load
-                          into that layout (same size; prefill 1.5-3x faster), if they fit
+                          into that layout (same size; prefill 2-4x faster), if they fit
                           in the memory available. FRUGAL_REPACK=0 in the environment
                           forces 1. */
 } frugal_model_params;
