@@ -76,8 +76,6 @@ void fr_il_unpack_row_q4_k(const void *g, int64_t n_in, int r, void *out);
 void fr_il_pack_group_q6_k(const void *src, int64_t n_in, void *dst);
 void fr_il_unpack_row_q6_k(const void *g, int64_t n_in, int r, void *out);
 
-#endif
-
 /* Forward declaration: kernels/ops.h defines the weight view. */
 struct fr_weight;
 
@@ -95,3 +93,5 @@ void fr_il_repack(struct fr_weight *w, void *dst);
 
 /* Repack w in place; tmp: 16 rows of scratch. */
 void fr_il_repack_in_place(struct fr_weight *w, void *tmp);
+
+#endif
