@@ -9,16 +9,8 @@
 # without it. Env: FRUGAL, FRUGAL_SHARED_DIR, FRUGAL_TMP.
 set -u
 
-FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
-SHARED=${FRUGAL_SHARED_DIR:-}
-TMP=${FRUGAL_TMP:-/tmp}/test_policy.$$
-mkdir -p "$TMP" || exit 1
-trap 'rm -rf "$TMP"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib.sh"
+test_setup test_policy
 
 VOCAB="$SHARED/vocab/ggml-vocab-llama-spm.gguf"
 FORTUNE="$SHARED/models/fortune-3m-f32.gguf"
@@ -32,15 +24,6 @@ tensor_bytes() { "$FRUGAL" inspect "$1" | sed -n 's/^total: \([0-9]*\) parameter
 n_params() { "$FRUGAL" inspect "$1" | sed -n 's/^total: \([0-9]*\) parameters.*/\1/p'; }
 # types of the 2-D weight matrices (inspect's tensor table: "#  name  type  [a, b] ...")
 matrix_types() { "$FRUGAL" inspect "$1" | awk '/^  +[0-9]+  / && $4 ~ /,$/ { print $3 }' | sort -u | tr '\n' ' '; }
-
-expect_exit() { # CODE PATTERN ARGS...
-    local want=$1 pat=$2; shift 2
-    "$FRUGAL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then bad "frugal $* -> exit $rc, want $want ($(head -c 300 "$TMP/err"))"; return; fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" "$TMP/err"; then bad "frugal $* -> '$(head -c 300 "$TMP/err")' !~ '$pat'"; return; fi
-    ok
-}
 
 SYN="$TMP/syn-f32.gguf"
 "$FRUGAL" mkmodel --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512 --vocab-from "$VOCAB" --type f32 \
@@ -114,5 +97,4 @@ if [ -f "$FORTUNE" ] && [ -f "$SHARED/text/gpl-3.txt" ]; then
     expect_exit 1 "calibration" quantize "$FORTUNE" "$TMP/d.gguf" --policy auto --bpw 4.5 --calib /nonexistent.txt
 fi
 
-echo "test_policy: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+test_finish test_policy

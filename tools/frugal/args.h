@@ -51,6 +51,10 @@ char *cli_read_file(const char *path, size_t *len);
 /* The KV flags shared by run, bench and perplexity: --kv-type T and --kv-policy P
  * (either may be NULL) into cp's kv_type and policy fields. 0 ok; otherwise the
  * usage error has been printed and the caller returns EXIT_USAGE. */
+/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1), or 0 if it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are invalid, RFC 3629). */
+size_t cli_utf8_valid_len(const unsigned char *s, size_t n);
+
 int cli_kv_options(const char *kv_type, const char *kv_policy, frugal_context_params *cp);
 
 /* Subcommands: each gets its arguments after the subcommand name; returns the exit code. */

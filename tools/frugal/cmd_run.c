@@ -54,27 +54,6 @@ static void usage(FILE *out) {
 
 /* ------------------------------------------------------------------ JSON output */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (overlong
- * forms, surrogates and code points past U+10FFFF are invalid, as RFC 3629 says). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
-    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-    return len;
-}
-
 /* Write s[0..n) as a JSON string literal: quotes and backslashes escaped, control
  * characters as \uXXXX, each byte that is not part of valid UTF-8 as U+FFFD. */
 static void json_string(FILE *out, const char *str, size_t n) {
@@ -87,7 +66,7 @@ static void json_string(FILE *out, const char *str, size_t n) {
         if (c == '\t') { fputs("\\t", out); i++; continue; }
         if (c == '\r') { fputs("\\r", out); i++; continue; }
         if (c < 0x20) { fprintf(out, "\\u%04x", c); i++; continue; }
-        size_t l = utf8_valid_len(s + i, n - i);
+        size_t l = cli_utf8_valid_len(s + i, n - i);
         if (l == 0) { fputs("\\ufffd", out); i++; continue; }
         fwrite(s + i, 1, l, out);
         i += l;

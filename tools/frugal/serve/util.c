@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "serve.h"
+#include "../args.h"
 
 int srv_buf_append(srv_buf *b, const void *data, size_t n) {
     if (b->len + n + 1 > b->cap) {
@@ -80,29 +81,13 @@ size_t srv_utf8_complete_len(const char *str, size_t n) {
     return n;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 (RFC 3629: no overlongs,
- * surrogates or code points past U+10FFFF). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-    size_t len = utf8_lead_len(s[0]);
-    if (len == 0 || n < len) return 0;
-    if (len == 1) return 1;
-    uint32_t cp = s[0] & (0xFF >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
-    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-    return len;
-}
-
 char *srv_utf8_sanitize(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     char *out = malloc(n * 3 + 1); /* each bad byte becomes 3 bytes at most */
     if (!out) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = s[i] ? utf8_valid_len(s + i, n - i) : 0;
+        size_t l = s[i] ? cli_utf8_valid_len(s + i, n - i) : 0;
         if (l == 0) {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;
