@@ -50,15 +50,22 @@ static int run(frugal_model *m, uint64_t budget, float *out, int n_vocab, int n_
     return rc;
 }
 
-static void test_identical(const char *rel) {
-    const char *path = tu_shared(rel);
-    if (!path) { fprintf(stderr, "note: %s absent, skipped\n", rel); return; }
+/* The model at path with N_THREADS threads, or NULL (a failed check). */
+static frugal_model *load_model(const char *path) {
     frugal_model *m = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = N_THREADS;
     CHECKF(frugal_model_load(path, &mp, &m, &err) == FRUGAL_OK, "%s", err.message);
+    return m;
+}
+
+static void test_identical(const char *rel) {
+    const char *path = tu_shared(rel);
+    if (!path) { fprintf(stderr, "note: %s absent, skipped\n", rel); return; }
+    frugal_error err = FRUGAL_ERROR_INIT;
+    frugal_model *m = load_model(path);
     if (!m) return;
     frugal_model_info info;
     frugal_model_get_info(m, &info);
@@ -137,12 +144,8 @@ static void test_truncated(void) {
     if (f) fclose(f);
     free(data);
 
-    frugal_model *m = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
-    frugal_model_params mp;
-    frugal_model_params_default(&mp);
-    mp.n_threads = N_THREADS;
-    CHECKF(frugal_model_load(path, &mp, &m, &err) == FRUGAL_OK, "%s", err.message);
+    frugal_model *m = load_model(path);
     if (!m) { unlink(path); return; }
     frugal_plan plan;
     CHECK(frugal_plan_memory(m, 0, N_CTX, FRUGAL_KV_F16, N_THREADS, 0, 0, &plan, &err) == FRUGAL_OK);
