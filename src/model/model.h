@@ -52,6 +52,8 @@ struct frugal_model {
     float *output_norm;
     fr_layer *layers;
     size_t owned_bytes;              /* bytes of the F32 copies above (accounted) */
+    void *il_block;                  /* the IL16 copies of the matrices, one buffer (NULL: none) */
+    size_t il_block_bytes;
     int n_threads;
     int verbose;
     bool vocab_only;
