@@ -7,7 +7,8 @@
  * Activation quantizers and F16 row conversions: bit-identical.
  * fr_matmul (n_tok 1, 2, 7, 128; through the blocked gemm kernels where a level has
  * them): 1 and 3 threads give bitwise identical output at each level, and match the
- * scalar dots within the same tolerance. */
+ * scalar dots within the same tolerance. IL16 GEMMs: also at the extremes of their
+ * integer paths, and bitwise identical across the levels that have one. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +314,111 @@ static void check_il_q6_k_extremes(const char *lvl, uint64_t *rng) {
     check_il_extremes(lvl, FR_TYPE_Q6_K, w, rng);
 }
 
+/* IL16 Q4_0 / Q8_0 at the extremes, fed straight to il_pack / il_gemm: weights
+ * all at the top or bottom of their range (Q8_0 -128 and 127, Q4_0 nibbles 0 and
+ * 15), alternating, or random, against activations all 127, all -128 (which
+ * fr_matmul's quantizer never yields), alternating, or random. The AVX2 kernels
+ * add products in int16 (Q4_0) or widen them with vpmaddwd (Q8_0): any saturation
+ * or overflow would be far off the scalar dot. */
+enum { LX_NB = 4, LX_N = LX_NB * FR_QK, LX_NT = 4 };
+static void check_il_legacy_extremes(const char *lvl, fr_type wt, uint64_t *rng) {
+    const fr_type_traits *ac = fr_type_traits_get(wt), *sc = fr_type_traits_scalar(wt);
+    if (!ac->il_gemm) return;
+    const int q8 = wt == FR_TYPE_Q8_0;
+    const size_t rs = fr_row_size(wt, LX_N);
+    static uint8_t w[16 * LX_NB * sizeof(fr_block_q8_0)], g[sizeof(w)];
+    static fr_block_q8_0 y[LX_NT][LX_NB];
+    static uint8_t yp[LX_NT][2 * sizeof(y[0]) + 256] __attribute__((aligned(64)));
+    const int lo = q8 ? -128 : 0, hi = q8 ? 127 : 15; /* Q4_0: the stored nibble */
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < LX_NB; b++) {
+            uint8_t *blk = w + (size_t)r * rs + (size_t)b * sc->type_size;
+            const uint16_t d = fr_f32_to_f16(0.01f * (float)(r + 1));
+            memcpy(blk, &d, 2);
+            for (int i = 0; i < FR_QK; i++) {
+                const int kind = r % 4; /* 0: all lo, 1: all hi, 2: alternating, 3: random */
+                const int v = kind == 0   ? lo
+                              : kind == 1 ? hi
+                              : kind == 2 ? ((i & 1) ? hi : lo)
+                                          : lo + (int)(tu_rand_u64(rng) % (uint64_t)(hi - lo + 1));
+                if (q8) blk[2 + i] = (uint8_t)(int8_t)v;
+                else if (i < FR_QK / 2) blk[2 + i] = (uint8_t)((blk[2 + i] & 0xF0) | v);
+                else blk[2 + i - FR_QK / 2] = (uint8_t)((blk[2 + i - FR_QK / 2] & 0x0F) | (v << 4));
+            }
+        }
+    const int ylo = -128;
+    for (int t = 0; t < LX_NT; t++)
+        for (int b = 0; b < LX_NB; b++) {
+            y[t][b].d = fr_f32_to_f16(0.5f);
+            for (int i = 0; i < FR_QK; i++)
+                y[t][b].qs[i] = (int8_t)(t == 0   ? 127
+                                         : t == 1 ? ylo
+                                         : t == 2 ? ((i & 1) ? ylo : 127)
+                                                  : ylo + (int)(tu_rand_u64(rng) % (uint64_t)(127 - ylo + 1)));
+        }
+    fr_il_pack_group(wt, w, LX_N, g);
+    for (int t = 0; t < LX_NT; t++) ac->il_pack(y[t], yp[t], LX_N);
+    float out[LX_NT][16];
+    ac->il_gemm(LX_N, g, 1, yp, sizeof(yp[0]), LX_NT, &out[0][0], 16);
+    int bad = 0;
+    for (int t = 0; t < LX_NT; t++)
+        for (int r = 0; r < 16; r++) {
+            const uint8_t *wr = w + (size_t)r * rs;
+            float ref, ta[LX_N], tb[LX_N];
+            sc->vec_dot(LX_N, &ref, wr, y[t]);
+            const double scale = abs_dot(wt, wr, FR_TYPE_Q8_0, y[t], LX_N, ta, tb);
+            if (!close_enough(out[t][r], ref, scale)) bad++;
+        }
+    CHECKF(bad == 0, "%s IL16 %s extremes: %d outputs off the scalar reference", lvl, sc->name, bad);
+}
+
+/* Every level's IL16 GEMM computes each output with the same integer block dots
+ * and the same float operations in the same order (kernels/il_avx2.c,
+ * il_avx512.c), so the levels that have one give the same bits: the same repacked
+ * matrix (48 rows) and inputs through fr_matmul (3 threads) at each such level,
+ * for token counts that leave ragged tiles at every tile width. */
+static void check_il_levels(fr_pool *p3) {
+    static const fr_type types[] = {FR_TYPE_Q4_0, FR_TYPE_Q8_0, FR_TYPE_Q4_K, FR_TYPE_Q6_K};
+    static const int ntoks[] = {1, 5, 13, 37};
+    const int initial = fr_kernels_get_level();
+    for (int ti = 0; ti < (int)(sizeof types / sizeof *types); ti++) {
+        const fr_type wt = types[ti];
+        const fr_type_traits *sc = fr_type_traits_scalar(wt);
+        const int n_in = (wt == FR_TYPE_Q4_0 || wt == FR_TYPE_Q8_0 ? 9 : 3) * sc->blck_size, n_out = 48;
+        const size_t rs = fr_row_size(wt, n_in);
+        uint64_t rng = 0x11e7e15u + (uint64_t)ti;
+        uint8_t *wd = malloc(rs * n_out), *wil = malloc(rs * n_out);
+        float *row = malloc(sizeof(float) * n_in), *x = malloc(sizeof(float) * n_in * 37);
+        float *ref = malloc(sizeof(float) * n_out * 37), *y = malloc(sizeof(float) * n_out * 37);
+        for (int r = 0; r < n_out; r++) {
+            gen(row, n_in, r % DATA_KINDS, sc->blck_size, &rng);
+            quant_scalar(wt, row, wd + (size_t)r * rs, n_in, 0);
+        }
+        fr_weight w = {.data = wd, .type = wt, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
+        fr_il_repack(&w, wil);
+        void *qb = malloc(fr_matmul_scratch(&w, 37));
+        for (int k = 0; k < (int)(sizeof ntoks / sizeof *ntoks); k++) {
+            const int nt = ntoks[k];
+            for (int t = 0; t < nt; t++) gen(x + (size_t)t * n_in, n_in, t % DATA_KINDS, sc->blck_size, &rng);
+            const char *first = NULL;
+            int n_levels = 0;
+            for (int l = 0; l < FR_KERNELS_LEVEL_COUNT; l++) {
+                if (!fr_kernels_supported(l) || fr_kernels_set_level(l) != 0 || !fr_type_traits_get(wt)->il_gemm)
+                    continue;
+                fr_matmul(p3, &w, x, nt, first ? y : ref, qb);
+                n_levels++;
+                if (!first) first = fr_kernels_level_str(l);
+                else
+                    CHECKF(!memcmp(ref, y, sizeof(float) * n_out * nt), "IL16 %s n_tok=%d: levels %s and %s differ",
+                           sc->name, nt, first, fr_kernels_level_str(l));
+            }
+            if (k == 0) printf("IL16 %s: %d level(s) with a GEMM compared\n", sc->name, n_levels);
+        }
+        free(wd), free(wil), free(row), free(x), free(ref), free(y), free(qb);
+    }
+    CHECK(fr_kernels_set_level(initial) == 0);
+}
+
 /* Attention kernels of the cache types that have them, against the loops they
  * replace: attn_kdot must give exactly vec_dot's result for every head (same
  * operations), attn_vacc exactly acc + p * v per value (a multiply, then an add). */
@@ -435,10 +541,13 @@ int main(void) {
         check_elementwise(name, &rng);
         check_il_q4_k_extremes(name, &rng);
         check_il_q6_k_extremes(name, &rng);
+        check_il_legacy_extremes(name, FR_TYPE_Q4_0, &rng);
+        check_il_legacy_extremes(name, FR_TYPE_Q8_0, &rng);
         printf("level %s: tested\n", name);
         tested++;
     }
     CHECK(tested >= 1);
+    check_il_levels(p3);
     CHECK(fr_kernels_set_level(initial) == 0);
     fr_pool_free(p1);
     fr_pool_free(p3);

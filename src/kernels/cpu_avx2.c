@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/quant.h"
+#include "kernels/il_avx2.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -465,6 +466,7 @@ int fr_kernels_install_avx2(fr_type_traits *t) {
     t[FR_TYPE_Q5_K].vec_dot = dot_q5_k;
     t[FR_TYPE_Q6_K].vec_dot = dot_q6_k;
     t[FR_TYPE_Q8_K].from_float = quant_q8_k;
+    fr_kernels_install_il_avx2(t); /* the IL16 GEMMs (il_avx2.c) */
     return 1;
 }
 

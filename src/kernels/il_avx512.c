@@ -87,25 +87,6 @@ FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *y
     for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
 }
 
-void fr_il_drive(fr_il_tile_fn tile, int nb, size_t group_bytes, size_t act_bytes, const void *vw, int n_groups,
-                 const void *vyp, size_t yp_row, int n_tok, float *out, size_t ld) {
-    const uint8_t *w = vw, *yp = vyp;
-    const int fit = (int)((768u << 10) / act_bytes);
-    const int per = fit > FR_IL_T ? fit : FR_IL_T;
-    const int n_chunks = (n_tok + per - 1) / per;
-    int chunk = (n_tok + n_chunks - 1) / n_chunks;
-    chunk = (chunk + FR_IL_T - 1) / FR_IL_T * FR_IL_T;
-    for (int t0 = 0; t0 < n_tok; t0 += chunk) {
-        const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
-        for (int gi = 0; gi < n_groups; gi++)
-            for (int t = t0; t < t0 + tn; t += FR_IL_T) {
-                const int T = t0 + tn - t < FR_IL_T ? t0 + tn - t : FR_IL_T;
-                tile(T, nb, w + (size_t)gi * group_bytes, yp + (size_t)t * yp_row, yp_row,
-                     out + (size_t)t * ld + (size_t)gi * 16, ld);
-            }
-    }
-}
-
 #define TILE_Q4_0(T, nb, g, yt, yp_row, o, ld) il_tile(0, T, nb, g, yt, yp_row, o, ld)
 #define TILE_Q8_0(T, nb, g, yt, yp_row, o, ld) il_tile(1, T, nb, g, yt, yp_row, o, ld)
 FR_IL_DEFINE_GEMM(il_gemm_q4_0, TILE_Q4_0, FR_QK, 16 * sizeof(fr_block_q4_0), sizeof(il_act))

@@ -1,0 +1,74 @@
+/* il_drive.h - the loop every IL16 GEMM shares, whatever its SIMD level
+ * (il_drive.c is plain C, compiled without ISA flags; the per-level tiles are
+ * in il_avx512.c, il_avx2.c, ...).
+ *
+ * Why one driver: the order in which groups, token tiles and token chunks are
+ * visited decides cache behaviour, never results (each output is computed by one
+ * tile call over the whole row), so every level can share it; only the tile and
+ * its widest token count differ per level (32 zmm registers hold 8 tokens' worth of
+ * 16-row accumulators, 16 ymm registers fewer). */
+#ifndef FRUGAL_IL_DRIVE_H
+#define FRUGAL_IL_DRIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One tile of a format's IL16 GEMM: the 16 rows of the group at g times tokens
+ * [0, T) (1 <= T <= the tile's maximum) of the packed activations at yt (rows
+ * yp_row bytes apart), into out[t * ld + r]. nb: blocks per row. */
+typedef void (*fr_il_tile_fn)(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *out,
+                              size_t ld);
+
+/* The loop: groups one by one (group_bytes each), tokens in tiles of tmax (a last
+ * shorter one), and tokens in as few, even chunks as keep each chunk's packed
+ * activations (act_bytes read per token) within ~768 KiB of L2 while the groups
+ * stream past them (a short last chunk would re-read every weight for a handful of
+ * tokens). nb is passed on to the tile. Writes out[t * ld + 16 * gi + r] for every
+ * token t < n_tok, group gi < n_groups and row r < 16. */
+void fr_il_drive(fr_il_tile_fn tile, int tmax, int nb, size_t group_bytes, size_t act_bytes, const void *w,
+                 int n_groups, const void *yp, size_t yp_row, int n_tok, float *out, size_t ld);
+
+/* Case k of the tile dispatcher below: TILE at the constant T = k when k < TMAX
+ * (cases k >= TMAX are dead code and fall to the TMAX call; the clamp to 1 keeps
+ * them from naming a T wider than the tile's arrays). */
+#define FR_IL_TILE_CASE(K, TILE, TMAX)                                                                       \
+    case K:                                                                                                  \
+        if ((K) < (TMAX)) {                                                                                  \
+            TILE(((K) < (TMAX) ? (K) : 1), nb, g, yt, yp_row, o, ld);                                        \
+            return;                                                                                          \
+        }                                                                                                    \
+        break;
+
+/* A format's fr_il_gemm_fn NAME over its always-inline tile TILE(T, nb, g, yt,
+ * yp_row, out, ld): a dispatcher gives the tile T as a compile-time constant for
+ * each shape 1..TMAX (TMAX <= 12; the accumulators stay in registers), and
+ * fr_il_drive runs it. QK: values per block; GROUP_BLOCK: bytes of 16 rows' block;
+ * ACT_BLOCK: packed activation bytes per block. */
+#define FR_IL_DEFINE_GEMM_T(NAME, TILE, TMAX, QK, GROUP_BLOCK, ACT_BLOCK)                                   \
+    _Static_assert((TMAX) >= 1 && (TMAX) <= 12, "tile width");                                               \
+    static void NAME##_tile(int T, int nb, const uint8_t *g, const uint8_t *yt, size_t yp_row, float *o,      \
+                            size_t ld) {                                                                     \
+        switch (T) {                                                                                         \
+            FR_IL_TILE_CASE(1, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(2, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(3, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(4, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(5, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(6, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(7, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(8, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(9, TILE, TMAX)                                                                   \
+            FR_IL_TILE_CASE(10, TILE, TMAX)                                                                  \
+            FR_IL_TILE_CASE(11, TILE, TMAX)                                                                  \
+        default: break;                                                                                      \
+        }                                                                                                    \
+        TILE((TMAX), nb, g, yt, yp_row, o, ld);                                                              \
+    }                                                                                                        \
+    static void NAME(int n, const void *w, int n_groups, const void *yp, size_t yp_row, int n_tok, float *out, \
+                     size_t ld) {                                                                            \
+        const int nb = n / (QK);                                                                             \
+        fr_il_drive(NAME##_tile, (TMAX), nb, (size_t)nb * (GROUP_BLOCK), (size_t)nb * (ACT_BLOCK), w,         \
+                    n_groups, yp, yp_row, n_tok, out, ld);                                                   \
+    }
+
+#endif
