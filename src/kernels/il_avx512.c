@@ -99,6 +99,7 @@ void fr_kernels_install_il_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q8_0].il_gemm = il_gemm_q8_0;
     fr_kernels_install_il_k_avx512(t);
     fr_kernels_install_il_q6k_avx512(t);
+    fr_kernels_install_il_f16_avx512(t);
 }
 
 #else

@@ -10,7 +10,8 @@
 #include "kernels/ops.h"
 
 bool fr_il_layout_known(fr_type type) {
-    return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q6_K;
+    return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q6_K ||
+           type == FR_TYPE_F16;
 }
 
 /* Bytes of quants per block and the XOR applied to them in the group. */
@@ -42,7 +43,24 @@ void fr_il_put_quants(const uint8_t *p, size_t row_bytes, uint8_t *q, uint8_t bi
 #endif
 }
 
+/* F16: a 16 x n_in transpose, 8 columns at a time so the 16 row streams are read in
+ * 16-byte pieces. */
+static void pack_group_f16(const uint16_t *src, int64_t n_in, uint16_t *dst) {
+    int64_t j = 0;
+    for (; j + 8 <= n_in; j += 8)
+        for (int r = 0; r < FR_IL_ROWS; r++) {
+            const uint16_t *s = src + (size_t)r * (size_t)n_in + j;
+            for (int k = 0; k < 8; k++) dst[(size_t)(j + k) * FR_IL_ROWS + r] = s[k];
+        }
+    for (; j < n_in; j++)
+        for (int r = 0; r < FR_IL_ROWS; r++) dst[(size_t)j * FR_IL_ROWS + r] = src[(size_t)r * (size_t)n_in + j];
+}
+
 void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
+    if (type == FR_TYPE_F16) {
+        pack_group_f16(src, n_in, dst);
+        return;
+    }
     if (type == FR_TYPE_Q4_K) {
         fr_il_pack_group_q4_k(src, n_in, dst);
         return;
@@ -69,6 +87,10 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
 }
 
 void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *out) {
+    if (type == FR_TYPE_F16) {
+        for (int64_t j = 0; j < n_in; j++) ((uint16_t *)out)[j] = ((const uint16_t *)g)[(size_t)j * FR_IL_ROWS + r];
+        return;
+    }
     if (type == FR_TYPE_Q4_K) {
         fr_il_unpack_row_q4_k(g, n_in, r, out);
         return;

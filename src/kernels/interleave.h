@@ -41,6 +41,9 @@
  *     v+64, v+96, so ql lane k of half p with qh lane k gives values 4k..4k+3 of
  *     sub-block 8H+2p+s (low nibbles, qh bit pair p) and of sub-block 8H+2p+s+4
  *     (high nibbles, bit pair p+2).
+ * F16: column j of a group is the 16 rows' values at j, consecutive (element (r, j)
+ * at 16j + r): a 32-byte load widens to one register of 16 rows' weights for an
+ * outer-product GEMM (il_f16_avx512.c).
  * A matrix is repacked only when its row count is a multiple of 16. */
 #ifndef FRUGAL_INTERLEAVE_H
 #define FRUGAL_INTERLEAVE_H
