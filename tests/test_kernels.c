@@ -1,9 +1,13 @@
 /* test_kernels.c - every SIMD kernel against the scalar reference, at every dispatch
  * level this machine supports (kernels/dispatch.h).
  *
- * Dots: |level - scalar| <= 1e-5 * sum_i |x_i * y_i| + 1e-6 (x, y dequantized with
- * the scalar to_float), on normal data, data with outliers, data with all-zero
- * blocks and exact rounding ties, for ragged sizes (1, 2, 7, 33 blocks).
+ * Dots: |level - scalar| <= 2e-5 * sum_i |x_i * y_i| + 1e-6 (x, y dequantized with
+ * the scalar to_float; 2e-5, not less: where a K-quant's d*sc*q and dmin*m terms
+ * cancel, the scalar reference itself is up to ~8e-6 of that sum off the exact dot -
+ * measured on a Q4_K row: reference 94.9922, exact 95.0029, IL16 GEMM 95.0056 -
+ * while a wrong kernel is off by 1e-2 of it and more), on normal data, data with
+ * outliers, data with all-zero blocks and exact rounding ties, for ragged sizes (1, 2,
+ * 7, 33 blocks).
  * Activation quantizers and F16 row conversions: bit-identical.
  * fr_matmul (n_tok 1, 2, 7, 128; through the blocked gemm kernels where a level has
  * them): 1 and 3 threads give bitwise identical output at each level, and match the
@@ -74,7 +78,7 @@ static double abs_dot(fr_type wt, const void *w, fr_type vt, const void *yq, int
 }
 
 static int close_enough(float a, float ref, double scale) {
-    return fabs((double)a - (double)ref) <= 1e-5 * scale + 1e-6;
+    return fabs((double)a - (double)ref) <= 2e-5 * scale + 1e-6;
 }
 
 /* Every weight type's vec_dot at the active level vs scalar. */
@@ -175,10 +179,11 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
         const fr_type vt = sc->vec_dot_type;
         /* Q4_0/Q8_0: 7 blocks, one full group of 4 in the packed gemm layout plus a
          * short one. (Q4_1/Q5_1 stay at 3: their AVX2 dots add d*q and m*s apart,
-         * which cancel, and at 7 blocks of outlier data one output exceeds the
-         * 1e-5 relative bound - a property of the format's split, as in ggml.) */
+         * which cancel, and at 7 blocks of outlier data one output exceeded the
+         * relative bound, then 1e-5 - a property of the format's split, as in ggml.) */
         const int legacy7 = wt == FR_TYPE_Q4_0 || wt == FR_TYPE_Q8_0;
-        const int n_in = (sc->blck_size > 1 ? (legacy7 ? 7 : 3) * sc->blck_size : 100), n_out = il ? 48 : 37;
+        /* IL16: 5 groups, so a decode tile of 4 groups (F16) meets a last, single one */
+        const int n_in = (sc->blck_size > 1 ? (legacy7 ? 7 : 3) * sc->blck_size : 100), n_out = il ? 80 : 37;
         const size_t rs = fr_row_size(wt, n_in), vrs = fr_row_size(vt, n_in);
         uint8_t *wd = malloc(rs * n_out);
         float *row = malloc(sizeof(float) * n_in), *ta = malloc(sizeof(float) * n_in),
