@@ -379,17 +379,20 @@ static void check_il_legacy_extremes(const char *lvl, fr_type wt, uint64_t *rng)
 
 /* Every level's IL16 GEMM computes each output with the same integer block dots
  * and the same float operations in the same order (kernels/il_avx2.c,
- * il_avx512.c), so the levels that have one give the same bits: the same repacked
+ * il_avx512.c; F16: the same FMA chains per 64 columns, il_f16_avx2.c and
+ * il_f16_avx512.c), so the levels that have one give the same bits: the same repacked
  * matrix (48 rows) and inputs through fr_matmul (3 threads) at each such level,
  * for token counts that leave ragged tiles at every tile width. */
 static void check_il_levels(fr_pool *p3) {
-    static const fr_type types[] = {FR_TYPE_Q4_0, FR_TYPE_Q8_0, FR_TYPE_Q4_K, FR_TYPE_Q6_K};
+    static const fr_type types[] = {FR_TYPE_Q4_0, FR_TYPE_Q8_0, FR_TYPE_Q4_K, FR_TYPE_Q6_K, FR_TYPE_F16};
     static const int ntoks[] = {1, 5, 13, 37};
     const int initial = fr_kernels_get_level();
     for (int ti = 0; ti < (int)(sizeof types / sizeof *types); ti++) {
         const fr_type wt = types[ti];
         const fr_type_traits *sc = fr_type_traits_scalar(wt);
-        const int n_in = (wt == FR_TYPE_Q4_0 || wt == FR_TYPE_Q8_0 ? 9 : 3) * sc->blck_size, n_out = 48;
+        /* F16: two whole 64-column chains and a ragged third */
+        const int legacy = wt == FR_TYPE_Q4_0 || wt == FR_TYPE_Q8_0;
+        const int n_in = wt == FR_TYPE_F16 ? 150 : (legacy ? 9 : 3) * sc->blck_size, n_out = 48;
         const size_t rs = fr_row_size(wt, n_in);
         uint64_t rng = 0x11e7e15u + (uint64_t)ti;
         uint8_t *wd = malloc(rs * n_out), *wil = malloc(rs * n_out);

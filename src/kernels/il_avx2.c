@@ -207,6 +207,7 @@ void fr_kernels_install_il_avx2(fr_type_traits *t) {
     t[FR_TYPE_Q8_0].il_gemm = il_gemm_q8_0;
     fr_kernels_install_il_k_avx2(t);
     fr_kernels_install_il_q6k_avx2(t);
+    fr_kernels_install_il_f16_avx2(t);
 }
 
 #else
