@@ -47,14 +47,7 @@
  * bound by instruction throughput, not by re-reading the weights per tile. */
 #define IL2_T 8
 
-/* One Q4_0 activation block as the kernel reads it. */
-typedef struct {
-    int8_t qs[32];
-    float d;      /* the block's scale */
-    int32_t corr; /* -8 * sum(qs): the nibble offset */
-} il_act;
-_Static_assert(sizeof(il_act) == 40, "il_act layout");
-_Static_assert(sizeof(il_act) <= 2 * sizeof(fr_block_q8_0), "il_pack bound");
+typedef fr_il_act il_act; /* the Q4_0 GEMM's activation block */
 
 /* One Q8_0 activation block: the quants widened to int16, each group of 4 values
  * y0..y3 stored as the word pairs (y0, y2), (y1, y3) - the order in which the
@@ -66,18 +59,7 @@ typedef struct {
 _Static_assert(sizeof(il_act8) == 68, "il_act8 layout");
 _Static_assert(sizeof(il_act8) <= 2 * sizeof(fr_block_q8_0), "il_pack bound");
 
-/* Q8_0 activation row (n values) -> il_act blocks (the Q4_0 GEMM's). */
-static void il_pack_q4_0(const void *vq, void *vp, int64_t n) {
-    const fr_block_q8_0 *y = vq;
-    il_act *p = vp;
-    for (int64_t b = 0; b < n / FR_QK; b++) {
-        memcpy(p[b].qs, y[b].qs, 32);
-        int sum = 0;
-        for (int i = 0; i < 32; i++) sum += y[b].qs[i];
-        p[b].d = _cvtsh_ss(y[b].d);
-        p[b].corr = -8 * sum;
-    }
-}
+static void il_pack_q4_0(const void *vq, void *vp, int64_t n) { fr_il_pack_act(vq, vp, n, 8); }
 
 /* Q8_0 activation row (n values) -> il_act8 blocks (the Q8_0 GEMM's). */
 static void il_pack_q8_0(const void *vq, void *vp, int64_t n) {

@@ -24,27 +24,10 @@
 #include "core/quant.h"
 #include "kernels/il_avx512.h"
 
-/* One activation block as the kernel reads it. */
-typedef struct {
-    int8_t qs[32];
-    float d;      /* the block's scale */
-    int32_t corr; /* -c * sum(qs): c = 8 (Q4_0 nibble offset) or 128 (Q8_0 bias) */
-} il_act;
-_Static_assert(sizeof(il_act) == 40, "il_act layout");
+typedef fr_il_act il_act;
 
-static void il_pack(const void *vq, void *vp, int64_t n, int c) {
-    const fr_block_q8_0 *y = vq;
-    il_act *p = vp;
-    for (int64_t b = 0; b < n / FR_QK; b++) {
-        memcpy(p[b].qs, y[b].qs, 32);
-        int sum = 0;
-        for (int i = 0; i < 32; i++) sum += y[b].qs[i];
-        p[b].d = _cvtsh_ss(y[b].d);
-        p[b].corr = -c * sum;
-    }
-}
-static void il_pack_q4_0(const void *vq, void *vp, int64_t n) { il_pack(vq, vp, n, 8); }
-static void il_pack_q8_0(const void *vq, void *vp, int64_t n) { il_pack(vq, vp, n, 128); }
+static void il_pack_q4_0(const void *vq, void *vp, int64_t n) { fr_il_pack_act(vq, vp, n, 8); }
+static void il_pack_q8_0(const void *vq, void *vp, int64_t n) { fr_il_pack_act(vq, vp, n, 128); }
 
 #define FR_INLINE static inline __attribute__((always_inline))
 

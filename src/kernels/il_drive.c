@@ -3,6 +3,26 @@
  * given, which the level installed after dispatch checked the CPU. */
 #include "kernels/il_drive.h"
 
+#include <string.h>
+
+#include "core/quant.h"
+#include "core/types.h"
+
+_Static_assert(sizeof(fr_il_act) == 40, "fr_il_act layout");
+_Static_assert(sizeof(fr_il_act) <= 2 * sizeof(fr_block_q8_0), "il_pack bound (types.h)");
+
+void fr_il_pack_act(const void *vq, void *vp, int64_t n, int c) {
+    const fr_block_q8_0 *y = vq;
+    fr_il_act *p = vp;
+    for (int64_t b = 0; b < n / FR_QK; b++) {
+        memcpy(p[b].qs, y[b].qs, 32);
+        int sum = 0;
+        for (int i = 0; i < 32; i++) sum += y[b].qs[i];
+        p[b].d = fr_f16_to_f32(y[b].d);
+        p[b].corr = -c * sum;
+    }
+}
+
 void fr_il_drive(fr_il_tile_fn tile, int tmax, int nb, size_t group_bytes, size_t act_bytes, const void *vw,
                  int n_groups, const void *vyp, size_t yp_row, int n_tok, float *out, size_t ld) {
     const uint8_t *w = vw, *yp = vyp;

@@ -13,6 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One Q8_0 activation block as the Q4_0 and Q8_0 IL16 tiles read it (AVX-512 both,
+ * AVX2 Q4_0): the quants, the scale widened, and the offset correction. */
+typedef struct {
+    int8_t qs[32];
+    float d;      /* the block's scale */
+    int32_t corr; /* -c * sum(qs): c = 8 (Q4_0 nibble offset) or 128 (Q8_0 bias) */
+} fr_il_act;
+
+/* Q8_0 activation row (n values, whole blocks) at vq -> fr_il_act blocks at vp,
+ * with corr = -c * sum(qs). */
+void fr_il_pack_act(const void *vq, void *vp, int64_t n, int c);
+
 /* One tile of a format's IL16 GEMM: the 16 rows of the group at g times tokens
  * [0, T) (1 <= T <= the tile's maximum) of the packed activations at yt (rows
  * yp_row bytes apart), into out[t * ld + r]. nb: blocks per row. */

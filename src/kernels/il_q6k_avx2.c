@@ -32,6 +32,7 @@
 #include "core/quant.h"
 #include "kernels/il_avx2.h"
 #include "kernels/il_drive.h"
+#include "kernels/interleave.h"
 
 /* Tokens per tile: per token an int32 super-block sum, plus a decoded sub-block (4
  * registers), its scales and a few temporaries. At 8 some of these spill to L1,
@@ -78,10 +79,6 @@ static void il_pack_q6_k(const void *vq, void *vp, int64_t n) {
 #define FR_INLINE static inline __attribute__((always_inline))
 /* offsets inside one super-block of a group, as interleave_q6k.c */
 #define Q6_SB (16 * (int)sizeof(fr_block_q6_k))
-#define Q6_PART0 32
-#define Q6_PART 832
-#define Q6_P_QH 64
-#define Q6_P_QL 320
 
 /* The 4 bytes at p in every dword. */
 static inline __m256i bc32(const void *p) {
@@ -124,8 +121,8 @@ FR_INLINE void il_unit_q6(int T, int m, int p, int h, const uint8_t *blk, const 
                           __m256i *isum) {
     const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     const int j = q6_unit_sub(m, p);
-    const uint8_t *part = blk + Q6_PART0 + Q6_PART * m;
-    const uint8_t *qh = part + Q6_P_QH + 32 * h, *ql = part + Q6_P_QL + 256 * p + 32 * h;
+    const uint8_t *part = blk + FR_IL_Q6_PART0 + FR_IL_Q6_PART * m;
+    const uint8_t *qh = part + FR_IL_Q6_P_QH + 32 * h, *ql = part + FR_IL_Q6_P_QL + 256 * p + 32 * h;
     /* scale slots p and p + 2 of the part: sub-blocks j and j + 4 */
     const __m256i s0 = scales8(part + 16 * p + 8 * h), s1 = scales8(part + 16 * (p + 2) + 8 * h);
     const __m256i sc0 = _mm256_blend_epi16(s0, _mm256_slli_epi32(s0, 16), 0xAA); /* (sc, sc) */

@@ -37,6 +37,7 @@
 
 #include "core/quant.h"
 #include "kernels/il_avx512.h"
+#include "kernels/interleave.h"
 
 /* One activation super-block as the kernel reads it (from a Q8_K block). */
 typedef struct {
@@ -68,10 +69,6 @@ static void il_pack_q6_k(const void *vq, void *vp, int64_t n) {
 #define FR_INLINE static inline __attribute__((always_inline))
 /* offsets inside one super-block of a group, as interleave_q6k.c */
 #define Q6_SB (16 * (int)sizeof(fr_block_q6_k))
-#define Q6_PART0 32
-#define Q6_PART 832
-#define Q6_P_QH 64
-#define Q6_P_QL 320
 
 /* acc + dot(w, 4 bytes at p broadcast): vpdpbusd with an embedded {1to16} memory
  * operand (GCC 12 would issue a separate vpbroadcastd per vpdpbusd). */
@@ -94,8 +91,8 @@ static inline __m512i scale_pair(const uint8_t *p) {
 FR_INLINE void il_unit_q6(int T, int m, int p, const uint8_t *blk, const il_act_q6 *const *a, __m512i *isum) {
     const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const int j = 8 * (m >> 1) + 2 * p + (m & 1);
-    const uint8_t *part = blk + Q6_PART0 + Q6_PART * m;
-    const uint8_t *qh = part + Q6_P_QH, *ql = part + Q6_P_QL + 256 * p;
+    const uint8_t *part = blk + FR_IL_Q6_PART0 + FR_IL_Q6_PART * m;
+    const uint8_t *qh = part + FR_IL_Q6_P_QH, *ql = part + FR_IL_Q6_P_QL + 256 * p;
     /* w[k]: values 4k..4k+3 of sub-block j (low nibbles, qh bit pair p); w[4+k]:
      * of sub-block j+4 (high nibbles, bit pair p+2). A word shift brings the pair
      * to bits 4-5; the ternlog (0xF8: a | (b & c)) masks off what else it moved. */

@@ -56,6 +56,13 @@
 
 #define FR_IL_ROWS 16
 
+/* Q6_K group layout (above), byte offsets inside one super-block: the first part,
+ * a part's size, and the qh and ql lanes inside a part. */
+#define FR_IL_Q6_PART0 32
+#define FR_IL_Q6_PART 832
+#define FR_IL_Q6_P_QH 64
+#define FR_IL_Q6_P_QL 320
+
 /* True if `type` has an IL16 layout. */
 bool fr_il_layout_known(fr_type type);
 

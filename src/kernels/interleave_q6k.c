@@ -17,11 +17,11 @@
  * inside each of its 4 parts. */
 enum {
     Q6_D = 0,       /* 16 x F16 d */
-    Q6_PART0 = 32,  /* part m at Q6_PART0 + m * Q6_PART */
-    Q6_PART = 832,
-    Q6_P_SC = 0,    /* 4 sub-blocks x 16 rows of int8 scales */
-    Q6_P_QH = 64,   /* 4 lanes of qh */
-    Q6_P_QL = 320,  /* 2 x 4 lanes of ql (p = 0, 1) */
+    Q6_PART0 = FR_IL_Q6_PART0, /* part m at Q6_PART0 + m * Q6_PART */
+    Q6_PART = FR_IL_Q6_PART,
+    Q6_P_SC = 0,               /* 4 sub-blocks x 16 rows of int8 scales */
+    Q6_P_QH = FR_IL_Q6_P_QH,   /* 4 lanes of qh */
+    Q6_P_QL = FR_IL_Q6_P_QL,   /* 2 x 4 lanes of ql (p = 0, 1) */
     Q6_GROUP_BLOCK = 16 * 210,
 };
 _Static_assert(sizeof(fr_block_q6_k) == 210, "Q6_K block size");
