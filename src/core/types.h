@@ -96,8 +96,9 @@ typedef struct fr_type_traits {
      * operations of vec_dot. attn_vacc: for each row t < n_rows in order, acc[h * n + d]
      * += p[h * p_stride + t] * v_t[d] for h < nh, d < n (v_t: vrows[t] as F32), a
      * multiply then an add, exactly as that plain C loop. */
-    /* Element-wise F32 ops, set on the FR_TYPE_F32 entry only (NULL: the scalar
-     * fr_softmax / fr_swiglu of kernels/ops.h). Within 2e-6 relative of them (a
+    /* Element-wise F32 ops, set on the FR_TYPE_F32 entry only (of the active table:
+     * the scalar fr_softmax / fr_swiglu of kernels/ops.h unless a level overrides
+     * them; NULL in fr_type_traits_scalar's table). Within 2e-6 relative of them (a
      * vector exp of ~1 ulp instead of libm's expf; ggml uses one too). */
     void (*softmax)(float *x, int n);
     void (*swiglu)(float *out, const float *g, const float *u, int n);

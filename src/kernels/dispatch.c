@@ -1,6 +1,8 @@
 /* dispatch.c - CPU feature detection and the active kernel table (see dispatch.h). */
 #include "kernels/dispatch.h"
 
+#include "kernels/ops.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,9 @@ static int build_table(fr_type_traits *t, int level) {
         if (s) t[i] = *s;
         else memset(&t[i], 0, sizeof(t[i]));
     }
+    /* the element-wise ops are always set, so callers need no fallback */
+    t[FR_TYPE_F32].softmax = fr_softmax;
+    t[FR_TYPE_F32].swiglu = fr_swiglu;
     const cpu_caps c = detect();
     switch (level) {
     case FR_KERNELS_SCALAR: return 1;

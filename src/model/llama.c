@@ -59,7 +59,6 @@ static void attention_worker(void *arg, int ith, int nth) {
     float vbuf[1024];
     uint16_t h16[512];
     const fr_type_traits *tf16 = fr_type_traits_get(FR_TYPE_F16), *tf32 = fr_type_traits_get(FR_TYPE_F32);
-    void (*const softmax)(float *, int) = tf32->softmax ? tf32->softmax : fr_softmax;
     float acc[ATT_MAX_VALS];
     float qf[ATT_MAX_VALS]; /* the converted queries as F32 (attn_kdot) */
 
@@ -100,7 +99,7 @@ static void attention_worker(void *arg, int ith, int nth) {
         const bool f16 = kv->v_type == FR_TYPE_F16;
         for (int hh = 0; hh < per; hh++) {
             float *sr = scores + (size_t)hh * n_kv;
-            softmax(sr, n_kv);
+            tf32->softmax(sr, n_kv);
             /* F16 cache: the weights are rounded to F16 as ggml's mul_mat does; in
              * bulk with the F16 kernels (exact conversions, SIMD where available) */
             for (int t0 = 0; f16 && t0 < n_kv; t0 += (int)(sizeof h16 / sizeof *h16)) {
@@ -187,7 +186,7 @@ static void step_worker(void *arg, int ith, int nth) {
     if (j->kind == STEP_SWIGLU) { /* element-wise: split the elements, not the tokens */
         fr_split((long)j->b->n * hp->n_ff, ith, nth, &t0, &t1);
         const fr_type_traits *tf32 = fr_type_traits_get(FR_TYPE_F32);
-        (tf32->swiglu ? tf32->swiglu : fr_swiglu)(ctx->hg + t0, ctx->hg + t0, ctx->hu + t0, (int)(t1 - t0));
+        tf32->swiglu(ctx->hg + t0, ctx->hg + t0, ctx->hu + t0, (int)(t1 - t0));
         return;
     }
     fr_split(j->b->n, ith, nth, &t0, &t1);
