@@ -85,7 +85,7 @@ if not isinstance(data, list) or [o.get("test") for o in data] != want:
     errs.append("tests %r, want %r" % ([o.get("test") for o in data] if isinstance(data, list) else data, want))
 else:
     for o in data:
-        for k in ("test", "n_prompt", "n_gen", "tokens_per_s", "stddev", "samples_ts", "bytes_per_token",
+        for k in ("test", "n_prompt", "n_gen", "n_depth", "kv_read_bytes_per_token", "kv_bytes_per_token", "tokens_per_s", "stddev", "samples_ts", "bytes_per_token",
                   "bandwidth_gbs", "roofline_tokens_per_s", "roofline_pct", "model", "model_desc",
                   "type", "size_bytes", "n_params", "threads", "repetitions"):
             if k not in o:
@@ -97,24 +97,32 @@ else:
         if len(o["samples_ts"]) != o["repetitions"]: errs.append("%s: samples/repetitions" % o["test"])
         if o["bytes_per_token"] != bpt:
             errs.append("%s: bytes_per_token %d, independently %d" % (o["test"], o["bytes_per_token"], bpt))
+        # generation reads the cached K/V rows too: d + (n + 1) / 2 of them per step on average
+        name, _, depth = o["test"].partition(" @ d")
+        depth = int(depth) if depth else 0
+        n = int(name[2:])
+        if o["n_depth"] != depth: errs.append("%s: n_depth %r" % (o["test"], o["n_depth"]))
+        kvr = o["kv_bytes_per_token"] * (depth + (n + 1) / 2) if name.startswith("tg") else 0
+        if abs(o["kv_read_bytes_per_token"] - kvr) > 1e-4 * kvr + 1e-9:
+            errs.append("%s: kv_read_bytes_per_token %r, want %r" % (o["test"], o["kv_read_bytes_per_token"], kvr))
+        gen_bytes = o["bytes_per_token"] + kvr
         med = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else 0.5 * (sorted(v)[len(v) // 2 - 1] + sorted(v)[len(v) // 2])
         if not (o["bandwidth_gbs"] and o["bandwidth_gbs"] > 0): errs.append("bandwidth_gbs %r" % o["bandwidth_gbs"])
         else:
-            roof = o["bandwidth_gbs"] * 1e9 / o["bytes_per_token"]
+            roof = o["bandwidth_gbs"] * 1e9 / gen_bytes
             if abs(o["roofline_tokens_per_s"] - roof) > 1e-4 * roof: errs.append("roofline_tokens_per_s")
             if o["test"].startswith("tg"):
                 # paired: a probe before every repetition, medians of the probes and of the ratios
                 bws = o["samples_bandwidth_gbs"]
                 if len(bws) != o["repetitions"]: errs.append("samples_bandwidth_gbs length")
                 if abs(o["bandwidth_gbs"] - med(bws)) > 1e-4 * med(bws): errs.append("bandwidth_gbs not the median probe")
-                pct = med([100 * t / (b * 1e9 / o["bytes_per_token"]) for t, b in zip(o["samples_ts"], bws)])
+                pct = med([100 * t / (b * 1e9 / gen_bytes) for t, b in zip(o["samples_ts"], bws)])
             else:
                 pct = 100 * o["tokens_per_s"] / roof
             if abs(o["roofline_pct"] - pct) > 1e-3 * pct + 1e-9: errs.append("roofline_pct %r vs %r" % (o["roofline_pct"], pct))
             if abs(o["median_tokens_per_s"] - med(o["samples_ts"])) > 1e-4 * o["median_tokens_per_s"]: errs.append("median_tokens_per_s")
         if not (o["threads"] >= 1 and o["n_params"] > 0 and o["size_bytes"] > 0 and o["type"]):
             errs.append("%s: model fields" % o["test"])
-        n = int(o["test"][2:])
         if o["test"].startswith("pp") and (o["n_prompt"], o["n_gen"]) != (n, 0): errs.append("pp counts")
         if o["test"].startswith("tg") and (o["n_prompt"], o["n_gen"]) != (0, n): errs.append("tg counts")
 for e in errs:
@@ -153,6 +161,10 @@ if [ -f "$M" ]; then
     if "$FRUGAL" bench -m "$M" -p 5 -n 0 -r 1 --bw-mib 16 --json >"$TMP/pp.json" 2>"$TMP/err" &&
         check_json "$TMP/pp.json" "pp5" "$bpt" >"$TMP/chk"; then ok
     else bad "-n 0: $(cat "$TMP/chk" "$TMP/err" 2>/dev/null | head -c 300)"; fi
+    # -d: both tests start on a cache of that many tokens, named "@ dN", KV reads counted
+    if "$FRUGAL" bench -m "$M" -p 4 -n 3 -d 20 -r 2 --bw-mib 16 --json >"$TMP/d.json" 2>"$TMP/err" &&
+        check_json "$TMP/d.json" "pp4 @ d20,tg3 @ d20" "$bpt" >"$TMP/chk"; then ok
+    else bad "-d 20: $(cat "$TMP/chk" "$TMP/err" 2>/dev/null | head -c 300)"; fi
     # the human table: header, one row per test, the roofline lines
     if "$FRUGAL" bench -m "$M" -p 4 -n 2 -r 1 --bw-mib 16 >"$TMP/h.txt" 2>"$TMP/err" &&
         grep -q "| model" "$TMP/h.txt" && grep -q "| *pp4 |" "$TMP/h.txt" && grep -q "| *tg2 |" "$TMP/h.txt" &&

@@ -4,6 +4,10 @@
  * ppN: N prompt tokens in one frugal_eval on an emptied context.
  * tgN: N single-token evals one after another on an emptied context (no prompt, as
  *      llama-bench does), each computing the logits of its token.
+ * -d D (llama-bench's --n-depth): before every run the emptied context is first
+ *      filled with D tokens, untimed, so the test measures attention over a long
+ *      cache ("pp128 @ d2048"); generation's roofline then counts the K/V bytes each
+ *      step reads besides the weights.
  * Each test runs once untimed (warm-up: pages the weights in, wakes the threads),
  * then -r timed repetitions; we report mean and sample standard deviation of the
  * per-repetition tokens/s, as llama-bench does. Token ids are random valid ids from
@@ -34,6 +38,8 @@ static void usage(FILE *out) {
             "  -m, --model M        GGUF model\n"
             "  -p, --n-prompt N     prompt tokens of the pp test (default 128; 0: skip it)\n"
             "  -n, --n-gen N        generated tokens of the tg test (default 64; 0: skip it)\n"
+            "  -d, --n-depth N      tokens already in the KV cache when each test starts\n"
+            "                       (filled untimed; default 0)\n"
             "  -t, --threads N      threads (default 0: all cores)\n"
             "  -r, --repetitions N  timed repetitions per test, after one warm-up (default 5)\n"
             "  --bw-mib N           bandwidth probe buffer in MiB (default 0: min(1 GiB, RAM/4);\n"
@@ -45,7 +51,7 @@ static void usage(FILE *out) {
             "  --no-repack          keep the weights in the file mapping (zero-copy) instead of\n"
             "                       repacking them for the faster prefill kernels\n"
             "  --json               print a JSON array, one object per test: test, n_prompt,\n"
-            "                       n_gen, tokens_per_s, stddev, samples_ts, bytes_per_token,\n"
+            "                       n_gen, n_depth, tokens_per_s, stddev, samples_ts, bytes_per_token,\n"
             "                       bandwidth_gbs, roofline_tokens_per_s, roofline_pct, model,\n"
             "                       model_desc, type, size_bytes, n_params, threads, repetitions\n"
             "                       (see bench/README.md)\n");
@@ -107,7 +113,7 @@ static void json_string(FILE *out, const char *s) {
 /* ------------------------------------------------------------------ the tests */
 
 typedef struct bench_test {
-    char name[32];      /* "pp128", "tg64" */
+    char name[48];      /* "pp128", "tg64", "tg64 @ d2048" */
     int is_gen;
     int n;
     double *samples;    /* tokens/s of each timed repetition */
@@ -133,19 +139,25 @@ static double median(const double *v, int n) {
 
 /* One repetition: seconds taken, or < 0 after printing the error. */
 static double run_once(frugal_context *ctx, const frugal_model *model, int n_vocab, int is_gen,
-                       int n, int32_t *toks, const char *path) {
+                       int n, int depth, int32_t *toks, const char *path) {
     uint64_t seed = 0x5EED5EEDull;
     frugal_error err = FRUGAL_ERROR_INIT;
     frugal_context_reset(ctx);
     int rc = FRUGAL_OK;
-    double t0;
-    if (!is_gen) {
-        for (int i = 0; i < n; i++) toks[i] = rand_token(&seed, n_vocab);
+    double t0 = 0.0;
+    if (depth > 0) { /* the untimed prefix (toks holds max(depth, n_prompt) ids) */
+        for (int i = 0; i < depth; i++) toks[i] = rand_token(&seed, n_vocab);
         if (frugal_add_bos(model) && frugal_token_bos(model) >= 0) toks[0] = frugal_token_bos(model);
+        rc = frugal_eval(ctx, toks, depth, 0, &err);
+    }
+    if (rc != FRUGAL_OK) {
+    } else if (!is_gen) {
+        for (int i = 0; i < n; i++) toks[i] = rand_token(&seed, n_vocab);
+        if (depth == 0 && frugal_add_bos(model) && frugal_token_bos(model) >= 0) toks[0] = frugal_token_bos(model);
         t0 = now_s();
         rc = frugal_eval(ctx, toks, n, 0, &err);
     } else {
-        int32_t tok = frugal_add_bos(model) && frugal_token_bos(model) >= 0
+        int32_t tok = depth == 0 && frugal_add_bos(model) && frugal_token_bos(model) >= 0
                           ? frugal_token_bos(model)
                           : rand_token(&seed, n_vocab);
         t0 = now_s();
@@ -168,21 +180,21 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
  * (other tenants, frequency), so each repetition is compared with a probe taken just
  * before it, and the roofline % is the median of those per-repetition ratios. */
 static int run_test(frugal_context *ctx, const frugal_model *model, int n_vocab, bench_test *bt,
-                    int reps, int32_t *toks, const char *path, int threads, size_t bw_bytes,
-                    uint64_t bytes_per_token) {
-    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, toks, path) < 0) return -1; /* warm-up */
+                    int reps, int depth, int32_t *toks, const char *path, int threads, size_t bw_bytes,
+                    double bytes_per_token) {
+    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path) < 0) return -1; /* warm-up */
     double sum = 0.0;
     int n_roof = 0;
     double *ratios = calloc((size_t)reps, sizeof *ratios);
     if (!ratios) return -1;
     for (int r = 0; r < reps; r++) {
         if (bt->is_gen && bw_bytes) bt->bw[r] = frugal_measure_read_bandwidth(threads, bw_bytes);
-        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, toks, path);
+        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path);
         if (t < 0) { free(ratios); return -1; }
         bt->samples[r] = t > 0 ? bt->n / t : 0.0;
         sum += bt->samples[r];
         if (bt->is_gen && bw_bytes && bt->bw[r] > 0 && bytes_per_token)
-            ratios[n_roof++] = 100.0 * bt->samples[r] / (bt->bw[r] * 1e9 / (double)bytes_per_token);
+            ratios[n_roof++] = 100.0 * bt->samples[r] / (bt->bw[r] * 1e9 / bytes_per_token);
     }
     bt->median = median(bt->samples, reps);
     if (n_roof) {
@@ -207,7 +219,9 @@ typedef struct bench_env {
     frugal_model_info mi;
     char desc[96], size[32], params[32];
     int threads, reps;
-    uint64_t bytes_per_token;
+    uint64_t bytes_per_token;   /* weights */
+    int depth;                  /* -d */
+    double kv_read_per_token;   /* generation: K/V bytes one step reads, averaged over the test */
     const char *kv_type;
     double kv_bytes_per_token;  /* KV cache bytes per cached token (all layers, K+V) */
     uint64_t kv_bytes;          /* the whole KV cache of the benchmark context */
@@ -215,23 +229,30 @@ typedef struct bench_env {
     size_t bw_bytes;
 } bench_env;
 
-static double roofline_tps(const bench_env *e) {
-    return e->bw_gbs > 0 && e->bytes_per_token ? e->bw_gbs * 1e9 / (double)e->bytes_per_token : 0.0;
+/* Bytes one token of the test reads from memory in the roofline model: the weights,
+ * and for generation the cached K/V rows its attention reads (depth + the tokens
+ * generated so far, on average over the test); prompt tokens share their reads. */
+static double test_bytes(const bench_env *e, int is_gen) {
+    return e->bytes_per_token ? (double)e->bytes_per_token + (is_gen ? e->kv_read_per_token : 0.0) : 0.0;
+}
+
+static double roofline_tps(const bench_env *e, int is_gen) {
+    return e->bw_gbs > 0 && test_bytes(e, is_gen) > 0 ? e->bw_gbs * 1e9 / test_bytes(e, is_gen) : 0.0;
 }
 
 static void print_header(void) {
-    printf("| %-24s | %6s | %11s | %10s | %7s | %8s | %18s |\n", "model", "type", "size", "params",
+    printf("| %-24s | %6s | %11s | %10s | %7s | %14s | %18s |\n", "model", "type", "size", "params",
            "threads", "test", "t/s");
-    printf("| %.24s | %.5s: | %.10s: | %.9s: | %.6s: | %.7s: | %.17s: |\n",
+    printf("| %.24s | %.5s: | %.10s: | %.9s: | %.6s: | %.13s: | %.17s: |\n",
            "----------------------------", "------", "-----------", "----------", "-------",
-           "--------", "------------------");
+           "----------------", "------------------");
 }
 
 static void print_row(const bench_env *e, const bench_test *bt) {
     char ts[48];
     snprintf(ts, sizeof ts, "%.2f ± %.2f", bt->mean, bt->sd);
     /* "±" is two bytes but one column: pad by one more */
-    printf("| %-24.24s | %6s | %11s | %10s | %7d | %8s | %19s |\n", e->desc, e->mi.type_name, e->size,
+    printf("| %-24.24s | %6s | %11s | %10s | %7d | %14s | %19s |\n", e->desc, e->mi.type_name, e->size,
            e->params, e->threads, bt->name, ts);
     fflush(stdout);
 }
@@ -241,15 +262,17 @@ static void print_summary(const bench_env *e, const bench_test *tests, int n_tes
            e->kv_bytes / 1048576.0);
     printf("weights read per generated token: %.2f MiB (%llu bytes)\n",
            (double)e->bytes_per_token / (1 << 20), (unsigned long long)e->bytes_per_token);
+    printf("K/V read per generated token: %.2f MiB (the cached rows attention reads, mean over the test)\n",
+           e->kv_read_per_token / (1 << 20));
     if (e->bw_gbs <= 0) {
         printf("read bandwidth: probe failed (no memory for a %.0f MiB buffer)\n",
                (double)e->bw_bytes / (1 << 20));
         return;
     }
-    double roof = roofline_tps(e);
+    double roof = roofline_tps(e, 1);
     printf("read bandwidth: %.2f GB/s (sum over a %.0f MiB buffer, %d threads, best pass)\n",
            e->bw_gbs, (double)e->bw_bytes / (1 << 20), e->threads);
-    printf("roofline: %.2f tok/s (bandwidth / bytes per token)\n", roof);
+    printf("roofline: %.2f tok/s (bandwidth / (weights + K/V) bytes per token)\n", roof);
     for (int i = 0; i < n_tests; i++)
         if (tests[i].is_gen && tests[i].bw_median > 0)
             printf("%s: median %.2f tok/s; %.1f %% of the roofline (median over %d repetitions of tok/s / "
@@ -258,15 +281,16 @@ static void print_summary(const bench_env *e, const bench_test *tests, int n_tes
 }
 
 static void print_json(const bench_env *e, const bench_test *tests, int n_tests) {
-    double roof = roofline_tps(e);
     printf("[");
     for (int i = 0; i < n_tests; i++) {
         const bench_test *bt = &tests[i];
-        printf("%s\n  {\"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"tokens_per_s\": %.6g, "
-               "\"stddev\": %.6g, \"samples_ts\": [",
-               i ? "," : "", bt->name, bt->is_gen ? 0 : bt->n, bt->is_gen ? bt->n : 0, bt->mean, bt->sd);
+        const double roof = roofline_tps(e, bt->is_gen);
+        printf("%s\n  {\"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
+               "\"tokens_per_s\": %.6g, \"stddev\": %.6g, \"samples_ts\": [",
+               i ? "," : "", bt->name, bt->is_gen ? 0 : bt->n, bt->is_gen ? bt->n : 0, e->depth, bt->mean, bt->sd);
         for (int r = 0; r < e->reps; r++) printf(r ? ", %.9g" : "%.9g", bt->samples[r]);
-        printf("], \"bytes_per_token\": %llu, ", (unsigned long long)e->bytes_per_token);
+        printf("], \"bytes_per_token\": %llu, \"kv_read_bytes_per_token\": %.6g, ",
+               (unsigned long long)e->bytes_per_token, bt->is_gen ? e->kv_read_per_token : 0.0);
         printf("\"kv_type\": \"%s\", \"kv_bytes_per_token\": %.6g, \"kv_bytes\": %llu, ", e->kv_type,
                e->kv_bytes_per_token, (unsigned long long)e->kv_bytes);
         printf("\"median_tokens_per_s\": %.6g, ", bt->median);
@@ -277,7 +301,7 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
         }
         if (bt->is_gen && bt->bw_median > 0) /* paired probes (run_test) */
             printf("\"bandwidth_gbs\": %.6g, \"roofline_tokens_per_s\": %.6g, \"roofline_pct\": %.6g, ",
-                   bt->bw_median, bt->bw_median * 1e9 / (double)e->bytes_per_token, bt->roof_pct);
+                   bt->bw_median, bt->bw_median * 1e9 / test_bytes(e, 1), bt->roof_pct);
         else if (roof > 0)
             printf("\"bandwidth_gbs\": %.6g, \"roofline_tokens_per_s\": %.6g, \"roofline_pct\": %.6g, ",
                    e->bw_gbs, roof, 100.0 * bt->mean / roof);
@@ -300,11 +324,12 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
 
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16", *kv_policy = NULL;
-    int n_prompt = 128, n_gen = 64, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
+    int n_prompt = 128, n_gen = 64, n_depth = 0, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-p", "--n-prompt", OPT_INT, &n_prompt, 0, 1 << 20},
         {"-n", "--n-gen", OPT_INT, &n_gen, 0, 1 << 20},
+        {"-d", "--n-depth", OPT_INT, &n_depth, 0, 1 << 20},
         {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
         {"-r", "--repetitions", OPT_INT, &reps, 1, 10000},
         {NULL, "--bw-mib", OPT_INT, &bw_mib, 0, 1 << 20},
@@ -353,7 +378,7 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     frugal_context_params cp = kvp; /* defaults + the KV flags */
-    cp.n_ctx = n_prompt > n_gen ? n_prompt : n_gen; /* each test starts from an empty cache */
+    cp.n_ctx = n_depth + (n_prompt > n_gen ? n_prompt : n_gen); /* each test starts from an empty cache */
     cp.n_threads = n_threads;
     cp.mem_budget = mem_budget;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
@@ -363,9 +388,12 @@ int cmd_bench(int argc, char **argv) {
     frugal_model_get_info(model, &env.mi);
     env.threads = frugal_context_n_threads(ctx);
     env.bytes_per_token = frugal_model_decode_bytes(model);
+    env.depth = n_depth;
     env.kv_type = kv_str;
     env.kv_bytes = frugal_context_kv_bytes(ctx);
     env.kv_bytes_per_token = frugal_context_kv_bytes_per_token(ctx);
+    /* step i (0-based) attends over depth + i + 1 cached rows */
+    env.kv_read_per_token = env.kv_bytes_per_token * (n_depth + (n_gen + 1) / 2.0);
     fmt_desc(env.desc, sizeof env.desc, &env.mi);
     fmt_size(env.size, sizeof env.size, env.mi.weight_bytes);
     fmt_params(env.params, sizeof env.params, env.mi.n_params);
@@ -376,15 +404,15 @@ int cmd_bench(int argc, char **argv) {
     if (env.bw_gbs <= 0)
         fprintf(stderr, "frugal: warning: the bandwidth probe failed; no roofline figures\n");
 
-    toks = malloc((size_t)(n_prompt > 0 ? n_prompt : 1) * sizeof *toks);
+    toks = malloc((size_t)(n_prompt > n_depth ? n_prompt : n_depth > 0 ? n_depth : 1) * sizeof *toks);
     if (!toks) { cli_error("bench: out of memory"); goto done; }
     if (n_prompt > 0) {
-        snprintf(tests[n_tests].name, sizeof tests[n_tests].name, "pp%d", n_prompt);
+        snprintf(tests[n_tests].name, sizeof tests[n_tests].name, n_depth ? "pp%d @ d%d" : "pp%d", n_prompt, n_depth);
         tests[n_tests].n = n_prompt;
         n_tests++;
     }
     if (n_gen > 0) {
-        snprintf(tests[n_tests].name, sizeof tests[n_tests].name, "tg%d", n_gen);
+        snprintf(tests[n_tests].name, sizeof tests[n_tests].name, n_depth ? "tg%d @ d%d" : "tg%d", n_gen, n_depth);
         tests[n_tests].n = n_gen;
         tests[n_tests].is_gen = 1;
         n_tests++;
@@ -394,8 +422,8 @@ int cmd_bench(int argc, char **argv) {
         tests[i].samples = calloc((size_t)reps, sizeof *tests[i].samples);
         tests[i].bw = calloc((size_t)reps, sizeof *tests[i].bw);
         if (!tests[i].samples || !tests[i].bw) { cli_error("bench: out of memory"); goto done; }
-        if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, toks, model_path, env.threads,
-                     env.bw_gbs > 0 ? env.bw_bytes : 0, env.bytes_per_token) != 0)
+        if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, n_depth, toks, model_path, env.threads,
+                     env.bw_gbs > 0 ? env.bw_bytes : 0, test_bytes(&env, tests[i].is_gen)) != 0)
             goto done;
         if (!json) print_row(&env, &tests[i]);
     }
