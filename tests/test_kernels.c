@@ -438,12 +438,12 @@ static void check_attn(const char *lvl, uint64_t *rng) {
         if (!t->attn_kdot && !t->attn_vacc) continue;
         const fr_type_traits *tq = fr_type_traits_get(t->vec_dot_type);
         for (int di = 0; di < 4; di++) {
-            const int n = dims[di], nh = 1 + di * 3; /* 1, 4, 7, 10 heads */
+            const int n = dims[di], nh = (int[]){10, 4, 7, 1}[di]; /* 64 x 10: 4-head blocks + 2 more */
             const size_t rs = fr_row_size(kt, n), qs = fr_row_size(t->vec_dot_type, n);
             uint8_t *row = malloc(rs), *qc = malloc(qs * nh);
             float *f = malloc(sizeof(float) * n * nh), *qf = malloc(sizeof(float) * n * nh);
             float *acc = malloc(sizeof(float) * n * nh), *ref = malloc(sizeof(float) * n * nh);
-            float s[16], p[16 * 3], v[256];
+            float p[16 * 3], v[256];
             gen(f, n, 0, 1, rng);
             t->from_float(f, row, n);
             for (int h = 0; h < nh; h++) {
@@ -451,15 +451,32 @@ static void check_attn(const char *lvl, uint64_t *rng) {
                 tq->from_float(f + (size_t)h * n, qc + h * qs, n);
                 tq->to_float(qc + h * qs, qf + (size_t)h * n, n);
             }
-            if (t->attn_kdot) {
-                t->attn_kdot(n, row, qf, nh, s);
-                int same = 1;
-                for (int h = 0; h < nh; h++) {
-                    float r;
-                    t->vec_dot(n, &r, row, qc + h * qs);
-                    same &= memcmp(&r, &s[h], sizeof r) == 0;
+            if (t->attn_kdot) { /* 1, 16 and 37 rows (full and ragged 16-row tiles), into a strided s */
+                static const int nrows[] = {1, 16, 37};
+                enum { MAXR = 37 };
+                uint8_t *krows = malloc(rs * MAXR);
+                const void *kp[MAXR];
+                float *sk = malloc(sizeof(float) * (MAXR + 3) * nh);
+                for (int r = 0; r < MAXR; r++) {
+                    float kf[256];
+                    gen(kf, n, 0, 1, rng);
+                    t->from_float(kf, krows + r * rs, n);
+                    kp[r] = krows + r * rs;
                 }
-                CHECKF(same, "%s attn_kdot %s n=%d heads=%d differs from vec_dot", lvl, t->name, n, nh);
+                for (int ri = 0; ri < 3; ri++) {
+                    const int nr = nrows[ri];
+                    t->attn_kdot(n, kp, nr, qf, nh, sk, (size_t)nr + 3);
+                    int same = 1;
+                    for (int r = 0; r < nr; r++)
+                        for (int h = 0; h < nh; h++) {
+                            float ref1;
+                            t->vec_dot(n, &ref1, kp[r], qc + h * qs);
+                            same &= memcmp(&ref1, &sk[(size_t)h * (nr + 3) + r], sizeof ref1) == 0;
+                        }
+                    CHECKF(same, "%s attn_kdot %s n=%d heads=%d rows=%d differs from vec_dot", lvl, t->name, n, nh,
+                           nr);
+                }
+                free(krows), free(sk);
             }
             if (t->attn_vacc) { /* 3 rows: the row, another (from the first query), the row again */
                 uint8_t *rows3 = malloc(3 * rs);

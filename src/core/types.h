@@ -91,9 +91,9 @@ typedef struct fr_type_traits {
     fr_gemm_pack_fn il_pack;
     fr_il_gemm_fn il_gemm;
     /* Attention over a KV cache of this type (optional; NULL: vec_dot / to_float per
-     * row and head). attn_kdot: s[h] = dot(krow, q + h * n) for h < nh, where q holds
-     * the F32 values of the query already converted to vec_dot_type, with exactly the
-     * operations of vec_dot. attn_vacc: for each row t < n_rows in order, acc[h * n + d]
+     * row and head). attn_kdot: s[h * s_stride + t] = dot(krows[t], q + h * n) for
+     * t < n_rows, h < nh, where q holds the F32 values of the query already converted
+     * to vec_dot_type, with exactly the operations of vec_dot. attn_vacc: for each row t < n_rows in order, acc[h * n + d]
      * += p[h * p_stride + t] * v_t[d] for h < nh, d < n (v_t: vrows[t] as F32), a
      * multiply then an add, exactly as that plain C loop. */
     /* Element-wise F32 ops, set on the FR_TYPE_F32 entry only (of the active table:
@@ -102,7 +102,8 @@ typedef struct fr_type_traits {
      * vector exp of ~1 ulp instead of libm's expf; ggml uses one too). */
     void (*softmax)(float *x, int n);
     void (*swiglu)(float *out, const float *g, const float *u, int n);
-    void (*attn_kdot)(int n, const void *krow, const float *q, int nh, float *s);
+    void (*attn_kdot)(int n, const void *const *krows, int n_rows, const float *q, int nh, float *s,
+                      size_t s_stride);
     void (*attn_vacc)(int n, const void *const *vrows, int n_rows, const float *p, size_t p_stride, int nh,
                       float *acc);
     /* Bytes every row carries besides its blocks (a per-row header, e.g. I8C's F16

@@ -43,6 +43,11 @@ static inline __m512i load2x32(const void *a, const void *b) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(a)), loadu256(b), 1);
 }
 
+/* Lanes 0..left-1 (all 16 when left >= 16). */
+static inline __mmask16 tail_mask(int left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
 /* 8 lanes of s0 then 8 lanes of s1. */
 static inline __m512 scale2(float s0, float s1) {
     return _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
@@ -76,6 +81,35 @@ static void dot_f32(int n, float *s, const void *vx, const void *vy) {
 
 static inline __m512 ld_f16(const uint16_t *p) { return _mm512_cvtph_ps(loadu256(p)); }
 
+/* The horizontal sum of the F16 dot, by a fixed tree: lane i + lane i+8, then i+4,
+ * i+2, i+1 (the tree GCC's _mm512_reduce_add_ps uses; written out so every compiler
+ * gives the same bits and hsum512_x16 can reproduce it). */
+static inline float hsum512(__m512 v) {
+    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_add_ss(b, _mm_movehdup_ps(b)));
+}
+
+/* Input slot s of hsum512_x16 comes out in lane KDOT_LANE[s] (an involution). */
+static const int KDOT_LANE[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+
+/* hsum512 of 16 vectors at once, lane KDOT_LANE[s] = hsum512(v[s]): the same
+ * pairs added at every level of the tree, two vectors' halves per instruction, so
+ * 16 sums cost 15 adds instead of 16 reductions of 4 dependent steps. */
+static inline __m512 hsum512_x16(const __m512 v[16]) {
+    __m512 c[8], e[4], f[2];
+    for (int k = 0; k < 8; k++) /* i + i+8 of rows k and k+8 */
+        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[k], v[k + 8], 0x44), _mm512_shuffle_f32x4(v[k], v[k + 8], 0xEE));
+    for (int k = 0; k < 4; k++) /* i + i+4 */
+        e[k] = _mm512_add_ps(_mm512_shuffle_f32x4(c[k], c[k + 4], 0x88), _mm512_shuffle_f32x4(c[k], c[k + 4], 0xDD));
+    for (int k = 0; k < 2; k++) /* i + i+2 */
+        f[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(e[k]), _mm512_castps_pd(e[k + 2]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(e[k]), _mm512_castps_pd(e[k + 2]))));
+    return _mm512_add_ps(_mm512_shuffle_ps(f[0], f[1], _MM_SHUFFLE(2, 0, 2, 0)), /* i + i+1 */
+                         _mm512_shuffle_ps(f[0], f[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 /* F16 row x (F16 or F32) vector: 4 accumulators over 64-value steps, a scalar tail.
  * y_f32 is a compile-time constant after inlining. */
 static inline __attribute__((always_inline)) float dot_f16_core(int n, const uint16_t *x, const void *vy,
@@ -92,25 +126,144 @@ static inline __attribute__((always_inline)) float dot_f16_core(int n, const uin
         a3 = _mm512_fmadd_ps(ld_f16(x + i + 48), LDY(i + 48), a3);
     }
 #undef LDY
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+    float sum = hsum512(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
     for (; i < n; i++) sum += h2f(x[i]) * (y_f32 ? yf[i] : h2f(yh[i]));
     return sum;
 }
 
 static void dot_f16(int n, float *s, const void *vx, const void *vy) { *s = dot_f16_core(n, vx, vy, 0); }
 
-/* dot_f16 of one K row against nh query heads (their F16 values as F32): the same
- * operations dot_f16 gives each head (the row's conversion repeats, from L1). */
-static void attn_kdot_f16(int n, const void *vk, const float *q, int nh, float *s) {
-    for (int h = 0; h < nh; h++) s[h] = dot_f16_core(n, vk, q + (size_t)h * n, 1);
+/* dot_f16 of K rows against nh query heads (their F16 values as F32), with the same
+ * operations dot_f16 gives each pair, 16 rows at a time: the rows' first n & ~63
+ * values are widened once into an F32 tile (L1) that every head reads, each row's
+ * 64-value chains end in one vector, and hsum512_x16 reduces the 16 vectors
+ * together; values past the last 64-step are added after, in order, as dot_f16
+ * does. kdot_tile is instantiated for n64 = 64 and 128 (head sizes 64..191), so
+ * the query stays in registers and the 16 row vectors need no stack; other sizes
+ * take the generic instance. Heads of more than 256 values go row by row. */
+#define KDOT_MAX_N 256
+static inline __attribute__((always_inline)) void kdot_tile(int n64, const float *tile, const float *qh, __m512 v[16]) {
+    if (n64 == 0) {
+        for (int r = 0; r < 16; r++) v[r] = _mm512_setzero_ps();
+        return;
+    }
+    __m512 q[8];
+    const int nq = n64 / 16 < 8 ? n64 / 16 : 8;
+    for (int j = 0; j < nq; j++) q[j] = _mm512_loadu_ps(qh + 16 * j);
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; r++) {
+        const float *k = tile + r * n64;
+        __m512 a0, a1, a2, a3;
+        if (n64 <= 128) { /* q in registers */
+            a0 = _mm512_mul_ps(_mm512_load_ps(k), q[0]);
+            a1 = _mm512_mul_ps(_mm512_load_ps(k + 16), q[1]);
+            a2 = _mm512_mul_ps(_mm512_load_ps(k + 32), q[2]);
+            a3 = _mm512_mul_ps(_mm512_load_ps(k + 48), q[3]);
+            if (n64 == 128) {
+                a0 = _mm512_fmadd_ps(_mm512_load_ps(k + 64), q[4], a0);
+                a1 = _mm512_fmadd_ps(_mm512_load_ps(k + 80), q[5], a1);
+                a2 = _mm512_fmadd_ps(_mm512_load_ps(k + 96), q[6], a2);
+                a3 = _mm512_fmadd_ps(_mm512_load_ps(k + 112), q[7], a3);
+            }
+        } else {
+            a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < n64; i += 64) {
+                a0 = _mm512_fmadd_ps(_mm512_load_ps(k + i), _mm512_loadu_ps(qh + i), a0);
+                a1 = _mm512_fmadd_ps(_mm512_load_ps(k + i + 16), _mm512_loadu_ps(qh + i + 16), a1);
+                a2 = _mm512_fmadd_ps(_mm512_load_ps(k + i + 32), _mm512_loadu_ps(qh + i + 32), a2);
+                a3 = _mm512_fmadd_ps(_mm512_load_ps(k + i + 48), _mm512_loadu_ps(qh + i + 48), a3);
+            }
+        }
+        v[r] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+    }
+}
+
+static inline __attribute__((always_inline)) void kdot_rows(int n, int n64, const void *const *krows, int n_rows,
+                                                            const float *q, int nh, float *s, size_t s_stride) {
+    float tile[16 * KDOT_MAX_N] __attribute__((aligned(64)));
+    for (int t0 = 0; t0 < n_rows; t0 += 16) {
+        const int nr = n_rows - t0 < 16 ? n_rows - t0 : 16;
+        /* the next tile's rows: cached rows are short pieces of longer KV rows, which
+         * the hardware prefetchers do not see as a stream */
+        for (int r = t0 + 16; r < n_rows && r < t0 + 32; r++)
+            for (int b = 0; b < n * 2; b += 64) _mm_prefetch((const char *)krows[r] + b, _MM_HINT_T0);
+        for (int r = 0; r < 16; r++) /* slot r holds row KDOT_LANE[r] (zeros past nr) */
+            for (int i = 0; i < n64; i += 16)
+                _mm512_store_ps(tile + r * n64 + i, KDOT_LANE[r] < nr ? ld_f16((const uint16_t *)krows[t0 + KDOT_LANE[r]] + i)
+                                                                      : _mm512_setzero_ps());
+        for (int h = 0; h < nh; h++) {
+            const float *qh = q + (size_t)h * n;
+            __m512 v[16];
+            kdot_tile(n64, tile, qh, v);
+            float *sh = s + (size_t)h * s_stride + t0;
+            const __m512 sum = hsum512_x16(v);
+            if (n64 == n) {
+                _mm512_mask_storeu_ps(sh, tail_mask(nr), sum);
+                continue;
+            }
+            float sums[16];
+            _mm512_storeu_ps(sums, sum);
+            for (int t = 0; t < nr; t++) {
+                const uint16_t *k = krows[t0 + t];
+                float x = sums[t];
+                for (int i = n64; i < n; i++) x += h2f(k[i]) * qh[i];
+                sh[t] = x;
+            }
+        }
+    }
+}
+
+static void attn_kdot_f16(int n, const void *const *krows, int n_rows, const float *q, int nh, float *s,
+                          size_t s_stride) {
+    if (n > KDOT_MAX_N) {
+        for (int t = 0; t < n_rows; t++)
+            for (int h = 0; h < nh; h++) s[(size_t)h * s_stride + t] = dot_f16_core(n, krows[t], q + (size_t)h * n, 1);
+    } else if ((n & ~63) == 64) {
+        kdot_rows(n, 64, krows, n_rows, q, nh, s, s_stride);
+    } else if ((n & ~63) == 128) {
+        kdot_rows(n, 128, krows, n_rows, q, nh, s, s_stride);
+    } else {
+        kdot_rows(n, n & ~63, krows, n_rows, q, nh, s, s_stride);
+    }
 }
 
 /* V rows (F16) times each head's weights into its accumulators: per block of 64
  * values and up to 4 heads, the 16 accumulators stay in registers over all rows and
  * each row is widened once for the 4 heads. Per value a multiply then an add, rows in
  * order: the plain loop's rounding exactly. */
+/* 64 values of 4 heads (full blocks): the same operations with every size known,
+ * so the 16 accumulators stay in registers without masks. */
+static inline void vacc_64x4(int n, int d0, const void *const *vrows, int n_rows, const float *p, size_t p_stride,
+                             int h0, float *acc) {
+    __m512 a[4][4];
+    for (int h = 0; h < 4; h++)
+        for (int j = 0; j < 4; j++) a[h][j] = _mm512_loadu_ps(acc + (size_t)(h0 + h) * n + d0 + 16 * j);
+    for (int t = 0; t < n_rows; t++) {
+        const uint16_t *v = (const uint16_t *)vrows[t] + d0;
+        if (t + 16 < n_rows) _mm_prefetch((const char *)((const uint16_t *)vrows[t + 16] + d0), _MM_HINT_T0),
+                             _mm_prefetch((const char *)((const uint16_t *)vrows[t + 16] + d0 + 32), _MM_HINT_T0);
+        const __m512 x0 = ld_f16(v), x1 = ld_f16(v + 16), x2 = ld_f16(v + 32), x3 = ld_f16(v + 48);
+        for (int h = 0; h < 4; h++) {
+            const __m512 w = _mm512_set1_ps(p[(size_t)(h0 + h) * p_stride + t]);
+            a[h][0] = _mm512_add_ps(a[h][0], _mm512_mul_ps(w, x0));
+            a[h][1] = _mm512_add_ps(a[h][1], _mm512_mul_ps(w, x1));
+            a[h][2] = _mm512_add_ps(a[h][2], _mm512_mul_ps(w, x2));
+            a[h][3] = _mm512_add_ps(a[h][3], _mm512_mul_ps(w, x3));
+        }
+    }
+    for (int h = 0; h < 4; h++)
+        for (int j = 0; j < 4; j++) _mm512_storeu_ps(acc + (size_t)(h0 + h) * n + d0 + 16 * j, a[h][j]);
+}
+
 static void attn_vacc_f16(int n, const void *const *vrows, int n_rows, const float *p, size_t p_stride, int nh,
                           float *acc) {
+    int nh4 = 0; /* heads done by vacc_64x4 (every 64-block full) */
+    if (n % 64 == 0) {
+        nh4 = nh & ~3;
+        for (int d0 = 0; d0 < n; d0 += 64)
+            for (int h0 = 0; h0 < nh4; h0 += 4) vacc_64x4(n, d0, vrows, n_rows, p, p_stride, h0, acc);
+        if (nh4 == nh) return;
+    }
     for (int d0 = 0; d0 < n; d0 += 64) {
         const int nv = (n - d0 + 15) / 16 < 4 ? (n - d0 + 15) / 16 : 4; /* vectors in this block */
         __mmask16 m[4];
@@ -118,7 +271,7 @@ static void attn_vacc_f16(int n, const void *const *vrows, int n_rows, const flo
             const int left = n - d0 - 16 * j;
             m[j] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
         }
-        for (int h0 = 0; h0 < nh; h0 += 4) {
+        for (int h0 = nh4; h0 < nh; h0 += 4) {
             const int hn = nh - h0 < 4 ? nh - h0 : 4;
             __m512 a[4][4];
             for (int h = 0; h < hn; h++)
@@ -164,10 +317,6 @@ static inline __m512 exp512(__m512 x) {
     const __m512d hi = exp512_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo))),
                                                _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
-}
-
-static inline __mmask16 tail_mask(int left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
 /* As fr_softmax: max, exponentials summed in double, one multiply by the inverse. */

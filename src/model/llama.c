@@ -79,11 +79,13 @@ static void attention_worker(void *arg, int ith, int nth) {
             /* the converted queries as F32, once; then every K row is read (and
              * widened) once for all heads of the item */
             for (int hh = 0; hh < per; hh++) tq->to_float(qconv + hh * q_row, qf + (size_t)hh * hd, hd);
-            float s[1024]; /* heads per item <= n_head <= 1024 (loader) */
-            for (int t = 0; t < n_kv; t++) {
-                tk->attn_kdot(hd, (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off, qf, per, s);
-                for (int hh = 0; hh < per; hh++) scores[(size_t)hh * n_kv + t] = s[hh] * scale;
+            for (int t0 = 0; t0 < n_kv; t0 += 64) { /* 64 rows per call */
+                const void *rows[64];
+                const int nr = n_kv - t0 < 64 ? n_kv - t0 : 64;
+                for (int t = 0; t < nr; t++) rows[t] = (const uint8_t *)fr_kv_k(kv, j->il, t0 + t) + k_off;
+                tk->attn_kdot(hd, rows, nr, qf, per, scores + t0, (size_t)n_kv);
             }
+            for (int k = 0; k < per * n_kv; k++) scores[k] *= scale;
         } else {
             for (int t = 0; t < n_kv; t++) {
                 const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off;
