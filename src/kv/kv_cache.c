@@ -33,9 +33,15 @@ int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int r
     p->k_type = k_of[kv_type];
     p->v_type = v_of[kv_type];
     p->n_layer = n_layer;
+    if (head_dim <= 0 || row % head_dim)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "KV row of %d values is not whole heads of %d", row, head_dim);
     p->row = row;
-    p->k_row_bytes = fr_row_size(p->k_type, row);
-    p->v_row_bytes = fr_row_size(p->v_type, row);
+    p->head_dim = head_dim;
+    p->n_head = row / head_dim;
+    p->k_head_bytes = fr_row_size(p->k_type, head_dim);
+    p->v_head_bytes = fr_row_size(p->v_type, head_dim);
+    p->k_row_bytes = p->k_head_bytes * (size_t)p->n_head;
+    p->v_row_bytes = p->v_head_bytes * (size_t)p->n_head;
     p->page_bytes = FR_KV_BLOCK * (p->k_row_bytes + p->v_row_bytes);
     p->n_blocks = (n_tokens + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
     p->bytes = (size_t)n_layer * (size_t)p->n_blocks * p->page_bytes;
@@ -86,10 +92,12 @@ static int block_alloc(fr_kv_pool *p) {
     return b;
 }
 
-/* Resident page -> row pointers. */
-static uint8_t *k_in(const fr_kv_pool *p, uint8_t *page, int off) { return page + (size_t)off * p->k_row_bytes; }
-static uint8_t *v_in(const fr_kv_pool *p, uint8_t *page, int off) {
-    return page + FR_KV_BLOCK * p->k_row_bytes + (size_t)off * p->v_row_bytes;
+/* Resident page -> head g's piece of the row in slot off (head-major pages). */
+static uint8_t *k_in(const fr_kv_pool *p, uint8_t *page, int off, int g) {
+    return page + ((size_t)g * FR_KV_BLOCK + (size_t)off) * p->k_head_bytes;
+}
+static uint8_t *v_in(const fr_kv_pool *p, uint8_t *page, int off, int g) {
+    return page + FR_KV_BLOCK * p->k_row_bytes + ((size_t)g * FR_KV_BLOCK + (size_t)off) * p->v_head_bytes;
 }
 
 void fr_kv_seq_init(fr_kv_cache *kv, fr_kv_pool *pool, int n_max) {
@@ -168,26 +176,37 @@ int fr_kv_reserve(fr_kv_cache *kv, int count, fr_err *err) {
     return FRUGAL_OK;
 }
 
-/* Convert one F32 row to the cache type. Q8_0 uses the activation quantizer, as
- * llama.cpp's CPU copy into a Q8_0 cache does; the others the file quantizers. */
-static void put_row(fr_type type, const float *src, uint8_t *dst, int n) {
+/* Convert one F32 row to the cache type, head by head into its pieces. Q8_0 uses
+ * the activation quantizer, as llama.cpp's CPU copy into a Q8_0 cache does; the
+ * others the file quantizers. (Quantized blocks never straddle heads: head_dim is a
+ * multiple of the block size, checked at init.) */
+static void put_row(const fr_kv_pool *p, int is_k, const float *src, uint8_t *page, int off) {
+    const fr_type type = is_k ? p->k_type : p->v_type;
     const fr_type_traits *t = fr_type_traits_get(type);
-    if (type == FR_TYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
-    else (t->act_from_float ? t->act_from_float : t->from_float)(src, dst, n);
+    for (int g = 0; g < p->n_head; g++) {
+        uint8_t *dst = is_k ? k_in(p, page, off, g) : v_in(p, page, off, g);
+        const float *h = src + (size_t)g * p->head_dim;
+        if (type == FR_TYPE_F32) memcpy(dst, h, (size_t)p->head_dim * sizeof(float));
+        else (t->act_from_float ? t->act_from_float : t->from_float)(h, dst, p->head_dim);
+    }
 }
 
-static void get_row(fr_type type, const uint8_t *src, float *dst, int n) {
-    if (type == FR_TYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
-    else fr_type_traits_get(type)->to_float(src, dst, n);
+static void get_row(const fr_kv_pool *p, int is_k, uint8_t *page, int off, float *dst) {
+    const fr_type type = is_k ? p->k_type : p->v_type;
+    for (int g = 0; g < p->n_head; g++) {
+        const uint8_t *src = is_k ? k_in(p, page, off, g) : v_in(p, page, off, g);
+        float *h = dst + (size_t)g * p->head_dim;
+        if (type == FR_TYPE_F32) memcpy(h, src, (size_t)p->head_dim * sizeof(float));
+        else fr_type_traits_get(type)->to_float(src, h, p->head_dim);
+    }
 }
 
-
-const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos) {
-    return k_in(kv->pool, fr_kv_page_fast(kv, il, pos), pos % FR_KV_BLOCK);
+const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos, int g) {
+    return k_in(kv->pool, fr_kv_page_fast(kv, il, pos), pos % FR_KV_BLOCK, g);
 }
 
-const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos) {
-    return v_in(kv->pool, fr_kv_page_fast(kv, il, pos), pos % FR_KV_BLOCK);
+const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos, int g) {
+    return v_in(kv->pool, fr_kv_page_fast(kv, il, pos), pos % FR_KV_BLOCK, g);
 }
 
 static uint8_t *page_rw(fr_kv_cache *kv, int il, int pos, int write) {
@@ -196,21 +215,35 @@ static uint8_t *page_rw(fr_kv_cache *kv, int il, int pos, int write) {
 
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v) {
     uint8_t *pg = page_rw(kv, il, pos, 1);
-    put_row(kv->k_type, k, k_in(kv->pool, pg, pos % FR_KV_BLOCK), kv->row);
-    put_row(kv->v_type, v, v_in(kv->pool, pg, pos % FR_KV_BLOCK), kv->row);
+    put_row(kv->pool, 1, k, pg, pos % FR_KV_BLOCK);
+    put_row(kv->pool, 0, v, pg, pos % FR_KV_BLOCK);
 }
 
 void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out) {
-    get_row(kv->k_type, k_in(kv->pool, page_rw((fr_kv_cache *)kv, il, pos, 0), pos % FR_KV_BLOCK), out, kv->row);
+    get_row(kv->pool, 1, page_rw((fr_kv_cache *)kv, il, pos, 0), pos % FR_KV_BLOCK, out);
 }
 void fr_kv_v_get(const fr_kv_cache *kv, int il, int pos, float *out) {
-    get_row(kv->v_type, v_in(kv->pool, page_rw((fr_kv_cache *)kv, il, pos, 0), pos % FR_KV_BLOCK), out, kv->row);
+    get_row(kv->pool, 0, page_rw((fr_kv_cache *)kv, il, pos, 0), pos % FR_KV_BLOCK, out);
 }
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k) {
-    put_row(kv->k_type, k, k_in(kv->pool, page_rw(kv, il, pos, 1), pos % FR_KV_BLOCK), kv->row);
+    put_row(kv->pool, 1, k, page_rw(kv, il, pos, 1), pos % FR_KV_BLOCK);
 }
 void fr_kv_v_put(fr_kv_cache *kv, int il, int pos, const float *v) {
-    put_row(kv->v_type, v, v_in(kv->pool, page_rw(kv, il, pos, 1), pos % FR_KV_BLOCK), kv->row);
+    put_row(kv->pool, 0, v, page_rw(kv, il, pos, 1), pos % FR_KV_BLOCK);
+}
+
+/* Copy position from_pos's stored K and V rows (all heads) to position to_pos,
+ * through tmp (the two pages need not be resident at once with a disk tier). */
+static void move_row(fr_kv_cache *kv, int il, int from_pos, int to_pos) {
+    fr_kv_pool *p = kv->pool;
+    const int so = from_pos % FR_KV_BLOCK, d = to_pos % FR_KV_BLOCK;
+    uint8_t *src = page_rw(kv, il, from_pos, 0), *t = p->tmp;
+    for (int g = 0; g < p->n_head; g++, t += p->k_head_bytes) memcpy(t, k_in(p, src, so, g), p->k_head_bytes);
+    for (int g = 0; g < p->n_head; g++, t += p->v_head_bytes) memcpy(t, v_in(p, src, so, g), p->v_head_bytes);
+    uint8_t *dst = page_rw(kv, il, to_pos, 1);
+    t = p->tmp;
+    for (int g = 0; g < p->n_head; g++, t += p->k_head_bytes) memcpy(k_in(p, dst, d, g), t, p->k_head_bytes);
+    for (int g = 0; g < p->n_head; g++, t += p->v_head_bytes) memcpy(v_in(p, dst, d, g), t, p->v_head_bytes);
 }
 
 void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
@@ -219,15 +252,7 @@ void fr_kv_remove(fr_kv_cache *kv, int first, int n) {
     /* rows from `first` on are rewritten: those blocks must be private */
     for (int i = first / FR_KV_BLOCK; i < kv->n_blocks; i++) unshare(kv, i);
     for (int il = 0; il < kv->n_layer; il++)
-        for (int pos = first; pos + n < kv->n; pos++) { /* via tmp: pages may be paged out */
-            int so = (pos + n) % FR_KV_BLOCK, d = pos % FR_KV_BLOCK;
-            uint8_t *src = page_rw(kv, il, pos + n, 0);
-            memcpy(p->tmp, k_in(p, src, so), p->k_row_bytes);
-            memcpy(p->tmp + p->k_row_bytes, v_in(p, src, so), p->v_row_bytes);
-            uint8_t *dst = page_rw(kv, il, pos, 1);
-            memcpy(k_in(p, dst, d), p->tmp, p->k_row_bytes);
-            memcpy(v_in(p, dst, d), p->tmp + p->k_row_bytes, p->v_row_bytes);
-        }
+        for (int pos = first; pos + n < kv->n; pos++) move_row(kv, il, pos + n, pos);
     kv->n -= n;
     int need = (kv->n + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
     while (kv->n_blocks > need) block_unref(p, kv->blocks[--kv->n_blocks]);

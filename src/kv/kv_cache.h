@@ -21,8 +21,12 @@
 
 typedef struct fr_kv_disk fr_kv_disk;
 
-/* Storage is in pages: one page = one (layer, block): FR_KV_BLOCK K rows, then
- * FR_KV_BLOCK V rows. Without a disk tier every page has its own frame in RAM
+/* Storage is in pages: one page = one (layer, block): the K rows of the block's
+ * FR_KV_BLOCK positions, then their V rows, each head-major: KV head 0's piece of
+ * every position, then head 1's, ... - so attention, which reads one head's pieces
+ * position after position, reads whole contiguous runs (a position-major row would
+ * give it head_dim values out of every n_head_kv * head_dim, a pattern the hardware
+ * prefetchers follow poorly once the cache is larger than the last-level cache). Without a disk tier every page has its own frame in RAM
  * (frame = layer * n_blocks + block). With one (kv_disk.c), pages live in a spill
  * file and only n_frames of them are cached in RAM, least recently used evicted;
  * the forward pass pins the pages of the layer it works on. */
@@ -30,7 +34,9 @@ typedef struct fr_kv_pool {
     fr_type k_type, v_type;
     int n_layer;
     int row;                     /* values per position per layer */
+    int head_dim, n_head;        /* row = n_head * head_dim */
     size_t k_row_bytes, v_row_bytes;
+    size_t k_head_bytes, v_head_bytes; /* one head's piece of a row */
     size_t page_bytes;
     int n_blocks;
     int *refs;                   /* per block: sequences using it (0 = free) */
@@ -91,9 +97,11 @@ void fr_kv_disk_stats(const fr_kv_pool *p, uint64_t *reads, uint64_t *writes);
 
 /* Store the K and V rows (F32) of position pos (reserved) in layer il. */
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v);
-/* Pointers to the stored rows of layer il (pages must be resident: RAM pool, or pinned). */
-const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos);
-const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos);
+/* Pointers to KV head g's piece (head_dim values) of the stored rows of layer il
+ * (pages must be resident: RAM pool, or pinned). Consecutive positions of one block
+ * are adjacent. */
+const void *fr_kv_k(const fr_kv_cache *kv, int il, int pos, int g);
+const void *fr_kv_v(const fr_kv_cache *kv, int il, int pos, int g);
 /* Decode / re-encode one stored row (F32 <-> the cache type). */
 void fr_kv_k_get(const fr_kv_cache *kv, int il, int pos, float *out);
 void fr_kv_k_put(fr_kv_cache *kv, int il, int pos, const float *k);

@@ -73,8 +73,6 @@ static void attention_worker(void *arg, int ith, int nth) {
         const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h0 * hd;
         if (kv->k_type != FR_TYPE_F32)
             for (int hh = 0; hh < per; hh++) q_conv(q + (size_t)hh * hd, qconv + hh * q_row, hd);
-        size_t k_off = fr_row_size(kv->k_type, (int64_t)g * hd);
-        size_t v_off = fr_row_size(kv->v_type, (int64_t)g * hd);
         if (tk->attn_kdot) {
             /* the converted queries as F32, once; then every K row is read (and
              * widened) once for all heads of the item */
@@ -82,13 +80,13 @@ static void attention_worker(void *arg, int ith, int nth) {
             for (int t0 = 0; t0 < n_kv; t0 += 64) { /* 64 rows per call */
                 const void *rows[64];
                 const int nr = n_kv - t0 < 64 ? n_kv - t0 : 64;
-                for (int t = 0; t < nr; t++) rows[t] = (const uint8_t *)fr_kv_k(kv, j->il, t0 + t) + k_off;
+                for (int t = 0; t < nr; t++) rows[t] = fr_kv_k(kv, j->il, t0 + t, g);
                 tk->attn_kdot(hd, rows, nr, qf, per, scores + t0, (size_t)n_kv);
             }
             for (int k = 0; k < per * n_kv; k++) scores[k] *= scale;
         } else {
             for (int t = 0; t < n_kv; t++) {
-                const uint8_t *krow = (const uint8_t *)fr_kv_k(kv, j->il, t) + k_off;
+                const uint8_t *krow = fr_kv_k(kv, j->il, t, g);
                 for (int hh = 0; hh < per; hh++) {
                     const void *qv = kv->k_type == FR_TYPE_F32 ? (const void *)(q + (size_t)hh * hd)
                                                                : (const void *)(qconv + hh * q_row);
@@ -114,11 +112,11 @@ static void attention_worker(void *arg, int ith, int nth) {
         for (int t0 = 0; tv->attn_vacc && t0 < n_kv; t0 += 64) { /* 64 rows per call */
             const void *rows[64];
             const int nr = n_kv - t0 < 64 ? n_kv - t0 : 64;
-            for (int t = 0; t < nr; t++) rows[t] = (const uint8_t *)fr_kv_v(kv, j->il, t0 + t) + v_off;
+            for (int t = 0; t < nr; t++) rows[t] = fr_kv_v(kv, j->il, t0 + t, g);
             tv->attn_vacc(hd, rows, nr, scores + t0, (size_t)n_kv, per, acc);
         }
         for (int t = 0; !tv->attn_vacc && t < n_kv; t++) {
-            const uint8_t *vrow = (const uint8_t *)fr_kv_v(kv, j->il, t) + v_off;
+            const uint8_t *vrow = fr_kv_v(kv, j->il, t, g);
             const float *vf = (const float *)vrow;
             if (kv->v_type != FR_TYPE_F32) { /* exact for F16: same sums as element-wise */
                 tv->to_float(vrow, vbuf, hd);
