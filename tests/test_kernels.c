@@ -431,14 +431,16 @@ static void check_il_levels(fr_pool *p3) {
  * replace: attn_kdot must give exactly vec_dot's result for every head (same
  * operations), attn_vacc exactly acc + p * v per value (a multiply, then an add). */
 static void check_attn(const char *lvl, uint64_t *rng) {
-    static const int dims[] = {64, 128, 80, 40};
+    static const int dims[] = {64, 128, 80, 40, 64, 128, 200};
     for (int ti = 0; ti < N_WTYPES; ti++) {
         const fr_type kt = k_weight_types[ti];
         const fr_type_traits *t = fr_type_traits_get(kt);
         if (!t->attn_kdot && !t->attn_vacc) continue;
         const fr_type_traits *tq = fr_type_traits_get(t->vec_dot_type);
-        for (int di = 0; di < 4; di++) {
-            const int n = dims[di], nh = (int[]){10, 4, 7, 1}[di]; /* 64 x 10: 4-head blocks + 2 more */
+        for (int di = 0; di < 7; di++) {
+            /* 64 x 10: 4-head blocks + 2 more; 64 x 3 / 128 x 8: AVX2's kdot reads few heads' rows
+             * as F16, many heads' from a widened tile (both paths, both sizes); 200: generic */
+            const int n = dims[di], nh = (int[]){10, 4, 7, 1, 3, 8, 2}[di];
             const size_t rs = fr_row_size(kt, n), qs = fr_row_size(t->vec_dot_type, n);
             uint8_t *row = malloc(rs), *qc = malloc(qs * nh);
             float *f = malloc(sizeof(float) * n * nh), *qf = malloc(sizeof(float) * n * nh);

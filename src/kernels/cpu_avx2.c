@@ -178,6 +178,272 @@ static void from_float_f16(const float *x, void *vy, int64_t n) {
     for (; i < n; i++) y[i] = fr_f32_to_f16(x[i]);
 }
 
+/* ------------------------------------------------------------ attention over an F16 KV cache */
+
+/* dot_f16 of an F16 row with F32 values (the query's F16 values, exact in F32): the
+ * same operations in the same order, for attn_kdot's row-by-row fallback. */
+static float dot_f16_f32(int n, const uint16_t *x, const float *y) {
+    __m256 acc[8];
+    for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int k = 0; k < 8; k++)
+            acc[k] = _mm256_fmadd_ps(ld_f16(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    float sum = reduce16x4(acc);
+    for (; i < n; i++) sum += h2f(x[i]) * y[i];
+    return sum;
+}
+
+/* Slot s of an 8-row group holds row KDOT_ROW[s]: the hsum_* tree below leaves slot
+ * s's sum in lane 0, 4, 1, 5, 2, 6, 3, 7 (s = 0..7), so row r's lands in lane r. */
+static const int KDOT_ROW[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
+/* hsum_ps of 8 vectors at once: hsum_ps adds lane i + i+4, then i + i+2, then i +
+ * i+1; the same pairs are added here, with the low lane first as there, two or four
+ * vectors' pairs per instruction (7 adds and 14 shuffles instead of 8 reductions of 3
+ * dependent steps). Split by level so the caller can feed it as rows complete, with
+ * few registers live: pair(slots 2k, 2k+1), quad(pairs 2m, 2m+1), oct(quads 0, 1). */
+static inline __m256 hsum_pair(__m256 w0, __m256 w1) { /* i + i+4: slot 2k low, 2k+1 high */
+    return _mm256_add_ps(_mm256_permute2f128_ps(w0, w1, 0x20), _mm256_permute2f128_ps(w0, w1, 0x31));
+}
+static inline __m256 hsum_quad(__m256 c0, __m256 c1) { /* i + i+2 */
+    return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(c0), _mm256_castps_pd(c1))),
+                         _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(c0), _mm256_castps_pd(c1))));
+}
+static inline __m256 hsum_oct(__m256 e0, __m256 e1) { /* i + i+1 */
+    return _mm256_add_ps(_mm256_shuffle_ps(e0, e1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* 8 K values at index i: F32 from the tile, or F16 straight from the row (f16). */
+static inline __attribute__((always_inline)) __m256 kdot_ld(const void *k, int f16, int i) {
+    return f16 ? ld_f16((const uint16_t *)k + i) : _mm256_load_ps((const float *)k + i);
+}
+
+/* One ymm of dot_f16's accumulators (values 8j..8j+7 of every 64-step) for a row k
+ * of n64 values, q of the first step in a register, later steps' q from L1. The
+ * first step is a mul where dot_f16 does fmadd onto +0: the same value except that
+ * an exact zero product keeps its sign, so only an all -0 sum can differ (-0 here,
+ * +0 there); kdot_rows adds +0 to the reduced sums to undo that, which leaves the
+ * register a zero would take to the query. */
+static inline __attribute__((always_inline)) __m256 kdot_chain(int n64, const void *k, int f16, const float *qh,
+                                                                __m256 q, int j) {
+    __m256 a = _mm256_mul_ps(kdot_ld(k, f16, 8 * j), q);
+    for (int i = 64; i < n64; i += 64)
+        a = _mm256_fmadd_ps(kdot_ld(k, f16, i + 8 * j), _mm256_loadu_ps(qh + i + 8 * j), a);
+    return a;
+}
+
+/* reduce16x4 of one row before the horizontal sum: (a0+a2)+(a1+a3) as ymm pairs,
+ * then lane i + i+8 (hi + lo); each chain is made where it is added, so only a few
+ * registers are live besides the query's 8. */
+static inline __attribute__((always_inline)) __m256 kdot_row(int n64, const void *k, int f16, const float *qh,
+                                                              const __m256 q[8]) {
+#define KC(j) kdot_chain(n64, k, f16, qh, q[j], j)
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(KC(0), KC(4)), _mm256_add_ps(KC(2), KC(6)));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(KC(1), KC(5)), _mm256_add_ps(KC(3), KC(7)));
+#undef KC
+    return _mm256_add_ps(hi, lo);
+}
+
+/* From the tile with n64 == 128, the query is 16 ymm, too many to keep with the
+ * row's temporaries, and reading half of it from L1 makes the loads the limit. But
+ * reduce16x4's lo half needs only the even ymm (j = 0, 4, 2, 6 of both steps) and hi
+ * only the odd ones: 8 registers each. So the 8 rows' lo halves are made first (kept
+ * in a small buffer), then the hi halves, each added to its lo as it comes. */
+static const int KDOT_HALF_J[2][4] = {{0, 4, 2, 6}, {1, 5, 3, 7}};
+
+static inline __attribute__((always_inline)) void kdot_q128(const float *qh, int half, __m256 q[8]) {
+    for (int m = 0; m < 4; m++) {
+        q[2 * m] = _mm256_loadu_ps(qh + 8 * KDOT_HALF_J[half][m]);
+        q[2 * m + 1] = _mm256_loadu_ps(qh + 64 + 8 * KDOT_HALF_J[half][m]);
+    }
+}
+
+static inline __attribute__((always_inline)) __m256 kdot_half128(const float *k, const __m256 q[8], int half) {
+    __m256 c[4];
+    for (int m = 0; m < 4; m++) {
+        const int j = KDOT_HALF_J[half][m];
+        const __m256 first = _mm256_mul_ps(_mm256_load_ps(k + 8 * j), q[2 * m]);
+        c[m] = _mm256_fmadd_ps(_mm256_load_ps(k + 64 + 8 * j), q[2 * m + 1], first);
+    }
+    return _mm256_add_ps(_mm256_add_ps(c[0], c[1]), _mm256_add_ps(c[2], c[3]));
+}
+
+/* Slot sl's vector before the horizontal sum: from the F16 row (kslot non-NULL), or
+ * from the tile (lo: the lo halves for n64 == 128). */
+static inline __attribute__((always_inline)) __m256 kdot_slot(int n64, const float *tile, const void *const *kslot,
+                                                               int sl, const float *qh, const __m256 q[8],
+                                                               const float *lo) {
+    if (kslot) return kdot_row(n64, kslot[sl], 1, qh, q);
+    if (n64 == 128) return _mm256_add_ps(kdot_half128(tile + sl * 128, q, 1), _mm256_load_ps(lo + 8 * sl));
+    return kdot_row(n64, tile + sl * n64, 0, qh, q);
+}
+
+/* attn_kdot (core/types.h): s[h * s_stride + t] = dot_f16(krows[t], q_h), bit for bit,
+ * q_h being the query's F16 values as F32. 8 rows at a time, the query in 8
+ * registers (the first 64-step's; n64 == 128: see kdot_half128), the 8 rows'
+ * vectors reduced together by the hsum_* tree, fed as rows complete so nothing
+ * spills; values past the last 64-step are added after, in order, as dot_f16 does.
+ * The rows' first n64 = n & ~63 values are widened once into an F32 tile (L1) that
+ * every head reads, unless there are few heads (direct): then each head widens the
+ * F16 rows itself, which measured faster on Zen 4 than the tile's store and reloads
+ * up to 4 heads of 64 values, 6 of 128. Instantiated for n64 = 64 and 128 (head
+ * sizes 64..191) so every loop is unrolled; other sizes take the generic instance,
+ * heads of more than 256 values go row by row. */
+#define KDOT_MAX_N 256
+static const uint16_t kdot_zero_row[KDOT_MAX_N]; /* the missing rows of a ragged group */
+
+static inline __attribute__((always_inline)) void kdot_rows(int n, int n64, int direct, const void *const *krows,
+                                                            int n_rows, const float *q, int nh, float *s,
+                                                            size_t s_stride) {
+    float tile[8 * KDOT_MAX_N] __attribute__((aligned(32)));
+    const void *kslot[8];
+    for (int t0 = 0; t0 < n_rows; t0 += 8) {
+        const int nr = n_rows - t0 < 8 ? n_rows - t0 : 8;
+        /* the next group's rows: a KV page holds 16 positions of a head, so a long
+         * cache is short runs one page apart, which the hardware prefetchers pick up late */
+        for (int r = t0 + 8; r < n_rows && r < t0 + 16; r++) {
+            const char *kr = krows[r];
+            for (int b = 0; b < n * 2; b += 64) _mm_prefetch(kr + b, _MM_HINT_T0);
+            _mm_prefetch(kr + n * 2 - 1, _MM_HINT_T0);
+        }
+        for (int sl = 0; sl < 8; sl++) {
+            const int r = KDOT_ROW[sl];
+            kslot[sl] = r < nr ? krows[t0 + r] : (const void *)kdot_zero_row;
+            for (int i = 0; i < n64 && !direct; i += 8)
+                _mm256_store_ps(tile + sl * n64 + i, ld_f16((const uint16_t *)kslot[sl] + i));
+        }
+        const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int h = 0; h < nh; h++) {
+            const float *qh = q + (size_t)h * n;
+            float *sh = s + (size_t)h * s_stride + t0;
+            __m256 sum = _mm256_setzero_ps(); /* n < 64: dot_f16's reduction of zero accumulators */
+            if (n64) {
+                const void *const *ks = direct ? kslot : NULL;
+                __m256 qv[8];
+                float lo[8 * 8] __attribute__((aligned(32)));
+                if (n64 == 128 && !direct) {
+                    kdot_q128(qh, 0, qv);
+                    for (int sl = 0; sl < 8; sl++) _mm256_store_ps(lo + 8 * sl, kdot_half128(tile + sl * 128, qv, 0));
+                    kdot_q128(qh, 1, qv);
+                } else {
+                    for (int j = 0; j < 8; j++) qv[j] = _mm256_loadu_ps(qh + 8 * j);
+                }
+#define KS(sl) kdot_slot(n64, tile, ks, sl, qh, qv, lo)
+                __m256 c0 = hsum_pair(KS(0), KS(1)), c1 = hsum_pair(KS(2), KS(3));
+                const __m256 e0 = hsum_quad(c0, c1);
+                c0 = hsum_pair(KS(4), KS(5)), c1 = hsum_pair(KS(6), KS(7));
+#undef KS
+                sum = hsum_oct(e0, hsum_quad(c0, c1));
+                sum = _mm256_add_ps(sum, _mm256_setzero_ps()); /* -0 -> +0, see kdot_chain */
+            }
+            if (n64 == n) {
+                if (nr == 8) _mm256_storeu_ps(sh, sum);
+                else _mm256_maskstore_ps(sh, live, sum);
+                continue;
+            }
+            float sums[8];
+            _mm256_storeu_ps(sums, sum);
+            for (int t = 0; t < nr; t++) {
+                const uint16_t *k = krows[t0 + t];
+                float x = sums[t];
+                for (int i = n64; i < n; i++) x += h2f(k[i]) * qh[i];
+                sh[t] = x;
+            }
+        }
+    }
+}
+
+static void attn_kdot_f16(int n, const void *const *krows, int n_rows, const float *q, int nh, float *s,
+                          size_t s_stride) {
+    if (n > KDOT_MAX_N) {
+        for (int t = 0; t < n_rows; t++)
+            for (int h = 0; h < nh; h++) s[(size_t)h * s_stride + t] = dot_f16_f32(n, krows[t], q + (size_t)h * n);
+    } else if ((n & ~63) == 64) {
+        if (nh <= 4) kdot_rows(n, 64, 1, krows, n_rows, q, nh, s, s_stride);
+        else kdot_rows(n, 64, 0, krows, n_rows, q, nh, s, s_stride);
+    } else if ((n & ~63) == 128) {
+        if (nh <= 6) kdot_rows(n, 128, 1, krows, n_rows, q, nh, s, s_stride);
+        else kdot_rows(n, 128, 0, krows, n_rows, q, nh, s, s_stride);
+    } else {
+        kdot_rows(n, n & ~63, 0, krows, n_rows, q, nh, s, s_stride);
+    }
+}
+
+/* nv vectors (8 values each, from d0) of H heads (from h0) over all rows: the nv * H
+ * accumulators stay in registers, each row's values are widened once for the H
+ * heads, and every value gets its weight times the value, then the add (no fmadd),
+ * rows in order: the plain loop's rounding exactly. nv and H are constants after
+ * inlining. */
+static inline __attribute__((always_inline)) void vacc_blk(int nv, int H, int n, int d0, const void *const *vrows,
+                                                           int n_rows, const float *p, size_t p_stride, int h0,
+                                                           float *acc) {
+    __m256 a[4][8];
+#pragma GCC unroll 8
+    for (int h = 0; h < H; h++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) a[h][j] = _mm256_loadu_ps(acc + (size_t)(h0 + h) * n + d0 + 8 * j);
+    for (int t = 0; t < n_rows; t++) {
+        const uint16_t *v = (const uint16_t *)vrows[t] + d0;
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) {
+            const __m256 x = ld_f16(v + 8 * j);
+#pragma GCC unroll 4
+            for (int h = 0; h < H; h++) {
+                const __m256 w = _mm256_broadcast_ss(p + (size_t)(h0 + h) * p_stride + t);
+                a[h][j] = _mm256_add_ps(a[h][j], _mm256_mul_ps(w, x));
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < H; h++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) _mm256_storeu_ps(acc + (size_t)(h0 + h) * n + d0 + 8 * j, a[h][j]);
+}
+
+/* attn_vacc (core/types.h): acc[h * n + d] += p[h * p_stride + t] * v_t[d], rows in
+ * order, a multiply then an add, as the plain loop. Blocks of up to 4 heads and as
+ * many values as keep 6 to 8 accumulator chains going (an add's latency times the
+ * add ports: with fewer, the adds wait on each other) while fitting the 16 ymm
+ * registers with the weights, a row vector and a product: 64 values for 1 head, 32
+ * for 2, 16 for 3 or 4. Measured on Zen 4 with 8 heads: two blocks of 16 x 4 beat
+ * 8 x 8 (each row widened once) and 16 x 6 + 32 x 2 (spills). Leftover values in
+ * halved blocks, the last n % 8 in plain C. */
+static inline void vacc_sel(int nv, int H, int n, int d0, const void *const *vrows, int n_rows, const float *p,
+                            size_t p_stride, int h0, float *acc) {
+#define VACC(NV, HH) vacc_blk(NV, HH, n, d0, vrows, n_rows, p, p_stride, h0, acc)
+    switch (nv * 16 + H) {
+    case 8 * 16 + 1: VACC(8, 1); break;
+    case 4 * 16 + 1: VACC(4, 1); break;
+    case 2 * 16 + 1: VACC(2, 1); break;
+    case 1 * 16 + 1: VACC(1, 1); break;
+    case 4 * 16 + 2: VACC(4, 2); break;
+    case 2 * 16 + 2: VACC(2, 2); break;
+    case 1 * 16 + 2: VACC(1, 2); break;
+    case 2 * 16 + 3: VACC(2, 3); break;
+    case 1 * 16 + 3: VACC(1, 3); break;
+    case 2 * 16 + 4: VACC(2, 4); break;
+    default: VACC(1, 4); break;
+    }
+#undef VACC
+}
+
+static void attn_vacc_f16(int n, const void *const *vrows, int n_rows, const float *p, size_t p_stride, int nh,
+                          float *acc) {
+    for (int h0 = 0; h0 < nh; h0 += 4) {
+        const int H = nh - h0 < 4 ? nh - h0 : 4;
+        int d0 = 0;
+        for (int nv = H == 1 ? 8 : H == 2 ? 4 : 2; nv >= 1; nv /= 2)
+            for (; d0 + 8 * nv <= n; d0 += 8 * nv) vacc_sel(nv, H, n, d0, vrows, n_rows, p, p_stride, h0, acc);
+        for (; d0 < n; d0++)
+            for (int t = 0; t < n_rows; t++) {
+                const float v = h2f(((const uint16_t *)vrows[t])[d0]);
+                for (int h = h0; h < h0 + H; h++) acc[(size_t)h * n + d0] += p[(size_t)h * p_stride + t] * v;
+            }
+    }
+}
+
 /* ------------------------------------------------------------ legacy blocks */
 
 /* Legacy dots keep ggml's AVX2 order: one accumulator, blocks in order, lane-wise
@@ -454,6 +720,8 @@ int fr_kernels_install_avx2(fr_type_traits *t) {
     t[FR_TYPE_F16].vec_dot = dot_f16;
     t[FR_TYPE_F16].to_float = to_float_f16;
     t[FR_TYPE_F16].from_float = from_float_f16;
+    t[FR_TYPE_F16].attn_kdot = attn_kdot_f16;
+    t[FR_TYPE_F16].attn_vacc = attn_vacc_f16;
     t[FR_TYPE_BF16].vec_dot = dot_bf16;
     t[FR_TYPE_Q4_0].vec_dot = dot_q4_0;
     t[FR_TYPE_Q4_1].vec_dot = dot_q4_1;

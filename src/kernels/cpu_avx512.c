@@ -183,8 +183,10 @@ static inline __attribute__((always_inline)) void kdot_rows(int n, int n64, cons
     float tile[16 * KDOT_MAX_N] __attribute__((aligned(64)));
     for (int t0 = 0; t0 < n_rows; t0 += 16) {
         const int nr = n_rows - t0 < 16 ? n_rows - t0 : 16;
-        /* the next tile's rows: cached rows are short pieces of longer KV rows, which
-         * the hardware prefetchers do not see as a stream */
+        /* the next tile's rows: a KV page holds 16 positions of a head, so a long
+         * cache is runs of 2 KB one page apart, which the hardware prefetchers pick up
+         * late (measured, 2048 positions x 22 layers from DRAM: 56 -> 48 ns per row
+         * of K dot + V accumulation) */
         for (int r = t0 + 16; r < n_rows && r < t0 + 32; r++)
             for (int b = 0; b < n * 2; b += 64) _mm_prefetch((const char *)krows[r] + b, _MM_HINT_T0);
         for (int r = 0; r < 16; r++) /* slot r holds row KDOT_LANE[r] (zeros past nr) */
@@ -196,7 +198,9 @@ static inline __attribute__((always_inline)) void kdot_rows(int n, int n64, cons
             __m512 v[16];
             kdot_tile(n64, tile, qh, v);
             float *sh = s + (size_t)h * s_stride + t0;
-            const __m512 sum = hsum512_x16(v);
+            /* + 0: the chains start with a multiply, dot_f16's with an FMA onto +0,
+             * which differ only for a sum of -0 products (-0 + +0 = +0) */
+            const __m512 sum = _mm512_add_ps(hsum512_x16(v), _mm512_setzero_ps());
             if (n64 == n) {
                 _mm512_mask_storeu_ps(sh, tail_mask(nr), sum);
                 continue;
