@@ -31,10 +31,17 @@ typedef struct {
 
 /* Attention, one work item per (token, KV head, slice of its query heads): the query
  * heads of a GQA group share every K and V row they read, so each cached row is
- * fetched once per group rather than once per head. Each thread has its own score
- * rows (group x n_ctx).
+ * fetched once per group rather than once per head (and the cache keeps each KV
+ * head's rows together: kv/kv_cache.h). Each thread has its own score rows (group x
+ * n_ctx): K is read once in 64-row tiles into them, the softmax runs over the whole
+ * row, then V is read once in 64-row tiles. Not an online (flash-style) softmax: that
+ * reads K and V once too, and its only saving, the score rows (64 KiB per thread at
+ * 2k tokens of an 8-head group), stays in L2; the exact softmax keeps the numerics
+ * of llama.cpp with flash attention off (the setting of the golden outputs), which
+ * rounds the normalised weights to F16.
  * K: the queries are converted to the K type's vec_dot_type (F16 for an F16 cache, as
- * ggml's mul_mat does; Q8_0 for quantized caches) and dotted with each cached row.
+ * ggml's mul_mat does; Q8_0 for quantized caches) and dotted with each cached row
+ * (attn_kdot: 16 rows at a time, the same operations as vec_dot).
  * V: an F16 cache gets F16-rounded attention weights (ggml again); every V row slice
  * is converted to F32 once (SIMD to_float) and accumulated in F32 into all heads of
  * the slice (a loop the compiler vectorises; ggml's SIMD dot accumulates in F32 too,
