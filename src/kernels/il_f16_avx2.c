@@ -63,6 +63,8 @@ FR_INLINE void tile_f16(int G, int T, int n, const uint16_t *g, size_t gs, const
         for (int gi = 0; gi < G; gi++)
             for (int t = 0; t < T; t++) acc[gi][0][t] = acc[gi][1][t] = _mm256_setzero_ps();
         for (int j = j0; j < j1; j++) {
+            if (!(j & 1)) /* one line holds two columns of a group */
+                for (int gi = 0; gi < G; gi++) fr_il_prefetch(g + gi * gs + (size_t)j * 16, 64);
             if (T == 1) { /* each widened half straight into its FMA: 8 held weights would spill */
                 const __m256 x = _mm256_broadcast_ss(y + j);
                 for (int gi = 0; gi < G; gi++)

@@ -48,6 +48,8 @@ FR_INLINE void tile_f16(int G, int T, int n, const uint16_t *g, size_t gs, const
         for (int gi = 0; gi < G; gi++)
             for (int t = 0; t < T; t++) acc[gi][t] = _mm512_setzero_ps();
         for (int j = j0; j < j1; j++) {
+            if (!(j & 1)) /* one line holds two columns of a group */
+                for (int gi = 0; gi < G; gi++) fr_il_prefetch(g + gi * gs + (size_t)j * 16, 64);
             __m512 w[4];
             for (int gi = 0; gi < G; gi++)
                 w[gi] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + gi * gs + (size_t)j * 16)));

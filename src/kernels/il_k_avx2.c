@@ -120,6 +120,7 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
         for (int t = 0; t < T; t++) acc[h][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * K4_SB;
+        fr_il_prefetch(blk, K4_SB);
         for (int h = 0; h < 2; h++) { /* rows 8h .. 8h + 7 */
             const il_act_k *a[IL2K_T];
             __m256i isum[IL2K_T];

@@ -129,6 +129,7 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
          * which keeps the hardware stream prefetch going on decode (T = 1) */
         _mm_prefetch((const char *)blk, _MM_HINT_T0);
         _mm_prefetch((const char *)blk + 192, _MM_HINT_T0);
+        fr_il_prefetch(blk, K4_SB);
         const il_act_k *a[FR_IL_T];
         __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {

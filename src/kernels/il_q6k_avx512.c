@@ -133,6 +133,7 @@ FR_INLINE void il_tile_q6(int T, int nb, const uint8_t *g, const uint8_t *yp, si
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * Q6_SB;
+        fr_il_prefetch(blk, Q6_SB);
         const il_act_q6 *a[FR_IL_T];
         __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {
