@@ -333,7 +333,8 @@ int frugal_context_n_threads(const frugal_context *ctx);
 
 /* Measured memory read bandwidth in GB/s (1e9 bytes/s): n_threads threads of the
  * engine's pool sum a buffer of `bytes` bytes of uint64 words with the widest vector
- * loads the CPU has; the best of several passes after one warm-up pass. n_threads
+ * loads the CPU has, in passes with and without software prefetch; the best of
+ * several passes after one warm-up pass. n_threads
  * <= 0: all cores; bytes == 0: frugal_bandwidth_probe_default_bytes(). Allocates
  * the buffer for the call's duration. Returns < 0 on failure (no memory). */
 double frugal_measure_read_bandwidth(int n_threads, size_t bytes);

@@ -53,28 +53,55 @@ int frugal_context_n_threads(const frugal_context *ctx) {
  * associative, so it may reorder the reduction); the result is checked by the
  * caller, so the loads cannot be dropped. On x86-64 the same body is also compiled
  * for AVX2 and AVX-512 and picked at run time, so the probe issues the widest loads
- * the machine has without intrinsics, and the library still builds for any CPU. */
+ * the machine has without intrinsics, and the library still builds for any CPU.
+ * Two loops: one leaves the stream to the hardware prefetchers, the other also asks
+ * for each line PF_AHEAD bytes early, as the decode kernels do (kernels/il_drive.h).
+ * On the 2-vCPU Zen 4 VM the second read ~5-10 % faster in most passes (and the
+ * Q8_0 decode, with software prefetch, beat a plain-loop-only probe by up to 7 %):
+ * a roofline must bound what the engine can reach, so the probe keeps the best pass
+ * of either loop. */
+#define PF_AHEAD 4096
 #define SUM_BODY                                             \
     uint64_t s = 0;                                          \
     for (size_t i = 0; i < n; i++) s += p[i];                \
     return s;
+#define SUM_PF_BODY                                                                      \
+    v8u64 acc = {0};                                                                     \
+    size_t i = 0;                                                                        \
+    for (; i + 8 <= n; i += 8) { /* one 64-byte line per step */                         \
+        __builtin_prefetch((const void *)((uintptr_t)(p + i) + PF_AHEAD), 0, 3);         \
+        v8u64 v;                                                                         \
+        memcpy(&v, p + i, sizeof v);                                                     \
+        acc += v;                                                                        \
+    }                                                                                    \
+    uint64_t s = 0;                                                                      \
+    for (int k = 0; k < 8; k++) s += acc[k];                                             \
+    for (; i < n; i++) s += p[i];                                                        \
+    return s;
+
+/* a GCC/clang vector type: one register of 8 words where the target has 512-bit ones */
+typedef uint64_t v8u64 __attribute__((vector_size(64)));
 
 typedef uint64_t (*sum_fn)(const uint64_t *p, size_t n);
 
 static uint64_t sum_generic(const uint64_t *p, size_t n) { SUM_BODY }
+static uint64_t sum_pf_generic(const uint64_t *p, size_t n) { SUM_PF_BODY }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n) { SUM_BODY }
 __attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint64_t *p, size_t n) { SUM_BODY }
+__attribute__((target("avx2"))) static uint64_t sum_pf_avx2(const uint64_t *p, size_t n) { SUM_PF_BODY }
+__attribute__((target("avx512f"))) static uint64_t sum_pf_avx512(const uint64_t *p, size_t n) { SUM_PF_BODY }
 #endif
 
-static sum_fn pick_sum(void) {
+/* The widest build of the plain loop (pf = 0) or the prefetching one (pf = 1). */
+static sum_fn pick_sum(int pf) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return sum_avx512;
-    if (__builtin_cpu_supports("avx2")) return sum_avx2;
+    if (__builtin_cpu_supports("avx512f")) return pf ? sum_pf_avx512 : sum_avx512;
+    if (__builtin_cpu_supports("avx2")) return pf ? sum_pf_avx2 : sum_avx2;
 #endif
-    return sum_generic;
+    return pf ? sum_pf_generic : sum_generic;
 }
 
 enum { PAD_WORDS = 8 }; /* one 64-byte line per thread's partial sum: no false sharing */
@@ -82,7 +109,7 @@ enum { PAD_WORDS = 8 }; /* one 64-byte line per thread's partial sum: no false s
 typedef struct probe {
     uint64_t *buf;
     size_t n_words;
-    sum_fn sum;
+    sum_fn sum;        /* the loop of the current pass */
     uint64_t *partial; /* nth * PAD_WORDS */
 } probe;
 
@@ -126,7 +153,7 @@ double frugal_measure_read_bandwidth(int n_threads, size_t bytes) {
         n_threads = n < 1 ? 1 : (n > 64 ? 64 : (int)n);
     }
     if (bytes == 0) bytes = frugal_bandwidth_probe_default_bytes();
-    probe pr = {.n_words = bytes / sizeof(uint64_t), .sum = pick_sum()};
+    probe pr = {.n_words = bytes / sizeof(uint64_t)};
     if (pr.n_words < (size_t)n_threads * PAD_WORDS) return -1.0;
     fr_pool *pool = fr_pool_new(n_threads);
     if (!pool) return -1.0;
@@ -141,11 +168,13 @@ double frugal_measure_read_bandwidth(int n_threads, size_t bytes) {
         uint64_t n = pr.n_words; /* sum of 0..n-1, mod 2^64 */
         uint64_t expect = (n % 2 == 0) ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
         /* one untimed pass to settle threads and the TLB, then the best of the timed
-         * ones: the best pass is the one least disturbed by other processes */
-        enum { PASSES = 6 };
+         * ones, the two loops taking turns: the best pass is the one least disturbed
+         * by other processes */
+        enum { PASSES = 8 };
         double best_t = 0.0;
         int ok = 1;
         for (int pass = 0; pass <= PASSES && ok; pass++) {
+            pr.sum = pick_sum(pass & 1);
             double t0 = now_s();
             fr_pool_run(pool, sum_task, &pr);
             double t = now_s() - t0;
