@@ -22,6 +22,17 @@ size_t fr_matmul_scratch(const fr_weight *w, int n_tok) {
     return (row + pack_stride(row)) * (size_t)n_tok + 64;
 }
 
+/* Rows not yet taken of one thread's stretch, [lo, hi) packed as lo | hi << 32 in
+ * one word so that the owner (from the front) and a thief (from the back) agree by
+ * compare-and-swap (a matmul's rows, at most a vocabulary's, fit in 32 bits); one
+ * cache line each. */
+typedef struct {
+    _Atomic uint64_t lohi;
+    char pad[64 - sizeof(uint64_t)];
+} mm_stretch;
+
+#define MM_MAX_STRETCH 64 /* threads past this many own nothing and only steal */
+
 /* Several matrices that read the same input (Wq/Wk/Wv, gate/up) are computed in one
  * parallel pass over their concatenated rows: one activation conversion and one
  * barrier instead of one per matrix. */
@@ -34,9 +45,10 @@ typedef struct {
     size_t xq_row;         /* bytes per row of xq */
     int n_tok;
     int il;                /* all matrices FR_LAYOUT_IL16 */
-    long chunk;            /* rows per share taken from `next`; 0: guided (decode) */
     long unit;             /* shares are whole multiples of this many rows */
-    _Atomic long next;     /* first row no thread has taken yet */
+    long step;             /* rows an owner takes from its stretch at a time */
+    int n_own;             /* stretches in use (min(threads, MM_MAX_STRETCH)) */
+    mm_stretch *stretch;
 } matmul_job;
 
 /* Rows [r0, r1) (whole groups) of an IL16 matrix at a level without an IL16 GEMM:
@@ -92,29 +104,67 @@ static void matmul_rows(const matmul_job *j, long r0, long r1) {
     }
 }
 
-/* Threads take shares until none are left: in decode, when one core is slowed (a
- * neighbour on the machine, a page fault) the other takes more instead of waiting at
- * the barrier for a fixed half. Decode shares shrink as the rows run out ("guided":
- * a share is 1/(2 nth) of what is left, at least one unit), so the threads finish
- * within about one small share of each other - with fixed shares the last one left a
- * core idle for half a share on average, ~5 % of decode time. A batch takes one
- * contiguous share each (j->chunk). Outputs do not depend on who computes them, so
- * this changes no bit. */
-static void matmul_worker(void *arg, int ith, int nth) {
-    (void)ith;
-    matmul_job *j = arg;
+/* How rows are shared. Thread i owns the i-th of equal stretches of the rows and
+ * takes them front to back, j->step rows at a time; one done with its own stretch
+ * takes the back half of what is left of the fullest other one and makes it its
+ * own. Why: decode reads every weight once, and each thread then reads one
+ * contiguous stream per matmul, as the bandwidth probe does - each jump to a new
+ * place costs a memory latency before the prefetch ahead of the kernel is running
+ * again, and the shares taken in turn from one counter that this replaced (one
+ * matrix of 2048 rows: ~20 shares, ~10 jumps per thread) cost ~10 % of decode. The
+ * stealing keeps a core slowed by a neighbour or a page fault from holding the
+ * barrier: the threads finish within about one step of each other. A batch steps
+ * through its whole stretch at once (one contiguous share each: every weight
+ * streamed once, the activations read once per share). Outputs do not depend on
+ * who computes them, so none of this changes a bit. */
+static int take_front(mm_stretch *st, long step, long *r0, long *r1) {
+    uint64_t v = atomic_load(&st->lohi);
     for (;;) {
-        long r0 = atomic_load(&j->next), c;
-        do {
-            if (r0 >= j->total_rows) return;
-            c = j->chunk;
-            if (c == 0) { /* guided */
-                c = (j->total_rows - r0) / (2L * nth);
-                c = (c + j->unit - 1) / j->unit * j->unit;
-                if (c < j->unit) c = j->unit;
-            }
-        } while (!atomic_compare_exchange_weak(&j->next, &r0, r0 + c));
-        matmul_rows(j, r0, r0 + c < j->total_rows ? r0 + c : j->total_rows);
+        const long lo = (long)(uint32_t)v, hi = (long)(v >> 32);
+        if (lo >= hi) return 0;
+        const long e = hi - lo > step ? lo + step : hi;
+        if (atomic_compare_exchange_weak(&st->lohi, &v, (uint64_t)e | (uint64_t)hi << 32)) {
+            *r0 = lo, *r1 = e;
+            return 1;
+        }
+    }
+}
+
+/* Move the back half (whole units) of the fullest other stretch into `mine`. */
+static int steal(matmul_job *j, mm_stretch *mine) {
+    for (;;) {
+        int victim = -1;
+        long most = 0;
+        for (int i = 0; i < j->n_own; i++) {
+            uint64_t v = atomic_load(&j->stretch[i].lohi);
+            long left = (long)(v >> 32) - (long)(uint32_t)v;
+            if (&j->stretch[i] != mine && left > most) most = left, victim = i;
+        }
+        if (victim < 0) return 0;
+        mm_stretch *st = &j->stretch[victim];
+        uint64_t v = atomic_load(&st->lohi);
+        const long lo = (long)(uint32_t)v, hi = (long)(v >> 32);
+        if (lo >= hi) continue; /* emptied meanwhile: look again */
+        long n = ((hi - lo) / 2 + j->unit - 1) / j->unit * j->unit;
+        if (n < j->unit) n = j->unit;
+        if (n > hi - lo) n = hi - lo;
+        if (atomic_compare_exchange_strong(&st->lohi, &v, (uint64_t)lo | (uint64_t)(hi - n) << 32)) {
+            /* mine is empty, so only failing thieves read it: a plain store will do */
+            atomic_store(&mine->lohi, (uint64_t)(hi - n) | (uint64_t)hi << 32);
+            return 1;
+        }
+    }
+}
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    (void)nth;
+    matmul_job *j = arg;
+    mm_stretch spare = {0}; /* a thread past MM_MAX_STRETCH works on what it steals */
+    mm_stretch *mine = ith < j->n_own ? &j->stretch[ith] : &spare;
+    for (;;) {
+        long r0, r1;
+        while (take_front(mine, j->step, &r0, &r1)) matmul_rows(j, r0, r1);
+        if (!steal(j, mine)) return;
     }
 }
 
@@ -172,18 +222,29 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
         xq = pack ? (const void *)xp : qbuf;
         row = pack ? q.xp_row : xq_row;
     }
-    /* decode (memory-bound, at the mercy of the machine's bandwidth): guided shares;
-     * a batch (compute-bound, evenly paced): one contiguous share each, so every
-     * weight is streamed once and the activations are read once per share */
+    /* the stretches: whole units, as equal as they can be; decode steps ~64 KiB of
+     * weights at a time (a few microseconds: stealing stays fine-grained, and a
+     * compare-and-swap per step costs nothing next to it) */
     const int nth = fr_pool_size(pool);
     const long unit = il ? FR_IL_ROWS : 4;
-    long chunk = 0;
-    if (n_tok > 1) {
-        chunk = ((total + nth - 1) / nth + unit - 1) / unit * unit;
-        if (chunk < unit) chunk = unit;
+    const long w_row = (long)fr_row_size(ws[0]->type, ws[0]->n_in);
+    const long units = (total + unit - 1) / unit;
+    long step = total;
+    if (n_tok == 1) {
+        step = ((65536 + w_row - 1) / w_row + unit - 1) / unit * unit;
+        if (step < unit) step = unit;
     }
-    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok, il, chunk, unit, 0};
-    atomic_store(&j.next, 0);
+    mm_stretch stretch[MM_MAX_STRETCH];
+    const int n_own = nth < MM_MAX_STRETCH ? nth : MM_MAX_STRETCH;
+    for (int i = 0; i < n_own; i++) {
+        long a, b;
+        fr_split(units, i, n_own, &a, &b);
+        a *= unit, b *= unit;
+        if (b > total) b = total;
+        if (a > b) a = b;
+        atomic_init(&stretch[i].lohi, (uint64_t)a | (uint64_t)b << 32);
+    }
+    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok, il, unit, step, n_own, stretch};
     fr_pool_run(pool, matmul_worker, &j);
 }
 
