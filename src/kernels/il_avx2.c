@@ -146,7 +146,7 @@ FR_INLINE void il_tile2(int q8, int T, int nb, const uint8_t *g, const uint8_t *
         for (int t = 0; t < T; t++) acc[h][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * 16 * bs;
-        fr_il_prefetch(blk, 16 * bs);
+        if (!q8) fr_il_prefetch(blk, 16 * bs); /* Q8_0 streams ~3 % faster without (il_drive.h) */
         const uint8_t *a[IL2_T];
         float dy[IL2_T];
         for (int t = 0; t < T; t++) {

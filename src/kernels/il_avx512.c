@@ -49,7 +49,7 @@ FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *y
         __m512i w[8];
         {
             const uint8_t *blk = g + (size_t)b * 16 * bs;
-            fr_il_prefetch(blk, 16 * bs);
+            if (!q8) fr_il_prefetch(blk, 16 * bs); /* Q8_0 streams ~3 % faster without (il_drive.h) */
             dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
             if (q8) {
                 for (int k = 0; k < 8; k++) w[k] = _mm512_loadu_si512(blk + 32 + 64 * k);

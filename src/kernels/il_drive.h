@@ -30,7 +30,11 @@ typedef struct {
  * group's or next matrix's (all matrices share one buffer, in forward-pass order);
  * a prefetch never faults, so running off the end of the buffer is harmless.
  * Prefill re-reads each block from cache for many tokens, so the few extra
- * instructions cost it nothing measurable. */
+ * instructions cost it nothing measurable. Measured by decode matmuls over one
+ * buffer of 1.1B-shape matrices with and without, interleaved in one process: Q4_0
+ * +6-10 %, Q4_K +17-20 %, Q6_K +4-7 %, F16 +12-28 %, but Q8_0 -2-3 % (its kernel
+ * has half the instructions per byte, so the out-of-order window already reaches as
+ * far): the Q8_0 tiles do without. */
 #define FR_IL_PREFETCH_AHEAD 4096
 
 /* Prefetch the n bytes starting FR_IL_PREFETCH_AHEAD past p, one per cache line. */
