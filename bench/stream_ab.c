@@ -1,0 +1,142 @@
+/* stream_ab.c - how close the decode matmuls come to streaming their weights.
+ *
+ *   bench_stream_ab MODEL.gguf [-t THREADS] [-r ROUNDS]
+ *
+ * `frugal bench` puts generation next to a roofline from a bandwidth probe run
+ * before each repetition. On a shared machine whose bandwidth drifts (the 2-vCPU
+ * development VM: the probe's passes spread ~10 % around their median within a
+ * second) that ratio mixes the engine's efficiency with the machine's noise. This
+ * program separates them: it alternates, many times, (a) one decode step's matmuls
+ * over every matrix of the model (one token, the engine's kernels, pool and row
+ * sharing; nothing else of the forward pass) and (b) a plain sum over exactly the
+ * same bytes, each thread a contiguous share, software prefetch ahead as in the
+ * probe. Both see the same drift, so time(b) / time(a) is the fraction of the
+ * streaming rate the matmuls reach. Not a test (timings are not asserted).
+ *
+ * Built beside the CLI (target bench_stream_ab); uses the library's internals. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "frugal.h"
+#include "model/model.h"
+
+typedef uint64_t v8u64 __attribute__((vector_size(64)));
+
+typedef struct {
+    const fr_weight **ws;
+    int n;
+    uint64_t partial[64 * 8]; /* one line per thread */
+} sum_job;
+
+/* Sum of the n bytes at p as 64-byte vectors (n a multiple of 64 is not required:
+ * the tail is left out, a few bytes of ~1e9). */
+static uint64_t sum_bytes(const uint8_t *p, size_t n) {
+    v8u64 acc = {0};
+    for (size_t i = 0; i + 64 <= n; i += 64) {
+        __builtin_prefetch((const void *)((uintptr_t)(p + i) + 4096), 0, 3);
+        v8u64 v;
+        memcpy(&v, p + i, sizeof v);
+        acc += v;
+    }
+    uint64_t s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+static size_t weight_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
+
+static void sum_task(void *arg, int ith, int nth) {
+    sum_job *j = arg;
+    uint64_t s = 0;
+    for (int k = 0; k < j->n; k++) {
+        long a, b;
+        fr_split((long)weight_bytes(j->ws[k]) / 64, ith, nth, &a, &b);
+        s += sum_bytes((const uint8_t *)j->ws[k]->data + a * 64, (size_t)(b - a) * 64);
+    }
+    if (ith < 64) j->partial[ith * 8] = s;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int threads = 0, rounds = 20;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else {
+            fprintf(stderr, "usage: %s MODEL.gguf [-t THREADS] [-r ROUNDS]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!path || rounds < 1) {
+        fprintf(stderr, "usage: %s MODEL.gguf [-t THREADS] [-r ROUNDS]\n", argv[0]);
+        return 2;
+    }
+    frugal_model_params mp;
+    frugal_model_params_default(&mp);
+    mp.n_threads = threads;
+    frugal_model *m = NULL;
+    frugal_error err = {0};
+    if (frugal_model_load(path, &mp, &m, &err)) {
+        fprintf(stderr, "error: %s\n", err.message);
+        return 1;
+    }
+    const fr_hparams *hp = &m->hp;
+    const int n_w = hp->n_layer * FR_LAYER_MATRICES + 1;
+    const fr_weight **ws = malloc(sizeof *ws * (size_t)n_w);
+    int k = 0;
+    size_t total = 0, max_in = 0, max_out = 0, qbytes = 0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        const fr_layer *L = &m->layers[il];
+        const fr_weight *lw[FR_LAYER_MATRICES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < FR_LAYER_MATRICES; i++) ws[k++] = lw[i];
+    }
+    ws[k++] = &m->output;
+    for (int i = 0; i < n_w; i++) {
+        total += weight_bytes(ws[i]);
+        if ((size_t)ws[i]->n_in > max_in) max_in = (size_t)ws[i]->n_in;
+        if ((size_t)ws[i]->n_out > max_out) max_out = (size_t)ws[i]->n_out;
+        size_t q = fr_matmul_scratch(ws[i], 1);
+        if (q > qbytes) qbytes = q;
+    }
+    float *x = malloc(max_in * sizeof *x), *y = malloc(max_out * sizeof *y);
+    void *qbuf = malloc(qbytes);
+    fr_pool *pool = fr_pool_new(threads > 0 ? threads : m->n_threads);
+    if (!ws || !x || !y || !qbuf || !pool) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < max_in; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+
+    sum_job sj = {.ws = ws, .n = n_w};
+    double t_mm = 0.0, t_sum = 0.0;
+    for (int r = -1; r < rounds; r++) { /* round -1: warm-up, untimed */
+        for (int half = 0; half < 2; half++) {
+            const int mm = (r & 1) ? half : !half; /* alternate which goes first */
+            const double t0 = now_s();
+            if (mm)
+                for (int i = 0; i < n_w; i++) fr_matmul(pool, ws[i], x, 1, y, qbuf);
+            else
+                fr_pool_run(pool, sum_task, &sj);
+            const double t = now_s() - t0;
+            if (r >= 0) *(mm ? &t_mm : &t_sum) += t;
+        }
+    }
+    printf("%s: %d matrices, %.1f MiB, %d threads, %d rounds\n", path, n_w, (double)total / 1048576.0,
+           fr_pool_size(pool), rounds);
+    printf("decode matmuls: %.2f GB/s   plain sum over the same bytes: %.2f GB/s   matmuls at %.1f %%\n",
+           (double)total * rounds / t_mm / 1e9, (double)total * rounds / t_sum / 1e9, 100.0 * t_sum / t_mm);
+    fr_pool_free(pool);
+    free(qbuf), free(y), free(x), free(ws);
+    frugal_model_free(m);
+    return 0;
+}
