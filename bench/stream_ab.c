@@ -10,8 +10,11 @@
  * over every matrix of the model (one token, the engine's kernels, pool and row
  * sharing; nothing else of the forward pass) and (b) a plain sum over exactly the
  * same bytes, each thread a contiguous share, software prefetch ahead as in the
- * probe. Both see the same drift, so time(b) / time(a) is the fraction of the
- * streaming rate the matmuls reach. Not a test (timings are not asserted).
+ * probe, and (c) one whole decode step (frugal_eval of one token on a short cache:
+ * the matmuls plus norms, RoPE, attention, SwiGLU and the hand-offs between them).
+ * All three see the same drift, so time(b) / time(a) is the fraction of the
+ * streaming rate the matmuls reach and time(b) / time(c) that of the whole step.
+ * Not a test (timings are not asserted).
  *
  * Built beside the CLI (target bench_stream_ab); uses the library's internals. */
 #include <stdint.h>
@@ -110,32 +113,54 @@ int main(int argc, char **argv) {
     }
     float *x = malloc(max_in * sizeof *x), *y = malloc(max_out * sizeof *y);
     void *qbuf = malloc(qbytes);
-    fr_pool *pool = fr_pool_new(threads > 0 ? threads : m->n_threads);
-    if (!ws || !x || !y || !qbuf || !pool) {
+    if (!ws || !x || !y || !qbuf) {
         fprintf(stderr, "error: out of memory\n");
         return 1;
     }
     for (size_t i = 0; i < max_in; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
 
+    /* one context, whose thread pool runs all three (a second pool's idle workers
+     * would spin beside the first on a small machine) */
+    frugal_context_params cp;
+    frugal_context_params_default(&cp);
+    cp.n_ctx = 64;
+    cp.n_threads = threads;
+    frugal_context *ctx = NULL;
+    if (frugal_context_new(m, &cp, &ctx, &err)) {
+        fprintf(stderr, "error: %s\n", err.message);
+        return 1;
+    }
+    fr_pool *pool = ctx->pool;
+
     sum_job sj = {.ws = ws, .n = n_w};
-    double t_mm = 0.0, t_sum = 0.0;
+    double t[3] = {0.0, 0.0, 0.0}; /* matmuls, sum, decode step */
     for (int r = -1; r < rounds; r++) { /* round -1: warm-up, untimed */
-        for (int half = 0; half < 2; half++) {
-            const int mm = (r & 1) ? half : !half; /* alternate which goes first */
+        for (int k3 = 0; k3 < 3; k3++) {
+            const int what = (k3 + r + 3) % 3; /* rotate which goes first */
             const double t0 = now_s();
-            if (mm)
+            if (what == 0) {
                 for (int i = 0; i < n_w; i++) fr_matmul(pool, ws[i], x, 1, y, qbuf);
-            else
+            } else if (what == 1) {
                 fr_pool_run(pool, sum_task, &sj);
-            const double t = now_s() - t0;
-            if (r >= 0) *(mm ? &t_mm : &t_sum) += t;
+            } else {
+                if (frugal_context_pos(ctx) >= frugal_context_n_ctx(ctx)) frugal_context_reset(ctx);
+                const int32_t tok = 1 + frugal_context_pos(ctx);
+                if (frugal_eval(ctx, &tok, 1, 0, &err)) {
+                    fprintf(stderr, "error: %s\n", err.message);
+                    return 1;
+                }
+            }
+            const double dt = now_s() - t0;
+            if (r >= 0) t[what] += dt;
         }
     }
     printf("%s: %d matrices, %.1f MiB, %d threads, %d rounds\n", path, n_w, (double)total / 1048576.0,
            fr_pool_size(pool), rounds);
-    printf("decode matmuls: %.2f GB/s   plain sum over the same bytes: %.2f GB/s   matmuls at %.1f %%\n",
-           (double)total * rounds / t_mm / 1e9, (double)total * rounds / t_sum / 1e9, 100.0 * t_sum / t_mm);
-    fr_pool_free(pool);
+    printf("plain sum over the weights: %.2f GB/s\n", (double)total * rounds / t[1] / 1e9);
+    printf("decode matmuls:             %.2f GB/s   %.1f %% of the sum's rate\n", (double)total * rounds / t[0] / 1e9,
+           100.0 * t[1] / t[0]);
+    printf("whole decode step:          %.2f tok/s  %.1f %% of the sum's rate\n", rounds / t[2], 100.0 * t[1] / t[2]);
+    frugal_context_free(ctx);
     free(qbuf), free(y), free(x), free(ws);
     frugal_model_free(m);
     return 0;
