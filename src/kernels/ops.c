@@ -40,7 +40,6 @@ typedef struct {
     int n_w;
     const fr_weight *const *ws;
     float *const *ys;
-    long total_rows;
     const void *xq;        /* converted (or packed, for gemm) activations */
     size_t xq_row;         /* bytes per row of xq */
     int n_tok;
@@ -244,7 +243,7 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
         if (a > b) a = b;
         atomic_init(&stretch[i].lohi, (uint64_t)a | (uint64_t)b << 32);
     }
-    matmul_job j = {n_w, ws, ys, total, xq, row, n_tok, il, unit, step, n_own, stretch};
+    matmul_job j = {n_w, ws, ys, xq, row, n_tok, il, unit, step, n_own, stretch};
     fr_pool_run(pool, matmul_worker, &j);
 }
 
