@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "frugal.h"
+#include "kernels/il_drive.h"
 #include "model/model.h"
 
 typedef uint64_t v8u64 __attribute__((vector_size(64)));
@@ -39,7 +40,7 @@ typedef struct {
 static uint64_t sum_bytes(const uint8_t *p, size_t n) {
     v8u64 acc = {0};
     for (size_t i = 0; i + 64 <= n; i += 64) {
-        __builtin_prefetch((const void *)((uintptr_t)(p + i) + 4096), 0, 3);
+        __builtin_prefetch((const void *)((uintptr_t)(p + i) + FR_IL_PREFETCH_AHEAD), 0, 3);
         v8u64 v;
         memcpy(&v, p + i, sizeof v);
         acc += v;

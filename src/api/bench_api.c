@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "frugal.h"
+#include "kernels/il_drive.h"
 #include "mem/alloc.h"
 #include "model/model.h"
 
@@ -55,12 +56,11 @@ int frugal_context_n_threads(const frugal_context *ctx) {
  * for AVX2 and AVX-512 and picked at run time, so the probe issues the widest loads
  * the machine has without intrinsics, and the library still builds for any CPU.
  * Two loops: one leaves the stream to the hardware prefetchers, the other also asks
- * for each line PF_AHEAD bytes early, as the decode kernels do (kernels/il_drive.h).
- * On the 2-vCPU Zen 4 VM the second read ~5-10 % faster in most passes (and the
- * Q8_0 decode, with software prefetch, beat a plain-loop-only probe by up to 7 %):
+ * for each line FR_IL_PREFETCH_AHEAD bytes early, as the decode kernels do
+ * (kernels/il_drive.h). On the 2-vCPU VM the second read ~5-10 % faster in most
+ * passes (and the Q8_0 decode beat a plain-loop-only probe by up to 7 %):
  * a roofline must bound what the engine can reach, so the probe keeps the best pass
  * of either loop. */
-#define PF_AHEAD 4096
 #define SUM_BODY                                             \
     uint64_t s = 0;                                          \
     for (size_t i = 0; i < n; i++) s += p[i];                \
@@ -69,7 +69,7 @@ int frugal_context_n_threads(const frugal_context *ctx) {
     v8u64 acc = {0};                                                                     \
     size_t i = 0;                                                                        \
     for (; i + 8 <= n; i += 8) { /* one 64-byte line per step */                         \
-        __builtin_prefetch((const void *)((uintptr_t)(p + i) + PF_AHEAD), 0, 3);         \
+        __builtin_prefetch((const void *)((uintptr_t)(p + i) + FR_IL_PREFETCH_AHEAD), 0, 3); \
         v8u64 v;                                                                         \
         memcpy(&v, p + i, sizeof v);                                                     \
         acc += v;                                                                        \

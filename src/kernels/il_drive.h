@@ -22,19 +22,19 @@ typedef struct {
 } fr_il_act;
 
 /* Software prefetch for the weight stream. Decode reads every weight once, so its
- * speed is the rate at which one core keeps DRAM reads in flight; the hardware
- * prefetchers alone left the IL16 tiles at ~75-80 % of a plain streaming sum's
- * bandwidth on Zen 4 (2 threads, 1.1B Q4_0 shape), asking for each block's lines
- * FR_IL_PREFETCH_AHEAD bytes early brought them to ~85-90 % (1, 2, 4 and 8 KiB
- * were tried: 4 KiB was best). Past a group's end the addresses are the next
- * group's or next matrix's (all matrices share one buffer, in forward-pass order);
- * a prefetch never faults, so running off the end of the buffer is harmless.
- * Prefill re-reads each block from cache for many tokens, so the few extra
- * instructions cost it nothing measurable. Measured by decode matmuls over one
+ * speed is the rate at which one core keeps DRAM reads in flight, and the hardware
+ * prefetchers alone do not keep enough of them going behind a compute-dense loop.
+ * Past a group's end the addresses are the next group's or next matrix's (all
+ * matrices share one buffer, in forward-pass order); a prefetch never faults, so
+ * running off the end of the buffer is harmless. Prefill re-reads each block from
+ * cache for many tokens, so the few extra instructions cost it nothing measurable.
+ * Measured on the 2-vCPU development VM (AMD family 26), decode matmuls over one
  * buffer of 1.1B-shape matrices with and without, interleaved in one process: Q4_0
  * +6-10 %, Q4_K +17-20 %, Q6_K +4-7 %, F16 +12-28 %, but Q8_0 -2-3 % (its kernel
  * has half the instructions per byte, so the out-of-order window already reaches as
- * far): the Q8_0 tiles do without. */
+ * far): the Q8_0 tiles do without. Distances of 2, 4, 8 and 16 KiB and the L2 hint
+ * differed by less than the run-to-run noise; 4 KiB is kept. The bandwidth probe
+ * (api/bench_api.c) and bench/stream_ab.c prefetch the same distance. */
 #define FR_IL_PREFETCH_AHEAD 4096
 
 /* Prefetch the n bytes starting FR_IL_PREFETCH_AHEAD past p, one per cache line. */
