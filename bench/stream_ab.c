@@ -95,16 +95,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     const fr_hparams *hp = &m->hp;
-    const int n_w = hp->n_layer * FR_LAYER_MATRICES + 1;
-    const fr_weight **ws = malloc(sizeof *ws * (size_t)n_w);
+    const int n_max = hp->n_layer * FR_LAYER_MATRICES + 1;
+    const fr_weight **ws = malloc(sizeof *ws * (size_t)n_max);
     int k = 0;
     size_t total = 0, max_in = 0, max_out = 0, qbytes = 0;
     for (int il = 0; il < hp->n_layer; il++) {
         const fr_layer *L = &m->layers[il];
-        const fr_weight *lw[FR_LAYER_MATRICES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < FR_LAYER_MATRICES; i++) ws[k++] = lw[i];
+        for (int i = 0; i < FR_LAYER_MATRICES; i++)
+            if (fr_layer_mat(L, i)) ws[k++] = &L->mat[i];
     }
     ws[k++] = &m->output;
+    const int n_w = k;
     for (int i = 0; i < n_w; i++) {
         total += weight_bytes(ws[i]);
         if ((size_t)ws[i]->n_in > max_in) max_in = (size_t)ws[i]->n_in;

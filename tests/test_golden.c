@@ -6,7 +6,8 @@
  *   - the logits of llama.cpp's top-8 ids, max |ours - theirs|,
  *   - the log-sum-exp over the whole vocabulary,
  *   - our argmax equals llama.cpp's greedy token wherever its top-1/top-2 margin
- *     exceeds twice the tolerance (random-weight models have near ties).
+ *     exceeds twice the tolerance (random-weight models have near ties); for the
+ *     model families of ../shared/arch wherever it is >= 0.1.
  *
  * Tolerances (absolute, in logits; these models' top logits lie around 5..15) are
  * per weight type, because the error sources differ. Measured worst cases over all
@@ -31,6 +32,7 @@
  * stay below 0.02.
  * Skips (exit 77) when ../shared is absent. */
 #include <dirent.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,12 +68,14 @@ static int argmax(const float *l, int n) {
 
 typedef struct {
     double worst_logit, worst_lse, sum_logit;
+    double greedy_margin; /* greedy tokens must agree where the reference's margin is >= this (0: 2 tol) */
     int steps, greedy_checked, greedy_skipped;
 } stats;
 
 /* Compare our logits with one golden {top: [[id, v]...], logsumexp} record. */
 static void compare(const float *ours, int n_vocab, const cJSON *rec, double tol, stats *st,
                     const char *what, int step, int expect_token) {
+    const double margin = st->greedy_margin > 0 ? st->greedy_margin : 2 * tol;
     const cJSON *top = cJSON_GetObjectItem(rec, "top");
     double lse = cJSON_GetObjectItem(rec, "logsumexp")->valuedouble;
     double worst = 0;
@@ -94,7 +98,7 @@ static void compare(const float *ours, int n_vocab, const cJSON *rec, double tol
     if (expect_token >= 0) {
         double v1 = cJSON_GetArrayItem(cJSON_GetArrayItem(top, 0), 1)->valuedouble;
         double v2 = cJSON_GetArrayItem(cJSON_GetArrayItem(top, 1), 1)->valuedouble;
-        if (v1 - v2 > 2 * tol) {
+        if (v1 - v2 >= margin) {
             int am = argmax(ours, n_vocab);
             CHECKF(am == expect_token, "%s step %d: greedy token %d, llama.cpp chose %d (margin %.4f)",
                    what, step, am, expect_token, v1 - v2);
@@ -105,7 +109,10 @@ static void compare(const float *ours, int n_vocab, const cJSON *rec, double tol
     }
 }
 
-static void run_golden(const char *json_path, int kv_type) {
+/* models_dir: where the golden file's model lies ("models" or "arch/models");
+ * n_ctx: the context to evaluate in (0: just what the test needs). The arch files'
+ * goldens were made with n_ctx 512, which Phi-3's LongRoPE factors depend on. */
+static void run_golden(const char *json_path, const char *models_dir, int n_ctx, int kv_type) {
     size_t len;
     char *text = tu_read_file(json_path, &len);
     CHECKF(text != NULL, "cannot read %s", json_path);
@@ -116,7 +123,7 @@ static void run_golden(const char *json_path, int kv_type) {
     if (!g) return;
     const char *model_name = cJSON_GetObjectItem(g, "model")->valuestring;
     char rel[512];
-    snprintf(rel, sizeof rel, "models/%s", model_name);
+    snprintf(rel, sizeof rel, "%s/%s", models_dir, model_name);
     const char *mpath = tu_shared(rel);
     CHECKF(mpath != NULL, "model %s missing", rel);
     if (!mpath) { cJSON_Delete(g); return; }
@@ -150,12 +157,13 @@ static void run_golden(const char *json_path, int kv_type) {
     int n_greedy = cJSON_GetArraySize(greedy);
     frugal_context_params cp;
     frugal_context_params_default(&cp);
-    cp.n_ctx = n_prompt + n_greedy + 8;
+    cp.n_ctx = n_ctx > n_prompt + n_greedy + 8 ? n_ctx : n_prompt + n_greedy + 8;
     cp.kv_type = kv_type;
     frugal_context *ctx = NULL;
     rc = frugal_context_new(m, &cp, &ctx, &err);
     CHECKF(rc == FRUGAL_OK, "context: %s", err.message);
-    stats st = {0};
+    /* the arch goldens: the acceptance rule of the model-families issue, margin 0.1 */
+    stats st = {.greedy_margin = n_ctx ? 0.1 : 0};
     if (!rc) {
         /* prompt, with logits at every position (golden ids, so a tokenizer bug
          * does not hide the logits comparison) */
@@ -197,30 +205,51 @@ static void run_golden(const char *json_path, int kv_type) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int main(int argc, char **argv) {
-    const char *dir = tu_shared("golden");
-    if (!dir) tu_skip("../shared/golden not found");
+/* Mixture-of-experts files belong to the MoE issue: listed here until they run. */
+static bool skipped_family(const char *name) {
+    return strstr(name, "mixtral") || strstr(name, "moe");
+}
+
+/* Every golden file of one folder of ../shared (filter: a substring of the names). */
+static int run_dir(const char *golden_dir, const char *models_dir, int n_ctx, const char *filter) {
+    const char *dir = tu_shared(golden_dir);
+    if (!dir) {
+        printf("../shared/%s not found: skipped\n", golden_dir);
+        return 0;
+    }
     char dirpath[4096];
     snprintf(dirpath, sizeof dirpath, "%s", dir);
     DIR *d = opendir(dirpath);
-    if (!d) tu_skip("cannot open golden dir");
+    if (!d) return 0;
     char *names[256];
     int nn = 0;
     struct dirent *e;
     while ((e = readdir(d)) && nn < 256) {
         size_t l = strlen(e->d_name);
-        if (l > 5 && !strcmp(e->d_name + l - 5, ".json") && (argc < 2 || strstr(e->d_name, argv[1])))
-            names[nn++] = strdup(e->d_name);
+        if (l <= 5 || strcmp(e->d_name + l - 5, ".json") || (filter && !strstr(e->d_name, filter))) continue;
+        if (skipped_family(e->d_name)) {
+            printf("%-30s skipped: mixture-of-experts models are not supported yet\n", e->d_name);
+            continue;
+        }
+        names[nn++] = strdup(e->d_name);
     }
     closedir(d);
     qsort(names, (size_t)nn, sizeof *names, cmp_str);
-    CHECKF(nn > 0, "no golden files");
     for (int i = 0; i < nn; i++) {
         char p[8192];
         snprintf(p, sizeof p, "%s/%s", dirpath, names[i]);
-        run_golden(p, FRUGAL_KV_F16);
+        run_golden(p, models_dir, n_ctx, FRUGAL_KV_F16);
         free(names[i]);
     }
+    return nn;
+}
+
+int main(int argc, char **argv) {
+    if (!tu_shared("golden") && !tu_shared("arch/golden")) tu_skip("../shared/golden and ../shared/arch not found");
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int n = run_dir("golden", "models", 0, filter);
+    n += run_dir("arch/golden", "arch/models", 512, filter);
+    CHECKF(n > 0 || filter, "no golden files");
     return tu_finish("test_golden");
 }
 #endif

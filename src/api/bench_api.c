@@ -22,21 +22,21 @@ static uint64_t matrix_bytes(const fr_weight *w) {
 uint64_t frugal_model_decode_bytes(const frugal_model *m) {
     if (!m || m->vocab_only || !m->layers) return 0;
     const fr_hparams *hp = &m->hp;
-    const uint64_t d = (uint64_t)hp->n_embd;
-    const uint64_t qd = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
-    const uint64_t kvd = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
     uint64_t total = 0;
     for (int il = 0; il < hp->n_layer; il++) {
         const fr_layer *L = &m->layers[il];
-        const fr_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) total += matrix_bytes(ws[i]);
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat(L, j)) total += matrix_bytes(&L->mat[j]);
         /* norms and biases are read as the engine's F32 copies */
-        total += 2 * d * 4;
-        if (L->bq) total += qd * 4;
-        if (L->bk) total += kvd * 4;
-        if (L->bv) total += kvd * 4;
+        for (const fr_tensor_spec *s = hp->arch->tensors; s->name; s++)
+            if (s->slot >= FR_N_LMAT && s->slot < FR_N_LSLOT && L->vec[s->slot])
+                total += (uint64_t)fr_dim_value(hp, s->d0) * 4;
     }
-    total += d * 4; /* output_norm */
+    const float *global_vecs[] = {m->output_norm, m->output_norm_b, m->rope_freqs, m->rope_long, m->rope_short};
+    const int global_dims[] = {FR_D_EMBD, FR_D_EMBD, FR_D_ROT2, FR_D_ROT2, FR_D_ROT2};
+    for (size_t i = 0; i < sizeof global_vecs / sizeof *global_vecs; i++)
+        if (global_vecs[i]) total += (uint64_t)fr_dim_value(hp, global_dims[i]) * 4;
+    if (m->pos_embd.data) total += fr_row_size(m->pos_embd.type, m->pos_embd.n_in); /* one row per token */
     total += matrix_bytes(&m->output);
     /* The embedding lookup reads one row. With tied embeddings that row lies inside
      * the output matrix, which the head reads whole anyway: count it once. */

@@ -19,26 +19,31 @@ void frugal_context_params_default(frugal_context_params *p) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
+#define N_SCRATCH 10
+
 /* Sizes of the scratch buffers for micro-batches of B tokens, n_ctx cached tokens
- * and n_pool threads: floats[9] (x, xb, q, k, v, att, hg, hu, att_scores) and the
- * activation-conversion buffer; returns the block's total bytes. The one formula
- * both the allocation and the memory planner use. */
-static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size_t n_pool, size_t floats[9],
-                             size_t *qbuf_out) {
+ * and n_pool threads: floats[N_SCRATCH] (x, xb, q, k, v, att, hg, hu, att_scores,
+ * fused) and the activation-conversion buffer; returns the block's total bytes. The
+ * one formula both the allocation and the memory planner use. */
+static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size_t n_pool,
+                             size_t floats[N_SCRATCH], size_t *qbuf_out) {
     const fr_hparams *hp = &m->hp;
     size_t d = (size_t)hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim,
            kvd = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff;
-    size_t qbuf = 0;
-    for (int il = 0; il < hp->n_layer; il++) {
-        const fr_layer *L = &m->layers[il];
-        const fr_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) qbuf = max_sz(qbuf, fr_matmul_scratch(ws[i], (int)B));
-    }
+    size_t qbuf = 0, fused = 0; /* fused: rows of a fused QKV or gate+up output */
+    for (int il = 0; il < hp->n_layer; il++)
+        for (int j = 0; j < FR_LAYER_MATRICES; j++) {
+            const fr_weight *w = fr_layer_mat(&m->layers[il], j);
+            if (!w) continue;
+            qbuf = max_sz(qbuf, fr_matmul_scratch(w, (int)B));
+            if (j == FR_WQKV || (j == FR_WUP && w->n_out == 2 * (int64_t)ff)) fused = max_sz(fused, (size_t)w->n_out);
+        }
     qbuf = max_sz(qbuf, fr_matmul_scratch(&m->output, (int)B));
     const size_t group = (size_t)(hp->n_head / hp->n_head_kv); /* attention scores per thread */
-    const size_t f[9] = {B * d, B * d, B * qd, B * kvd, B * kvd, B * qd, B * ff, B * ff, n_pool * n_ctx * group};
+    const size_t f[N_SCRATCH] = {B * d,  B * d,  B * qd, B * kvd, B * kvd, B * qd,
+                                 B * ff, B * ff, n_pool * n_ctx * group, B * fused};
     size_t total = 0;
-    for (size_t i = 0; i < 9; i++) {
+    for (size_t i = 0; i < N_SCRATCH; i++) {
         floats[i] = f[i];
         total += (f[i] * 4 + 63) & ~(size_t)63;
     }
@@ -47,23 +52,23 @@ static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size
 }
 
 size_t fr_context_scratch_bytes(const frugal_model *m, int n_ctx, int n_threads) {
-    size_t floats[9], qbuf;
+    size_t floats[N_SCRATCH], qbuf;
     size_t B = n_ctx < FR_MAX_UBATCH ? (size_t)n_ctx : FR_MAX_UBATCH;
     return scratch_layout(m, B, (size_t)n_ctx, (size_t)(n_threads > 0 ? n_threads : 1), floats, &qbuf);
 }
 
 /* Lay out every scratch buffer in one accounted block. */
 static int alloc_scratch(frugal_context *c, fr_err *err) {
-    size_t floats[9], qbuf;
+    size_t floats[N_SCRATCH], qbuf;
     size_t total = scratch_layout(c->model, (size_t)c->n_ubatch, (size_t)c->n_ctx, (size_t)fr_pool_size(c->pool),
                                   floats, &qbuf);
-    float **ptrs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hg, &c->hu, &c->att_scores};
+    float **ptrs[N_SCRATCH] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hg, &c->hu, &c->att_scores, &c->fused};
     c->scratch = fr_mem_alloc(FR_MEM_SCRATCH, total);
     if (!c->scratch) return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %zu MiB of scratch", total >> 20);
     c->scratch_bytes = total;
     uint8_t *p = c->scratch;
-    for (size_t i = 0; i < 9; i++) {
-        *ptrs[i] = (float *)p;
+    for (size_t i = 0; i < N_SCRATCH; i++) {
+        *ptrs[i] = floats[i] ? (float *)p : NULL;
         p += (floats[i] * 4 + 63) & ~(size_t)63;
     }
     c->qbuf = p;
@@ -104,6 +109,13 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
         c->kv_chunk = params->kv_chunk;
         c->kv_keep = params->kv_keep;
     }
+    if (model->pos_embd.data && c->n_ctx > model->hp.n_ctx_train) {
+        int n = c->n_ctx;
+        free(c);
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "context of %d tokens exceeds the %d learned positions of %s", n,
+                          model->hp.n_ctx_train, model->path);
+    }
+    c->rope_factors = fr_model_rope_factors(model, c->n_ctx);
     c->n_seq_max = params->n_seq_max > 0 ? params->n_seq_max : 1;
     if (c->n_seq_max > 4096) {
         free(c);
@@ -216,7 +228,7 @@ static void make_room(frugal_context *c, fr_seq *sq, int need) {
         if (over > 0) {
             int evict = c->kv_window / 8 > over ? c->kv_window / 8 : over;
             if (evict > kv->n - c->kv_sinks) evict = kv->n - c->kv_sinks;
-            fr_llama_kv_shift(c, kv, c->kv_sinks, evict);
+            fr_model_kv_shift(c, kv, c->kv_sinks, evict);
         }
     } else if (c->kv_chunk) {
         /* summarise the oldest raw chunk beyond the kept tail, or drop the oldest
@@ -224,10 +236,10 @@ static void make_room(frugal_context *c, fr_seq *sq, int need) {
         while (kv->n + need > c->n_ctx) {
             int raw = kv->n - sq->n_summary;
             if (raw - c->kv_keep >= c->kv_chunk) {
-                fr_llama_kv_summarize(c, kv, sq->n_summary, c->kv_chunk);
+                fr_model_kv_summarize(c, kv, sq->n_summary, c->kv_chunk);
                 sq->n_summary++;
             } else if (sq->n_summary > 0) {
-                fr_llama_kv_shift(c, kv, 0, 1);
+                fr_model_kv_shift(c, kv, 0, 1);
                 sq->n_summary--;
             } else {
                 break; /* unreachable: n_ctx >= keep + 2*chunk was checked */
@@ -298,7 +310,7 @@ int frugal_eval_batch(frugal_context *c, const frugal_batch_item *items, int n, 
             c->b_out[i] = mb[i].logits ? n_out++ : -1;
         }
         fr_batch b = {nb, toks, c->b_kv, c->b_pos, c->b_out, n_out, c->logits + (size_t)out_row * n_vocab};
-        fr_llama_forward(c, &b);
+        fr_forward(c, &b);
         for (int i = 0; i < nb; i++) c->b_kv[i]->n = off[mb[i].seq];
         rc = fr_kv_io_error(&c->kv_pool, err);
         /* a streaming layer source reports I/O errors here (the pass itself ran on) */

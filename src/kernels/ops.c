@@ -5,6 +5,7 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,4 +301,94 @@ void fr_softmax(float *x, int n) {
 
 void fr_swiglu(float *out, const float *g, const float *u, int n) {
     for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* YaRN's correction dims: where the rotation of dim pair i crosses n_ctx_orig / (2 pi
+ * beta) turns, for beta_fast and beta_slow (ggml's rope_yarn_corr_dims). */
+static void yarn_corr_dims(int n_rot, int n_ctx_orig, float base, float beta_fast, float beta_slow, float d[2]) {
+    const float pi = 3.14159265358979323846f;
+    float lo = floorf(n_rot * logf(n_ctx_orig / (beta_fast * 2 * pi)) / (2 * logf(base)));
+    float hi = ceilf(n_rot * logf(n_ctx_orig / (beta_slow * 2 * pi)) / (2 * logf(base)));
+    d[0] = lo > 0 ? lo : 0;
+    d[1] = hi < n_rot - 1 ? hi : (float)(n_rot - 1);
+}
+
+void fr_rope_ext(float *x, int n_head, int head_dim, int n_rot, int pos, const fr_rope_cfg *cfg,
+                 const float *factors, int neox) {
+    const float theta_scale = powf(cfg->base, -2.0f / (float)n_rot);
+    float corr[2] = {0, 0};
+    if (cfg->ext_factor != 0.0f) yarn_corr_dims(n_rot, cfg->n_ctx_orig, cfg->base, cfg->beta_fast, cfg->beta_slow, corr);
+    float cs[512], sn[512];
+    const int half = n_rot / 2 < 512 ? n_rot / 2 : 512;
+    float theta = (float)pos;
+    for (int i = 0; i < half; i++) {
+        const float extrap = theta / (factors ? factors[i] : 1.0f);
+        float th = cfg->freq_scale * extrap, mscale = cfg->attn_factor;
+        if (cfg->ext_factor != 0.0f) {
+            const float y = ((float)i - corr[0]) / fmaxf(0.001f, corr[1] - corr[0]);
+            const float ramp = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * cfg->ext_factor;
+            th = th * (1.0f - ramp) + extrap * ramp;
+            mscale *= 1.0f + 0.1f * logf(1.0f / cfg->freq_scale);
+        }
+        cs[i] = cosf(th) * mscale;
+        sn[i] = sinf(th) * mscale;
+        theta *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+void fr_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps) {
+    /* as ggml's norm: sums in double, the variance of the centred values */
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)x[i];
+    const float mean = (float)(sum / n);
+    double sum2 = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float v = x[i] - mean;
+        out[i] = v;
+        sum2 += (double)(v * v);
+    }
+    const float scale = 1.0f / sqrtf((float)(sum2 / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = out[i] * scale * w[i] + (b ? b[i] : 0.0f);
+}
+
+/* gelu(h) rounded to F16 for every F16 input h: the reference engine's table */
+static uint16_t g_gelu_tab[1 << 16];
+static pthread_once_t g_gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_tab_init(void) {
+    for (int i = 0; i < (1 << 16); i++) {
+        const float v = fr_f16_to_f32((uint16_t)i);
+        const float g = 0.5f * v * (1.0f + tanhf(0.79788456080286535587989211986876f * v * (1.0f + 0.044715f * v * v)));
+        g_gelu_tab[i] = fr_f32_to_f16(g);
+    }
+}
+
+static inline float gelu_one(float v) {
+    if (v <= -10.0f) return 0.0f;
+    if (v >= 10.0f) return v;
+    return fr_f16_to_f32(g_gelu_tab[fr_f32_to_f16(v)]);
+}
+
+void fr_gelu(float *out, const float *x, int n) {
+    pthread_once(&g_gelu_once, gelu_tab_init);
+    for (int i = 0; i < n; i++) out[i] = gelu_one(x[i]);
+}
+
+void fr_geglu(float *out, const float *g, const float *u, int n) {
+    pthread_once(&g_gelu_once, gelu_tab_init);
+    for (int i = 0; i < n; i++) out[i] = gelu_one(g[i]) * u[i];
+}
+
+void fr_softcap(float *x, int n, float cap) {
+    const float inv = 1.0f / cap; /* as the reference: scale, tanh, scale */
+    for (int i = 0; i < n; i++) x[i] = tanhf(x[i] * inv) * cap;
 }

@@ -48,6 +48,33 @@ void fr_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
  * Llama; neox = 1: pairs (i, i + n_rot/2) as in Qwen2/GPT-NeoX. */
 void fr_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox);
 
+/* RoPE with scaling, as ggml's rope_ext: theta_i = pos * base^(-2i/n_rot) / factor_i
+ * (factors NULL: 1), interpolated by freq_scale; with ext_factor != 0 (YaRN) blended
+ * back towards the unscaled theta over the dims below the correction range and the
+ * magnitude raised by 1 + 0.1 ln(1/freq_scale); cos and sin multiplied by attn_factor. */
+typedef struct fr_rope_cfg {
+    float base;
+    float freq_scale;   /* 1 / rope.scaling.factor (linear, YaRN); 1: none */
+    float ext_factor;   /* YaRN: 1; else 0 */
+    float attn_factor;  /* magnitude scale of cos/sin */
+    float beta_fast, beta_slow;
+    int n_ctx_orig;     /* YaRN correction range; LongRoPE's long/short switch */
+} fr_rope_cfg;
+void fr_rope_ext(float *x, int n_head, int head_dim, int n_rot, int pos, const fr_rope_cfg *cfg,
+                 const float *factors, int neox);
+
+/* out = (x - mean) / sqrt(var + eps) * w (+ b when b != NULL), n values (out may alias x). */
+void fr_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps);
+
+/* GELU (tanh approximation) as the reference CPU engine evaluates it: the input rounded
+ * to F16 and looked up in a table of F16 results; exact 0 / x beyond -10 / 10.
+ * fr_gelu: out = gelu(x); fr_geglu: out = gelu(g) * u. out may alias the input. */
+void fr_gelu(float *out, const float *x, int n);
+void fr_geglu(float *out, const float *g, const float *u, int n);
+
+/* x = cap * tanh(x / cap) in place (soft-capping of attention or output logits). */
+void fr_softcap(float *x, int n, float cap);
+
 /* In-place softmax over n values. */
 void fr_softmax(float *x, int n);
 

@@ -17,7 +17,7 @@
 
 #define PAGE 4096u             /* O_DIRECT alignment (covers 512 and 4096 sectors) */
 #define MERGE_GAP (256u << 10) /* read through gaps up to this (norms between matrices) */
-#define N_MAT 7
+#define N_MAT FR_LAYER_MATRICES
 
 typedef struct extent {
     uint64_t a_start, a_end;   /* page-aligned file range */
@@ -65,10 +65,8 @@ struct fr_stream {
     fr_err err;
 };
 
-static const fr_weight *mat(const fr_layer *L, int j) {
-    const fr_weight *w[N_MAT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return w[j];
-}
+/* Matrix j of a layer, or NULL when its family has none there. */
+static const fr_weight *mat(const fr_layer *L, int j) { return fr_layer_mat(L, j); }
 
 static fr_weight *mat_mut(fr_layer *L, int j) { return (fr_weight *)mat(L, j); }
 
@@ -77,14 +75,15 @@ static fr_weight *mat_mut(fr_layer *L, int j) { return (fr_weight *)mat(L, j); }
 static void plan_layer(const frugal_model *m, int il, layer_io *io) {
     const fr_layer *L = &m->layers[il];
     uint64_t off[N_MAT], len[N_MAT];
-    int order[N_MAT];
+    int order[N_MAT], n_mat = 0;
     for (int j = 0; j < N_MAT; j++) {
         const fr_weight *w = mat(L, j);
+        if (!w) continue;
         off[j] = (uint64_t)((const uint8_t *)w->src - m->file->map); /* data may be a repacked copy */
         len[j] = (uint64_t)fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out;
-        order[j] = j;
+        order[n_mat++] = j;
     }
-    for (int a = 1; a < N_MAT; a++) /* insertion sort by offset */
+    for (int a = 1; a < n_mat; a++) /* insertion sort by offset */
         for (int b = a; b > 0 && off[order[b]] < off[order[b - 1]]; b--) {
             int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
         }
@@ -92,8 +91,8 @@ static void plan_layer(const frugal_model *m, int il, layer_io *io) {
     size_t pos = 0;
     uint64_t ext_start = 0, ext_end = 0;
     int first_in_ext = 0;
-    for (int k = 0; k <= N_MAT; k++) {
-        int j = k < N_MAT ? order[k] : -1;
+    for (int k = 0; k <= n_mat; k++) {
+        int j = k < n_mat ? order[k] : -1;
         if (k > 0 && (j < 0 || off[j] > ext_end + MERGE_GAP)) {
             /* close the current extent */
             extent *e = &io->ext[io->n_ext++];
@@ -113,7 +112,7 @@ static void plan_layer(const frugal_model *m, int il, layer_io *io) {
     /* room after the data to repack the layer's matrices in place (16 rows) */
     size_t tmp = 0;
     for (int j = 0; j < N_MAT; j++) {
-        size_t t = fr_il_scratch_bytes(mat(L, j));
+        size_t t = mat(L, j) ? fr_il_scratch_bytes(mat(L, j)) : 0;
         if (t > tmp) tmp = t;
     }
     io->data_bytes = pos;
@@ -184,6 +183,7 @@ static int read_layer(fr_stream *s, int il, uint8_t *buf, fr_err *err) {
 static void view_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *out) {
     *out = s->m->layers[il];
     for (int j = 0; j < N_MAT; j++) {
+        if (!mat(out, j)) continue;
         mat_mut(out, j)->data = buf + s->io[il].w_dst[j];
         mat_mut(out, j)->layout = FR_LAYOUT_ROWS; /* as in the file */
     }
@@ -195,7 +195,7 @@ static void view_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *out) 
 static void repack_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *L) {
     for (int j = 0; j < N_MAT; j++) {
         fr_weight *w = mat_mut(L, j);
-        if (fr_il_worth_it(w)) fr_il_repack_in_place(w, buf + s->io[il].data_bytes);
+        if (w && fr_il_worth_it(w)) fr_il_repack_in_place(w, buf + s->io[il].data_bytes);
     }
 }
 

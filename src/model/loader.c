@@ -1,7 +1,9 @@
-/* loader.c - turn a validated GGUF file into a model: read the hyper-parameters of
- * a supported architecture and bind every tensor it needs, checking names, shapes
- * and types before anything runs. Matrices stay in the mapping (zero-copy); the
- * small 1-D tensors (norms, biases) are converted to owned F32 arrays. */
+/* loader.c - turn a validated GGUF file into a model: find the family's description
+ * (arch.h), read its hyper-parameters (hparams.c) and bind every tensor its table
+ * names, checking shapes and types before anything runs; any tensor of the file that
+ * no description binds is an error naming it (it would otherwise be ignored in
+ * silence, as Llama-3.1's rope_freqs once was). Matrices stay in the mapping
+ * (zero-copy); 1-D tensors (norms, biases, factors) become owned F32 arrays. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,31 +15,25 @@
 #include "mem/alloc.h"
 #include "model/model.h"
 
-static int get_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out,
-                   bool optional, uint32_t def, fr_err *err) {
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (optional) return gguf_get_u32_opt(f, key, def, out, err);
-    return gguf_get_u32(f, key, out, err);
-}
-
-static int get_f32(const gguf_file *f, const char *arch, const char *suffix, float def, float *out,
-                   fr_err *err) {
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    return gguf_get_f32_opt(f, key, def, out, err);
-}
-
-/* A tensor must exist (unless optional), be 2-D [n_in, n_out] (1-D when n_out == 0)
- * and have a type we can compute with. *t is NULL when optional and absent. */
-static int find_tensor(const frugal_model *m, const char *name, int64_t n_in, int64_t n_out,
-                       bool optional, const gguf_tensor **t, fr_err *err) {
-    *t = gguf_find_tensor(m->file, name);
-    if (!*t) {
-        if (optional) return FRUGAL_OK;
-        return fr_err_set(err, FRUGAL_E_FORMAT, "missing tensor '%s'", name);
+int64_t fr_dim_value(const fr_hparams *hp, int dim) {
+    const int64_t q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    switch (dim) {
+    case FR_D_EMBD: return hp->n_embd;
+    case FR_D_Q: return q;
+    case FR_D_KV: return kv;
+    case FR_D_QKV: return q + 2 * kv;
+    case FR_D_FF: return hp->n_ff;
+    case FR_D_FF2: return 2 * (int64_t)hp->n_ff;
+    case FR_D_HEAD: return hp->head_dim;
+    case FR_D_ROT2: return hp->n_rot / 2;
+    case FR_D_VOCAB: return hp->n_vocab;
+    case FR_D_CTX: return hp->n_ctx_train;
+    default: return 0;
     }
-    const gguf_tensor *x = *t;
+}
+
+/* A tensor must be [n_in] (n_out == 0) or [n_in, n_out] and of a type we compute with. */
+static int check_tensor(const gguf_tensor *x, const char *name, int64_t n_in, int64_t n_out, fr_err *err) {
     bool ok = n_out ? (x->n_dims == 2 && x->ne[0] == n_in && x->ne[1] == n_out)
                     : (x->n_dims == 1 && x->ne[0] == n_in);
     if (!ok) {
@@ -58,27 +54,18 @@ static int find_tensor(const frugal_model *m, const char *name, int64_t n_in, in
     return FRUGAL_OK;
 }
 
-static int bind_matrix(frugal_model *m, const char *name, int64_t n_in, int64_t n_out,
-                       bool optional, fr_weight *w, fr_err *err) {
-    const gguf_tensor *t;
-    int rc = find_tensor(m, name, n_in, n_out, optional, &t, err);
-    if (rc || !t) return rc;
+static void bind_matrix(const gguf_tensor *t, int64_t n_in, int64_t n_out, fr_weight *w) {
     w->data = t->data;
     w->src = t->data;
     w->layout = FR_LAYOUT_ROWS;
     w->type = (fr_type)t->type;
     w->n_in = n_in;
     w->n_out = n_out;
-    return FRUGAL_OK;
 }
 
 /* 1-D tensor -> owned F32 copy (accounted as weights). */
-static int bind_vector(frugal_model *m, const char *name, int64_t n, bool optional, float **out,
+static int bind_vector(frugal_model *m, const gguf_tensor *t, const char *name, int64_t n, float **out,
                        fr_err *err) {
-    const gguf_tensor *t;
-    *out = NULL;
-    int rc = find_tensor(m, name, n, 0, optional, &t, err);
-    if (rc || !t) return rc;
     float *v = fr_mem_alloc(FR_MEM_WEIGHTS, (size_t)n * sizeof(float));
     if (!v) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory for tensor '%s'", name);
     fr_type_traits_get(t->type)->to_float(t->data, v, n);
@@ -87,119 +74,147 @@ static int bind_vector(frugal_model *m, const char *name, int64_t n, bool option
     return FRUGAL_OK;
 }
 
-static int read_hparams(frugal_model *m, fr_err *err) {
-    const gguf_file *f = m->file;
-    gguf_str arch;
-    int rc = gguf_get_str(f, "general.architecture", &arch, err);
-    if (rc) return rc;
-    snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)(arch.len < 15 ? arch.len : 15), arch.ptr);
-    fr_hparams *hp = &m->hp;
-    if (gguf_str_eq(arch, "llama")) {
-        hp->arch = FR_ARCH_LLAMA;
-        hp->rope_neox = false;
-    } else if (gguf_str_eq(arch, "qwen2")) {
-        hp->arch = FR_ARCH_QWEN2;
-        hp->rope_neox = true;
-    } else {
-        return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "unsupported architecture '%.*s'",
-                          (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
+/* Where a global slot's tensor goes. */
+static void global_dest(frugal_model *m, int slot, fr_weight **w, float ***v) {
+    *w = NULL, *v = NULL;
+    switch (slot) {
+    case FR_TOK_EMBD: *w = &m->tok_embd; break;
+    case FR_POS_EMBD: *w = &m->pos_embd; break;
+    case FR_OUTPUT: *w = &m->output; break;
+    case FR_OUTPUT_NORM: *v = &m->output_norm; break;
+    case FR_OUTPUT_NORM_B: *v = &m->output_norm_b; break;
+    case FR_ROPE_FREQS: *v = &m->rope_freqs; break;
+    case FR_ROPE_LONG: *v = &m->rope_long; break;
+    case FR_ROPE_SHORT: *v = &m->rope_short; break;
+    default: break;
     }
-    gguf_str name;
-    fr_err tmp = FRUGAL_ERROR_INIT;
-    if (gguf_get_str(f, "general.name", &name, &tmp) == FRUGAL_OK)
-        snprintf(m->name, sizeof m->name, "%.*s", (int)(name.len < 127 ? name.len : 127), name.ptr);
+}
 
-    const char *a = m->arch_name;
-    uint32_t n_ctx, n_embd, n_layer, n_ff, n_head, n_head_kv, key_len, n_rot;
-    if ((rc = get_u32(f, a, "context_length", &n_ctx, false, 0, err)) ||
-        (rc = get_u32(f, a, "embedding_length", &n_embd, false, 0, err)) ||
-        (rc = get_u32(f, a, "block_count", &n_layer, false, 0, err)) ||
-        (rc = get_u32(f, a, "feed_forward_length", &n_ff, false, 0, err)) ||
-        (rc = get_u32(f, a, "attention.head_count", &n_head, false, 0, err)))
-        return rc;
-    if ((rc = get_u32(f, a, "attention.head_count_kv", &n_head_kv, true, n_head, err))) return rc;
-    if (n_embd == 0 || n_embd > (1u << 16) || n_layer == 0 || n_layer > 1024 || n_ff == 0 ||
-        n_ff > (1u << 20) || n_head == 0 || n_head > 1024 || n_head_kv == 0 ||
-        n_head % n_head_kv != 0 || n_ctx == 0)
-        return fr_err_set(err, FRUGAL_E_FORMAT,
-                          "implausible hyper-parameters: embd %u, layers %u, ffn %u, heads %u, kv heads %u, ctx %u",
-                          n_embd, n_layer, n_ff, n_head, n_head_kv, n_ctx);
-    if ((rc = get_u32(f, a, "attention.key_length", &key_len, true, n_embd / n_head, err))) return rc;
-    if (key_len == 0 || key_len > 1024 || key_len % 2)
-        return fr_err_set(err, FRUGAL_E_FORMAT, "bad head dimension %u", key_len);
-    if ((rc = get_u32(f, a, "rope.dimension_count", &n_rot, true, key_len, err))) return rc;
-    if (n_rot == 0 || n_rot > key_len || n_rot % 2)
-        return fr_err_set(err, FRUGAL_E_FORMAT, "bad rope.dimension_count %u (head dim %u)", n_rot, key_len);
-    if ((rc = get_f32(f, a, "rope.freq_base", 10000.0f, &hp->rope_base, err)) ||
-        (rc = get_f32(f, a, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps, err)))
-        return rc;
-    if (!(hp->rope_base > 0.0f) || !(hp->norm_eps >= 0.0f))
-        return fr_err_set(err, FRUGAL_E_FORMAT, "bad rope.freq_base or rms epsilon");
-    hp->n_ctx_train = (int)(n_ctx > (1u << 30) ? (1u << 30) : n_ctx);
-    hp->n_embd = (int)n_embd;
-    hp->n_layer = (int)n_layer;
-    hp->n_ff = (int)n_ff;
-    hp->n_head = (int)n_head;
-    hp->n_head_kv = (int)n_head_kv;
-    hp->head_dim = (int)key_len;
-    hp->n_rot = (int)n_rot;
-    hp->n_vocab = fr_tokenizer_n_vocab(m->tok);
+/* Bind one spec row for layer il (-1: a global tensor); marks the file's tensor used. */
+static int bind_spec(frugal_model *m, const fr_tensor_spec *s, int il, uint8_t *used, fr_err *err) {
+    char name[128];
+    snprintf(name, sizeof name, s->name, il);
+    const gguf_tensor *t = gguf_find_tensor(m->file, name);
+    if (!t) {
+        if (s->flags & FR_T_OPTIONAL) return FRUGAL_OK;
+        return fr_err_set(err, FRUGAL_E_FORMAT, "missing tensor '%s' (architecture %s)", name, m->hp.arch->name);
+    }
+    const int64_t n_in = fr_dim_value(&m->hp, s->d0), n_out = fr_dim_value(&m->hp, s->d1);
+    int rc = check_tensor(t, name, n_in, n_out, err);
+    if (rc) return rc;
+    used[t - m->file->tensors] = 1;
+    fr_weight *w;
+    float **v;
+    if (il >= 0) {
+        fr_layer *L = &m->layers[il];
+        w = s->slot < FR_N_LMAT ? &L->mat[s->slot] : NULL;
+        v = s->slot < FR_N_LMAT ? NULL : &L->vec[s->slot];
+    } else {
+        global_dest(m, s->slot, &w, &v);
+    }
+    if (w && n_out) bind_matrix(t, n_in, n_out, w);
+    else if (v && !n_out) return bind_vector(m, t, name, n_in, v, err);
+    else return fr_err_set(err, FRUGAL_E_INTERNAL, "description of %s: bad slot for '%s'", m->hp.arch->name, name);
     return FRUGAL_OK;
+}
+
+/* A layer must have what its recipe runs: Q, K, V (or fused QKV), the output
+ * projection, and the FFN matrices its kind needs. */
+static int check_layer(const frugal_model *m, int il, fr_err *err) {
+    const fr_layer *L = &m->layers[il];
+    const bool qkv = L->mat[FR_WQKV].data || (L->mat[FR_WQ].data && L->mat[FR_WK].data && L->mat[FR_WV].data);
+    const bool glu = m->hp.arch->ffn != FR_FFN_GELU;
+    const bool ffn = L->mat[FR_WUP].data && L->mat[FR_WDOWN].data &&
+                     (!glu || L->mat[FR_WGATE].data || L->mat[FR_WUP].n_out == 2 * (int64_t)m->hp.n_ff);
+    if (!qkv) return fr_err_set(err, FRUGAL_E_FORMAT, "layer %d has neither attn_qkv nor attn_q/k/v", il);
+    if (!ffn) return fr_err_set(err, FRUGAL_E_FORMAT, "layer %d lacks an FFN matrix (gate, up or down)", il);
+    return FRUGAL_OK;
+}
+
+/* Every tensor of the file must be bound: one that is not would be ignored and the
+ * model would run wrong without a word. */
+static int check_unbound(const frugal_model *m, const uint8_t *used, fr_err *err) {
+    for (uint64_t i = 0; i < m->file->n_tensors; i++) {
+        if (used[i]) continue;
+        const gguf_str n = m->file->tensors[i].name;
+        const int len = (int)(n.len < 96 ? n.len : 96);
+        if ((n.len > 2 && !memcmp(n.ptr, "v.", 2)) || (n.len > 3 && !memcmp(n.ptr, "mm.", 3)))
+            return fr_err_set(err, FRUGAL_E_UNSUPPORTED,
+                              "tensor '%.*s' belongs to a vision encoder: only the text model of %s is supported",
+                              len, n.ptr, m->hp.arch->name);
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "tensor '%.*s' is not used by architecture %s", len, n.ptr,
+                          m->hp.arch->name);
+    }
+    return FRUGAL_OK;
+}
+
+static int find_arch(frugal_model *m, const fr_arch_desc **out, fr_err *err) {
+    gguf_str arch;
+    int rc = gguf_get_str(m->file, "general.architecture", &arch, err);
+    if (rc) return rc;
+    snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)(arch.len < 23 ? arch.len : 23), arch.ptr);
+    *out = fr_arch_find(arch.ptr, (size_t)arch.len);
+    if (*out) return FRUGAL_OK;
+    char list[256];
+    fr_arch_list(list, sizeof list);
+    if (gguf_str_eq(arch, "clip"))
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED,
+                          "a vision projector (architecture 'clip') is not supported: frugal runs text models (%s)",
+                          list);
+    return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "unsupported architecture '%.*s' (supported: %s)",
+                      (int)(arch.len < 64 ? arch.len : 64), arch.ptr, list);
+}
+
+static int bind_all(frugal_model *m, uint8_t *used, fr_err *err) {
+    const fr_arch_desc *d = m->hp.arch;
+    int rc = FRUGAL_OK;
+    for (const fr_tensor_spec *s = d->tensors; !rc && s->name; s++)
+        if (s->slot >= FR_N_LSLOT) rc = bind_spec(m, s, -1, used, err);
+    for (int il = 0; !rc && il < m->hp.n_layer; il++) {
+        for (const fr_tensor_spec *s = d->tensors; !rc && s->name; s++)
+            if (s->slot < FR_N_LSLOT) rc = bind_spec(m, s, il, used, err);
+        if (!rc) rc = check_layer(m, il, err);
+    }
+    return rc ? rc : check_unbound(m, used, err);
 }
 
 int fr_model_bind(frugal_model *m, fr_err *err) {
-    int rc = read_hparams(m, err);
+    const fr_arch_desc *d;
+    int rc = find_arch(m, &d, err);
     if (rc) return rc;
-    const fr_hparams *hp = &m->hp;
-    int64_t d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
-            kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    gguf_str name;
+    fr_err tmp = FRUGAL_ERROR_INIT;
+    if (gguf_get_str(m->file, "general.name", &name, &tmp) == FRUGAL_OK)
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(name.len < 127 ? name.len : 127), name.ptr);
+    if ((rc = fr_hparams_read(&m->hp, m->file, d, fr_tokenizer_n_vocab(m->tok), err))) return rc;
 
-    const gguf_tensor *te = gguf_find_tensor(m->file, "token_embd.weight");
-    if (te && te->n_dims == 2 && te->ne[1] != hp->n_vocab)
-        return fr_err_set(err, FRUGAL_E_FORMAT,
-                          "token_embd.weight has %lld rows but the vocabulary has %d tokens",
-                          (long long)te->ne[1], hp->n_vocab);
-    if ((rc = bind_matrix(m, "token_embd.weight", d, hp->n_vocab, false, &m->tok_embd, err)) ||
-        (rc = bind_vector(m, "output_norm.weight", d, false, &m->output_norm, err)) ||
-        (rc = bind_matrix(m, "output.weight", d, hp->n_vocab, true, &m->output, err)))
-        return rc;
-    if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
-
-    m->layers = fr_mem_alloc(FR_MEM_WEIGHTS, sizeof(fr_layer) * (size_t)hp->n_layer);
+    m->layers = fr_mem_alloc(FR_MEM_WEIGHTS, sizeof(fr_layer) * (size_t)m->hp.n_layer);
     if (!m->layers) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
-    m->owned_bytes += sizeof(fr_layer) * (size_t)hp->n_layer;
-    bool bias = hp->arch == FR_ARCH_QWEN2;
-    for (int il = 0; il < hp->n_layer; il++) {
-        fr_layer *L = &m->layers[il];
-        char nm[96];
-#define NAME(s) (snprintf(nm, sizeof nm, "blk.%d." s, il), nm)
-        if ((rc = bind_vector(m, NAME("attn_norm.weight"), d, false, &L->attn_norm, err)) ||
-            (rc = bind_matrix(m, NAME("attn_q.weight"), d, qd, false, &L->wq, err)) ||
-            (rc = bind_matrix(m, NAME("attn_k.weight"), d, kvd, false, &L->wk, err)) ||
-            (rc = bind_matrix(m, NAME("attn_v.weight"), d, kvd, false, &L->wv, err)) ||
-            (rc = bind_matrix(m, NAME("attn_output.weight"), qd, d, false, &L->wo, err)) ||
-            (rc = bind_vector(m, NAME("attn_q.bias"), qd, !bias, &L->bq, err)) ||
-            (rc = bind_vector(m, NAME("attn_k.bias"), kvd, !bias, &L->bk, err)) ||
-            (rc = bind_vector(m, NAME("attn_v.bias"), kvd, !bias, &L->bv, err)) ||
-            (rc = bind_vector(m, NAME("ffn_norm.weight"), d, false, &L->ffn_norm, err)) ||
-            (rc = bind_matrix(m, NAME("ffn_gate.weight"), d, hp->n_ff, false, &L->w_gate, err)) ||
-            (rc = bind_matrix(m, NAME("ffn_up.weight"), d, hp->n_ff, false, &L->w_up, err)) ||
-            (rc = bind_matrix(m, NAME("ffn_down.weight"), hp->n_ff, d, false, &L->w_down, err)))
-            return rc;
-#undef NAME
-    }
+    memset(m->layers, 0, sizeof(fr_layer) * (size_t)m->hp.n_layer);
+    uint8_t *used = calloc(m->file->n_tensors + 1, 1);
+    if (!used) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    m->owned_bytes += sizeof(fr_layer) * (size_t)m->hp.n_layer;
+    rc = bind_all(m, used, err);
+    free(used);
+    if (rc) return rc;
+    if (!m->output.data || d->always_tied) m->output = m->tok_embd; /* tied embeddings */
+    if (d->rope_factors_by_ctx && (!m->rope_long) != (!m->rope_short))
+        return fr_err_set(err, FRUGAL_E_FORMAT, "rope_factors_long and rope_factors_short come in pairs");
     return FRUGAL_OK;
 }
 
-static fr_weight *layer_matrix(fr_layer *L, int j) {
-    fr_weight *w[FR_LAYER_MATRICES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return w[j];
+const float *fr_model_rope_factors(const frugal_model *m, int n_ctx) {
+    if (m->rope_freqs) return m->rope_freqs;
+    if (m->rope_long) return n_ctx > m->hp.rope.n_ctx_orig ? m->rope_long : m->rope_short;
+    return NULL;
 }
+
+static fr_weight *layer_matrix(fr_layer *L, int j) { return &L->mat[j]; }
 
 static size_t matrix_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
 
 /* Bytes a matrix takes in the block of IL16 copies (starts kept 64-byte aligned). */
-static size_t block_share(const fr_weight *w) { return fr_il_worth_it(w) ? (matrix_bytes(w) + 63) & ~(size_t)63 : 0; }
+static size_t block_share(const fr_weight *w) { return w->data && fr_il_worth_it(w) ? (matrix_bytes(w) + 63) & ~(size_t)63 : 0; }
 
 /* Copy one matrix out of the mapping into dst in the IL16 layout and give the mapped
  * pages back: the copy replaces them, so RSS ends where it was. */
@@ -318,18 +333,26 @@ static void unrepack(fr_weight *w) {
     w->layout = FR_LAYOUT_ROWS;
 }
 
+/* Free the owned vectors the description's table bound (layer il, or -1: globals). */
+static void free_vectors(frugal_model *m, int il) {
+    for (const fr_tensor_spec *s = m->hp.arch->tensors; s->name; s++) {
+        if (s->slot < FR_N_LMAT || (il < 0) != (s->slot >= FR_N_LSLOT)) continue;
+        fr_weight *w;
+        float **v;
+        if (il >= 0) v = &m->layers[il].vec[s->slot];
+        else global_dest(m, s->slot, &w, &v);
+        if (!v || !*v) continue;
+        fr_mem_free(FR_MEM_WEIGHTS, *v, (size_t)fr_dim_value(&m->hp, s->d0) * sizeof(float));
+        *v = NULL;
+    }
+}
+
 void fr_model_unbind(frugal_model *m) {
-    size_t d = (size_t)m->hp.n_embd;
-    size_t qd = (size_t)m->hp.n_head * m->hp.head_dim, kvd = (size_t)m->hp.n_head_kv * m->hp.head_dim;
+    if (!m->hp.arch) return;
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
-            fr_layer *L = &m->layers[il];
-            for (int j = 0; j < FR_LAYER_MATRICES; j++) unrepack(layer_matrix(L, j));
-            fr_mem_free(FR_MEM_WEIGHTS, L->attn_norm, d * 4);
-            fr_mem_free(FR_MEM_WEIGHTS, L->ffn_norm, d * 4);
-            fr_mem_free(FR_MEM_WEIGHTS, L->bq, qd * 4);
-            fr_mem_free(FR_MEM_WEIGHTS, L->bk, kvd * 4);
-            fr_mem_free(FR_MEM_WEIGHTS, L->bv, kvd * 4);
+            for (int j = 0; j < FR_LAYER_MATRICES; j++) unrepack(layer_matrix(&m->layers[il], j));
+            free_vectors(m, il);
         }
         fr_mem_free(FR_MEM_WEIGHTS, m->layers, sizeof(fr_layer) * (size_t)m->hp.n_layer);
         m->layers = NULL;
@@ -338,6 +361,5 @@ void fr_model_unbind(frugal_model *m) {
     fr_mem_free(FR_MEM_WEIGHTS, m->il_block, m->il_block_bytes);
     m->il_block = NULL;
     m->il_block_bytes = 0;
-    fr_mem_free(FR_MEM_WEIGHTS, m->output_norm, d * 4);
-    m->output_norm = NULL;
+    free_vectors(m, -1);
 }

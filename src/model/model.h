@@ -12,44 +12,63 @@
 #include "gguf/gguf.h"
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
+#include "model/arch.h"
 #include "tokenizer/tokenizer.h"
 
-typedef enum fr_arch { FR_ARCH_LLAMA = 0, FR_ARCH_QWEN2 = 1 } fr_arch;
-
-typedef struct fr_hparams {
-    fr_arch arch;
+struct fr_hparams {
+    const fr_arch_desc *arch;
     int n_vocab;
     int n_ctx_train;
     int n_embd;
     int n_layer;
     int n_head;
     int n_head_kv;
-    int head_dim;     /* n_embd / n_head */
+    int head_dim;       /* attention.key_length, default n_embd / n_head */
     int n_ff;
-    int n_rot;        /* rotary dims per head */
-    float rope_base;
+    int n_rot;          /* rotary dims per head (0: no RoPE) */
+    float rope_base;    /* = rope.base (kept for the planner and messages) */
     float norm_eps;
-    bool rope_neox;   /* qwen2: rotate halves; llama: adjacent pairs */
-} fr_hparams;
+    bool rope_neox;     /* rotate halves (NeoX) rather than adjacent pairs */
+    fr_rope_cfg rope;      /* global layers */
+    fr_rope_cfg rope_swa;  /* sliding-window layers */
+    float emb_scale;    /* embeddings multiplied by it (0: not) */
+    float attn_scale;   /* 1/sqrt(head_dim) unless the family says otherwise */
+    float attn_softcap, final_softcap; /* 0: none */
+    int n_swa;          /* window of the local layers (0: none) */
+    int swa_period;     /* layer il is local when il % period < period - 1 */
+};
 
-#define FR_LAYER_MATRICES 7 /* wq wk wv wo w_gate w_up w_down */
+/* Attention window of layer il: positions p - window + 1 .. p (0: the whole context). */
+static inline int fr_layer_window(const fr_hparams *hp, int il) {
+    if (hp->n_swa <= 0) return 0;
+    if (hp->swa_period == 0) return hp->n_swa; /* every layer local */
+    return il % hp->swa_period < hp->swa_period - 1 ? hp->n_swa : 0;
+}
 
+#define FR_LAYER_MATRICES FR_N_LMAT
+
+/* One layer's weights, indexed by fr_slot: matrices are views into the mapping (or
+ * repacked copies), vectors owned F32 copies; absent ones have data / pointer NULL. */
 typedef struct fr_layer {
-    float *attn_norm, *ffn_norm;     /* owned copies in F32 [n_embd] */
-    float *bq, *bk, *bv;             /* qwen2 biases (owned, F32) or NULL */
-    fr_weight wq, wk, wv, wo;        /* views into the mapping */
-    fr_weight w_gate, w_up, w_down;
+    fr_weight mat[FR_N_LMAT];
+    float *vec[FR_N_LSLOT];
 } fr_layer;
+
+/* Matrix j (< FR_LAYER_MATRICES) of a layer, or NULL when the family has none there. */
+static inline const fr_weight *fr_layer_mat(const fr_layer *L, int j) { return L->mat[j].data ? &L->mat[j] : NULL; }
 
 struct frugal_model {
     char *path;
     gguf_file *file;
     fr_tokenizer *tok;
     fr_hparams hp;
-    char arch_name[16];
+    char arch_name[24];
     char name[128];
     fr_weight tok_embd, output;      /* output == tok_embd when tied */
-    float *output_norm;
+    fr_weight pos_embd;              /* learned positions (GPT-2), else data NULL */
+    float *output_norm, *output_norm_b;
+    float *rope_freqs;               /* per-frequency divisors (Llama 3.1), or NULL */
+    float *rope_long, *rope_short;   /* LongRoPE factors (Phi-3), or NULL */
     fr_layer *layers;
     size_t owned_bytes;              /* bytes of the F32 copies above (accounted) */
     void *il_block;                  /* the IL16 copies of the matrices, one buffer (NULL: none) */
@@ -101,6 +120,8 @@ struct frugal_context {
     void *scratch;
     size_t scratch_bytes;
     float *x, *xb, *q, *k, *v, *att, *hg, *hu, *att_scores, *out_rows;
+    float *fused;                    /* output of a fused QKV or gate+up matrix (NULL: none) */
+    const float *rope_factors;       /* frequency divisors for this context (NULL: none) */
     void *qbuf;
     /* per-token batch bookkeeping for n_ubatch tokens */
     fr_kv_cache **b_kv;
@@ -124,6 +145,12 @@ typedef struct fr_batch {
 } fr_batch;
 
 
+/* Read the hyper-parameters of family d from f (hparams.c): common keys with the
+ * family's defaults, then its fixup. Errors name the key or the implausible value. */
+int fr_hparams_read(fr_hparams *hp, const gguf_file *f, const fr_arch_desc *d, int n_vocab, fr_err *err);
+/* The size a symbolic dimension (fr_dim) has for these hyper-parameters. */
+int64_t fr_dim_value(const fr_hparams *hp, int dim);
+
 /* Read hyper-parameters and bind every tensor of the model, validating names,
  * shapes and types. On failure returns an error with err naming the tensor/key. */
 int fr_model_bind(frugal_model *m, fr_err *err);
@@ -138,13 +165,16 @@ void fr_model_unbind(frugal_model *m);
 /* Forward pass over a micro-batch (b->n <= ctx->n_ubatch). Every token is stored
  * in its sequence's cache and attends causally to positions 0..pos of it; logits
  * are computed only for tokens with an output row. */
-void fr_llama_forward(frugal_context *ctx, const fr_batch *b);
+void fr_forward(frugal_context *ctx, const fr_batch *b);
+/* The RoPE frequency divisors a context of n_ctx tokens uses (Llama-3 rope_freqs, or
+ * LongRoPE's long factors beyond the original context and short ones within), or NULL. */
+const float *fr_model_rope_factors(const frugal_model *m, int n_ctx);
 
 /* Evict n cached positions of kv after the first `sinks` ones and re-rotate the keys
  * that move down, so positions stay contiguous (StreamingLLM context shift). */
-void fr_llama_kv_shift(frugal_context *ctx, fr_kv_cache *kv, int sinks, int n);
+void fr_model_kv_shift(frugal_context *ctx, fr_kv_cache *kv, int sinks, int n);
 /* Replace positions [first, first + n) of kv by one slot holding their mean K and V;
  * later keys are re-rotated down by n - 1 positions. */
-void fr_llama_kv_summarize(frugal_context *ctx, fr_kv_cache *kv, int first, int n);
+void fr_model_kv_summarize(frugal_context *ctx, fr_kv_cache *kv, int first, int n);
 
 #endif

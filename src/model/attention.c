@@ -1,16 +1,6 @@
-/* llama.c - the forward pass of the llama family (Llama 1/2/3, Mistral, TinyLlama,
- * SmolLM, Qwen2), top to bottom:
- *
- *   x = embed(tokens)
- *   for each layer:
- *       h = rmsnorm(x) * attn_norm
- *       q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)      biases: Qwen2 only
- *       rope(q), rope(k)                                  Llama: adjacent pairs, Qwen2: halves
- *       cache k, v at their positions
- *       x += attention(q, K[0..pos], V[0..pos]) Wo        causal, GQA: kv head = head / group
- *       h = rmsnorm(x) * ffn_norm
- *       x += (silu(h Wgate) * (h Wup)) Wdown              SwiGLU
- *   logits = (rmsnorm(x) * output_norm) Wout              Wout = token_embd when tied
+/* attention.c - the attention op of the forward pass (causal, GQA/MQA, per-layer
+ * sliding window, logit soft-cap) over the paged KV cache, and the cache edits that
+ * need RoPE (context shift, chunk summaries).
  *
  * Numerics follow llama.cpp's CPU path (flash attention off) so logits match its
  * golden outputs closely: with an F16 cache the query and the attention weights are
@@ -20,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "model/model.h"
+#include "model/forward.h"
 
 typedef struct {
     frugal_context *ctx;
@@ -54,7 +44,10 @@ static void attention_worker(void *arg, int ith, int nth) {
     const fr_hparams *hp = &ctx->model->hp;
     const fr_batch *b = j->b;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
+    /* scores = softcap(q.k) * scale, as the reference (whose Gemma/Phi-3 graphs
+     * scale Q beforehand instead: then the scale here is 1) */
+    const float scale = hp->arch->q_prescale ? 1.0f : hp->attn_scale, cap = hp->attn_softcap;
+    const int window = fr_layer_window(hp, j->il);
     const fr_kv_pool *kvp = &ctx->kv_pool;
     const fr_type_traits *tk = fr_type_traits_get(kvp->k_type), *tv = fr_type_traits_get(kvp->v_type);
     const fr_type_traits *tq = fr_type_traits_get(tk->vec_dot_type);
@@ -76,7 +69,8 @@ static void attention_worker(void *arg, int ith, int nth) {
         int i = (int)(w / (hp->n_head_kv * n_slices));
         int g = (int)(w / n_slices % hp->n_head_kv), h0 = g * group + (int)(w % n_slices) * per;
         const fr_kv_cache *kv = b->kv[i];
-        int n_kv = b->pos[i] + 1; /* causal: positions 0..pos of this token's sequence */
+        /* causal: positions lo..pos of this token's sequence (lo > 0: sliding window) */
+        const int lo = window && b->pos[i] >= window ? b->pos[i] - window + 1 : 0, n_kv = b->pos[i] + 1 - lo;
         const float *q = ctx->q + (size_t)i * hp->n_head * hd + (size_t)h0 * hd;
         if (kv->k_type != FR_TYPE_F32)
             for (int hh = 0; hh < per; hh++) q_conv(q + (size_t)hh * hd, qconv + hh * q_row, hd);
@@ -87,22 +81,24 @@ static void attention_worker(void *arg, int ith, int nth) {
             for (int t0 = 0; t0 < n_kv; t0 += 64) { /* 64 rows per call */
                 const void *rows[64];
                 const int nr = n_kv - t0 < 64 ? n_kv - t0 : 64;
-                for (int t = 0; t < nr; t++) rows[t] = fr_kv_k(kv, j->il, t0 + t, g);
+                for (int t = 0; t < nr; t++) rows[t] = fr_kv_k(kv, j->il, lo + t0 + t, g);
                 tk->attn_kdot(hd, rows, nr, qf, per, scores + t0, (size_t)n_kv);
             }
-            for (int k = 0; k < per * n_kv; k++) scores[k] *= scale;
         } else {
             for (int t = 0; t < n_kv; t++) {
-                const uint8_t *krow = fr_kv_k(kv, j->il, t, g);
+                const uint8_t *krow = fr_kv_k(kv, j->il, lo + t, g);
                 for (int hh = 0; hh < per; hh++) {
                     const void *qv = kv->k_type == FR_TYPE_F32 ? (const void *)(q + (size_t)hh * hd)
                                                                : (const void *)(qconv + hh * q_row);
                     float s;
                     tk->vec_dot(hd, &s, krow, qv);
-                    scores[(size_t)hh * n_kv + t] = s * scale;
+                    scores[(size_t)hh * n_kv + t] = s;
                 }
             }
         }
+        if (cap > 0.0f) fr_softcap(scores, per * n_kv, cap);
+        if (scale != 1.0f)
+            for (int k = 0; k < per * n_kv; k++) scores[k] *= scale;
         const bool f16 = kv->v_type == FR_TYPE_F16;
         for (int hh = 0; hh < per; hh++) {
             float *sr = scores + (size_t)hh * n_kv;
@@ -119,11 +115,11 @@ static void attention_worker(void *arg, int ith, int nth) {
         for (int t0 = 0; tv->attn_vacc && t0 < n_kv; t0 += 64) { /* 64 rows per call */
             const void *rows[64];
             const int nr = n_kv - t0 < 64 ? n_kv - t0 : 64;
-            for (int t = 0; t < nr; t++) rows[t] = fr_kv_v(kv, j->il, t0 + t, g);
+            for (int t = 0; t < nr; t++) rows[t] = fr_kv_v(kv, j->il, lo + t0 + t, g);
             tv->attn_vacc(hd, rows, nr, scores + t0, (size_t)n_kv, per, acc);
         }
         for (int t = 0; !tv->attn_vacc && t < n_kv; t++) {
-            const uint8_t *vrow = fr_kv_v(kv, j->il, t, g);
+            const uint8_t *vrow = fr_kv_v(kv, j->il, lo + t, g);
             const float *vf = (const float *)vrow;
             if (kv->v_type != FR_TYPE_F32) { /* exact for F16: same sums as element-wise */
                 tv->to_float(vrow, vbuf, hd);
@@ -156,154 +152,36 @@ static int heads_per_item(const frugal_context *ctx, int n_tok) {
     return per;
 }
 
-/* Hand a matmul's input to the calibration observer, if one is installed. */
-static void observe(const frugal_context *ctx, const fr_weight *w, const float *x, int n) {
-    if (ctx->act_hook) ctx->act_hook(ctx->act_user, w->src ? w->src : w->data, x, n, w->n_in);
-}
-
-static void add_bias(float *x, const float *b, int n_tok, int n) {
-    if (!b) return;
-    for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < n; i++) x[(size_t)t * n + i] += b[i];
-}
-
-static void add_into(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-/* The per-token steps between the matmuls, run on the pool for a batch (prefill
- * would otherwise leave a core idle through them) and inline for one token. */
-typedef enum { STEP_ATTN_IN, STEP_ROPE, STEP_FFN_IN, STEP_SWIGLU } step_kind;
-
-typedef struct {
-    frugal_context *ctx;
-    const fr_batch *b;
-    const fr_layer *L;
-    step_kind kind;
-    const float *resid; /* STEP_ATTN_IN, STEP_FFN_IN: added into x first (NULL: none) */
-} step_job;
-
-static void step_worker(void *arg, int ith, int nth) {
-    const step_job *j = arg;
-    frugal_context *ctx = j->ctx;
-    const fr_hparams *hp = &ctx->model->hp;
-    const int d = hp->n_embd, hd = hp->head_dim;
-    const int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
-    long t0, t1;
-    if (j->kind == STEP_SWIGLU) { /* element-wise: split the elements, not the tokens */
-        fr_split((long)j->b->n * hp->n_ff, ith, nth, &t0, &t1);
-        const fr_type_traits *tf32 = fr_type_traits_get(FR_TYPE_F32);
-        tf32->swiglu(ctx->hg + t0, ctx->hg + t0, ctx->hu + t0, (int)(t1 - t0));
-        return;
-    }
-    fr_split(j->b->n, ith, nth, &t0, &t1);
-    for (long i = t0; i < t1; i++) {
-        float *x = ctx->x + (size_t)i * d, *xb = ctx->xb + (size_t)i * d;
-        switch (j->kind) {
-        case STEP_ATTN_IN:
-        case STEP_FFN_IN:
-            if (j->resid)
-                for (int e = 0; e < d; e++) x[e] += j->resid[(size_t)i * d + e];
-            fr_rmsnorm(xb, x, j->kind == STEP_ATTN_IN ? j->L->attn_norm : j->L->ffn_norm, d, hp->norm_eps);
-            break;
-        case STEP_ROPE: {
-            float *q = ctx->q + (size_t)i * qd, *k = ctx->k + (size_t)i * kvd, *v = ctx->v + (size_t)i * kvd;
-            add_bias(q, j->L->bq, 1, qd);
-            add_bias(k, j->L->bk, 1, kvd);
-            add_bias(v, j->L->bv, 1, kvd);
-            fr_rope(q, hp->n_head, hd, hp->n_rot, j->b->pos[i], hp->rope_base, hp->rope_neox);
-            fr_rope(k, hp->n_head_kv, hd, hp->n_rot, j->b->pos[i], hp->rope_base, hp->rope_neox);
-            break;
-        }
-        default: break;
-        }
-    }
-}
-
-static void step(frugal_context *ctx, const fr_batch *b, const fr_layer *L, step_kind kind, const float *resid) {
-    step_job j = {ctx, b, L, kind, resid};
-    /* one token: inline, except SwiGLU's n_ff elements (worth both cores) */
-    if (b->n > 1 || kind == STEP_SWIGLU) fr_pool_run(ctx->pool, step_worker, &j);
-    else step_worker(&j, 0, 1);
-}
-
-void fr_llama_forward(frugal_context *ctx, const fr_batch *b) {
-    const frugal_model *m = ctx->model;
-    const fr_hparams *hp = &m->hp;
-    fr_pool *pool = ctx->pool;
-    const int n = b->n;
-    const int d = hp->n_embd, kvd = hp->n_head_kv * hp->head_dim;
-    float *x = ctx->x, *xb = ctx->xb;
-
-    for (int i = 0; i < n; i++) fr_weight_row(&m->tok_embd, b->tokens[i], x + (size_t)i * d);
-
-    /* xb holds the last matmul's output for the residual add, which is folded into
-     * the next normalisation step (x += xb; xb = rmsnorm(x)) */
-    const float *pending = NULL;
-    for (int il = 0; il < hp->n_layer; il++) {
-        fr_layer_source *src = ctx->layer_src;
-        const fr_layer *L = src ? src->acquire(src->user, il) : &m->layers[il];
-
-        /* attention block (with a disk tier, pin this layer's KV pages of the batch) */
-        fr_kv_layer_pin(&ctx->kv_pool, il, b->kv, n);
-        step(ctx, b, L, STEP_ATTN_IN, pending);
-        const fr_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
-        float *qkv_out[3] = {ctx->q, ctx->k, ctx->v};
-        for (int k = 0; k < 3; k++) observe(ctx, qkv[k], xb, n);
-        fr_matmul_multi(pool, 3, qkv, qkv_out, xb, n, ctx->qbuf);
-        step(ctx, b, L, STEP_ROPE, NULL); /* biases (Qwen2), RoPE */
-        for (int i = 0; i < n; i++) /* serial: may allocate KV pages */
-            fr_kv_store(b->kv[i], il, b->pos[i], ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
-        attn_job aj = {ctx, b, il, heads_per_item(ctx, n)};
-        fr_pool_run(pool, attention_worker, &aj);
-        observe(ctx, &L->wo, ctx->att, n);
-        fr_matmul(pool, &L->wo, ctx->att, n, ctx->xb, ctx->qbuf);
-
-        /* feed-forward block */
-        step(ctx, b, L, STEP_FFN_IN, ctx->xb);
-        const fr_weight *gu[2] = {&L->w_gate, &L->w_up};
-        float *gu_out[2] = {ctx->hg, ctx->hu};
-        for (int k = 0; k < 2; k++) observe(ctx, gu[k], xb, n);
-        fr_matmul_multi(pool, 2, gu, gu_out, xb, n, ctx->qbuf);
-        step(ctx, b, L, STEP_SWIGLU, NULL);
-        observe(ctx, &L->w_down, ctx->hg, n);
-        fr_matmul(pool, &L->w_down, ctx->hg, n, ctx->xb, ctx->qbuf);
-        pending = ctx->xb;
-        if (src) src->release(src->user, il);
-    }
-    if (pending) add_into(x, pending, (size_t)n * d);
-
-    fr_kv_unpin(&ctx->kv_pool);
-
-    /* output head, only for the tokens that want logits (rows gathered in order) */
-    if (b->n_out == 0) return;
-    for (int i = 0; i < n; i++)
-        if (b->out[i] >= 0)
-            fr_rmsnorm(xb + (size_t)b->out[i] * d, x + (size_t)i * d, m->output_norm, d, hp->norm_eps);
-    observe(ctx, &m->output, xb, b->n_out);
-    fr_matmul(pool, &m->output, xb, b->n_out, b->logits, ctx->qbuf);
+void fr_attention(frugal_context *ctx, const fr_batch *b, int il) {
+    attn_job aj = {ctx, b, il, heads_per_item(ctx, b->n)};
+    fr_pool_run(ctx->pool, attention_worker, &aj);
 }
 
 /* Rotate the keys of positions [from, kv->n) by -delta positions. RoPE is a rotation
  * by an angle proportional to the position, so this moves a key from p to p - delta. */
 static void rerotate_keys(frugal_context *ctx, fr_kv_cache *kv, int from, int delta) {
     const fr_hparams *hp = &ctx->model->hp;
+    if (hp->n_rot == 0) return; /* learned positions: nothing to rotate */
     float *row = ctx->k; /* scratch: at least one K row */
-    for (int il = 0; il < hp->n_layer; il++)
+    for (int il = 0; il < hp->n_layer; il++) {
+        /* a pure rotation: the layer's angles without its magnitude scaling */
+        fr_rope_cfg cfg = fr_layer_window(hp, il) ? hp->rope_swa : hp->rope;
+        cfg.attn_factor = cfg.ext_factor != 0.0f ? 1.0f / (1.0f + 0.1f * logf(1.0f / cfg.freq_scale)) : 1.0f;
         for (int p = from; p < kv->n; p++) {
             fr_kv_k_get(kv, il, p, row);
-            fr_rope(row, hp->n_head_kv, hp->head_dim, hp->n_rot, -delta, hp->rope_base, hp->rope_neox);
+            fr_rope_ext(row, hp->n_head_kv, hp->head_dim, hp->n_rot, -delta, &cfg, ctx->rope_factors, hp->rope_neox);
             fr_kv_k_put(kv, il, p, row);
         }
+    }
 }
 
-void fr_llama_kv_shift(frugal_context *ctx, fr_kv_cache *kv, int sinks, int n) {
+void fr_model_kv_shift(frugal_context *ctx, fr_kv_cache *kv, int sinks, int n) {
     if (n <= 0 || sinks + n > kv->n) return;
     fr_kv_remove(kv, sinks, n);
     rerotate_keys(ctx, kv, sinks, n);
 }
 
-void fr_llama_kv_summarize(frugal_context *ctx, fr_kv_cache *kv, int first, int n) {
+void fr_model_kv_summarize(frugal_context *ctx, fr_kv_cache *kv, int first, int n) {
     if (n < 2 || first < 0 || first + n > kv->n) return;
     float *row = ctx->k, *acc = ctx->v; /* scratch rows */
     for (int il = 0; il < kv->n_layer; il++) {

@@ -1,0 +1,255 @@
+/* forward.c - the one forward pass: every family's layer is its description's recipe
+ * (arch.h) run over shared ops, top to bottom:
+ *
+ *   x = embed(tokens) [* sqrt(n_embd)] [+ pos_embd(positions)]
+ *   for each layer, for each op of the recipe:
+ *       NORM       h = norm(x) * w [+ b]              RMSNorm or LayerNorm
+ *       ATTN       q, k, v = h Wq, h Wk, h Wv          (or one fused Wqkv; + biases)
+ *                  q, k = qk_norm(q, k), rope(q, k)    per-head norms, layer's RoPE
+ *                  cache k, v; y = attention(q, K, V) Wo (+ bo)
+ *       FFN        y = down(act(h Wgate) * (h Wup))    (or fused gate+up, or a plain
+ *                                                        GELU MLP with biases)
+ *       POST_NORM  y = norm(y) * w
+ *       ADD        x += y
+ *   logits = (norm(x) * output_norm) Wout [soft-capped]
+ *
+ * Buffers: x the residual stream, xb the normed input of a block and then its output
+ * y (the output is only written once the input is consumed), q/k/v/att attention,
+ * hg/hu the FFN's hidden rows, fused the output of a fused matrix. The residual add
+ * is folded into the next norm (x += y; h = norm(x)), one pass instead of two. */
+#include <math.h>
+#include <string.h>
+
+#include "model/forward.h"
+
+typedef enum { STEP_NORM, STEP_POST_NORM, STEP_QKV, STEP_ACT } step_kind;
+
+typedef struct {
+    frugal_context *ctx;
+    const fr_batch *b;
+    const fr_layer *L;
+    int il;
+    step_kind kind;
+    const float *w, *bias; /* STEP_NORM / STEP_POST_NORM */
+    const float *resid;    /* STEP_NORM: added into x first (NULL: none) */
+} step_job;
+
+static void norm_row(const fr_hparams *hp, float *out, const float *x, const float *w, const float *b) {
+    if (hp->arch->norm == FR_NORM_LAYER) fr_layernorm(out, x, w, b, hp->n_embd, hp->norm_eps);
+    else fr_rmsnorm(out, x, w, hp->n_embd, hp->norm_eps);
+}
+
+static void add_vec(float *x, const float *b, int n) {
+    if (b)
+        for (int i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* Token i's queries and keys: split a fused row, biases, per-head norms, RoPE,
+ * query pre-scaling. */
+static void qkv_token(const step_job *j, long i) {
+    frugal_context *ctx = j->ctx;
+    const fr_hparams *hp = &ctx->model->hp;
+    const fr_layer *L = j->L;
+    const int hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    float *q = ctx->q + (size_t)i * qd, *k = ctx->k + (size_t)i * kvd, *v = ctx->v + (size_t)i * kvd;
+    if (L->mat[FR_WQKV].data) { /* rows Q, K, V of the fused output */
+        float *f = ctx->fused + (size_t)i * (qd + 2 * kvd);
+        add_vec(f, L->vec[FR_BQKV], qd + 2 * kvd);
+        memcpy(q, f, (size_t)qd * sizeof *q);
+        memcpy(k, f + qd, (size_t)kvd * sizeof *k);
+        memcpy(v, f + qd + kvd, (size_t)kvd * sizeof *v);
+    }
+    add_vec(q, L->vec[FR_BQ], qd);
+    add_vec(k, L->vec[FR_BK], kvd);
+    add_vec(v, L->vec[FR_BV], kvd);
+    if (L->vec[FR_Q_NORM])
+        for (int h = 0; h < hp->n_head; h++) fr_rmsnorm(q + h * hd, q + h * hd, L->vec[FR_Q_NORM], hd, hp->norm_eps);
+    if (L->vec[FR_K_NORM])
+        for (int h = 0; h < hp->n_head_kv; h++)
+            fr_rmsnorm(k + h * hd, k + h * hd, L->vec[FR_K_NORM], hd, hp->norm_eps);
+    if (hp->n_rot) {
+        const fr_rope_cfg *r = fr_layer_window(hp, j->il) ? &hp->rope_swa : &hp->rope;
+        fr_rope_ext(q, hp->n_head, hd, hp->n_rot, j->b->pos[i], r, ctx->rope_factors, hp->rope_neox);
+        fr_rope_ext(k, hp->n_head_kv, hd, hp->n_rot, j->b->pos[i], r, ctx->rope_factors, hp->rope_neox);
+    }
+    if (hp->arch->q_prescale)
+        for (int e = 0; e < qd; e++) q[e] *= hp->attn_scale;
+}
+
+/* Elements [e0, e1) of the FFN's activation over the batch: hg = act(gate) * up,
+ * from hg/hu or from the fused [gate | up] rows; or hg = gelu(hg + b_up). */
+static void act_range(const step_job *j, long e0, long e1) {
+    frugal_context *ctx = j->ctx;
+    const fr_hparams *hp = &ctx->model->hp;
+    const fr_layer *L = j->L;
+    const long ff = hp->n_ff;
+    const bool fused = hp->arch->ffn != FR_FFN_GELU && !L->mat[FR_WGATE].data;
+    const fr_type_traits *tf32 = fr_type_traits_get(FR_TYPE_F32);
+    while (e0 < e1) { /* one token's stretch at a time */
+        const long t = e0 / ff, c = e0 % ff, len = (e1 - e0 < ff - c) ? e1 - e0 : ff - c;
+        float *out = ctx->hg + e0;
+        const float *g = fused ? ctx->fused + t * 2 * ff + c : ctx->hg + e0;
+        const float *u = fused ? g + ff : ctx->hu + e0;
+        switch (hp->arch->ffn) {
+        case FR_FFN_SILU_GLU: tf32->swiglu(out, g, u, (int)len); break;
+        case FR_FFN_GELU_GLU: fr_geglu(out, g, u, (int)len); break;
+        case FR_FFN_GELU:
+            if (L->vec[FR_BUP]) add_vec(out, L->vec[FR_BUP] + c, (int)len);
+            fr_gelu(out, out, (int)len);
+            break;
+        }
+        e0 += len;
+    }
+}
+
+static void step_worker(void *arg, int ith, int nth) {
+    const step_job *j = arg;
+    frugal_context *ctx = j->ctx;
+    const fr_hparams *hp = &ctx->model->hp;
+    const int d = hp->n_embd;
+    long t0, t1;
+    if (j->kind == STEP_ACT) { /* element-wise: split the elements, not the tokens */
+        fr_split((long)j->b->n * hp->n_ff, ith, nth, &t0, &t1);
+        act_range(j, t0, t1);
+        return;
+    }
+    fr_split(j->b->n, ith, nth, &t0, &t1);
+    for (long i = t0; i < t1; i++) {
+        float *x = ctx->x + (size_t)i * d, *xb = ctx->xb + (size_t)i * d;
+        switch (j->kind) {
+        case STEP_NORM:
+            if (j->resid)
+                for (int e = 0; e < d; e++) x[e] += j->resid[(size_t)i * d + e];
+            norm_row(hp, xb, x, j->w, j->bias);
+            break;
+        case STEP_POST_NORM: norm_row(hp, xb, xb, j->w, NULL); break;
+        case STEP_QKV: qkv_token(j, i); break;
+        default: break;
+        }
+    }
+}
+
+static void step(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il, step_kind kind,
+                 const float *w, const float *bias, const float *resid) {
+    step_job j = {ctx, b, L, il, kind, w, bias, resid};
+    /* one token: inline, except the FFN activation's n_ff elements (worth all cores) */
+    if (b->n > 1 || kind == STEP_ACT) fr_pool_run(ctx->pool, step_worker, &j);
+    else step_worker(&j, 0, 1);
+}
+
+/* Hand a matmul's input to the calibration observer, if one is installed. */
+static void observe(const frugal_context *ctx, const fr_weight *w, const float *x, int n) {
+    if (ctx->act_hook) ctx->act_hook(ctx->act_user, w->src ? w->src : w->data, x, n, w->n_in);
+}
+
+static void matmul(frugal_context *ctx, const fr_weight *w, const float *x, int n, float *y) {
+    observe(ctx, w, x, n);
+    fr_matmul(ctx->pool, w, x, n, y, ctx->qbuf);
+}
+
+/* Two or three matrices over one input (Q/K/V, gate/up): converted once, one pass. */
+static void matmul_multi(frugal_context *ctx, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
+                         int n) {
+    for (int k = 0; k < n_w; k++) observe(ctx, ws[k], x, n);
+    fr_matmul_multi(ctx->pool, n_w, ws, ys, x, n, ctx->qbuf);
+}
+
+static void add_bias_rows(float *y, const float *bias, int n_tok, int n) {
+    for (int t = 0; bias && t < n_tok; t++) add_vec(y + (size_t)t * n, bias, n);
+}
+
+/* y (in xb) = attention block of h (in xb). */
+static void attn_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
+    const fr_hparams *hp = &ctx->model->hp;
+    const int n = b->n, kvd = hp->n_head_kv * hp->head_dim;
+    fr_kv_layer_pin(&ctx->kv_pool, il, b->kv, n); /* with a disk tier: this layer's pages */
+    if (L->mat[FR_WQKV].data) {
+        matmul(ctx, &L->mat[FR_WQKV], ctx->xb, n, ctx->fused);
+    } else {
+        const fr_weight *w[3] = {&L->mat[FR_WQ], &L->mat[FR_WK], &L->mat[FR_WV]};
+        float *y[3] = {ctx->q, ctx->k, ctx->v};
+        matmul_multi(ctx, 3, w, y, ctx->xb, n);
+    }
+    step(ctx, b, L, il, STEP_QKV, NULL, NULL, NULL);
+    for (int i = 0; i < n; i++) /* serial: may allocate KV pages */
+        fr_kv_store(b->kv[i], il, b->pos[i], ctx->k + (size_t)i * kvd, ctx->v + (size_t)i * kvd);
+    fr_attention(ctx, b, il);
+    matmul(ctx, &L->mat[FR_WO], ctx->att, n, ctx->xb);
+    add_bias_rows(ctx->xb, L->vec[FR_BO], n, hp->n_embd);
+}
+
+/* y (in xb) = feed-forward block of h (in xb). */
+static void ffn_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
+    const fr_hparams *hp = &ctx->model->hp;
+    const int n = b->n;
+    if (hp->arch->ffn == FR_FFN_GELU) {
+        matmul(ctx, &L->mat[FR_WUP], ctx->xb, n, ctx->hg);
+    } else if (!L->mat[FR_WGATE].data) {
+        matmul(ctx, &L->mat[FR_WUP], ctx->xb, n, ctx->fused);
+    } else {
+        const fr_weight *w[2] = {&L->mat[FR_WGATE], &L->mat[FR_WUP]};
+        float *y[2] = {ctx->hg, ctx->hu};
+        matmul_multi(ctx, 2, w, y, ctx->xb, n);
+    }
+    step(ctx, b, L, il, STEP_ACT, NULL, NULL, NULL);
+    matmul(ctx, &L->mat[FR_WDOWN], ctx->hg, n, ctx->xb);
+    add_bias_rows(ctx->xb, L->vec[FR_BDOWN], n, hp->n_embd);
+}
+
+static void embed(frugal_context *ctx, const fr_batch *b) {
+    const frugal_model *m = ctx->model;
+    const int d = m->hp.n_embd;
+    float *tmp = ctx->xb;
+    for (int i = 0; i < b->n; i++) {
+        float *x = ctx->x + (size_t)i * d;
+        fr_weight_row(&m->tok_embd, b->tokens[i], x);
+        if (m->hp.emb_scale != 0.0f)
+            for (int e = 0; e < d; e++) x[e] *= m->hp.emb_scale;
+        if (m->pos_embd.data) {
+            fr_weight_row(&m->pos_embd, b->pos[i], tmp);
+            add_vec(x, tmp, d);
+        }
+    }
+}
+
+/* One layer: its recipe, op by op. *pending: a block output not yet added to x. */
+static void run_layer(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il, const float **pending) {
+    for (const fr_op *op = ctx->model->hp.arch->recipe; op->kind != FR_OP_END; op++) {
+        switch (op->kind) {
+        case FR_OP_NORM:
+            step(ctx, b, L, il, STEP_NORM, L->vec[op->w], op->b ? L->vec[op->b] : NULL, *pending);
+            *pending = NULL;
+            break;
+        case FR_OP_ATTN: attn_block(ctx, b, L, il); break;
+        case FR_OP_FFN: ffn_block(ctx, b, L, il); break;
+        case FR_OP_POST_NORM: step(ctx, b, L, il, STEP_POST_NORM, L->vec[op->w], NULL, NULL); break;
+        case FR_OP_ADD: *pending = ctx->xb; break;
+        }
+    }
+}
+
+void fr_forward(frugal_context *ctx, const fr_batch *b) {
+    const frugal_model *m = ctx->model;
+    const fr_hparams *hp = &m->hp;
+    const int n = b->n, d = hp->n_embd;
+    float *x = ctx->x, *xb = ctx->xb;
+
+    embed(ctx, b);
+    const float *pending = NULL;
+    for (int il = 0; il < hp->n_layer; il++) {
+        fr_layer_source *src = ctx->layer_src;
+        const fr_layer *L = src ? src->acquire(src->user, il) : &m->layers[il];
+        run_layer(ctx, b, L, il, &pending);
+        if (src) src->release(src->user, il);
+    }
+    if (pending)
+        for (size_t i = 0; i < (size_t)n * d; i++) x[i] += pending[i];
+    fr_kv_unpin(&ctx->kv_pool);
+
+    /* output head, only for the tokens that want logits (rows gathered in order) */
+    if (b->n_out == 0) return;
+    for (int i = 0; i < n; i++)
+        if (b->out[i] >= 0) norm_row(hp, xb + (size_t)b->out[i] * d, x + (size_t)i * d, m->output_norm, m->output_norm_b);
+    matmul(ctx, &m->output, xb, b->n_out, b->logits);
+    if (hp->final_softcap > 0.0f) fr_softcap(b->logits, b->n_out * hp->n_vocab, hp->final_softcap);
+}
