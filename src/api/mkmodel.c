@@ -1,5 +1,6 @@
-/* mkmodel.c - frugal_mkmodel: write a random-weight llama/qwen2 model in GGUF with
- * a real tokenizer copied from another file.
+/* mkmodel.c - frugal_mkmodel: write a random-weight model of any supported family in
+ * GGUF with a real tokenizer copied from another file. The tensors are those the
+ * family's description (model/arch.h) requires, so a new family needs nothing here.
  *
  * Why it looks like this: tests and benchmarks need models of arbitrary shapes
  * (up to 7B-class) that we have no trained file for. Each tensor's values come from
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/types.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 
 void frugal_mkmodel_params_default(frugal_mkmodel_params *p) {
     if (!p) return;
@@ -151,49 +153,110 @@ static int parse_type(const char *s, uint32_t *type, uint32_t *ftype) {
 }
 
 /* Check the shape parameters; FRUGAL_E_INVALID_ARG naming the first problem. */
-static int validate(const frugal_mkmodel_params *p, uint32_t type, fr_err *err) {
-    if (p->dim <= 0 || p->n_layers <= 0 || p->n_heads <= 0 || p->n_kv_heads <= 0 || p->ffn <= 0)
+static int validate(const frugal_mkmodel_params *p, uint32_t type, int head_dim, fr_err *err) {
+    if (p->dim <= 0 || p->n_layers <= 0 || p->n_heads <= 0 || p->n_kv_heads <= 0 || p->ffn <= 0 || head_dim <= 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "mkmodel: dim, layers, heads, kv-heads and ffn must all be positive");
-    if (p->ctx < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: ctx must be >= 0");
-    if (p->dim % p->n_heads)
+                          "mkmodel: dim, layers, heads, kv-heads, head-dim and ffn must all be positive");
+    if (p->ctx < 0 || p->window < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: ctx and window must be >= 0");
+    if (!p->head_dim && p->dim % p->n_heads)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: dim %d is not a multiple of heads %d",
                           p->dim, p->n_heads);
     if (p->n_heads % p->n_kv_heads)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: heads %d is not a multiple of kv-heads %d",
                           p->n_heads, p->n_kv_heads);
-    if ((p->dim / p->n_heads) % 2)
-        return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "mkmodel: head dimension %d must be even (RoPE rotates pairs)", p->dim / p->n_heads);
+    if (head_dim % 2)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: head dimension %d must be even (RoPE rotates pairs)",
+                          head_dim);
     const fr_type_traits *tr = fr_type_traits_get(type);
     int bs = tr ? tr->blck_size : 1;
-    if (p->dim % bs || p->ffn % bs)
+    if (p->dim % bs || p->ffn % bs || (p->n_heads * head_dim) % bs)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "mkmodel: dim %d and ffn %d must be multiples of %d for type %s",
-                          p->dim, p->ffn, bs, p->type);
+                          "mkmodel: dim %d, ffn %d and heads x head-dim %d must be multiples of %d for type %s",
+                          p->dim, p->ffn, p->n_heads * head_dim, bs, p->type);
     if (!(p->rope_base >= 0.0f) || !isfinite(p->rope_base))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: rope base must be >= 0");
     return FRUGAL_OK;
 }
 
+/* The metadata keys the reference engine reads for this family and shape. */
+static int write_metadata(gguf_writer *w, const frugal_mkmodel_params *p, const fr_arch_desc *d,
+                          const fr_hparams *hp, uint32_t ftype) {
+    const char *a = d->name;
+    char key[128], name[160];
+    snprintf(name, sizeof name, "frugal random %s d%d l%d h%d kv%d hd%d ff%d %s", a, p->dim, p->n_layers,
+             p->n_heads, p->n_kv_heads, hp->head_dim, p->ffn, p->type ? p->type : "f32");
+    int rc = gguf_writer_set_str(w, "general.architecture", a);
+    rc = rc ? rc : gguf_writer_set_str(w, "general.name", name);
+    rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", ftype);
+#define SET_U32(suffix, v) (snprintf(key, sizeof key, "%s." suffix, a), rc ? rc : gguf_writer_set_u32(w, key, (uint32_t)(v)))
+#define SET_F32(suffix, v) (snprintf(key, sizeof key, "%s." suffix, a), rc ? rc : gguf_writer_set_f32(w, key, (v)))
+    rc = SET_U32("context_length", hp->n_ctx_train);
+    rc = SET_U32("embedding_length", p->dim);
+    rc = SET_U32("block_count", p->n_layers);
+    rc = SET_U32("feed_forward_length", p->ffn);
+    rc = SET_U32("attention.head_count", p->n_heads);
+    rc = SET_U32("attention.head_count_kv", p->n_kv_heads);
+    if (hp->head_dim != p->dim / p->n_heads || p->dim % p->n_heads) {
+        rc = SET_U32("attention.key_length", hp->head_dim);
+        rc = SET_U32("attention.value_length", hp->head_dim);
+    }
+    if (!d->no_rope) {
+        rc = SET_U32("rope.dimension_count", hp->head_dim);
+        rc = SET_F32("rope.freq_base", p->rope_base > 0.0f ? p->rope_base : d->rope_base);
+    }
+    if (d->layer_norm_eps) rc = SET_F32("attention.layer_norm_epsilon", d->norm_eps);
+    else rc = SET_F32("attention.layer_norm_rms_epsilon", d->norm_eps);
+    if (p->window > 0 && d->swa_period) rc = SET_U32("attention.sliding_window", p->window);
+#undef SET_U32
+#undef SET_F32
+    return rc;
+}
+
+/* Register the tensors of the family's table: every required one, and the output
+ * matrix unless tied. ne[0] is the input dimension of each matrix. */
+static int add_tensors(gguf_writer *w, mk_state *st, const frugal_mkmodel_params *p, const fr_arch_desc *d,
+                       const fr_hparams *hp, uint32_t type, fr_err *err) {
+    static const uint8_t norms[] = {FR_ATTN_NORM, FR_Q_NORM, FR_K_NORM, FR_POST_ATTN_NORM,
+                                    FR_FFN_NORM,  FR_POST_FFN_NORM, FR_OUTPUT_NORM};
+    for (int il = -1; il < hp->n_layer; il++)
+        for (const fr_tensor_spec *s = d->tensors; s->name; s++) {
+            if ((il < 0) != (s->slot >= FR_N_LSLOT)) continue;
+            if ((s->flags & FR_T_OPTIONAL) && (s->slot != FR_OUTPUT || p->tied || d->always_tied)) continue;
+            char name[128];
+            snprintf(name, sizeof name, s->name, il);
+            const int64_t ne0 = fr_dim_value(hp, s->d0), ne1 = s->d1 ? fr_dim_value(hp, s->d1) : 1;
+            enum init_kind init = s->d1 ? INIT_MATRIX : INIT_BIAS;
+            for (size_t k = 0; k < sizeof norms; k++)
+                if (s->slot == norms[k]) init = INIT_NORM;
+            const uint32_t t = s->d1 && s->slot != FR_POS_EMBD ? type : FR_TYPE_F32;
+            int rc = mk_add(w, st, name, t, ne0, ne1, init, err);
+            if (rc) return rc;
+        }
+    return FRUGAL_OK;
+}
+
 /* ------------------------------------------------------------------ main entry */
 
-/* Writes the model to out_path (through "<out_path>.tmp" + rename, so a failure
- * never leaves a partial file under the final name). Errors: FRUGAL_E_INVALID_ARG
- * for bad parameters, FRUGAL_E_IO/FORMAT for an unreadable vocab file (message
- * prefixed with its path) or a failed write. */
+/* Writes the model to out_path (through a temp file + rename, so a failure never
+ * leaves a partial file under the final name). Errors: FRUGAL_E_INVALID_ARG for bad
+ * parameters or an unknown family, FRUGAL_E_IO/FORMAT for an unreadable vocab file
+ * (message prefixed with its path) or a failed write. */
 int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_error *err) {
     if (!p || !out_path || !*out_path)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: missing parameters or output path");
     const char *arch = p->arch ? p->arch : "llama";
-    bool qwen2 = strcmp(arch, "qwen2") == 0;
-    if (!qwen2 && strcmp(arch, "llama") != 0)
-        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: unknown arch '%s' (llama or qwen2)", arch);
+    const fr_arch_desc *d = fr_arch_find(arch, strlen(arch));
+    if (!d) {
+        char list[256];
+        fr_arch_list(list, sizeof list);
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: unknown arch '%s' (supported: %s)", arch, list);
+    }
     uint32_t type, ftype;
     if (parse_type(p->type ? p->type : "f32", &type, &ftype) != 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: unknown type '%s' (f32, f16, q8_0 or q4_0)",
                           p->type);
-    int rc = validate(p, type, err);
+    const int head_dim = p->head_dim > 0 ? p->head_dim : (p->n_heads > 0 ? p->dim / p->n_heads : 0);
+    int rc = validate(p, type, head_dim, err);
     if (rc) return rc;
     if (!p->vocab_path || !*p->vocab_path)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: a vocabulary file is required");
@@ -212,34 +275,12 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
         rc = fr_err_set(err, FRUGAL_E_FORMAT, "%s: no usable tokenizer.ggml.tokens array", p->vocab_path);
         goto done;
     }
-    int64_t n_vocab = (int64_t)tokens->arr_n;
+    fr_hparams hp = {.arch = d, .n_vocab = (int)tokens->arr_n, .n_ctx_train = p->ctx > 0 ? p->ctx : 4096,
+                     .n_embd = p->dim, .n_layer = p->n_layers, .n_head = p->n_heads, .n_head_kv = p->n_kv_heads,
+                     .head_dim = head_dim, .n_ff = p->ffn, .n_rot = d->no_rope ? 0 : head_dim};
     w = gguf_writer_new();
     if (!w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "mkmodel: out of memory"); goto done; }
-
-    /* metadata: the keys llama.cpp reads for these architectures */
-    int head_dim = p->dim / p->n_heads;
-    float rope_base = p->rope_base > 0.0f ? p->rope_base : (qwen2 ? 1e6f : 1e4f);
-    char key[128], name[128];
-    snprintf(name, sizeof name, "frugal random %s d%d l%d h%d kv%d ff%d %s", arch, p->dim,
-             p->n_layers, p->n_heads, p->n_kv_heads, p->ffn, p->type ? p->type : "f32");
-    rc = gguf_writer_set_str(w, "general.architecture", arch);
-    rc = rc ? rc : gguf_writer_set_str(w, "general.name", name);
-    rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", ftype);
-#define SET_ARCH_U32(suffix, v) \
-    (snprintf(key, sizeof key, "%s." suffix, arch), rc ? rc : gguf_writer_set_u32(w, key, (uint32_t)(v)))
-#define SET_ARCH_F32(suffix, v) \
-    (snprintf(key, sizeof key, "%s." suffix, arch), rc ? rc : gguf_writer_set_f32(w, key, (v)))
-    rc = SET_ARCH_U32("context_length", p->ctx > 0 ? p->ctx : 4096);
-    rc = SET_ARCH_U32("embedding_length", p->dim);
-    rc = SET_ARCH_U32("block_count", p->n_layers);
-    rc = SET_ARCH_U32("feed_forward_length", p->ffn);
-    rc = SET_ARCH_U32("attention.head_count", p->n_heads);
-    rc = SET_ARCH_U32("attention.head_count_kv", p->n_kv_heads);
-    rc = SET_ARCH_U32("rope.dimension_count", head_dim);
-    rc = SET_ARCH_F32("rope.freq_base", rope_base);
-    rc = SET_ARCH_F32("attention.layer_norm_rms_epsilon", 1e-5f);
-#undef SET_ARCH_U32
-#undef SET_ARCH_F32
+    rc = write_metadata(w, p, d, &hp, ftype);
     for (uint64_t i = 0; rc == FRUGAL_OK && i < vf->n_kv; i++) {
         const gguf_kv *kv = &vf->kv[i];
         if (kv->key.len > 10 && memcmp(kv->key.ptr, "tokenizer.", 10) == 0)
@@ -249,37 +290,11 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
         rc = fr_err_set(err, rc, "mkmodel: cannot build metadata (%s)", frugal_status_str(rc));
         goto done;
     }
+    if ((rc = add_tensors(w, &st, p, d, &hp, type, err))) goto done;
 
-    /* tensors, in llama.cpp's order; ne[0] is the input dimension of each matrix */
-    int64_t dim = p->dim, ffn = p->ffn, kv_dim = (int64_t)p->n_kv_heads * head_dim;
-    if ((rc = mk_add(w, &st, "token_embd.weight", type, dim, n_vocab, INIT_MATRIX, err))) goto done;
-    if ((rc = mk_add(w, &st, "output_norm.weight", FR_TYPE_F32, dim, 1, INIT_NORM, err))) goto done;
-    if (!p->tied && (rc = mk_add(w, &st, "output.weight", type, dim, n_vocab, INIT_MATRIX, err))) goto done;
-    for (int l = 0; l < p->n_layers; l++) {
-        struct { const char *suffix; uint32_t type; int64_t ne0, ne1; enum init_kind init; bool qwen_only; } k[] = {
-            {"attn_norm.weight", FR_TYPE_F32, dim, 1, INIT_NORM, false},
-            {"attn_q.weight", type, dim, dim, INIT_MATRIX, false},
-            {"attn_q.bias", FR_TYPE_F32, dim, 1, INIT_BIAS, true},
-            {"attn_k.weight", type, dim, kv_dim, INIT_MATRIX, false},
-            {"attn_k.bias", FR_TYPE_F32, kv_dim, 1, INIT_BIAS, true},
-            {"attn_v.weight", type, dim, kv_dim, INIT_MATRIX, false},
-            {"attn_v.bias", FR_TYPE_F32, kv_dim, 1, INIT_BIAS, true},
-            {"attn_output.weight", type, dim, dim, INIT_MATRIX, false},
-            {"ffn_norm.weight", FR_TYPE_F32, dim, 1, INIT_NORM, false},
-            {"ffn_gate.weight", type, dim, ffn, INIT_MATRIX, false},
-            {"ffn_up.weight", type, dim, ffn, INIT_MATRIX, false},
-            {"ffn_down.weight", type, ffn, dim, INIT_MATRIX, false},
-        };
-        for (size_t j = 0; j < sizeof k / sizeof k[0]; j++) {
-            if (k[j].qwen_only && !qwen2) continue;
-            snprintf(name, sizeof name, "blk.%d.%s", l, k[j].suffix);
-            if ((rc = mk_add(w, &st, name, k[j].type, k[j].ne0, k[j].ne1, k[j].init, err))) goto done;
-        }
-    }
-
-    int64_t widest = dim > ffn ? dim : ffn;
-    if (kv_dim > widest) widest = kv_dim;
-    st.row = malloc((size_t)widest * sizeof *st.row);
+    int64_t widest = 0;
+    for (size_t i = 0; i < st.n; i++) if (st.t[i].ne0 > widest) widest = st.t[i].ne0;
+    st.row = malloc((size_t)(widest + 1) * sizeof *st.row);
     if (!st.row) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "mkmodel: out of memory"); goto done; }
     /* the writer names its temp file; the prefix keeps the CLI's "<file>: <what>" form */
     rc = gguf_writer_write(w, out_path, mk_fill, &st, err);

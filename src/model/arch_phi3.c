@@ -2,7 +2,7 @@
  * first) matrices, NeoX RoPE with LongRoPE factors (the long ones when the context
  * is longer than rope.scaling.original_context_length) and rope.scaling.attn_factor,
  * Q scaled before attention. The sliding_window key of these files is ignored, as
- * the reference engine does. Files with separate Q/K/V are accepted too. */
+ * the reference engine does. */
 #include "model/arch.h"
 
 static const fr_tensor_spec tensors[] = {
@@ -12,10 +12,7 @@ static const fr_tensor_spec tensors[] = {
     {"rope_factors_long.weight", FR_ROPE_LONG, FR_D_ROT2, FR_D_NONE, FR_T_OPTIONAL},
     {"rope_factors_short.weight", FR_ROPE_SHORT, FR_D_ROT2, FR_D_NONE, FR_T_OPTIONAL},
     {"blk.%d.attn_norm.weight", FR_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0},
-    {"blk.%d.attn_qkv.weight", FR_WQKV, FR_D_EMBD, FR_D_QKV, FR_T_OPTIONAL},
-    {"blk.%d.attn_q.weight", FR_WQ, FR_D_EMBD, FR_D_Q, FR_T_OPTIONAL},
-    {"blk.%d.attn_k.weight", FR_WK, FR_D_EMBD, FR_D_KV, FR_T_OPTIONAL},
-    {"blk.%d.attn_v.weight", FR_WV, FR_D_EMBD, FR_D_KV, FR_T_OPTIONAL},
+    {"blk.%d.attn_qkv.weight", FR_WQKV, FR_D_EMBD, FR_D_QKV, 0},
     {"blk.%d.attn_output.weight", FR_WO, FR_D_Q, FR_D_EMBD, 0},
     {"blk.%d.ffn_norm.weight", FR_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0},
     {"blk.%d.ffn_up.weight", FR_WUP, FR_D_EMBD, FR_D_FF2, 0},

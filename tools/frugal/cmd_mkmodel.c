@@ -1,4 +1,4 @@
-/* cmd_mkmodel.c - `frugal mkmodel ...`: write a random-weight llama/qwen2 model with
+/* cmd_mkmodel.c - `frugal mkmodel ...`: write a random-weight model of any family with
  * a real tokenizer, for tests and benchmarks of shapes we have no trained file for. */
 #include <stdio.h>
 
@@ -7,25 +7,29 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: frugal mkmodel --arch llama|qwen2 --dim D --layers L --heads H --kv-heads K\n"
+            "usage: frugal mkmodel --arch A --dim D --layers L --heads H --kv-heads K\n"
             "                      --ffn F --vocab-from VOCAB.gguf --type f32|f16|q8_0|q4_0\n"
-            "                      -o OUT.gguf [--seed S] [--tied] [--ctx N] [--rope-base B]\n\n"
+            "                      -o OUT.gguf [--head-dim N] [--window W] [--seed S] [--tied]\n"
+            "                      [--ctx N] [--rope-base B]\n\n"
             "Write a model with random weights (deterministic for a seed) and the tokenizer\n"
             "metadata of VOCAB.gguf. Norm weights are near 1, matrices N(0, 1/sqrt(fan_in)).\n"
             "Norms and biases stay F32; all matrices (token_embd included) get --type.\n\n"
-            "  --arch A        llama (default) or qwen2 (adds Q/K/V biases)\n"
-            "  --dim D         embedding length (multiple of --heads)\n"
+            "  --arch A        llama (default), qwen2, qwen3, gemma, gemma2, gemma3, phi3\n"
+            "                  or gpt2: the tensors the family's description requires\n"
+            "  --dim D         embedding length (multiple of --heads unless --head-dim)\n"
             "  --layers L      number of blocks\n"
             "  --heads H       attention heads\n"
             "  --kv-heads K    KV heads (divides H; default H)\n"
             "  --ffn F         feed-forward length\n"
+            "  --head-dim N    attention head size (default D / H)\n"
+            "  --window W      sliding window of the local layers (gemma2, gemma3)\n"
             "  --vocab-from V  GGUF file whose tokenizer.* keys are copied\n"
             "  --type T        f32, f16, q8_0 or q4_0 (quantized: D and F multiples of 32)\n"
             "  -o, --output P  output path (written to P.tmp, then renamed)\n"
             "  --seed S        RNG seed (default 42)\n"
-            "  --tied          no output.weight: the output reuses token_embd\n"
+            "  --tied          no output.weight: the output reuses token_embd (gemma: always)\n"
             "  --ctx N         context_length metadata (default 4096)\n"
-            "  --rope-base B   rope.freq_base (default 10000 llama, 1000000 qwen2)\n");
+            "  --rope-base B   rope.freq_base (default: the family's, 10000; qwen3 1000000)\n");
 }
 
 int cmd_mkmodel(int argc, char **argv) {
@@ -41,6 +45,8 @@ int cmd_mkmodel(int argc, char **argv) {
         {NULL, "--heads", OPT_INT, &p.n_heads, 1, 4096},
         {NULL, "--kv-heads", OPT_INT, &p.n_kv_heads, 1, 4096},
         {NULL, "--ffn", OPT_INT, &p.ffn, 1, 1 << 22},
+        {NULL, "--head-dim", OPT_INT, &p.head_dim, 2, 1024},
+        {NULL, "--window", OPT_INT, &p.window, 1, 1 << 24},
         {NULL, "--vocab-from", OPT_STR, &p.vocab_path, 0, 0},
         {NULL, "--type", OPT_STR, &p.type, 0, 0},
         {"-o", "--output", OPT_STR, &out, 0, 0},
