@@ -73,7 +73,7 @@ int frugal_model_load(const char *path, const frugal_model_params *params,
 void frugal_model_free(frugal_model *model);
 
 typedef struct frugal_model_info {
-    const char *arch;        /* "llama", "qwen2" */
+    const char *arch;        /* general.architecture: "llama", "qwen2", "gemma2", ... */
     const char *name;        /* general.name or "" */
     int n_vocab;
     int n_ctx_train;

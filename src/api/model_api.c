@@ -39,7 +39,11 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
     if (!rc) rc = fr_tokenizer_load(m->file, &m->tok, &e);
     m->vocab_only = params->vocab_only != 0;
     if (!rc && m->vocab_only) {
-        snprintf(m->arch_name, sizeof m->arch_name, "vocab");
+        /* the file's architecture, if it names one (chat templates go by it) */
+        gguf_str a = {"vocab", 5};
+        fr_err ignore = FRUGAL_ERROR_INIT;
+        if (gguf_get_str(m->file, "general.architecture", &a, &ignore) != FRUGAL_OK) a = (gguf_str){"vocab", 5};
+        snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)(a.len < 23 ? a.len : 23), a.ptr);
         m->hp.n_vocab = fr_tokenizer_n_vocab(m->tok);
     } else if (!rc) {
         rc = fr_model_bind(m, &e);

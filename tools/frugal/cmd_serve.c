@@ -61,11 +61,17 @@ static void usage(FILE *out) {
             "                           to and exit (needs -m or --chat-template)\n");
 }
 
-/* Choose the chat template: the flag, else the model's, else ChatML with a warning. */
+/* Choose the chat template: the flag, else the model's, else its family's format,
+ * else ChatML with a warning. */
 static int pick_template(const frugal_model *model, const char *name) {
     if (name) return srv_template_parse(name);
     const char *jinja = model ? frugal_model_meta_str(model, "tokenizer.chat_template") : NULL;
     int t = srv_template_detect(jinja);
+    if (t < 0 && !jinja && model) {
+        frugal_model_info info;
+        frugal_model_get_info(model, &info);
+        t = srv_template_for_arch(info.arch);
+    }
     if (t < 0) {
         fprintf(stderr, "frugal: warning: %s; using chatml (override with --chat-template)\n",
                 jinja ? "the model's chat template is not one frugal knows" : "the model has no chat template");

@@ -64,6 +64,10 @@ int srv_template_parse(const char *name);
 const char *srv_template_name(int tmpl);
 /* Recognise a Jinja chat template by its distinctive markers; -1 when unknown. */
 int srv_template_detect(const char *jinja);
+/* The format a family's models are trained on, for files without a chat template
+ * (gemma* -> gemma, phi3 -> phi3, qwen2/qwen3 -> chatml); -1 when the family has
+ * none of its own (llama, gpt2). */
+int srv_template_for_arch(const char *arch);
 /* Render the conversation followed by the assistant's turn header into out. BOS is
  * not written: the tokenizer adds it as the model's metadata says. 0 ok, -1 OOM. */
 int srv_template_render(int tmpl, const srv_msg *msgs, int n, srv_buf *out);

@@ -40,6 +40,14 @@ int srv_template_detect(const char *j) {
     return -1;
 }
 
+int srv_template_for_arch(const char *arch) {
+    if (!arch) return -1;
+    if (strncmp(arch, "gemma", 5) == 0) return SRV_TMPL_GEMMA;
+    if (strcmp(arch, "phi3") == 0) return SRV_TMPL_PHI3;
+    if (strncmp(arch, "qwen", 4) == 0) return SRV_TMPL_CHATML;
+    return -1;
+}
+
 const char *srv_template_end_marker(int tmpl) {
     switch (tmpl) {
     case SRV_TMPL_CHATML: return "<|im_end|>";
