@@ -12,6 +12,7 @@
  *    for n = 1, 2 and 7 blocks, with quantized and with random-byte weight blocks;
  *  - when ../shared is present: re-quantizing the F16/F32 models' tensors with our
  *    quantizers reproduces llama-quantize's bytes (Q8_0, Q4_0, Q6_K, Q4_K). */
+#include "kernels/dispatch.h"
 #include "testutil.h"
 
 #include "core/quant.h"

@@ -7,7 +7,7 @@
 #include "frugal.h"
 #include "mem/alloc.h"
 #include "mem/planner.h"
-#include "mem/stream.h"
+#include "budget/stream.h"
 #include "model/model.h"
 
 #define FR_MAX_UBATCH 512

@@ -2,6 +2,7 @@
  * tensor table, size summary by type). Works on any file the GGUF reader accepts,
  * including vocabulary-only files and models with tensor types we cannot run
  * (those are flagged, so a user sees why a load would fail). */
+#include "kernels/dispatch.h"
 #include "frugal.h"
 
 #include <inttypes.h>

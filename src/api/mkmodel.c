@@ -7,6 +7,7 @@
  * its own RNG stream seeded from (seed, tensor index), so the writer's fill callback
  * can produce tensors one at a time, row by row, in any order, and a multi-GB model
  * never has to be held in memory. The same seed gives the same file everywhere. */
+#include "kernels/dispatch.h"
 #include "frugal.h"
 
 #include <math.h>
@@ -202,7 +203,8 @@ static int write_metadata(gguf_writer *w, const frugal_mkmodel_params *p, const 
     }
     if (!d->no_rope) {
         rc = SET_U32("rope.dimension_count", hp->head_dim);
-        rc = SET_F32("rope.freq_base", p->rope_base > 0.0f ? p->rope_base : d->rope_base);
+        const float typical = d->rope_base_typical > 0.0f ? d->rope_base_typical : d->rope_base;
+        rc = SET_F32("rope.freq_base", p->rope_base > 0.0f ? p->rope_base : typical);
     }
     if (d->layer_norm_eps) rc = SET_F32("attention.layer_norm_epsilon", d->norm_eps);
     else rc = SET_F32("attention.layer_norm_rms_epsilon", d->norm_eps);

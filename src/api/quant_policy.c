@@ -1,4 +1,5 @@
 /* quant_policy.c - per-tensor type choice under a size budget (see quant_policy.h). */
+#include "kernels/dispatch.h"
 #include "api/quant_policy.h"
 
 #include <inttypes.h>

@@ -20,6 +20,7 @@
  *    general.quantization_version to 2.
  * Rows are quantized independently (no importance matrix), so the tensor is split
  * by rows over a thread pool and the result does not depend on the thread count. */
+#include "kernels/dispatch.h"
 #include "frugal.h"
 
 #include <stdbool.h>

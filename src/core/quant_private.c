@@ -4,11 +4,9 @@
 #include "core/quant_private.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "core/quant.h"
-#include "kernels/dispatch.h"
 
 /* bitsandbytes' NF4 code book: quantiles of N(0,1), normalised to [-1, 1], with an
  * exact zero (8 positive, 7 negative levels). */
@@ -280,39 +278,7 @@ static const fr_type_traits k_private[N_PRIVATE] = {
     PRIV(FR_TYPE_FP8O, "FP8O", FR_FP8O_BLOCK, sizeof(fr_block_fp8o), fp8o, FR_TYPE_F32, 0),
 };
 
-static fr_type_traits g_avx512[N_PRIVATE];
-static int g_avx512_ok;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-/* These kernels need AVX-512 F/BW/VL (+AVX2/FMA/F16C), not VNNI: on a CPU with
- * those but without VNNI, dispatch stops at the AVX2 level, and without this check
- * our types would fall back to scalar there. (__builtin_cpu_supports also checks
- * that the OS saves the ZMM state.) */
-static int cpu_has_avx512_fbw(void) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-#else
-    return 0;
-#endif
-}
-
-static void init_avx512(void) {
-    memcpy(g_avx512, k_private, sizeof g_avx512);
-    g_avx512_ok = fr_private_install_avx512(g_avx512);
-}
-
 const fr_type_traits *fr_private_traits_scalar(uint32_t type) {
     if (type < FR_TYPE_PRIVATE_BASE || type >= FR_TYPE_PRIVATE_END) return NULL;
-    return &k_private[type - FR_TYPE_PRIVATE_BASE];
-}
-
-const fr_type_traits *fr_private_traits_get(uint32_t type) {
-    if (type < FR_TYPE_PRIVATE_BASE || type >= FR_TYPE_PRIVATE_END) return NULL;
-    const int level = fr_kernels_get_level();
-    if (level == FR_KERNELS_AVX512 || (level == FR_KERNELS_AVX2 && cpu_has_avx512_fbw())) {
-        pthread_once(&g_once, init_avx512);
-        if (g_avx512_ok) return &g_avx512[type - FR_TYPE_PRIVATE_BASE];
-    }
     return &k_private[type - FR_TYPE_PRIVATE_BASE];
 }

@@ -58,13 +58,10 @@ _Static_assert(sizeof(fr_block_fp8o) == 142, "fp8o block size");
 /* The 16 NF4 levels, ascending, level 7 = 0. */
 extern const float fr_nf4_levels[16];
 
-/* Traits of a private type id: the scalar reference / the active (SIMD) table.
- * NULL for ids outside [FR_TYPE_PRIVATE_BASE, FR_TYPE_PRIVATE_END). The active
- * table follows the kernel level of kernels/dispatch.h (including changes by
- * fr_kernels_set_level): AVX-512 kernels at the AVX512 level, and at the AVX2 level
- * when the CPU has AVX-512 F/BW/VL (our kernels need no VNNI); otherwise scalar. */
+/* Traits of a private type id: the scalar reference. NULL for ids outside
+ * [FR_TYPE_PRIVATE_BASE, FR_TYPE_PRIVATE_END). (The active table of these types:
+ * fr_private_traits_get, kernels/dispatch.h.) */
 const fr_type_traits *fr_private_traits_scalar(uint32_t type);
-const fr_type_traits *fr_private_traits_get(uint32_t type);
 /* True for a private type id (whether or not it exists). */
 static inline int fr_type_is_private(uint32_t type) { return type >= FR_TYPE_PRIVATE_BASE; }
 
@@ -83,10 +80,5 @@ void fr_vec_dot_nf4(int n, float *s, const void *x, const void *y);
 void fr_to_float_fp8o(const void *x, float *y, int64_t n);
 void fr_from_float_fp8o(const float *x, void *y, int64_t n);
 void fr_vec_dot_fp8o(int n, float *s, const void *x, const void *y);
-
-/* AVX-512 installer (kernels/private_avx512.c): overrides vec_dot of the private
- * types in t (indexed by id - FR_TYPE_PRIVATE_BASE). Returns 0 and changes nothing
- * when compiled without AVX-512. Call only when the CPU supports the AVX512 level. */
-int fr_private_install_avx512(fr_type_traits *t);
 
 #endif

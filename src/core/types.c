@@ -6,7 +6,6 @@
 #include "core/quant.h"
 #include "core/quant_act.h"
 #include "core/quant_private.h"
-#include "kernels/dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -61,14 +60,6 @@ const fr_type_traits *fr_type_traits_scalar(uint32_t type) {
     return &k_traits[type];
 }
 
-/* The active table: same content except the kernel pointers of the dispatch level
- * (kernels/dispatch.c). */
-const fr_type_traits *fr_type_traits_get(uint32_t type) {
-    if (type >= FR_TYPE_PRIVATE_BASE) return fr_private_traits_get(type);
-    if (type >= FR_TYPE_COUNT || !k_traits[type].name) return NULL;
-    return &fr_kernels_table()[type];
-}
-
 const char *fr_type_name(uint32_t type) {
     static const char *removed[FR_TYPE_COUNT] = {
         [4] = "Q4_2 (removed)", [5] = "Q4_3 (removed)", [31] = "Q4_0_4_4 (removed)",
@@ -85,7 +76,7 @@ const char *fr_type_name(uint32_t type) {
 }
 
 size_t fr_row_size(fr_type type, int64_t n) {
-    const fr_type_traits *t = fr_type_traits_get(type);
+    const fr_type_traits *t = fr_type_traits_scalar(type); /* sizes do not depend on the kernels */
     if (!t || n < 0 || n % t->blck_size) return 0;
     return t->row_overhead + (size_t)(n / t->blck_size) * t->type_size;
 }

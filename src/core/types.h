@@ -10,7 +10,8 @@
  * K-quants: Q8_K), then `vec_dot` takes one weight row and the converted vector.
  * The table in types.c holds the scalar reference implementations; SIMD variants
  * (kernels/cpu_*.c) provide the same signatures and are chosen once at run time
- * (kernels/dispatch.h): fr_type_traits_get returns the active table. */
+ * (kernels/dispatch.h: fr_type_traits_get returns the active table; core itself only
+ * knows the reference table, so it never depends on the kernels). */
 #ifndef FRUGAL_TYPES_H
 #define FRUGAL_TYPES_H
 
@@ -113,9 +114,10 @@ typedef struct fr_type_traits {
     size_t row_overhead;
 } fr_type_traits;
 
-/* Traits of a type id (kernels of the active dispatch level), or NULL if the id
- * is not a type we know the layout of. */
-const fr_type_traits *fr_type_traits_get(uint32_t type);
+/* The scalar reference traits of a type id (never overridden; layouts and sizes are
+ * the same at every kernel level), or NULL if the id is not a type we know the
+ * layout of. The active kernels: fr_type_traits_get (kernels/dispatch.h). */
+const fr_type_traits *fr_type_traits_scalar(uint32_t type);
 /* Name of any id ever used by GGUF (also for types we do not support, e.g. "IQ2_XXS"),
  * or NULL for ids that were never assigned. */
 const char *fr_type_name(uint32_t type);

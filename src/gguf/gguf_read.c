@@ -397,7 +397,7 @@ static int parse(gguf_file_priv *p, fr_err *err) {
             t->ne[d] = (int64_t)ne;
         }
         if ((rc = get_u32(&c, &t->type)) || (rc = get_u64(&c, &t->offset))) return rc;
-        const fr_type_traits *tr = fr_type_traits_get(t->type);
+        const fr_type_traits *tr = fr_type_traits_scalar(t->type);
         if (!tr) {
             const char *tn = fr_type_name(t->type);
             if (tn)

@@ -245,7 +245,7 @@ out:
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const int64_t *ne, const void *data) {
     if (!w || !ident_ok(name) || !ne || n_dims < 1 || n_dims > 4) return FRUGAL_E_INVALID_ARG;
-    const fr_type_traits *tr = fr_type_traits_get(type);
+    const fr_type_traits *tr = fr_type_traits_scalar(type);
     if (!tr) return FRUGAL_E_INVALID_ARG;
     wtensor t = {.type = type, .n_dims = n_dims, .ne = {1, 1, 1, 1}, .data = data};
     uint64_t nel = 1;

@@ -146,3 +146,12 @@ int fr_kernels_set_level(int level) {
     g_level = level;
     return 0;
 }
+
+/* The active table: same content except the kernel pointers of the dispatch level
+ * (kernels/dispatch.c). */
+const fr_type_traits *fr_type_traits_get(uint32_t type) {
+    if (type >= FR_TYPE_PRIVATE_BASE) return fr_private_traits_get(type);
+    if (type >= FR_TYPE_COUNT) return NULL;
+    if (!fr_type_traits_scalar(type)) return NULL;
+    return &fr_kernels_table()[type];
+}

@@ -40,9 +40,14 @@ int fr_kernels_supported(int level);
  * against concurrent kernel calls). Returns 0 on success, non-zero (and changes
  * nothing) when the level is unknown or unsupported. */
 int fr_kernels_set_level(int level);
-/* The scalar reference traits of a type (never overridden), or NULL as
- * fr_type_traits_get. */
-const fr_type_traits *fr_type_traits_scalar(uint32_t type);
+/* Traits of a type id with the kernels of the active dispatch level, or NULL if the
+ * id is not a type we know the layout of (the reference: fr_type_traits_scalar). */
+const fr_type_traits *fr_type_traits_get(uint32_t type);
+/* The active table of frugal's own types (dispatch_private.c): it follows the kernel
+ * level (including changes by fr_kernels_set_level): AVX-512 kernels at the AVX512
+ * level, and at the AVX2 level when the CPU has AVX-512 F/BW/VL (these kernels need
+ * no VNNI); otherwise scalar. */
+const fr_type_traits *fr_private_traits_get(uint32_t type);
 
 /* ---- internal: used by core/types.c and the per-ISA kernel files ---- */
 
@@ -56,5 +61,9 @@ const fr_type_traits *fr_kernels_table(void);
 int fr_kernels_install_avx2(fr_type_traits *t);
 int fr_kernels_install_avx512(fr_type_traits *t, int cpu_has_bf16);
 int fr_kernels_install_neon(fr_type_traits *t);
+/* AVX-512 installer of frugal's own types (private_avx512.c): overrides vec_dot in t
+ * (indexed by id - FR_TYPE_PRIVATE_BASE). Returns 0 and changes nothing when
+ * compiled without AVX-512. Call only when the CPU has AVX-512 F/BW/VL. */
+int fr_private_install_avx512(fr_type_traits *t);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "core/pool.h"
 #include "core/types.h"
+#include "kernels/dispatch.h"
 
 typedef struct fr_weight {
     const void *data;   /* n_out rows, each fr_row_size(type, n_in) bytes */

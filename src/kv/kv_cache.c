@@ -1,3 +1,4 @@
+#include "kernels/dispatch.h"
 #include "kv/kv_cache.h"
 
 #include <stdlib.h>

@@ -100,7 +100,8 @@ typedef struct fr_arch_desc {
     bool always_tied;              /* output = token_embd even if output.weight exists */
     bool rope_factors_by_ctx;      /* LongRoPE: long factors when n_ctx > original context */
     bool layer_norm_eps;           /* eps key attention.layer_norm_epsilon (else _rms_) */
-    float rope_base;               /* default of rope.freq_base */
+    float rope_base;               /* default of rope.freq_base (the reference engine's) */
+    float rope_base_typical;       /* what the family's models use, for mkmodel (0: rope_base) */
     float norm_eps;                /* default epsilon */
     /* sliding window: period of the local/global pattern when the file has no
      * sliding_window_pattern key (layer il local when il % period < period - 1; 0: the

@@ -14,5 +14,6 @@ static const fr_tensor_spec tensors[] = {
 
 const fr_arch_desc fr_arch_qwen3 = {
     .name = "qwen3", .tensors = tensors, .recipe = fr_recipe_pre_norm,
-    .norm = FR_NORM_RMS, .ffn = FR_FFN_SILU_GLU, .rope_neox = true, .rope_base = 1e6f, .norm_eps = 1e-6f,
+    .norm = FR_NORM_RMS, .ffn = FR_FFN_SILU_GLU, .rope_neox = true, .rope_base = 10000.0f,
+    .rope_base_typical = 1e6f, .norm_eps = 1e-6f,
 };

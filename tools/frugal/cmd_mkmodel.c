@@ -29,7 +29,7 @@ static void usage(FILE *out) {
             "  --seed S        RNG seed (default 42)\n"
             "  --tied          no output.weight: the output reuses token_embd (gemma: always)\n"
             "  --ctx N         context_length metadata (default 4096)\n"
-            "  --rope-base B   rope.freq_base (default: the family's, 10000; qwen3 1000000)\n");
+            "  --rope-base B   rope.freq_base (default: the family's, 10000; qwen2/3 1000000)\n");
 }
 
 int cmd_mkmodel(int argc, char **argv) {

@@ -12,7 +12,7 @@
 #include "frugal.h"
 #include "mem/alloc.h"
 #include "mem/planner.h"
-#include "mem/stream.h"
+#include "budget/stream.h"
 #include "model/model.h"
 
 int frugal_parse_size(const char *text, uint64_t *bytes) { return fr_parse_size(text, bytes); }

@@ -1,5 +1,5 @@
 /* stream.c - out-of-core layer streaming (see stream.h). */
-#include "mem/stream.h"
+#include "budget/stream.h"
 #include "kernels/interleave.h"
 
 #include <errno.h>
