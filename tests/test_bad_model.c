@@ -2,7 +2,8 @@
  * tokenizer, tensor binding): truncated at many offsets, bytes flipped in the
  * header/metadata/tensor table, and hand-made inconsistent models (missing tensor,
  * wrong shape, unknown architecture, unsupported tensor type, missing or absurd
- * hyper-parameters, vocabulary/embedding mismatch). Every case must end in one
+ * hyper-parameters, vocabulary/embedding mismatch, a tensor no description binds,
+ * and each family's own tensors missing or misshapen). Every case must end in one
  * clean error whose message starts with the file's path, or - for flips that leave a
  * consistent file - a model that evaluates without crashing. Runs under ASan+UBSan
  * in CI. Needs ../shared (skips without it). */
@@ -106,6 +107,7 @@ typedef struct {
     const char *set_arch;         /* general.architecture value */
     const char *set_u32_key;      /* set this u32 key ... */
     uint32_t set_u32_val;         /* ... to this value */
+    const char *add_tensor;       /* an extra tensor (a copy of the first 1-D one) */
 } mutation;
 
 static int write_mutant(const gguf_file *src, const char *out, const mutation *mu) {
@@ -133,23 +135,37 @@ static int write_mutant(const gguf_file *src, const char *out, const mutation *m
         }
         gguf_writer_add_tensor(w, name, type, t->n_dims, ne, data);
     }
+    for (uint64_t i = 0; mu->add_tensor && i < src->n_tensors; i++)
+        if (src->tensors[i].n_dims == 1) {
+            const gguf_tensor *t = &src->tensors[i];
+            gguf_writer_add_tensor(w, mu->add_tensor, t->type, 1, t->ne, t->data);
+            break;
+        }
     fr_err err = FRUGAL_ERROR_INIT;
     int rc = gguf_writer_write(w, out, NULL, NULL, &err);
     gguf_writer_free(w);
     return rc;
 }
 
+typedef struct { mutation mu; int code; const char *must_mention; } mutant_case;
+
+static void run_mutants(const gguf_file *src, const char *dir, const mutant_case *cases, size_t n_cases);
+
 static void mutants(const char *src_path, const char *dir) {
     gguf_file *src = NULL;
     fr_err e = FRUGAL_ERROR_INIT;
     CHECK(gguf_open(src_path, &src, &e) == FRUGAL_OK);
     if (!src) return;
-    struct { mutation mu; int code; const char *must_mention; } cases[] = {
+    const mutant_case cases[] = {
         {{.skip_tensor = "blk.1.ffn_up.weight"}, FRUGAL_E_FORMAT, "blk.1.ffn_up.weight"},
         {{.skip_tensor = "output_norm.weight"}, FRUGAL_E_FORMAT, "output_norm.weight"},
         {{.reshape_tensor = "blk.0.attn_k.weight"}, FRUGAL_E_FORMAT, "blk.0.attn_k.weight"},
         {{.retype_tensor = "blk.0.ffn_gate.weight"}, FRUGAL_E_FORMAT, "blk.0.ffn_gate.weight"},
         {{.set_arch = "mamba9"}, FRUGAL_E_UNSUPPORTED, "mamba9"},
+        {{.set_arch = "mamba9"}, FRUGAL_E_UNSUPPORTED, "supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, gpt2"},
+        {{.set_arch = "clip"}, FRUGAL_E_UNSUPPORTED, "vision projector"},
+        {{.add_tensor = "blk.0.attn_rot_embd"}, FRUGAL_E_UNSUPPORTED, "blk.0.attn_rot_embd"},
+        {{.add_tensor = "v.blk.0.attn_q.bias"}, FRUGAL_E_UNSUPPORTED, "vision encoder"},
         {{.drop_key = "llama.block_count"}, FRUGAL_E_FORMAT, "block_count"},
         {{.drop_key = "tokenizer.ggml.tokens"}, FRUGAL_E_FORMAT, "tokenizer.ggml.tokens"},
         {{.set_u32_key = "llama.attention.head_count", .set_u32_val = 0}, FRUGAL_E_FORMAT, "heads"},
@@ -157,9 +173,42 @@ static void mutants(const char *src_path, const char *dir) {
         {{.set_u32_key = "llama.embedding_length", .set_u32_val = 128}, FRUGAL_E_FORMAT, "shape"},
         {{.set_u32_key = "llama.block_count", .set_u32_val = 9}, FRUGAL_E_FORMAT, "blk.5"},
     };
+    run_mutants(src, dir, cases, sizeof cases / sizeof *cases);
+    gguf_close(src);
+}
+
+/* What each family's description requires, removed or misshapen one at a time on the
+ * ../shared/arch files (skipped when absent). */
+static void family_mutants(const char *dir) {
+    static const struct { const char *file; mutant_case c; } k[] = {
+        {"arch/models/synth-gemma2-q8_0.gguf", {{.skip_tensor = "blk.3.post_ffw_norm.weight"}, FRUGAL_E_FORMAT, "post_ffw_norm"}},
+        {"arch/models/synth-gemma3-q8_0.gguf", {{.reshape_tensor = "blk.0.attn_q.weight"}, FRUGAL_E_FORMAT, "blk.0.attn_q.weight"}},
+        {"arch/models/synth-qwen3-q8_0.gguf", {{.skip_tensor = "blk.2.attn_k_norm.weight"}, FRUGAL_E_FORMAT, "attn_k_norm"}},
+        {"arch/models/synth-qwen3-q8_0.gguf", {{.drop_key = "qwen3.attention.key_length"}, FRUGAL_E_UNSUPPORTED, "key_length"}},
+        {"arch/models/synth-phi3-q8_0.gguf", {{.skip_tensor = "blk.1.attn_qkv.weight"}, FRUGAL_E_FORMAT, "attn_qkv"}},
+        {"arch/models/synth-phi3-q8_0.gguf", {{.skip_tensor = "rope_factors_short.weight"}, FRUGAL_E_FORMAT, "pairs"}},
+        {"arch/models/synth-gpt2-q8_0.gguf", {{.skip_tensor = "position_embd.weight"}, FRUGAL_E_FORMAT, "position_embd"}},
+        {"arch/models/synth-gpt2-q8_0.gguf", {{.drop_key = "gpt2.context_length"}, FRUGAL_E_FORMAT, "context_length"}},
+        {"arch/models/synth-llama3-q8_0.gguf", {{.reshape_tensor = "rope_freqs.weight"}, FRUGAL_E_FORMAT, "rope_freqs"}},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+        const char *path = tu_shared(k[i].file);
+        if (!path) {
+            printf("  %s absent: family case skipped\n", k[i].file);
+            continue;
+        }
+        gguf_file *src = NULL;
+        fr_err e = FRUGAL_ERROR_INIT;
+        CHECK(gguf_open(path, &src, &e) == FRUGAL_OK);
+        if (src) run_mutants(src, dir, &k[i].c, 1);
+        gguf_close(src);
+    }
+}
+
+static void run_mutants(const gguf_file *src, const char *dir, const mutant_case *cases, size_t n_cases) {
     char out[512];
     snprintf(out, sizeof out, "%s/mutant.gguf", dir);
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    for (size_t i = 0; i < n_cases; i++) {
         int wrc = write_mutant(src, out, &cases[i].mu);
         CHECKF(wrc == FRUGAL_OK, "case %zu: cannot write mutant", i);
         if (wrc) continue;
@@ -179,7 +228,6 @@ static void mutants(const char *src_path, const char *dir) {
     CHECK(write_mutant(src, out, &none) == FRUGAL_OK);
     frugal_error err = FRUGAL_ERROR_INIT;
     CHECKF(try_load(out, &err) == FRUGAL_OK, "clean rewrite failed: %s", err.message);
-    gguf_close(src);
 }
 
 int main(void) {
@@ -198,6 +246,7 @@ int main(void) {
     truncations(dir);
     flips(dir);
     mutants(src, dir);
+    family_mutants(dir);
 
     /* a path that does not exist and a directory */
     frugal_error err = FRUGAL_ERROR_INIT;
