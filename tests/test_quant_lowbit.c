@@ -8,11 +8,15 @@
  * be identical (same algorithm, same rounding). Also on synthetic rows: quantize
  * then dequantize stays within a per-type RMS error bound relative to the data's
  * RMS (a writer that drops a bit fails it), and all-zero rows give all-zero values.
+ * Then the whole mixes: frugal_quantize --type q2_k / q3_k_s / q3_k_m / iq4_nl /
+ * iq4_xs of the F32 model must give every tensor the reference file's type and
+ * bytes (llama-quantize's per-tensor rules, api/quant_mix.c).
  * The file part skips (exit 77 at the end) when ../shared is absent. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "frugal.h"
 #include "core/error.h"
 #include "core/quant_lowbit.h"
 #include "gguf/gguf.h"
@@ -67,6 +71,44 @@ static int compare_file(const gguf_file *f32, const char *mix) {
     return compared;
 }
 
+/* Our whole mix vs the reference file: same tensors, types and data. */
+static void compare_mix(const char *f32_path, const char *mix) {
+    char rel[128], out[512];
+    snprintf(rel, sizeof rel, "quant/models/fortune-3m-%s.gguf", mix);
+    const char *ref_path = tu_shared(rel);
+    if (!ref_path) return;
+    snprintf(out, sizeof out, "%s/mix-%s.gguf", tu_tmpdir(), mix);
+    frugal_quantize_params p;
+    frugal_quantize_params_default(&p);
+    p.type = mix;
+    p.n_threads = 2;
+    frugal_error ferr = FRUGAL_ERROR_INIT;
+    CHECKF(frugal_quantize(f32_path, out, &p, NULL, &ferr) == FRUGAL_OK, "quantize %s: %s", mix, ferr.message);
+    gguf_file *a = NULL, *b = NULL;
+    fr_err err = FRUGAL_ERROR_INIT;
+    ref_path = tu_shared(rel);
+    if (gguf_open(out, &a, &err) != FRUGAL_OK || gguf_open(ref_path, &b, &err) != FRUGAL_OK) {
+        CHECKF(0, "%s: cannot open the outputs: %s", mix, err.message);
+        gguf_close(a);
+        return;
+    }
+    CHECK(a->n_tensors == b->n_tensors);
+    int same = 0;
+    for (uint64_t i = 0; i < b->n_tensors && i < a->n_tensors; i++) {
+        const gguf_tensor *x = &a->tensors[i], *y = &b->tensors[i];
+        const int ok = x->name.len == y->name.len && !memcmp(x->name.ptr, y->name.ptr, x->name.len) &&
+                       x->type == y->type && x->nbytes == y->nbytes && !memcmp(x->data, y->data, x->nbytes);
+        CHECKF(ok, "%s: tensor %.*s (ours %s, reference %s) differs", mix, (int)y->name.len, y->name.ptr,
+               fr_type_name(x->type), fr_type_name(y->type));
+        same += ok;
+    }
+    printf("%-7s mix: %d of %llu tensors identical to llama-quantize's (name, type, bytes)\n", mix, same,
+           (unsigned long long)b->n_tensors);
+    gguf_close(a);
+    gguf_close(b);
+    remove(out);
+}
+
 /* RMS of (dequantize(quantize(x)) - x) / RMS(x) on normal data, and zeros. */
 static void check_roundtrip(uint32_t type, double bound, uint64_t *rng) {
     const fr_type_traits *tr = fr_type_traits_scalar(type);
@@ -99,8 +141,10 @@ int main(void) {
     check_roundtrip(FR_TYPE_Q3_K, 0.22, &rng);
     check_roundtrip(FR_TYPE_IQ4_NL, 0.13, &rng);
     check_roundtrip(FR_TYPE_IQ4_XS, 0.13, &rng);
-    const char *fpath = tu_shared("models/fortune-3m-f32.gguf");
-    if (!fpath || !tu_shared("quant/models")) {
+    const char *fp = tu_shared("models/fortune-3m-f32.gguf");
+    char fpath[4096]; /* tu_shared's buffers are reused by later calls */
+    snprintf(fpath, sizeof fpath, "%s", fp ? fp : "");
+    if (!fp || !tu_shared("quant/models")) {
         tu_finish("test_quant_lowbit");
         tu_skip("../shared/quant not found: reference-file comparison skipped");
     }
@@ -110,6 +154,7 @@ int main(void) {
     if (f32) {
         int total = 0;
         for (size_t i = 0; i < sizeof k_mixes / sizeof *k_mixes; i++) total += compare_file(f32, k_mixes[i]);
+        for (size_t i = 0; i < sizeof k_mixes / sizeof *k_mixes; i++) compare_mix(fpath, k_mixes[i]);
         CHECK(total > 0);
         gguf_close(f32);
     }
