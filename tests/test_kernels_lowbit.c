@@ -10,13 +10,18 @@
  *  - each level's vec_dot against the scalar one: |diff| <= 2e-5 * sum|x y| + 1e-6
  *    (integer parts exact, float order differs; as test_kernels.c), at 1, 2, 7 and 33
  *    blocks (odd sizes);
+ *  - fr_matmul (n_tok 1, 2, 7, 9, 128: through the prefill GEMMs where a level has
+ *    them): 1 and 3 threads bitwise identical, the last token alone identical to it
+ *    inside the batch, every output within the dot bound of the scalar vec_dot;
  *  - traits: block sizes and bytes match the structs; bits per weight as GGUF says. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "core/pool.h"
 #include "kernels/dispatch.h"
+#include "kernels/ops.h"
 #include "testutil.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -132,7 +137,52 @@ static void check_type(const lowbit_type *lt, const char *lvl, uint64_t *rng) {
     }
 }
 
+/* fr_matmul of one type over 37 rows (3 blocks each) at the active level. */
+static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rng) {
+    static const int ntoks[] = {1, 2, 7, 9, 128};
+    const fr_type_traits *sc = fr_type_traits_scalar(lt->t);
+    const fr_type vt = sc->vec_dot_type;
+    const fr_from_float_fn act = fr_type_traits_get(vt)->act_from_float ? fr_type_traits_get(vt)->act_from_float
+                                                                       : fr_type_traits_scalar(vt)->from_float;
+    const int n_in = 3 * FR_QK_K, n_out = 37;
+    const size_t rs = fr_row_size(lt->t, n_in);
+    uint8_t *wd = malloc(rs * n_out), *yq = malloc(fr_row_size(vt, n_in));
+    rand_blocks(lt, wd, n_out * n_in / sc->blck_size, rng);
+    const fr_weight w = {.data = wd, .type = lt->t, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
+    for (size_t k = 0; k < sizeof ntoks / sizeof *ntoks; k++) {
+        const int nt = ntoks[k];
+        float *x = malloc(sizeof(float) * n_in * nt), *y1 = malloc(sizeof(float) * n_out * nt),
+              *y3 = malloc(sizeof(float) * n_out * nt);
+        void *qb = malloc(fr_matmul_scratch(&w, nt) + 1);
+        for (int t = 0; t < nt; t++) gen_act(x + (size_t)t * n_in, n_in, t % 3, rng);
+        fr_matmul(p1, &w, x, nt, y1, qb);
+        fr_matmul(p3, &w, x, nt, y3, qb);
+        CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt), "%s matmul %s n_tok=%d: 1 vs 3 threads differ", lvl,
+               sc->name, nt);
+        fr_matmul(p3, &w, x + (size_t)(nt - 1) * n_in, 1, y3, qb);
+        CHECKF(!memcmp(y1 + (size_t)(nt - 1) * n_out, y3, sizeof(float) * n_out),
+               "%s matmul %s n_tok=%d: last token differs alone", lvl, sc->name, nt);
+        int bad = 0;
+        for (int t = 0; t < nt; t++) {
+            act(x + (size_t)t * n_in, yq, n_in);
+            for (int r = 0; r < n_out; r++) {
+                float ref;
+                double abs_s, exact;
+                sc->vec_dot(n_in, &ref, wd + (size_t)r * rs, yq);
+                ref_dots(sc, wd + (size_t)r * rs, yq, n_in, &abs_s, &exact);
+                bad += !(fabs((double)y1[(size_t)t * n_out + r] - ref) <= 2e-5 * abs_s + 1e-6);
+            }
+        }
+        CHECKF(bad == 0, "%s matmul %s n_tok=%d: %d outputs off the scalar dot", lvl, sc->name, nt, bad);
+        free(x), free(y1), free(y3), free(qb);
+    }
+    free(wd), free(yq);
+}
+
 int main(void) {
+    fr_pool *p1 = fr_pool_new(1), *p3 = fr_pool_new(3);
+    CHECK(p1 && p3);
+    if (!p1 || !p3) return tu_finish("test_kernels_lowbit");
     check_traits();
     const int initial = fr_kernels_get_level();
     for (int l = 0; l < FR_KERNELS_LEVEL_COUNT; l++) {
@@ -142,9 +192,14 @@ int main(void) {
         }
         CHECK(fr_kernels_set_level(l) == 0);
         uint64_t rng = 0x10b17000u; /* same data at every level */
-        for (size_t i = 0; i < N_ELEMS(k_types); i++) check_type(&k_types[i], fr_kernels_level_str(l), &rng);
+        for (size_t i = 0; i < N_ELEMS(k_types); i++) {
+            check_type(&k_types[i], fr_kernels_level_str(l), &rng);
+            check_matmul(&k_types[i], fr_kernels_level_str(l), p1, p3, &rng);
+        }
         printf("level %s: %zu types tested\n", fr_kernels_level_str(l), N_ELEMS(k_types));
     }
     CHECK(fr_kernels_set_level(initial) == 0);
+    fr_pool_free(p1);
+    fr_pool_free(p3);
     return tu_finish("test_kernels_lowbit");
 }

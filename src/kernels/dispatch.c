@@ -86,6 +86,7 @@ static int build_table(fr_type_traits *t, int level) {
         if (!c.avx512 || !fr_kernels_install_avx2(t) || !fr_kernels_install_avx512(t, c.avx512bf16)) return 0;
         fr_kernels_install_lowbit_avx2(t);
         fr_kernels_install_lowbit_avx512(t);
+        fr_kernels_install_lowbit_gemm_avx512(t);
         return 1;
     case FR_KERNELS_NEON: return fr_kernels_install_neon(t);
     default: return 0;

@@ -9,5 +9,7 @@
 
 int fr_kernels_install_lowbit_avx2(fr_type_traits *t);
 int fr_kernels_install_lowbit_avx512(fr_type_traits *t);
+/* the prefill GEMMs of lowbit_gemm_avx512.c (same contract) */
+int fr_kernels_install_lowbit_gemm_avx512(fr_type_traits *t);
 
 #endif
