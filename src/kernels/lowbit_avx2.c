@@ -73,7 +73,9 @@ static void dot_q3_k(int n, float *s, const void *vx, const void *vy) {
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / FR_QK_K; b++) {
         int8_t sc[16];
-        fr_q3k_scales(x[b].scales, sc);
+        uint8_t su[16];
+        fr_q3k_scales_u(x[b].scales, su);
+        _mm_storeu_si128((__m128i *)sc, _mm_sub_epi8(_mm_loadu_si128((const __m128i *)su), _mm_set1_epi8(32)));
         const int8_t *q8 = y[b].qs;
         const __m256i hm = ld256(x[b].hmask);
         __m256i isum = _mm256_setzero_si256();

@@ -48,9 +48,9 @@ typedef struct {
 
 static inline void unpack_q3_k(const fr_block_q3_k *x, unpacked *u) {
     const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
-    int8_t sc[16];
-    fr_q3k_scales(x->scales, sc);
-    u->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    uint8_t su[16];
+    fr_q3k_scales_u(x->scales, su);
+    u->sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_loadu_si128((const __m128i *)su), _mm_set1_epi8(32)));
     const __m512i hm = dup256(ld256(x->hmask));
     for (int c = 0; c < 4; c++) {
         const __m512i q = dup256(ld256(x->qs + 32 * (c / 2)));
