@@ -134,6 +134,34 @@ static void check_roundtrip(uint32_t type, double bound, uint64_t *rng) {
     free(x), free(z), free(q);
 }
 
+/* Importance-weighted writer: with imp NULL byte-identical to from_float; with an
+ * uneven importance its imp-weighted squared error is below from_float's. */
+static void check_weighted(uint32_t type, uint64_t *rng) {
+    const fr_type_traits *tr = fr_type_traits_scalar(type);
+    enum { N = 8192 };
+    float *x = malloc(sizeof(float) * N), *z = malloc(sizeof(float) * N), *imp = malloc(sizeof(float) * N);
+    const size_t rs = fr_row_size((fr_type)type, N);
+    uint8_t *a = malloc(rs), *b = malloc(rs);
+    for (int i = 0; i < N; i++) {
+        x[i] = tu_rand_normal(rng);
+        imp[i] = expf(4.0f * (tu_rand_uniform(rng) - 0.5f)); /* 0.14 .. 7.4 */
+    }
+    CHECK(fr_quantize_weighted_ok((fr_type)type));
+    tr->from_float(x, a, N);
+    CHECK(fr_quantize_weighted((fr_type)type, x, b, N, NULL) == 0);
+    CHECKF(!memcmp(a, b, rs), "%s: weighted writer without importance differs from from_float", tr->name);
+    CHECK(fr_quantize_weighted((fr_type)type, x, b, N, imp) == 0);
+    double e[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        tr->to_float(k ? b : a, z, N);
+        for (int i = 0; i < N; i++) e[k] += imp[i] * (double)(z[i] - x[i]) * (z[i] - x[i]);
+    }
+    CHECKF(e[1] < 0.97 * e[0], "%s: weighted error %.4g not below plain %.4g", tr->name, e[1], e[0]);
+    printf("%-7s: importance-weighted error %.1f %% of the plain writer's\n", tr->name, 100.0 * e[1] / e[0]);
+    CHECK(fr_quantize_weighted(FR_TYPE_Q8_0, x, b, 32, imp) == -1);
+    free(x), free(z), free(imp), free(a), free(b);
+}
+
 int main(void) {
     uint64_t rng = 0x9a17;
     /* bounds: about 1.3x the error of a 2/3/4-bit fit of N(0,1) data */
@@ -141,6 +169,10 @@ int main(void) {
     check_roundtrip(FR_TYPE_Q3_K, 0.22, &rng);
     check_roundtrip(FR_TYPE_IQ4_NL, 0.13, &rng);
     check_roundtrip(FR_TYPE_IQ4_XS, 0.13, &rng);
+    check_weighted(FR_TYPE_Q2_K, &rng);
+    check_weighted(FR_TYPE_Q3_K, &rng);
+    check_weighted(FR_TYPE_IQ4_NL, &rng);
+    check_weighted(FR_TYPE_IQ4_XS, &rng);
     const char *fp = tu_shared("models/fortune-3m-f32.gguf");
     char fpath[4096]; /* tu_shared's buffers are reused by later calls */
     snprintf(fpath, sizeof fpath, "%s", fp ? fp : "");

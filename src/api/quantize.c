@@ -33,6 +33,7 @@
 
 #include "core/error.h"
 #include "core/pool.h"
+#include "core/quant_lowbit.h"
 #include "core/quant_private.h"
 #include "api/quant_mix.h"
 #include "api/quant_policy.h"
@@ -78,6 +79,7 @@ typedef struct q_item {
     fr_type out_type;
     uint64_t out_bytes;
     bool cand;           /* a weight matrix policy auto may choose a type for */
+    float *imp;          /* --calib with --type: per-column importance (owned), or NULL */
 } q_item;
 
 typedef struct q_state {
@@ -264,7 +266,8 @@ static void quant_rows(void *arg, int ith, int nth) {
     fr_split((long)nrows, ith, nth, &start, &end);
     for (long r = start; r < end; r++) {
         in->to_float((const uint8_t *)t->data + (size_t)r * in_row, buf, ne0);
-        out->from_float(buf, st->job_dst + (size_t)r * out_row, ne0);
+        uint8_t *dst = st->job_dst + (size_t)r * out_row;
+        if (!it->imp || fr_quantize_weighted(it->out_type, buf, dst, ne0, it->imp) != 0) out->from_float(buf, dst, ne0);
     }
 }
 
@@ -331,6 +334,31 @@ static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_
     return rc;
 }
 
+/* --calib with --type: the per-column importance of every matrix whose type has an
+ * importance-weighted writer (core/quant_lowbit.h), from the model run over the
+ * calibration text (api/quant_calib.c). Other tensors are written as without it. */
+static int apply_calib(q_state *st, const char *in_path, const char *calib, FILE *log, fr_err *err) {
+    fr_policy_item *pi = calloc(st->n ? st->n : 1, sizeof *pi);
+    size_t *map = calloc(st->n ? st->n : 1, sizeof *map);
+    if (!pi || !map) { free(pi); free(map); return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); }
+    size_t m = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        const gguf_tensor *t = st->items[i].src;
+        if (st->items[i].out_type == (fr_type)t->type || !fr_quantize_weighted_ok(st->items[i].out_type)) continue;
+        pi[m] = (fr_policy_item){.name = st->items[i].name, .data = t->data, .in_type = (fr_type)t->type,
+                                 .ne0 = t->ne[0], .nrows = t->ne[1] * t->ne[2] * t->ne[3]};
+        map[m++] = i;
+    }
+    const int rc = m ? fr_calib_importance(in_path, calib, pi, m, log, err) : FRUGAL_OK;
+    for (size_t k = 0; k < m; k++) {
+        if (!rc) st->items[map[k]].imp = (float *)pi[k].imp; /* ownership moves to the item */
+        else free((float *)pi[k].imp);
+    }
+    free(pi);
+    free(map);
+    return rc;
+}
+
 /* True when both paths name the same existing file (or the same string). */
 static bool same_file(const char *a, const char *b) {
     if (strcmp(a, b) == 0) return true;
@@ -362,6 +390,11 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
                           "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, "
                           "f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
+    if (!policy && p->calib && *p->calib && !fr_quantize_weighted_ok(tg->type))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                          "quantize: --calib goes with --policy auto or a type with an importance-weighted writer "
+                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs), not '%s'",
+                          p->type);
     if (p->keep_first < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: keep_first must be >= 0");
     if (same_file(in_path, out_path))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: the output path names the input file '%s'",
@@ -391,6 +424,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     w = gguf_writer_new();
     if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
     if (policy && (rc = apply_policy(&st, in_path, p, log, err))) goto done;
+    if (!policy && p->calib && *p->calib && (rc = apply_calib(&st, in_path, p->calib, log, err))) goto done;
 
     for (uint64_t i = 0; rc == FRUGAL_OK && i < f->n_kv; i++) rc = gguf_writer_copy_kv(w, &f->kv[i]);
     if (!rc) rc = gguf_writer_set_u32(w, "general.quantization_version", 2);
@@ -420,6 +454,7 @@ done:
     gguf_writer_free(w);
     fr_pool_free(st.pool);
     free(st.scratch);
+    for (size_t i = 0; st.items && i < st.n; i++) free(st.items[i].imp);
     free(st.items);
     gguf_close(f);
     return rc;

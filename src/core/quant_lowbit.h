@@ -142,5 +142,12 @@ void fr_from_float_q2_k(const float *x, void *y, int64_t n);
 void fr_from_float_q3_k(const float *x, void *y, int64_t n);
 void fr_from_float_iq4_nl(const float *x, void *y, int64_t n);
 void fr_from_float_iq4_xs(const float *x, void *y, int64_t n);
+/* Importance-weighted writers (quantize --calib): imp holds one weight per value of
+ * the row (its input channel's mean squared activation, mean ~1); the fits minimise
+ * the error weighted by imp * sqrt(sigma2 + x^2) instead of the plain one. imp NULL
+ * gives exactly from_float. Returns 0, or -1 (nothing written) for a type without a
+ * weighted writer; fr_quantize_weighted_ok says which have one. */
+bool fr_quantize_weighted_ok(fr_type t);
+int fr_quantize_weighted(fr_type t, const float *x, void *y, int64_t n, const float *imp);
 
 #endif

@@ -33,8 +33,10 @@ static void usage(FILE *out) {
             "                    quantization error within the budget; prints the choice table\n"
             "  --size SIZE       policy budget in bytes of tensor data (64M, 1.5G, ...)\n"
             "  --bpw B           policy budget in bits per weight over all tensors\n"
-            "  --calib FILE      policy: weight each input channel's error by its mean squared\n"
-            "                    activation over this text (runs the input model over it)\n"
+            "  --calib FILE      weight each input channel's error by its mean squared\n"
+            "                    activation over this text (runs the input model over it): for\n"
+            "                    policy auto's choice, and with --type for the Q2_K, Q3_K,\n"
+            "                    IQ4_NL and IQ4_XS writers (an importance matrix)\n"
             "  --keep-first N    keep the matrices of the first N layers in their input type\n"
             "  --keep-output     keep output.weight (token_embd.weight if tied) in its input type\n"
             "  -t, --threads N   threads (default 0: all cores)\n");
@@ -70,8 +72,8 @@ int cmd_quantize(int argc, char **argv) {
             return EXIT_USAGE;
         }
         p.budget_bpw = bpw;
-    } else if (size || bpw > 0.0f || p.calib) {
-        cli_error("quantize: --size, --bpw and --calib go with --policy auto");
+    } else if (size || bpw > 0.0f) {
+        cli_error("quantize: --size and --bpw go with --policy auto");
         return EXIT_USAGE;
     } else if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
     p.progress = isatty(2);
