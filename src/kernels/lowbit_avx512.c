@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/lowbit_avx512_iq.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -163,93 +164,6 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
  * Two groups of 32 per zmm: grid magnitudes (unsigned), a 64-bit sign mask applied
  * to the activations, one int16 scale per 16 values. */
 
-/* int32 sums of sc[k] * (values 16k .. 16k+15) for k = 0..3 */
-static inline __m512i pair_dot(__m512i g, uint64_t neg, const int8_t *q8, const int sc[4]) {
-    const __m512i q = ld512(q8);
-    const __m512i p16 = _mm512_maddubs_epi16(g, _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q));
-    const __m512i scv = _mm512_permutexvar_epi32(
-        _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
-        _mm512_castsi128_si512(_mm_setr_epi32(sc[0] * 0x10001, sc[1] * 0x10001, sc[2] * 0x10001, sc[3] * 0x10001)));
-    return _mm512_dpwssd_epi32(_mm512_setzero_si512(), p16, scv);
-}
-
-static inline __m512i grid64x8(const uint64_t *grid, const int i[8]) {
-    return _mm512_set_epi64((long long)grid[i[7]], (long long)grid[i[6]], (long long)grid[i[5]], (long long)grid[i[4]],
-                            (long long)grid[i[3]], (long long)grid[i[2]], (long long)grid[i[1]], (long long)grid[i[0]]);
-}
-
-static inline __m512i grid32x16(const uint32_t *grid, const uint8_t *lo, const int *hi) {
-    int i[16];
-    for (int k = 0; k < 16; k++) i[k] = lo[k] | hi[k] << 8;
-    return _mm512_set_epi32((int)grid[i[15]], (int)grid[i[14]], (int)grid[i[13]], (int)grid[i[12]], (int)grid[i[11]],
-                            (int)grid[i[10]], (int)grid[i[9]], (int)grid[i[8]], (int)grid[i[7]], (int)grid[i[6]],
-                            (int)grid[i[5]], (int)grid[i[4]], (int)grid[i[3]], (int)grid[i[2]], (int)grid[i[1]],
-                            (int)grid[i[0]]);
-}
-
-/* 8 sign bytes of 4 x 7 stored bits per 32-bit word, for two words */
-static inline uint64_t signs7x8(uint32_t w0, uint32_t w1) {
-    uint64_t m = 0;
-    for (int l = 0; l < 4; l++) {
-        m |= (uint64_t)fr_iq_signs7((w0 >> (7 * l)) & 127) << (8 * l);
-        m |= (uint64_t)fr_iq_signs7((w1 >> (7 * l)) & 127) << (8 * l + 32);
-    }
-    return m;
-}
-
-static inline __m512i pair_iq2_xxs(const fr_block_iq2_xxs *x, int ib, const int8_t *q8) {
-    uint32_t w[4];
-    memcpy(w, x->qs + 4 * ib, 16);
-    const uint8_t *a = (const uint8_t *)&w[0], *b = (const uint8_t *)&w[2];
-    const int i[8] = {a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]};
-    const int l0 = 2 * (int)(w[1] >> 28) + 1, l1 = 2 * (int)(w[3] >> 28) + 1;
-    const int sc[4] = {l0, l0, l1, l1};
-    return pair_dot(grid64x8(fr_iq2xxs_grid, i), signs7x8(w[1], w[3]), q8, sc);
-}
-
-static inline __m512i pair_iq2_xs(const fr_block_iq2_xs *x, int ib, const int8_t *q8) {
-    const uint16_t *q = x->qs + 4 * ib;
-    int i[8];
-    uint64_t neg = 0;
-    for (int k = 0; k < 8; k++) {
-        i[k] = q[k] & 511;
-        neg |= (uint64_t)fr_iq_signs7(q[k] >> 9) << (8 * k);
-    }
-    const int sc[4] = {2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1, 2 * (x->scales[ib + 1] & 0xF) + 1,
-                       2 * (x->scales[ib + 1] >> 4) + 1};
-    return pair_dot(grid64x8(fr_iq2xs_grid, i), neg, q8, sc);
-}
-
-static inline __m512i pair_iq2_s(const fr_block_iq2_s *x, int ib, const int8_t *q8) {
-    const uint8_t *qs = x->qs + 4 * ib;
-    int i[8];
-    for (int k = 0; k < 8; k++) i[k] = qs[k] | ((x->qh[ib + k / 4] >> (2 * (k % 4))) & 3) << 8;
-    uint64_t neg;
-    memcpy(&neg, x->qs + FR_QK_K / 8 + 4 * ib, 8);
-    const int sc[4] = {2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1, 2 * (x->scales[ib + 1] & 0xF) + 1,
-                       2 * (x->scales[ib + 1] >> 4) + 1};
-    return pair_dot(grid64x8(fr_iq2s_grid, i), neg, q8, sc);
-}
-
-static inline __m512i pair_iq3_xxs(const fr_block_iq3_xxs *x, int ib, const int8_t *q8) {
-    uint32_t w[2];
-    memcpy(w, x->qs + FR_QK_K / 4 + 4 * ib, 8);
-    static const int zero[16] = {0};
-    const int l0 = 2 * (int)(w[0] >> 28) + 1, l1 = 2 * (int)(w[1] >> 28) + 1;
-    const int sc[4] = {l0, l0, l1, l1};
-    return pair_dot(grid32x16(fr_iq3xxs_grid, x->qs + 8 * ib, zero), signs7x8(w[0], w[1]), q8, sc);
-}
-
-static inline __m512i pair_iq3_s(const fr_block_iq3_s *x, int ib, const int8_t *q8) {
-    int hi[16];
-    for (int k = 0; k < 16; k++) hi[k] = (x->qh[ib + k / 8] >> (k % 8)) & 1;
-    uint64_t neg;
-    memcpy(&neg, x->signs + 4 * ib, 8);
-    const int l0 = 2 * (x->scales[ib / 2] & 0xF) + 1, l1 = 2 * (x->scales[ib / 2] >> 4) + 1; /* ib even */
-    const int sc[4] = {l0, l0, l1, l1};
-    return pair_dot(grid32x16(fr_iq3s_grid, x->qs + 8 * ib, hi), neg, q8, sc);
-}
-
 #define IQ_DOT_AVX512(name, blk, pair, FACTOR)                                           \
     static void dot_##name(int n, float *s, const void *vx, const void *vy) {            \
         const blk *x = vx;                                                               \
@@ -257,18 +171,21 @@ static inline __m512i pair_iq3_s(const fr_block_iq3_s *x, int ib, const int8_t *
         __m512 acc = _mm512_setzero_ps();                                                \
         for (int b = 0; b < n / FR_QK_K; b++) {                                          \
             __m512i isum = _mm512_setzero_si512();                                       \
-            for (int ib = 0; ib < 8; ib += 2)                                            \
-                isum = _mm512_add_epi32(isum, pair(&x[b], ib, y[b].qs + 32 * ib));        \
+            for (int ib = 0; ib < 8; ib += 2) {                                          \
+                fr_iq_pair p;                                                            \
+                pair(&x[b], ib, &p);                                                     \
+                isum = iq_pair_dot(&p, y[b].qs + 32 * ib, isum);                         \
+            }                                                                            \
             acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(x[b].d) * y[b].d), _mm512_cvtepi32_ps(isum), acc); \
         }                                                                                \
         *s = FACTOR * _mm512_reduce_add_ps(acc);                                         \
     }
 
-IQ_DOT_AVX512(iq2_xxs, fr_block_iq2_xxs, pair_iq2_xxs, 0.125f)
-IQ_DOT_AVX512(iq2_xs, fr_block_iq2_xs, pair_iq2_xs, 0.125f)
-IQ_DOT_AVX512(iq2_s, fr_block_iq2_s, pair_iq2_s, 0.125f)
-IQ_DOT_AVX512(iq3_xxs, fr_block_iq3_xxs, pair_iq3_xxs, 0.25f)
-IQ_DOT_AVX512(iq3_s, fr_block_iq3_s, pair_iq3_s, 1.0f)
+IQ_DOT_AVX512(iq2_xxs, fr_block_iq2_xxs, dec_iq2_xxs, 0.125f)
+IQ_DOT_AVX512(iq2_xs, fr_block_iq2_xs, dec_iq2_xs, 0.125f)
+IQ_DOT_AVX512(iq2_s, fr_block_iq2_s, dec_iq2_s, 0.125f)
+IQ_DOT_AVX512(iq3_xxs, fr_block_iq3_xxs, dec_iq3_xxs, 0.25f)
+IQ_DOT_AVX512(iq3_s, fr_block_iq3_s, dec_iq3_s, 1.0f)
 
 int fr_kernels_install_lowbit_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q2_K].vec_dot = dot_q2_k;

@@ -1,5 +1,6 @@
-/* lowbit_gemm_avx512.c - prefill GEMMs (AVX-512 F/BW/VL/VNNI) for Q2_K, Q3_K and
- * IQ4_XS weights against Q8_K activations (the traits' `gemm`, see core/types.h).
+/* lowbit_gemm_avx512.c - prefill GEMMs (AVX-512 F/BW/VL/VNNI) for Q2_K, Q3_K, IQ4_XS
+ * and the IQ3 / IQ2 lattice types against Q8_K activations (the traits' `gemm`, see
+ * core/types.h).
  *
  * Why: with one vec_dot per row and token, a prompt of T tokens unpacks every
  * weight block T times; here each super-block is unpacked once into registers
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/lowbit_avx512_iq.h"
 
 enum { TT = 4 }; /* tokens per tile */
 
@@ -95,7 +97,25 @@ static inline void unpack_iq4_xs(const fr_block_iq4_xs *x, unpacked *u) {
     u->d = h2f(x->d);
 }
 
-enum { K_Q2, K_Q3, K_IQ4XS };
+/* The lattice types: 4 decoded pairs of groups; d carries the type's constant
+ * factor (1/8 IQ2, 1/4 IQ3_XXS, 1 IQ3_S: powers of two, so exact). */
+#define UNPACK_IQ(name, blk, FACTOR)                                  \
+    static inline void unpack_##name(const blk *x, unpacked *u) {     \
+        for (int c = 0; c < 4; c++) {                                 \
+            fr_iq_pair p;                                             \
+            dec_##name(x, 2 * c, &p);                                 \
+            u->v[c] = p.g, u->sc[c] = p.sc, u->neg[c] = p.neg;        \
+        }                                                             \
+        u->d = h2f(x->d) * FACTOR;                                    \
+    }
+UNPACK_IQ(iq2_xxs, fr_block_iq2_xxs, 0.125f)
+UNPACK_IQ(iq2_xs, fr_block_iq2_xs, 0.125f)
+UNPACK_IQ(iq2_s, fr_block_iq2_s, 0.125f)
+UNPACK_IQ(iq3_xxs, fr_block_iq3_xxs, 0.25f)
+UNPACK_IQ(iq3_s, fr_block_iq3_s, 1.0f)
+
+/* kinds at or after K_IQ4XS hold magnitudes and a sign mask */
+enum { K_Q2, K_Q3, K_IQ4XS, K_IQ2XXS, K_IQ2XS, K_IQ2S, K_IQ3XXS, K_IQ3S };
 
 /* One unpacked block against one token's Q8_K block: adds into acc (d * y.d * int
  * sums) and, for Q2_K, accm (the mins term). */
@@ -104,7 +124,7 @@ static inline __attribute__((always_inline)) void block_token(const unpacked *u,
     __m512i isum = _mm512_setzero_si512();
     for (int c = 0; c < 4; c++) {
         __m512i q = _mm512_loadu_si512(y->qs + 64 * c);
-        if (kind == K_IQ4XS) q = _mm512_mask_sub_epi8(q, u->neg[c], _mm512_setzero_si512(), q);
+        if (kind >= K_IQ4XS) q = _mm512_mask_sub_epi8(q, u->neg[c], _mm512_setzero_si512(), q);
         isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u->v[c], q), u->sc[c]);
     }
     if (kind == K_Q3) {
@@ -131,9 +151,16 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
             for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
             for (int b = 0; b < nb; b++) {
                 unpacked u;
-                if (kind == K_Q3) unpack_q3_k((const fr_block_q3_k *)row + b, &u);
-                else if (kind == K_Q2) unpack_q2_k((const fr_block_q2_k *)row + b, &u);
-                else unpack_iq4_xs((const fr_block_iq4_xs *)row + b, &u);
+                switch (kind) {
+                case K_Q3: unpack_q3_k((const fr_block_q3_k *)row + b, &u); break;
+                case K_Q2: unpack_q2_k((const fr_block_q2_k *)row + b, &u); break;
+                case K_IQ4XS: unpack_iq4_xs((const fr_block_iq4_xs *)row + b, &u); break;
+                case K_IQ2XXS: unpack_iq2_xxs((const fr_block_iq2_xxs *)row + b, &u); break;
+                case K_IQ2XS: unpack_iq2_xs((const fr_block_iq2_xs *)row + b, &u); break;
+                case K_IQ2S: unpack_iq2_s((const fr_block_iq2_s *)row + b, &u); break;
+                case K_IQ3XXS: unpack_iq3_xxs((const fr_block_iq3_xxs *)row + b, &u); break;
+                default: unpack_iq3_s((const fr_block_iq3_s *)row + b, &u); break;
+                }
                 for (int t = 0; t < nt; t++) {
                     const fr_block_q8_k *y = (const fr_block_q8_k *)((const uint8_t *)yp + (size_t)(t0 + t) * yp_row);
                     block_token(&u, y + b, kind, &acc[t], &accm[t]);
@@ -154,6 +181,17 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
     }
 }
 
+#define GEMM(name, KIND)                                                                                        \
+    static void gemm_##name(int n, const void *w, size_t w_row, int n_rows, const void *yp, size_t yp_row,      \
+                            int n_tok, float *out, size_t ld) {                                                   \
+        gemm_kind(n, w, w_row, n_rows, yp, yp_row, n_tok, out, ld, KIND);                                      \
+    }
+GEMM(iq2_xxs, K_IQ2XXS)
+GEMM(iq2_xs, K_IQ2XS)
+GEMM(iq2_s, K_IQ2S)
+GEMM(iq3_xxs, K_IQ3XXS)
+GEMM(iq3_s, K_IQ3S)
+
 static void gemm_q3_k(int n, const void *w, size_t w_row, int n_rows, const void *yp, size_t yp_row, int n_tok,
                       float *out, size_t ld) {
     gemm_kind(n, w, w_row, n_rows, yp, yp_row, n_tok, out, ld, K_Q3);
@@ -171,6 +209,11 @@ int fr_kernels_install_lowbit_gemm_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q2_K].gemm = gemm_q2_k;
     t[FR_TYPE_Q3_K].gemm = gemm_q3_k;
     t[FR_TYPE_IQ4_XS].gemm = gemm_iq4_xs;
+    t[FR_TYPE_IQ2_XXS].gemm = gemm_iq2_xxs;
+    t[FR_TYPE_IQ2_XS].gemm = gemm_iq2_xs;
+    t[FR_TYPE_IQ2_S].gemm = gemm_iq2_s;
+    t[FR_TYPE_IQ3_XXS].gemm = gemm_iq3_xxs;
+    t[FR_TYPE_IQ3_S].gemm = gemm_iq3_s;
     return 1;
 }
 
