@@ -368,7 +368,9 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
 
 typedef struct frugal_quantize_params {
     const char *type;   /* target: "q8_0", "q4_0", "q4_k" (llama.cpp's Q4_K_M mix),
-                           "q6_k", "f16" or "f32" */
+                           "q6_k", "q2_k", "q3_k_s", "q3_k_m" (= "q3_k"), "q3_k_l",
+                           "iq4_nl", "iq4_xs" (llama.cpp's mixes of those names),
+                           "f16" or "f32" */
     int keep_first;     /* keep the matrices of layers 0..keep_first-1 in their input type */
     int keep_output;    /* keep output.weight (token_embd.weight when tied) in its input type */
     int n_threads;      /* <=0: all cores */

@@ -102,7 +102,7 @@ static void flips(const char *dir) {
 typedef struct {
     const char *skip_tensor;      /* omit this tensor */
     const char *reshape_tensor;   /* swap its two dims */
-    const char *retype_tensor;    /* declare it as type Q2_K (layout known, not runnable) */
+    const char *retype_tensor;    /* declare it as type TQ1_0 (layout known, not runnable) */
     const char *drop_key;         /* omit this metadata key */
     const char *set_arch;         /* general.architecture value */
     const char *set_u32_key;      /* set this u32 key ... */
@@ -130,8 +130,8 @@ static int write_mutant(const gguf_file *src, const char *out, const mutation *m
         const void *data = t->data;
         if (mu->reshape_tensor && !strcmp(name, mu->reshape_tensor)) { ne[0] = t->ne[1]; ne[1] = t->ne[0]; }
         if (mu->retype_tensor && !strcmp(name, mu->retype_tensor)) {
-            /* a 256-wide, few-row Q2_K tensor: valid layout, unsupported type */
-            type = 10; ne[0] = 256; ne[1] = 64; data = q2k_block;
+            /* a 256-wide, few-row TQ1_0 tensor: valid layout, unsupported type */
+            type = 34; ne[0] = 256; ne[1] = 64; data = q2k_block; /* 54 * 64 bytes needed */
         }
         gguf_writer_add_tensor(w, name, type, t->n_dims, ne, data);
     }

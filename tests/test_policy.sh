@@ -93,7 +93,7 @@ if [ -f "$FORTUNE" ] && [ -f "$SHARED/text/gpl-3.txt" ]; then
         bad "--calib printed no calibration line"
     np=$(n_params "$FORTUNE"); got=$(tensor_bytes "$TMP/c.gguf")
     awk -v g="$got" -v n="$np" 'BEGIN { exit !(g * 8 <= 4.5 * n) }' && ok || bad "--calib exceeded 4.5 bpw"
-    expect_exit 2 "go with --policy" quantize "$FORTUNE" "$TMP/d.gguf" --type q8_0 --calib "$SHARED/text/gpl-3.txt"
+    expect_exit 2 "importance-weighted writer" quantize "$FORTUNE" "$TMP/d.gguf" --type q8_0 --calib "$SHARED/text/gpl-3.txt"
     expect_exit 1 "calibration" quantize "$FORTUNE" "$TMP/d.gguf" --policy auto --bpw 4.5 --calib /nonexistent.txt
 fi
 

@@ -152,15 +152,17 @@ int frugal_inspect(const char *path, FILE *out, frugal_error *err) {
     }
 
     fprintf(out, "\nsummary by type:\n");
-    fprintf(out, "  %-8s %8s %16s %12s %7s\n", "type", "tensors", "bytes", "", "share");
+    fprintf(out, "  %-8s %8s %16s %12s %7s %7s\n", "type", "tensors", "bytes", "", "share", "bpw");
     for (uint32_t ty = 0; ty < FR_TYPE_COUNT; ty++) {
         if (!cnt[ty]) continue;
         const char *tn = fr_type_name(ty);
         const fr_type_traits *tr = fr_type_traits_get(ty);
         char human[32];
         fmt_bytes(human, sizeof human, bytes[ty]);
-        fprintf(out, "  %-8s %8" PRIu64 " %16" PRIu64 " %12s %6.2f%%%s\n", tn ? tn : "?", cnt[ty], bytes[ty],
-                human, total_bytes ? 100.0 * (double)bytes[ty] / (double)total_bytes : 0.0,
+        /* bits per weight of the format itself (block bytes * 8 / values per block) */
+        const double bpw = tr && tr->blck_size ? 8.0 * (double)tr->type_size / tr->blck_size : 0.0;
+        fprintf(out, "  %-8s %8" PRIu64 " %16" PRIu64 " %12s %6.2f%% %7.4g%s\n", tn ? tn : "?", cnt[ty], bytes[ty],
+                human, total_bytes ? 100.0 * (double)bytes[ty] / (double)total_bytes : 0.0, bpw,
                 tr && tr->supported ? "" : "  [unsupported by frugal]");
     }
     char priv[64] = "";

@@ -34,7 +34,9 @@
 
 #include "core/error.h"
 #include "core/pool.h"
+#include "core/quant_lowbit.h"
 #include "core/quant_private.h"
+#include "api/quant_mix.h"
 #include "api/quant_policy.h"
 #include "core/types.h"
 #include "gguf/gguf.h"
@@ -61,6 +63,11 @@ static const q_target k_targets[] = {
     {"f32", FR_TYPE_F32, 0}, {"f16", FR_TYPE_F16, 1}, {"q4_0", FR_TYPE_Q4_0, 2},
     {"q8_0", FR_TYPE_Q8_0, 7}, {"q4_k", FR_TYPE_Q4_K, 15}, {"q4_k_m", FR_TYPE_Q4_K, 15},
     {"q6_k", FR_TYPE_Q6_K, 18},
+    /* low-bit mixes (api/quant_mix.c); the bare type names get llama.cpp's default mix */
+    {"q2_k", FR_TYPE_Q2_K, FR_FTYPE_Q2_K}, {"q3_k", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
+    {"q3_k_s", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_S}, {"q3_k_m", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
+    {"q3_k_l", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_L}, {"iq4_nl", FR_TYPE_IQ4_NL, FR_FTYPE_IQ4_NL},
+    {"iq4_xs", FR_TYPE_IQ4_XS, FR_FTYPE_IQ4_XS},
     /* frugal-only types: llama_ftype has no number for them; 1024 is its
      * LLAMA_FTYPE_GUESSED ("no single type"), also used for policy auto */
     {"i8c", FR_TYPE_I8C, 1024}, {"nf4", FR_TYPE_NF4, 1024}, {"fp8o", FR_TYPE_FP8O, 1024},
@@ -73,6 +80,7 @@ typedef struct q_item {
     fr_type out_type;
     uint64_t out_bytes;
     bool cand;           /* a weight matrix policy auto may choose a type for */
+    float *imp;          /* --calib with --type: per-column importance (owned), or NULL */
 } q_item;
 
 typedef struct q_state {
@@ -129,7 +137,7 @@ static bool wants_quant(const gguf_tensor *t, const char *name) {
            strcmp(name, "token_types.weight") != 0 && !strstr(name, "ssm_conv1d.weight");
 }
 
-typedef struct q_counters { int n_wv, i_wv, n_down, i_down; bool has_output; } q_counters;
+typedef struct q_counters { int n_wv, i_wv, n_down, i_down, n_gqa; bool has_output; } q_counters;
 
 
 /* Tensor rule for the frugal-only targets: everything gets the target, except that
@@ -152,10 +160,16 @@ static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t 
         /* the target type, for the ftypes we support */
     } else if (strstr(name, "attn_v.weight")) {
         if (ftype == 15 && use_more_bits(c->i_wv, c->n_wv)) t = FR_TYPE_Q6_K;
+        if (fr_mix_lowbit(ftype)) t = fr_mix_rule(ftype, FR_MIX_ATTN_V, def, c->i_wv, c->n_wv, c->n_gqa);
         c->i_wv++;
     } else if (strstr(name, "ffn_down")) {
         if (ftype == 15 && use_more_bits(c->i_down, c->n_down)) t = FR_TYPE_Q6_K;
+        if (fr_mix_lowbit(ftype)) t = fr_mix_rule(ftype, FR_MIX_FFN_DOWN, def, c->i_down, c->n_down, c->n_gqa);
         c->i_down++;
+    } else if (fr_mix_lowbit(ftype) && strstr(name, "attn_output.weight")) {
+        t = fr_mix_rule(ftype, FR_MIX_ATTN_OUT, def, 0, 0, c->n_gqa);
+    } else if (fr_mix_lowbit(ftype) && strstr(name, "attn_qkv.weight")) {
+        t = fr_mix_rule(ftype, FR_MIX_ATTN_QKV, def, 0, 0, c->n_gqa);
     }
     return t;
 }
@@ -184,6 +198,13 @@ static int make_plan(const gguf_file *f, const q_target *tg, const frugal_quanti
         char key[96];
         snprintf(key, sizeof key, "%.*s.block_count", (int)arch->v.str.len, arch->v.str.ptr);
         if (gguf_get_u32_opt(f, key, 0, &n_layer, NULL) != FRUGAL_OK) n_layer = 0;
+        /* heads per KV head (llama.cpp's n_gqa, from the first layer's counts) */
+        uint32_t nh = 0, nkv = 0;
+        snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch->v.str.len, arch->v.str.ptr);
+        if (gguf_get_u32_opt(f, key, 0, &nh, NULL) != FRUGAL_OK) nh = 0;
+        snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch->v.str.len, arch->v.str.ptr);
+        if (gguf_get_u32_opt(f, key, nh, &nkv, NULL) != FRUGAL_OK) nkv = nh;
+        c.n_gqa = nkv ? (int)(nh / nkv) : 1;
     }
     c.n_down = (int)n_layer;
     if (c.n_down == 0)
@@ -205,9 +226,7 @@ static int make_plan(const gguf_file *f, const q_target *tg, const frugal_quanti
             if ((p->keep_output && is_out) || (layer >= 0 && layer < p->keep_first)) out = (fr_type)t->type;
             else it->cand = true;
             if (out != (fr_type)t->type && t->ne[0] % fr_type_traits_get(out)->blck_size != 0) {
-                fr_type fb = out == FR_TYPE_Q4_K ? FR_TYPE_Q5_0
-                             : out == FR_TYPE_Q6_K || fr_type_is_private(out) ? FR_TYPE_Q8_0
-                                                                              : out;
+                fr_type fb = fr_type_is_private(out) ? FR_TYPE_Q8_0 : fr_mix_fallback(out);
                 if (t->ne[0] % fr_type_traits_get(fb)->blck_size == 0) {
                     fprintf(log, "note: %s: rows of %lld do not fit %s blocks, using %s\n", name,
                             (long long)t->ne[0], fr_type_name(out), fr_type_name(fb));
@@ -248,7 +267,8 @@ static void quant_rows(void *arg, int ith, int nth) {
     fr_split((long)nrows, ith, nth, &start, &end);
     for (long r = start; r < end; r++) {
         in->to_float((const uint8_t *)t->data + (size_t)r * in_row, buf, ne0);
-        out->from_float(buf, st->job_dst + (size_t)r * out_row, ne0);
+        uint8_t *dst = st->job_dst + (size_t)r * out_row;
+        if (!it->imp || fr_quantize_weighted(it->out_type, buf, dst, ne0, it->imp) != 0) out->from_float(buf, dst, ne0);
     }
 }
 
@@ -315,6 +335,31 @@ static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_
     return rc;
 }
 
+/* --calib with --type: the per-column importance of every matrix whose type has an
+ * importance-weighted writer (core/quant_lowbit.h), from the model run over the
+ * calibration text (api/quant_calib.c). Other tensors are written as without it. */
+static int apply_calib(q_state *st, const char *in_path, const char *calib, FILE *log, fr_err *err) {
+    fr_policy_item *pi = calloc(st->n ? st->n : 1, sizeof *pi);
+    size_t *map = calloc(st->n ? st->n : 1, sizeof *map);
+    if (!pi || !map) { free(pi); free(map); return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); }
+    size_t m = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        const gguf_tensor *t = st->items[i].src;
+        if (st->items[i].out_type == (fr_type)t->type || !fr_quantize_weighted_ok(st->items[i].out_type)) continue;
+        pi[m] = (fr_policy_item){.name = st->items[i].name, .data = t->data, .in_type = (fr_type)t->type,
+                                 .ne0 = t->ne[0], .nrows = t->ne[1] * t->ne[2] * t->ne[3]};
+        map[m++] = i;
+    }
+    const int rc = m ? fr_calib_importance(in_path, calib, pi, m, log, err) : FRUGAL_OK;
+    for (size_t k = 0; k < m; k++) {
+        if (!rc) st->items[map[k]].imp = (float *)pi[k].imp; /* ownership moves to the item */
+        else free((float *)pi[k].imp);
+    }
+    free(pi);
+    free(map);
+    return rc;
+}
+
 /* True when both paths name the same existing file (or the same string). */
 static bool same_file(const char *a, const char *b) {
     if (strcmp(a, b) == 0) return true;
@@ -343,8 +388,14 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
         if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
     if (!tg)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, f16, f32, or frugal-only i8c, nf4, fp8o)",
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, "
+                          "f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
+    if (!policy && p->calib && *p->calib && !fr_quantize_weighted_ok(tg->type))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                          "quantize: --calib goes with --policy auto or a type with an importance-weighted writer "
+                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs), not '%s'",
+                          p->type);
     if (p->keep_first < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: keep_first must be >= 0");
     if (same_file(in_path, out_path))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: the output path names the input file '%s'",
@@ -374,6 +425,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     w = gguf_writer_new();
     if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
     if (policy && (rc = apply_policy(&st, in_path, p, log, err))) goto done;
+    if (!policy && p->calib && *p->calib && (rc = apply_calib(&st, in_path, p->calib, log, err))) goto done;
 
     for (uint64_t i = 0; rc == FRUGAL_OK && i < f->n_kv; i++) rc = gguf_writer_copy_kv(w, &f->kv[i]);
     if (!rc) rc = gguf_writer_set_u32(w, "general.quantization_version", 2);
@@ -403,6 +455,7 @@ done:
     gguf_writer_free(w);
     fr_pool_free(st.pool);
     free(st.scratch);
+    for (size_t i = 0; st.items && i < st.n; i++) free(st.items[i].imp);
     free(st.items);
     gguf_close(f);
     return rc;

@@ -5,6 +5,7 @@
 #include "core/types.h"
 #include "core/quant.h"
 #include "core/quant_act.h"
+#include "core/quant_lowbit.h"
 #include "core/quant_private.h"
 
 #include <math.h>
@@ -31,23 +32,24 @@ static const fr_type_traits k_traits[FR_TYPE_COUNT] = {
     [FR_TYPE_Q5_K] = TYPE("Q5_K", 256, 176, true, fr_to_float_q5_k, fr_from_float_q5_k, FR_TYPE_Q8_K, fr_vec_dot_q5_k, NULL),
     [FR_TYPE_Q6_K] = TYPE("Q6_K", 256, 210, true, fr_to_float_q6_k, fr_from_float_q6_k, FR_TYPE_Q8_K, fr_vec_dot_q6_k, NULL),
     [FR_TYPE_Q8_K] = TYPE("Q8_K", 256, 292, true, fr_to_float_q8_k, fr_from_float_q8_k, FR_TYPE_Q8_K, fr_vec_dot_q8_k, NULL),
+    /* low-bit types (core/quant_lowbit.h); the i-quants below IQ4 are read-only */
+    [FR_TYPE_Q2_K] = TYPE("Q2_K", 256, 84, true, fr_to_float_q2_k, fr_from_float_q2_k, FR_TYPE_Q8_K, fr_vec_dot_q2_k, NULL),
+    [FR_TYPE_Q3_K] = TYPE("Q3_K", 256, 110, true, fr_to_float_q3_k, fr_from_float_q3_k, FR_TYPE_Q8_K, fr_vec_dot_q3_k, NULL),
+    [FR_TYPE_IQ4_NL] = TYPE("IQ4_NL", 32, 18, true, fr_to_float_iq4_nl, fr_from_float_iq4_nl, FR_TYPE_Q8_0, fr_vec_dot_iq4_nl, NULL),
+    [FR_TYPE_IQ4_XS] = TYPE("IQ4_XS", 256, 136, true, fr_to_float_iq4_xs, fr_from_float_iq4_xs, FR_TYPE_Q8_K, fr_vec_dot_iq4_xs, NULL),
+    [FR_TYPE_IQ3_S] = TYPE("IQ3_S", 256, 110, true, fr_to_float_iq3_s, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq3_s, NULL),
+    [FR_TYPE_IQ3_XXS] = TYPE("IQ3_XXS", 256, 98, true, fr_to_float_iq3_xxs, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq3_xxs, NULL),
+    [FR_TYPE_IQ2_S] = TYPE("IQ2_S", 256, 82, true, fr_to_float_iq2_s, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq2_s, NULL),
+    [FR_TYPE_IQ2_XS] = TYPE("IQ2_XS", 256, 74, true, fr_to_float_iq2_xs, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq2_xs, NULL),
+    [FR_TYPE_IQ2_XXS] = TYPE("IQ2_XXS", 256, 66, true, fr_to_float_iq2_xxs, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq2_xxs, NULL),
+    [FR_TYPE_IQ1_M] = TYPE("IQ1_M", 256, 56, true, fr_to_float_iq1_m, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq1_m, NULL),
+    [FR_TYPE_IQ1_S] = TYPE("IQ1_S", 256, 50, true, fr_to_float_iq1_s, NULL, FR_TYPE_Q8_K, fr_vec_dot_iq1_s, NULL),
     /* layouts known, kernels not (yet): rejected by name at load */
-    LAYOUT(FR_TYPE_Q2_K, "Q2_K", 256, 84),
-    LAYOUT(FR_TYPE_Q3_K, "Q3_K", 256, 110),
-    LAYOUT(16, "IQ2_XXS", 256, 66),
-    LAYOUT(17, "IQ2_XS", 256, 74),
-    LAYOUT(18, "IQ3_XXS", 256, 98),
-    LAYOUT(19, "IQ1_S", 256, 50),
-    LAYOUT(20, "IQ4_NL", 32, 18),
-    LAYOUT(21, "IQ3_S", 256, 110),
-    LAYOUT(22, "IQ2_S", 256, 82),
-    LAYOUT(23, "IQ4_XS", 256, 136),
     LAYOUT(24, "I8", 1, 1),
     LAYOUT(25, "I16", 1, 2),
     LAYOUT(26, "I32", 1, 4),
     LAYOUT(27, "I64", 1, 8),
     LAYOUT(28, "F64", 1, 8),
-    LAYOUT(29, "IQ1_M", 256, 56),
     LAYOUT(34, "TQ1_0", 256, 54),
     LAYOUT(35, "TQ2_0", 256, 66),
     LAYOUT(39, "MXFP4", 32, 17),

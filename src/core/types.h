@@ -7,7 +7,7 @@
  * Matrix-vector products follow ggml's scheme so our numerics match llama.cpp:
  * the activation vector is first converted to the weight type's `vec_dot_type`
  * (F32 weights: F32; F16: F16; BF16: BF16; Q4_0/Q5_0/Q8_0: Q8_0; Q4_1/Q5_1: Q8_1;
- * K-quants: Q8_K), then `vec_dot` takes one weight row and the converted vector.
+ * K-quants and i-quants: Q8_K; IQ4_NL: Q8_0), then `vec_dot` takes one weight row and the converted vector.
  * The table in types.c holds the scalar reference implementations; SIMD variants
  * (kernels/cpu_*.c) provide the same signatures and are chosen once at run time
  * (kernels/dispatch.h: fr_type_traits_get returns the active table; core itself only
@@ -34,6 +34,15 @@ typedef enum fr_type {
     FR_TYPE_Q5_K = 13,
     FR_TYPE_Q6_K = 14,
     FR_TYPE_Q8_K = 15,
+    FR_TYPE_IQ2_XXS = 16,
+    FR_TYPE_IQ2_XS = 17,
+    FR_TYPE_IQ3_XXS = 18,
+    FR_TYPE_IQ1_S = 19,
+    FR_TYPE_IQ4_NL = 20,
+    FR_TYPE_IQ3_S = 21,
+    FR_TYPE_IQ2_S = 22,
+    FR_TYPE_IQ4_XS = 23,
+    FR_TYPE_IQ1_M = 29,
     FR_TYPE_BF16 = 30,
     FR_TYPE_COUNT = 40, /* size of the id space we index (GGUF ids < 40) */
     /* frugal's own types (core/quant_private.h): ids far above GGUF's so they never

@@ -1,6 +1,7 @@
 /* dispatch.c - CPU feature detection and the active kernel table (see dispatch.h). */
 #include "kernels/dispatch.h"
 
+#include "kernels/lowbit.h"
 #include "kernels/ops.h"
 
 #include <pthread.h>
@@ -76,10 +77,17 @@ static int build_table(fr_type_traits *t, int level) {
     const cpu_caps c = detect();
     switch (level) {
     case FR_KERNELS_SCALAR: return 1;
-    case FR_KERNELS_AVX2: return c.avx2 && fr_kernels_install_avx2(t);
+    case FR_KERNELS_AVX2:
+        if (!c.avx2 || !fr_kernels_install_avx2(t)) return 0;
+        fr_kernels_install_lowbit_avx2(t); /* low-bit GGUF types (kernels/lowbit.h) */
+        return 1;
     case FR_KERNELS_AVX512:
         /* AVX-512 only overrides the hot kernels; the rest stay AVX2 */
-        return c.avx512 && fr_kernels_install_avx2(t) && fr_kernels_install_avx512(t, c.avx512bf16);
+        if (!c.avx512 || !fr_kernels_install_avx2(t) || !fr_kernels_install_avx512(t, c.avx512bf16)) return 0;
+        fr_kernels_install_lowbit_avx2(t);
+        fr_kernels_install_lowbit_avx512(t);
+        fr_kernels_install_lowbit_gemm_avx512(t);
+        return 1;
     case FR_KERNELS_NEON: return fr_kernels_install_neon(t);
     default: return 0;
     }

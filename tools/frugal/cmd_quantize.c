@@ -16,10 +16,14 @@ static void usage(FILE *out) {
             "Q6_K for q4_0/q4_k (Q8_0 stays Q8_0), and for q4_k llama.cpp's Q4_K_M mix\n"
             "(attn_v and ffn_down of some layers as Q6_K). Metadata is copied; general.file_type\n"
             "gets llama.cpp's number (f32 0, f16 1, q4_0 2, q8_0 7, q4_k 15 = Q4_K_M, q6_k 18).\n"
+            "The low-bit mixes q2_k (10), q3_k_s (11), q3_k_m = q3_k (12), q3_k_l (13), iq4_nl (25)\n"
+            "and iq4_xs (30) follow llama.cpp's rules for those names (attn_v, attn_output and\n"
+            "ffn_down get more bits), as llama-quantize writes them without an importance matrix.\n"
             "Input may be F32, F16 or BF16; quantized input is dequantized and re-quantized (with\n"
             "a warning). Rows that fit no block of T keep their type (with a note). OUT is\n"
             "written to OUT.tmp and renamed; IN is never modified.\n\n"
-            "  --type T          q8_0, q4_0, q4_k, q6_k, f16 or f32; or frugal-only (files other\n"
+            "  --type T          q8_0, q4_0, q4_k, q6_k, q3_k_s|m|l, q2_k, iq4_nl, iq4_xs, f16 or\n"
+            "                    f32; or frugal-only (files other\n"
             "                    engines cannot read): i8c (int8 per row, F16 row scale, ~8.06 bpw),\n"
             "                    nf4 (4-bit NormalFloat, 64-blocks, 8-bit double-quantized\n"
             "                    scales, 4.19 bpw; output.weight Q6_K), fp8o (FP8 E4M3, 128-blocks,\n"
@@ -29,8 +33,10 @@ static void usage(FILE *out) {
             "                    quantization error within the budget; prints the choice table\n"
             "  --size SIZE       policy budget in bytes of tensor data (64M, 1.5G, ...)\n"
             "  --bpw B           policy budget in bits per weight over all tensors\n"
-            "  --calib FILE      policy: weight each input channel's error by its mean squared\n"
-            "                    activation over this text (runs the input model over it)\n"
+            "  --calib FILE      weight each input channel's error by its mean squared\n"
+            "                    activation over this text (runs the input model over it): for\n"
+            "                    policy auto's choice, and with --type for the Q2_K, Q3_K,\n"
+            "                    IQ4_NL and IQ4_XS writers (an importance matrix)\n"
             "  --keep-first N    keep the matrices of the first N layers in their input type\n"
             "  --keep-output     keep output.weight (token_embd.weight if tied) in its input type\n"
             "  -t, --threads N   threads (default 0: all cores)\n");
@@ -66,8 +72,8 @@ int cmd_quantize(int argc, char **argv) {
             return EXIT_USAGE;
         }
         p.budget_bpw = bpw;
-    } else if (size || bpw > 0.0f || p.calib) {
-        cli_error("quantize: --size, --bpw and --calib go with --policy auto");
+    } else if (size || bpw > 0.0f) {
+        cli_error("quantize: --size and --bpw go with --policy auto");
         return EXIT_USAGE;
     } else if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
     p.progress = isatty(2);

@@ -1,0 +1,59 @@
+/* quant_mix.c - the low-bit mixes' tensor rules, as llama.cpp's
+ * llama_tensor_get_type_impl applies them to a dense (non-MoE, non-Falcon) model.
+ * Output matrix (Q6_K) and token embeddings (the default type) need no rule here:
+ * quantize.c's common rule already gives them what these mixes give them. */
+#include "api/quant_mix.h"
+
+bool fr_mix_lowbit(uint32_t ftype) {
+    return ftype == FR_FTYPE_Q2_K || ftype == FR_FTYPE_Q3_K_S || ftype == FR_FTYPE_Q3_K_M ||
+           ftype == FR_FTYPE_Q3_K_L || ftype == FR_FTYPE_IQ4_NL || ftype == FR_FTYPE_IQ4_XS;
+}
+
+static fr_type attn_v(uint32_t ftype, fr_type def, int i, int n_gqa) {
+    switch (ftype) {
+    case FR_FTYPE_Q2_K: return n_gqa >= 4 ? FR_TYPE_Q4_K : FR_TYPE_Q3_K;
+    case FR_FTYPE_Q3_K_M: return i < 2 ? FR_TYPE_Q5_K : FR_TYPE_Q4_K;
+    case FR_FTYPE_Q3_K_L: return FR_TYPE_Q5_K;
+    case FR_FTYPE_IQ4_NL:
+    case FR_FTYPE_IQ4_XS: return n_gqa >= 4 ? FR_TYPE_Q5_K : def;
+    default: return def;
+    }
+}
+
+static fr_type ffn_down(uint32_t ftype, fr_type def, int i, int n) {
+    switch (ftype) {
+    case FR_FTYPE_Q2_K: return FR_TYPE_Q3_K;
+    /* for llama (not Falcon) every ffn_down past the first 1/16 is Q4_K */
+    case FR_FTYPE_Q3_K_M: return i < n / 16 ? FR_TYPE_Q5_K : FR_TYPE_Q4_K;
+    case FR_FTYPE_Q3_K_L: return FR_TYPE_Q5_K;
+    /* without an importance matrix the first eighth gets Q5_K */
+    case FR_FTYPE_IQ4_NL:
+    case FR_FTYPE_IQ4_XS: return i < n / 8 ? FR_TYPE_Q5_K : def;
+    default: return def;
+    }
+}
+
+fr_type fr_mix_rule(uint32_t ftype, fr_mix_role role, fr_type def, int i, int n, int n_gqa) {
+    switch (role) {
+    case FR_MIX_ATTN_V: return attn_v(ftype, def, i, n_gqa);
+    case FR_MIX_FFN_DOWN: return ffn_down(ftype, def, i, n);
+    case FR_MIX_ATTN_OUT:
+        return ftype == FR_FTYPE_Q2_K ? FR_TYPE_Q3_K : ftype == FR_FTYPE_Q3_K_M ? FR_TYPE_Q4_K
+               : ftype == FR_FTYPE_Q3_K_L                                      ? FR_TYPE_Q5_K
+                                                                               : def;
+    case FR_MIX_ATTN_QKV: return ftype == FR_FTYPE_Q3_K_M || ftype == FR_FTYPE_Q3_K_L ? FR_TYPE_Q4_K : def;
+    }
+    return def;
+}
+
+fr_type fr_mix_fallback(fr_type t) {
+    switch (t) {
+    case FR_TYPE_Q2_K:
+    case FR_TYPE_Q3_K: return FR_TYPE_Q4_0;
+    case FR_TYPE_IQ4_XS: return FR_TYPE_IQ4_NL;
+    case FR_TYPE_Q4_K: return FR_TYPE_Q5_0;
+    case FR_TYPE_Q5_K: return FR_TYPE_Q5_1;
+    case FR_TYPE_Q6_K: return FR_TYPE_Q8_0;
+    default: return t;
+    }
+}

@@ -1,0 +1,330 @@
+/* lowbit_avx2.c - AVX2 dots of the low-bit GGUF types against their activation
+ * types (Q8_K; Q8_0 for IQ4_NL), compiled with -mavx2 -mfma -mf16c.
+ *
+ * Contract (as kernels/cpu_avx2.c): the integer part of each (sub-)block dot is
+ * exact; only the float accumulation order differs from the scalar references in
+ * core/quant_lowbit.c and core/quant_iq.c, so |simd - scalar| <= 1e-5 * sum_i
+ * |x_i * y_i| + 1e-6. Activation quants must lie in [-127, 127] (vpsignb cannot
+ * negate -128; all our quantizers guarantee it).
+ *
+ * Shared scheme: vpmaddubsw wants one unsigned operand. The K-quants are made
+ * unsigned (Q3_K: q + 4, the offset returns through Q8_K's bsums); the i-quants'
+ * grids hold magnitudes and their signs move onto the activations; IQ4's signed
+ * levels go through |v| and sign(q8, v). */
+#include "kernels/lowbit.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "core/quant_lowbit.h"
+
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* int16 pairs -> int32, each lane of the low 128 bits times s0, of the high times s1 */
+static inline __m256i madd_halves(__m256i p16, int s0, int s1) {
+    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
+}
+
+/* ------------------------------------------------------------ Q2_K */
+
+static void dot_q2_k(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_q2_k *x = vx;
+    const fr_block_q8_k *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps(), accm = acc;
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        const uint8_t *sc = x[b].scales;
+        const int8_t *q8 = y[b].qs;
+        /* mins: sum_j bsums[j] * (sc[j] >> 4) */
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0xF)));
+        const __m256i pm = _mm256_madd_epi16(ld256(y[b].bsums), mins);
+        __m256i isum = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = ld256(x[b].qs + 32 * half);
+            for (int k = 0; k < 4; k++, q8 += 32, sc += 2) {
+                const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
+                const __m256i p16 = _mm256_maddubs_epi16(v, ld256(q8));
+                isum = _mm256_add_epi32(isum, madd_halves(p16, sc[0] & 0xF, sc[1] & 0xF));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].dmin) * y[b].d), _mm256_cvtepi32_ps(pm), accm);
+    }
+    *s = hsum_ps(acc) - hsum_ps(accm);
+}
+
+/* ------------------------------------------------------------ Q3_K */
+
+static void dot_q3_k(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_q3_k *x = vx;
+    const fr_block_q8_k *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        int8_t sc[16];
+        uint8_t su[16];
+        fr_q3k_scales_u(x[b].scales, su);
+        _mm_storeu_si128((__m128i *)sc, _mm_sub_epi8(_mm_loadu_si128((const __m128i *)su), _mm_set1_epi8(32)));
+        const int8_t *q8 = y[b].qs;
+        const __m256i hm = ld256(x[b].hmask);
+        __m256i isum = _mm256_setzero_si256();
+        for (int half = 0, c = 0; half < 2; half++) {
+            const __m256i q = ld256(x[b].qs + 32 * half);
+            for (int k = 0; k < 4; k++, c++, q8 += 32) {
+                /* q + 4 = low 2 bits + 4 * (hmask bit c): 0..7 */
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hm, c), one);
+                const __m256i v = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3),
+                                                  _mm256_slli_epi16(hi, 2));
+                const __m256i p16 = _mm256_maddubs_epi16(v, ld256(q8));
+                isum = _mm256_add_epi32(isum, madd_halves(p16, sc[2 * c], sc[2 * c + 1]));
+            }
+        }
+        /* the +4 offset: 4 * sum_j sc[j] * bsums[j] */
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const __m256i off = _mm256_madd_epi16(sc16, ld256(y[b].bsums));
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* ------------------------------------------------------------ IQ4_NL / IQ4_XS */
+
+/* 32 levels (16 packed bytes: low nibbles values 0..15, high 16..31) dotted with 32
+ * int8 activations: 8 int16 pair sums per 128-bit half, as int16 x 16. */
+static inline __m256i iq4_p16(const uint8_t *qs, const int8_t *q8, __m256i table) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i idx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0xF));
+    const __m256i v = _mm256_shuffle_epi8(table, idx);
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(ld256(q8), v));
+}
+
+static inline __m256i iq4_table(void) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)fr_iq4nl_values);
+    return _mm256_set_m128i(t, t);
+}
+
+static void dot_iq4_nl(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq4_nl *x = vx;
+    const fr_block_q8_0 *y = vy;
+    const __m256i table = iq4_table(), ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK; b++) {
+        const __m256i p32 = _mm256_madd_epi16(iq4_p16(x[b].qs, y[b].qs, table), ones);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * h2f(y[b].d)), _mm256_cvtepi32_ps(p32), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq4_xs *x = vx;
+    const fr_block_q8_k *y = vy;
+    const __m256i table = iq4_table();
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const int ls = (((x[b].scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((x[b].scales_h >> (2 * j)) & 3) << 4)) - 32;
+            const __m256i p16 = iq4_p16(x[b].qs + 16 * j, y[b].qs + 32 * j, table);
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, _mm256_set1_epi16((short)ls)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* ------------------------------------------------------------ lattice i-quants
+ * Per group of 32: grid magnitudes g (unsigned bytes), a sign word (bit i: value i
+ * negative), the scales of values 0..15 and 16..31. */
+
+/* 32 bytes of +1 / -1 from 32 sign bits (bit i -> byte i). */
+static inline __m256i signs_pm1(uint32_t bits) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf), bit);
+    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
+}
+
+static inline __m256i grid64x4(const uint64_t *grid, int i0, int i1, int i2, int i3) {
+    return _mm256_set_epi64x((long long)grid[i3], (long long)grid[i2], (long long)grid[i1], (long long)grid[i0]);
+}
+
+static inline __m256i grid32x8(const uint32_t *grid, const int i[8]) {
+    return _mm256_set_epi32((int)grid[i[7]], (int)grid[i[6]], (int)grid[i[5]], (int)grid[i[4]], (int)grid[i[3]],
+                            (int)grid[i[2]], (int)grid[i[1]], (int)grid[i[0]]);
+}
+
+static inline uint32_t signs4(unsigned s0, unsigned s1, unsigned s2, unsigned s3) {
+    return s0 | s1 << 8 | s2 << 16 | s3 << 24;
+}
+
+/* int32 x 8 of one group: sc0 * dot(values 0..15) + sc1 * dot(16..31). */
+static inline __m256i group_dot(__m256i g, uint32_t sbits, const int8_t *q8, int sc0, int sc1) {
+    const __m256i p16 = _mm256_maddubs_epi16(g, _mm256_sign_epi8(ld256(q8), signs_pm1(sbits)));
+    return madd_halves(p16, sc0, sc1);
+}
+
+static inline __m256i grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, const int8_t *q8) {
+    uint32_t w[2];
+    memcpy(w, x->qs + 4 * ib, 8);
+    const uint8_t *i = (const uint8_t *)&w[0];
+    const __m256i g = grid64x4(fr_iq2xxs_grid, i[0], i[1], i[2], i[3]);
+    const uint32_t sb = signs4(fr_iq_signs7(w[1] & 127), fr_iq_signs7((w[1] >> 7) & 127),
+                               fr_iq_signs7((w[1] >> 14) & 127), fr_iq_signs7((w[1] >> 21) & 127));
+    const int ls = 2 * (int)(w[1] >> 28) + 1;
+    return group_dot(g, sb, q8, ls, ls);
+}
+
+static inline __m256i grp_iq2_xs(const fr_block_iq2_xs *x, int ib, const int8_t *q8) {
+    const uint16_t *q = x->qs + 4 * ib;
+    const __m256i g = grid64x4(fr_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+    const uint32_t sb = signs4(fr_iq_signs7(q[0] >> 9), fr_iq_signs7(q[1] >> 9), fr_iq_signs7(q[2] >> 9),
+                               fr_iq_signs7(q[3] >> 9));
+    return group_dot(g, sb, q8, 2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1);
+}
+
+static inline __m256i grp_iq2_s(const fr_block_iq2_s *x, int ib, const int8_t *q8) {
+    const uint8_t *qs = x->qs + 4 * ib, h = x->qh[ib];
+    const __m256i g = grid64x4(fr_iq2s_grid, qs[0] | (h & 3) << 8, qs[1] | ((h >> 2) & 3) << 8,
+                               qs[2] | ((h >> 4) & 3) << 8, qs[3] | ((h >> 6) & 3) << 8);
+    uint32_t sb;
+    memcpy(&sb, x->qs + FR_QK_K / 8 + 4 * ib, 4);
+    return group_dot(g, sb, q8, 2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1);
+}
+
+static inline __m256i grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, const int8_t *q8) {
+    uint32_t w;
+    memcpy(&w, x->qs + FR_QK_K / 4 + 4 * ib, 4);
+    const uint8_t *q3 = x->qs + 8 * ib;
+    const int idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
+    const uint32_t sb = signs4(fr_iq_signs7(w & 127), fr_iq_signs7((w >> 7) & 127), fr_iq_signs7((w >> 14) & 127),
+                               fr_iq_signs7((w >> 21) & 127));
+    const int ls = 2 * (int)(w >> 28) + 1;
+    return group_dot(grid32x8(fr_iq3xxs_grid, idx), sb, q8, ls, ls);
+}
+
+static inline __m256i grp_iq3_s(const fr_block_iq3_s *x, int ib, const int8_t *q8) {
+    const uint8_t *qs = x->qs + 8 * ib, h = x->qh[ib];
+    int idx[8];
+    for (int k = 0; k < 8; k++) idx[k] = qs[k] | ((h >> k) & 1) << 8;
+    uint32_t sb;
+    memcpy(&sb, x->signs + 4 * ib, 4);
+    const int ls = 2 * ((x->scales[ib / 2] >> (4 * (ib & 1))) & 0xF) + 1;
+    return group_dot(grid32x8(fr_iq3s_grid, idx), sb, q8, ls, ls);
+}
+
+/* d * y.d * (sum of the 8 groups), the type's constant factor applied at the end */
+#define IQ_DOT_AVX2(name, blk, grp, FACTOR)                                              \
+    static void dot_##name(int n, float *s, const void *vx, const void *vy) {            \
+        const blk *x = vx;                                                               \
+        const fr_block_q8_k *y = vy;                                                     \
+        __m256 acc = _mm256_setzero_ps();                                                \
+        for (int b = 0; b < n / FR_QK_K; b++) {                                          \
+            __m256i isum = _mm256_setzero_si256();                                       \
+            for (int ib = 0; ib < 8; ib++)                                               \
+                isum = _mm256_add_epi32(isum, grp(&x[b], ib, y[b].qs + 32 * ib));         \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc); \
+        }                                                                                \
+        *s = FACTOR * hsum_ps(acc);                                                      \
+    }
+
+IQ_DOT_AVX2(iq2_xxs, fr_block_iq2_xxs, grp_iq2_xxs, 0.125f)
+IQ_DOT_AVX2(iq2_xs, fr_block_iq2_xs, grp_iq2_xs, 0.125f)
+IQ_DOT_AVX2(iq2_s, fr_block_iq2_s, grp_iq2_s, 0.125f)
+IQ_DOT_AVX2(iq3_xxs, fr_block_iq3_xxs, grp_iq3_xxs, 0.25f)
+IQ_DOT_AVX2(iq3_s, fr_block_iq3_s, grp_iq3_s, 1.0f)
+
+/* IQ1_S / IQ1_M: grid values in {-1, 0, 1} (signed), so |g| and sign(q8, g). The
+ * +-1/8 shift: the scalar sums of q8 per 8 (IQ1_M) or 32 (IQ1_S, via bsums). */
+static inline __m256i i8_p16(__m256i g, const int8_t *q8) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(g, g), _mm256_sign_epi8(ld256(q8), g));
+}
+
+static void dot_iq1_s(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq1_s *x = vx;
+    const fr_block_q8_k *y = vy;
+    float sumf = 0;
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        __m256i isum = _mm256_setzero_si256();
+        int sumi1 = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            const uint16_t h = x[b].qh[ib];
+            const uint8_t *qs = x[b].qs + 4 * ib;
+            const __m256i g = grid64x4(fr_iq1s_grid, qs[0] | (h & 7) << 8, qs[1] | ((h >> 3) & 7) << 8,
+                                       qs[2] | ((h >> 6) & 7) << 8, qs[3] | ((h >> 9) & 7) << 8);
+            const int ls = 2 * ((h >> 12) & 7) + 1;
+            isum = _mm256_add_epi32(isum, madd_halves(i8_p16(g, y[b].qs + 32 * ib), ls, ls));
+            sumi1 += ls * (h & 0x8000 ? -1 : 1) * (y[b].bsums[2 * ib] + y[b].bsums[2 * ib + 1]);
+        }
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(isum), _mm256_extracti128_si256(isum, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+        sumf += h2f(x[b].d) * y[b].d * (_mm_cvtsi128_si32(t) + FR_IQ1_DELTA * sumi1);
+    }
+    *s = sumf;
+}
+
+static void dot_iq1_m(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq1_m *x = vx;
+    const fr_block_q8_k *y = vy;
+    float sumf = 0;
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        uint16_t sc[4];
+        memcpy(sc, x[b].scales, 8);
+        const uint16_t d16 = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+        __m256i s1 = _mm256_setzero_si256(), s2 = s1;
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *qs = x[b].qs + 4 * ib, *qh = x[b].qh + 2 * ib;
+            const __m256i g = grid64x4(fr_iq1s_grid, qs[0] | (qh[0] & 7) << 8, qs[1] | ((qh[0] >> 4) & 7) << 8,
+                                       qs[2] | (qh[1] & 7) << 8, qs[3] | ((qh[1] >> 4) & 7) << 8);
+            const int ls0 = 2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1;
+            const int ls1 = 2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1;
+            /* delta signs per 8 values: bits 3 / 7 of qh[0], qh[1] */
+            const uint32_t neg = (qh[0] & 0x08 ? 0xFFu : 0) | (qh[0] & 0x80 ? 0xFF00u : 0) |
+                                 (qh[1] & 0x08 ? 0xFF0000u : 0) | (qh[1] & 0x80 ? 0xFF000000u : 0);
+            const __m256i q8 = ld256(y[b].qs + 32 * ib);
+            s1 = _mm256_add_epi32(s1, madd_halves(i8_p16(g, y[b].qs + 32 * ib), ls0, ls1));
+            const __m256i dq = _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_sign_epi8(q8, signs_pm1(neg)));
+            s2 = _mm256_add_epi32(s2, madd_halves(dq, ls0, ls1));
+        }
+        const __m256 v = _mm256_add_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(_mm256_set1_ps(FR_IQ1_DELTA),
+                                                                             _mm256_cvtepi32_ps(s2)));
+        sumf += h2f(d16) * y[b].d * hsum_ps(v);
+    }
+    *s = sumf;
+}
+
+int fr_kernels_install_lowbit_avx2(fr_type_traits *t) {
+    t[FR_TYPE_Q2_K].vec_dot = dot_q2_k;
+    t[FR_TYPE_Q3_K].vec_dot = dot_q3_k;
+    t[FR_TYPE_IQ4_NL].vec_dot = dot_iq4_nl;
+    t[FR_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;
+    t[FR_TYPE_IQ2_XXS].vec_dot = dot_iq2_xxs;
+    t[FR_TYPE_IQ2_XS].vec_dot = dot_iq2_xs;
+    t[FR_TYPE_IQ2_S].vec_dot = dot_iq2_s;
+    t[FR_TYPE_IQ3_XXS].vec_dot = dot_iq3_xxs;
+    t[FR_TYPE_IQ3_S].vec_dot = dot_iq3_s;
+    t[FR_TYPE_IQ1_S].vec_dot = dot_iq1_s;
+    t[FR_TYPE_IQ1_M].vec_dot = dot_iq1_m;
+    return 1;
+}
+
+#else
+
+int fr_kernels_install_lowbit_avx2(fr_type_traits *t) {
+    (void)t;
+    return 0;
+}
+
+#endif
