@@ -1,4 +1,5 @@
 /* model_api.c - public API: loading models and their tokenizers. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +14,16 @@ void frugal_model_params_default(frugal_model_params *p) {
     p->n_threads = 0;
 }
 
-static int default_threads(void) {
+int frugal_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+    return n < 1 ? 1 : (int)n;
+}
+
+static int default_threads(void) {
+    int n = frugal_cpu_count();
+    return n > 64 ? 64 : n;
 }
 
 int frugal_model_load(const char *path, const frugal_model_params *params, frugal_model **out,
@@ -31,6 +39,7 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         return fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory", path);
     }
     m->n_threads = params->n_threads > 0 ? params->n_threads : default_threads();
+    if (m->n_threads > frugal_cpu_count()) m->n_threads = frugal_cpu_count();
     m->verbose = params->verbose;
     m->mem_budget = params->mem_budget;
 
@@ -48,6 +57,8 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         if (!rc && !m->mem_budget && !params->no_repack && !(rp && strcmp(rp, "0") == 0))
             rc = fr_model_repack(m, &e);
     }
+    /* the load read the mapping (tokenizer, repacked weights): was it all there? */
+    if (!rc) rc = gguf_check_intact(m->file, &e);
     if (rc) {
         fr_err_prefix(&e, path);
         fr_err_set(err, rc, "%s", e.message);
