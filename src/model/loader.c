@@ -11,6 +11,7 @@
 #include "core/types.h"
 #include "kernels/interleave.h"
 #include "mem/alloc.h"
+#include "mem/sysmem.h"
 #include "model/model.h"
 
 static int get_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out,
@@ -211,71 +212,10 @@ static void repack_matrix(fr_weight *w, uint8_t *dst) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* Room left under this process's memory cgroup limit (v1 or v2, from the path in
- * /proc/self/cgroup), or 0 if there is no limit or it cannot be read. */
-static uint64_t cgroup_room(void) {
-    FILE *f = fopen("/proc/self/cgroup", "r");
-    if (!f) return 0;
-    char line[512], lim_path[640] = "", cur_path[640] = "", stat_path[640] = "";
-    const char *file_key = "total_cache "; /* v1 memory.stat; v2: "file " */
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-        if (!b) continue;
-        *b = 0;
-        const char *ctrl = a + 1, *path = b + 1;
-        if (strstr(ctrl, "memory")) { /* v1 */
-            snprintf(lim_path, sizeof lim_path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", path);
-            snprintf(cur_path, sizeof cur_path, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", path);
-            snprintf(stat_path, sizeof stat_path, "/sys/fs/cgroup/memory%s/memory.stat", path);
-            file_key = "total_cache ";
-            break;
-        }
-        if (!*ctrl && !*lim_path) { /* v2 (unless a v1 memory line follows) */
-            snprintf(lim_path, sizeof lim_path, "/sys/fs/cgroup%s/memory.max", path);
-            snprintf(cur_path, sizeof cur_path, "/sys/fs/cgroup%s/memory.current", path);
-            snprintf(stat_path, sizeof stat_path, "/sys/fs/cgroup%s/memory.stat", path);
-            file_key = "file ";
-        }
-    }
-    fclose(f);
-    unsigned long long lim = 0, cur = 0;
-    FILE *fl = *lim_path ? fopen(lim_path, "r") : NULL, *fc = *cur_path ? fopen(cur_path, "r") : NULL;
-    int ok = fl && fc && fscanf(fl, "%llu", &lim) == 1 && fscanf(fc, "%llu", &cur) == 1; /* "max": no number */
-    if (fl) fclose(fl);
-    if (fc) fclose(fc);
-    if (!ok) return 0;
-    /* page cache charged to the cgroup is reclaimed under the limit: not in the way */
-    FILE *fs = fopen(stat_path, "r");
-    unsigned long long cache = 0;
-    while (fs && fgets(line, sizeof line, fs))
-        if (!strncmp(line, file_key, strlen(file_key))) cache = strtoull(line + strlen(file_key), NULL, 10);
-    if (fs) fclose(fs);
-    cur = cur > cache ? cur - cache : 0;
-    return lim > cur ? (uint64_t)(lim - cur) : 1; /* 1: a limit with no room at all */
-}
-
-/* Bytes of memory this process may still take: MemAvailable, lowered to the room
- * under its cgroup limit; 0 when unknown. */
-static uint64_t memory_available(void) {
-    uint64_t avail = 0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[128];
-        unsigned long long kb;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = (uint64_t)kb * 1024;
-        fclose(f);
-    }
-    const uint64_t room = cgroup_room();
-    if (room && (avail == 0 || room < avail)) avail = room;
-    return avail;
-}
-
 /* The output head is repacked unless it is the token embedding (read row by row). */
 static bool output_repacked(const frugal_model *m) { return m->output.src != m->tok_embd.src; }
 
-int fr_model_repack(frugal_model *m, fr_err *err) {
+int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err) {
     /* the copies replace mapped pages one matrix at a time, but unlike the mapping
      * they cannot be dropped under pressure: a model that does not fit in the memory
      * left stays zero-copy (the kernel then pages it, slowly, instead of an OOM kill) */
@@ -284,13 +224,13 @@ int fr_model_repack(frugal_model *m, fr_err *err) {
         for (int j = 0; j < FR_LAYER_MATRICES; j++) want += block_share(layer_matrix(&m->layers[il], j));
     if (output_repacked(m)) want += block_share(&m->output);
     if (want == 0) return FRUGAL_OK;
-    const uint64_t avail = memory_available();
-    if (avail && want > avail / 10 * 9) {
+    const uint64_t avail = fr_sys_memory_available();
+    if (avail && want + reserve > avail / 10 * 9) {
         /* printed always: the user should know why prefill is slower than it can be */
         fprintf(stderr,
-                "frugal: note: %.0f MiB of weights would not fit in the %.0f MiB of memory available: kept in the "
-                "file mapping, not repacked (slower prefill)\n",
-                want / 1048576.0, avail / 1048576.0);
+                "frugal: note: %.0f MiB of weights (+ %.0f MiB for a context) would not fit in the %.0f MiB of "
+                "memory available: kept in the file mapping, not repacked (slower prefill)\n",
+                want / 1048576.0, reserve / 1048576.0, avail / 1048576.0);
         return FRUGAL_OK;
     }
     /* one buffer for all copies rather than one per matrix: a big buffer is backed
