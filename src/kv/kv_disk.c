@@ -219,3 +219,5 @@ void fr_kv_disk_stats(const fr_kv_pool *p, uint64_t *reads, uint64_t *writes) {
     if (reads) *reads = p->disk ? p->disk->reads : 0;
     if (writes) *writes = p->disk ? p->disk->writes : 0;
 }
+
+int fr_kv_disk_fd(const fr_kv_pool *p) { return p && p->disk ? p->disk->fd : -1; }

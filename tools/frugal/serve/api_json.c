@@ -187,11 +187,11 @@ static char *render_messages(const srv_config *cfg, const cJSON *root, srv_error
     }
     if (ok) {
         srv_buf b = {0};
-        if (srv_template_render(cfg->tmpl, m, n, &b) != 0 || !b.p) {
+        /* a format may render nothing (llama2 with only a system message): an
+         * empty prompt, refused later as such, not an allocation failure */
+        if (srv_template_render(cfg->tmpl, m, n, &b) != 0 || !(out = b.p ? b.p : strdup(""))) {
             srv_buf_free(&b);
             set_err(e, 500, NULL, "out of memory");
-        } else {
-            out = b.p;
         }
     }
     for (int k = 0; texts && k < n; k++) free(texts[k]);
