@@ -24,13 +24,14 @@ bad() { fail=1; echo "FAIL: $*"; }
 one_run() {
     env "$@" "$FRUGAL" serve -m "$MODEL" --port 0 -t 1 -c 128 --slots 2 2>"$TMP/log" &
     local p=$! port=
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 400); do  # 20 s: sanitizer builds on a busy machine start slowly
         port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/log" | grep -o '[0-9]*$')
         [ -n "$port" ] && break
         kill -0 "$p" 2>/dev/null || break
         sleep 0.05
     done
     if [ -z "$port" ]; then
+        kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; echo "note: no port after 20 s ($*)"; }
         wait "$p"; R_RC=$?; R_START="exit:$R_RC"; R_CODE=; R_HEALTH=; return
     fi
     R_START=$port
@@ -40,7 +41,7 @@ one_run() {
 }
 
 one_run FRUGAL_FAULT_COUNT=1
-[ "$R_CODE" = 200 ] && [ "$R_RC" = 0 ] || bad "clean run: request $R_CODE, exit $R_RC: $(tail -3 "$TMP/log")"
+[ "$R_CODE" = 200 ] && [ "$R_RC" = 0 ] || bad "clean run: start $R_START, request $R_CODE, exit $R_RC: $(tail -3 "$TMP/log")"
 counts=$(grep -o 'fault calls: alloc [0-9]* io [0-9]*' "$TMP/log")
 A=$(echo "$counts" | awk '{print $4}') I=$(echo "$counts" | awk '{print $6}')
 [ -n "$A" ] && [ -n "$I" ] || { echo "FAIL: no call counts in the log: $(tail -3 "$TMP/log")"; exit 1; }
