@@ -44,6 +44,11 @@ typedef struct frugal_error {
 
 const char *frugal_status_str(int code);
 
+/* CPUs this process may run on (its affinity mask; at least 1). Thread counts
+ * above it are lowered to it by frugal_model_load / frugal_context_new /
+ * frugal_quantize: more threads than CPUs only wait on each other. */
+int frugal_cpu_count(void);
+
 /* ---------------------------------------------------------------- models */
 
 typedef struct frugal_model frugal_model;
@@ -399,11 +404,32 @@ typedef struct frugal_quantize_stats {
 void frugal_quantize_params_default(frugal_quantize_params *p);
 /* Quantize in_path into out_path following llama-quantize's tensor rules (same
  * tensor order, types and bytes for the types both support). The output is written
- * to "<out_path>.tmp" and renamed; the input is never modified, and out_path naming
+ * to a temp file beside out_path (created exclusively, synced) and renamed; an
+ * out_path that exists and is not a regular file (device, FIFO) is refused; the input is never modified, and out_path naming
  * the input file is refused (FRUGAL_E_INVALID_ARG, as is an unknown type).
  * stats may be NULL. */
 int frugal_quantize(const char *in_path, const char *out_path, const frugal_quantize_params *p,
                     frugal_quantize_stats *stats, frugal_error *err);
+
+/* ---------------------------------------------------------------- output files */
+
+/* An output file written the way frugal writes its own: to a temp file beside
+ * `path` created with O_EXCL|O_NOFOLLOW under a unique name, fsync'ed, then renamed
+ * over `path` by frugal_outfile_commit. A `path` that exists and is not a regular
+ * file (a device, FIFO or directory) is refused. On an error, on
+ * frugal_outfile_abort, and on SIGINT/SIGTERM/SIGHUP while open (where the
+ * program left those signals at their default action) the temp file is removed. */
+typedef struct frugal_outfile frugal_outfile;
+
+/* NULL with err set (FRUGAL_E_IO naming the file and the reason, FRUGAL_E_NOMEM). */
+frugal_outfile *frugal_outfile_open(const char *path, frugal_error *err);
+/* Append n bytes; FRUGAL_E_IO naming the temp file on failure (then abort it). */
+int frugal_outfile_write(frugal_outfile *f, const void *p, size_t n, frugal_error *err);
+/* Sync, close and rename into place; frees f whatever the outcome (on failure
+ * nothing is left behind). */
+int frugal_outfile_commit(frugal_outfile *f, frugal_error *err);
+/* Remove the temp file and free f (NULL is fine). */
+void frugal_outfile_abort(frugal_outfile *f);
 
 /* IEEE half <-> float rows (round to nearest even), for tools storing compact floats. */
 void frugal_f32_to_f16_row(const float *x, uint16_t *y, size_t n);

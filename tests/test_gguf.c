@@ -139,9 +139,7 @@ static void test_round_trip(uint32_t align) {
     CHECK(fc.calls == 2);                 /* once per tensor without data */
     CHECK(fc.last_index == 4);
     gguf_writer_free(w);
-    char tmpname[600];
-    snprintf(tmpname, sizeof tmpname, "%s.tmp", path);
-    CHECK(!file_exists(tmpname));
+    CHECK(!tu_temp_left(path));
 
     gguf_file *f = NULL;
     fr_err_clear(&err);
@@ -274,7 +272,7 @@ static void test_write_failures(void) {
 
     /* no fill callback for a tensor without data */
     CHECK(gguf_writer_write(w, tmp_path("nofill.gguf"), NULL, NULL, &err) == FRUGAL_E_INVALID_ARG);
-    CHECK(!file_exists(tmp_path("nofill.gguf")) && !file_exists(tmp_path("nofill.gguf.tmp")));
+    CHECK(!file_exists(tmp_path("nofill.gguf")) && !tu_temp_left(tmp_path("nofill.gguf")));
     fr_err_clear(&err);
 
     /* missing directory */
@@ -289,7 +287,7 @@ static void test_write_failures(void) {
     CHECK(gguf_writer_write(w, tmp_path("failfill.gguf"), fill_cb, &fc, &err) == FRUGAL_E_INTERNAL);
     CHECK(strstr(err.message, "fill refused tensor 1") != NULL);
     CHECK(!file_exists(tmp_path("failfill.gguf")));
-    CHECK(!file_exists(tmp_path("failfill.gguf.tmp")));
+    CHECK(!tu_temp_left(tmp_path("failfill.gguf")));
     fr_err_clear(&err);
 
     /* read-only directory (root ignores permissions: skip that part then) */
@@ -301,9 +299,7 @@ static void test_write_failures(void) {
         fc.fail_at = -1;
         CHECK(gguf_writer_write(w, p, fill_cb, &fc, &err) == FRUGAL_E_IO);
         CHECK(strstr(err.message, "ermission") != NULL);
-        char tp[900];
-        snprintf(tp, sizeof tp, "%s.tmp", p);
-        CHECK(!file_exists(tp) && !file_exists(p));
+        CHECK(!tu_temp_left(p) && !file_exists(p));
         rmdir(dir);
         fr_err_clear(&err);
     } else {

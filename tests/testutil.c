@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <dirent.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,4 +67,22 @@ const char *tu_tmpdir(void) {
         if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
     }
     return dir;
+}
+
+bool tu_temp_left(const char *path) {
+    char dir[1024], prefix[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    snprintf(prefix, sizeof prefix, "%s.tmp", slash ? slash + 1 : path);
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    size_t pl = strlen(prefix);
+    bool found = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, pl) == 0 && (e->d_name[pl] == '\0' || e->d_name[pl] == '.')) found = true;
+    closedir(d);
+    return found;
 }

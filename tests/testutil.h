@@ -32,6 +32,9 @@ float tu_rand_normal(uint64_t *state);    /* N(0,1) */
 
 /* Read a whole file (NUL-terminated); NULL on failure. Caller frees. */
 char *tu_read_file(const char *path, size_t *len);
+/* 1 when a temp file of an output `path` is left beside it: any entry of its
+ * directory named "<basename>.tmp" or "<basename>.tmp.*" (io/outfile.h's names). */
+bool tu_temp_left(const char *path);
 /* A fresh temporary directory path (created) for this test. */
 const char *tu_tmpdir(void);
 

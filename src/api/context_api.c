@@ -131,6 +131,7 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     if (params->n_ctx_pool > 0) pool_tokens = params->n_ctx_pool;
     if (pool_tokens > (1L << 26)) pool_tokens = 1L << 26;
     int nt = params->n_threads > 0 ? params->n_threads : model->n_threads;
+    if (nt > frugal_cpu_count()) nt = frugal_cpu_count();
     c->pool = fr_pool_new(nt);
     int rc = c->pool ? FRUGAL_OK : fr_err_set(err, FRUGAL_E_NOMEM, "cannot create threads");
     if (!rc)
@@ -259,6 +260,13 @@ static int ensure_logits(frugal_context *c, int rows, fr_err *err) {
     return FRUGAL_OK;
 }
 
+static int model_file_intact(const frugal_model *m, fr_err *err) {
+    fr_err e = FRUGAL_ERROR_INIT;
+    int rc = gguf_check_intact(m->file, &e);
+    if (rc) fr_err_set(err, rc, "%s: %s", m->path, e.message);
+    return rc;
+}
+
 int frugal_eval_batch(frugal_context *c, const frugal_batch_item *items, int n, frugal_error *err) {
     if (!c || (!items && n > 0) || n < 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_eval_batch: bad arguments");
@@ -311,6 +319,9 @@ int frugal_eval_batch(frugal_context *c, const frugal_batch_item *items, int n, 
         }
         fr_batch b = {nb, toks, c->b_kv, c->b_pos, c->b_out, n_out, c->logits + (size_t)out_row * n_vocab};
         fr_forward(c, &b);
+        /* weights read from a file that shrank (SIGBUS, zeros read instead) or was
+         * rewritten under the mapping: the logits are garbage, say so */
+        if ((rc = model_file_intact(c->model, err))) break;
         for (int i = 0; i < nb; i++) c->b_kv[i]->n = off[mb[i].seq];
         rc = fr_kv_io_error(&c->kv_pool, err);
         /* a streaming layer source reports I/O errors here (the pass itself ran on) */

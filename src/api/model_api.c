@@ -1,4 +1,5 @@
 /* model_api.c - public API: loading models and their tokenizers. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 
 #include "frugal.h"
 #include "mem/alloc.h"
+#include "mem/planner.h"
 #include "model/model.h"
 
 void frugal_model_params_default(frugal_model_params *p) {
@@ -13,9 +15,30 @@ void frugal_model_params_default(frugal_model_params *p) {
     p->n_threads = 0;
 }
 
-static int default_threads(void) {
+int frugal_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+    return n < 1 ? 1 : (int)n;
+}
+
+static int default_threads(void) {
+    int n = frugal_cpu_count();
+    return n > 64 ? 64 : n;
+}
+
+/* What a context with the default size will allocate beside the weights: its KV
+ * cache (F16, the default type), scratch and one logits row, plus 8 MiB for thread
+ * stacks, the tokenizer's work buffers and the allocator. Repacking counts it:
+ * counting the weights alone left a band of cgroup limits (30-34 MiB for
+ * synth-spm-f16) where the copies fit but the first context did not, and the
+ * process was OOM-killed instead of running zero-copy. */
+static uint64_t context_reserve(const frugal_model *m) {
+    const fr_hparams *hp = &m->hp;
+    uint64_t n_ctx = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? (uint64_t)hp->n_ctx_train : 4096;
+    uint64_t kv = 2ull * 2ull * (uint64_t)hp->n_layer * n_ctx * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
+    uint64_t scratch = fr_context_scratch_bytes(m, (int)n_ctx, m->n_threads) + (uint64_t)hp->n_vocab * sizeof(float);
+    return kv + scratch + ((uint64_t)8 << 20);
 }
 
 int frugal_model_load(const char *path, const frugal_model_params *params, frugal_model **out,
@@ -31,6 +54,7 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         return fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory", path);
     }
     m->n_threads = params->n_threads > 0 ? params->n_threads : default_threads();
+    if (m->n_threads > frugal_cpu_count()) m->n_threads = frugal_cpu_count();
     m->verbose = params->verbose;
     m->mem_budget = params->mem_budget;
 
@@ -50,8 +74,10 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         /* FRUGAL_REPACK=0 keeps every weight in the mapping (zero-copy, shared page cache) */
         const char *rp = getenv("FRUGAL_REPACK");
         if (!rc && !m->mem_budget && !params->no_repack && !(rp && strcmp(rp, "0") == 0))
-            rc = fr_model_repack(m, &e);
+            rc = fr_model_repack(m, context_reserve(m), &e);
     }
+    /* the load read the mapping (tokenizer, repacked weights): was it all there? */
+    if (!rc) rc = gguf_check_intact(m->file, &e);
     if (rc) {
         fr_err_prefix(&e, path);
         fr_err_set(err, rc, "%s", e.message);

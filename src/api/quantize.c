@@ -413,7 +413,8 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     rc = make_plan(f, tg, p, st.items, log, err);
     if (rc) { fr_err_prefix(err, in_path); goto done; }
 
-    int nt = p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = p->n_threads > 0 ? p->n_threads : frugal_cpu_count();
+    if (nt > frugal_cpu_count()) nt = frugal_cpu_count();
     if (nt < 1) nt = 1;
     if (nt > 256) nt = 256;
     for (size_t i = 0; i < st.n; i++) {

@@ -139,6 +139,9 @@ int fr_context_apply_budget(frugal_context *c, uint64_t budget, int kv_type, fr_
     rc = fr_plan_compute(&in, &p, err);
     free(lb);
     if (rc) return rc;
+    /* untied embeddings are read a row per token from the mapping: give the pages
+     * back after each row so they stay within the row-per-token the plan counted */
+    if (m->tok_embd.data != m->output.data) ((frugal_model *)m)->tok_embd.drop_pages = 1;
     if (m->verbose)
         fprintf(stderr, "frugal: memory plan for %.1f MiB: %d layers resident, %d streamed, forecast peak %.1f MiB\n",
                 budget / 1048576.0, p.n_resident, p.n_streamed, p.forecast_peak_bytes / 1048576.0);

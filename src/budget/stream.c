@@ -1,8 +1,11 @@
 /* stream.c - out-of-core layer streaming (see stream.h). */
 #include "budget/stream.h"
+#include "io/fault.h"
 #include "kernels/interleave.h"
 
 #include <errno.h>
+
+#include "io/fault.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -134,7 +137,9 @@ static int read_extent(fr_stream *s, int il, const extent *e, uint8_t *dst, fr_e
     if (s->fd_direct >= 0) {
         uint64_t got = 0, want = e->a_end - e->a_start;
         while (got < want) {
-            ssize_t r = pread(s->fd_direct, dst + got, (size_t)(want - got), (off_t)(e->a_start + got));
+            ssize_t r = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1)
+                                                   : pread(s->fd_direct, dst + got, (size_t)(want - got),
+                                                           (off_t)(e->a_start + got));
             if (r < 0 && errno == EINTR) continue;
             if (r < 0 && errno == EINVAL && got == 0) { close(s->fd_direct); s->fd_direct = -1; break; }
             if (r < 0)
@@ -154,7 +159,8 @@ static int read_extent(fr_stream *s, int il, const extent *e, uint8_t *dst, fr_e
     }
     uint64_t got = 0;
     while (got < need) {
-        ssize_t r = pread(s->fd, dst + got, (size_t)(need - got), (off_t)(e->a_start + got));
+        ssize_t r = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1)
+                                               : pread(s->fd, dst + got, (size_t)(need - got), (off_t)(e->a_start + got));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0)
             return fr_err_set(err, FRUGAL_E_IO, "%s: reading layer %d: %s", s->m->path, il, strerror(errno));

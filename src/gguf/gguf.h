@@ -75,6 +75,11 @@ typedef struct gguf_file {
 
 int gguf_open(const char *path, gguf_file **out, fr_err *err);
 void gguf_close(gguf_file *f);
+/* FRUGAL_OK while the file is as it was mapped; FRUGAL_E_IO naming it when it was
+ * truncated (a read of the mapping hit SIGBUS and got zeros: io/mapguard.h) or
+ * modified in place (size or mtime changed) since gguf_open. Anything computed
+ * from the mapping since then must be thrown away. */
+int gguf_check_intact(const gguf_file *f, fr_err *err);
 
 /* Lookup; NULL if absent. */
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);

@@ -7,6 +7,9 @@
  * as entries actually parse, instead of trusting the header counts. */
 #include "gguf/gguf.h"
 
+#include "io/fault.h"
+#include "io/mapguard.h"
+
 #include "core/types.h"
 
 #include <errno.h>
@@ -26,6 +29,9 @@ typedef struct gguf_file_priv {
     gguf_file pub;
     uint64_t *kv_sorted;   /* indices into pub.kv, sorted by key */
     uint64_t *t_sorted;    /* indices into pub.tensors, sorted by name */
+    int fd;                /* kept open: fstat tells whether the file changed under the map */
+    int guard;             /* io/mapguard slot of the mapping, or -1 */
+    struct stat st;        /* the file as it was mapped */
 } gguf_file_priv;
 
 /* ------------------------------------------------------------ helpers */
@@ -299,7 +305,9 @@ void gguf_close(gguf_file *f) {
     free(f->tensors);
     free(p->kv_sorted);
     free(p->t_sorted);
+    fr_mapguard_remove(p->guard);
     if (f->map) munmap((void *)f->map, (size_t)f->size);
+    if (p->fd >= 0) close(p->fd);
     free((void *)f->path);
     free(p);
 }
@@ -447,7 +455,9 @@ static int parse(gguf_file_priv *p, fr_err *err) {
 int gguf_open(const char *path, gguf_file **out, fr_err *err) {
     if (out) *out = NULL;
     if (!path || !out) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "gguf_open: NULL argument");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+     * forever; with it the open returns and the type check below refuses it */
+    int fd = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1) : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return fr_err_set(err, FRUGAL_E_IO, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -456,10 +466,14 @@ int gguf_open(const char *path, gguf_file **out, fr_err *err) {
         return fr_err_set(err, FRUGAL_E_IO, "cannot stat: %s", strerror(e));
     }
     if (S_ISDIR(st.st_mode)) { close(fd); return fr_err_set(err, FRUGAL_E_IO, "is a directory, not a GGUF file"); }
-    if (!S_ISREG(st.st_mode)) { close(fd); return fr_err_set(err, FRUGAL_E_IO, "not a regular file"); }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fr_err_set(err, FRUGAL_E_IO, "not a regular file (%s)", S_ISFIFO(st.st_mode) ? "a FIFO"
+                          : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a socket or other special file");
+    }
     if (st.st_size == 0) { close(fd); return fr_err_set(err, FRUGAL_E_FORMAT, "truncated: file is empty"); }
 
-    gguf_file_priv *p = calloc(1, sizeof *p);
+    gguf_file_priv *p = fr_fault_hit(FR_FAULT_ALLOC) ? NULL : calloc(1, sizeof *p);
     char *pc = p ? strdup(path) : NULL;
     if (!p || !pc) {
         free(p);
@@ -467,15 +481,19 @@ int gguf_open(const char *path, gguf_file **out, fr_err *err) {
         return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     }
     p->pub.path = pc;
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);   /* the mapping keeps the file alive */
+    p->fd = fd;
+    p->guard = -1;
+    p->st = st;
+    void *m = fr_fault_hit(FR_FAULT_IO) ? (errno = ENOMEM, MAP_FAILED)
+                                        : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
+        int e = errno;
         gguf_close(&p->pub);
         return fr_err_set(err, FRUGAL_E_IO, "cannot mmap: %s", strerror(e));
     }
     p->pub.map = m;
     p->pub.size = (uint64_t)st.st_size;
+    p->guard = fr_mapguard_add(m, (size_t)st.st_size);
     int rc = parse(p, err);
     if (rc) {
         gguf_close(&p->pub);
@@ -483,6 +501,20 @@ int gguf_open(const char *path, gguf_file **out, fr_err *err) {
     }
     *out = &p->pub;
     return FRUGAL_OK;
+}
+
+int gguf_check_intact(const gguf_file *f, fr_err *err) {
+    if (!f) return FRUGAL_OK;
+    const gguf_file_priv *p = (const gguf_file_priv *)f;
+    struct stat st;
+    int shrunk = fr_mapguard_faulted(p->guard);
+    int changed = p->fd >= 0 && fstat(p->fd, &st) == 0 &&
+                  (st.st_size != p->st.st_size || st.st_mtim.tv_sec != p->st.st_mtim.tv_sec ||
+                   st.st_mtim.tv_nsec != p->st.st_mtim.tv_nsec);
+    if (!shrunk && !changed) return FRUGAL_OK;
+    return fr_err_set(err, FRUGAL_E_IO, "the model file was %s while in use (it is mapped, not copied); "
+                      "replace a model by writing a new file and renaming it over the old one",
+                      shrunk || (changed && st.st_size < p->st.st_size) ? "truncated" : "modified");
 }
 
 /* ------------------------------------------------------------ lookup */

@@ -3,11 +3,14 @@
  * Each key/value is serialized (type id + value, exactly as it will appear in the
  * file) as soon as it is set, so replacing a key is just swapping a buffer and
  * writing is a straight copy. Tensor offsets are computed at write time because
- * general.alignment may still change after tensors are added. The file goes to
- * "<path>.tmp" first and is renamed into place only after everything succeeded. */
+ * general.alignment may still change after tensors are added. The file goes to a
+ * temp file beside the target first and is renamed into place only after
+ * everything succeeded (io/outfile.h: created exclusively, synced, removed on
+ * errors and signals; a target that is a device or FIFO is refused). */
 #include "gguf/gguf.h"
 
 #include "core/types.h"
+#include "io/outfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -277,19 +280,12 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
 
 /* ------------------------------------------------------------ output */
 
-/* fwrite that reports errno text on failure. */
-static int out_put(FILE *fp, const void *p, size_t n, const char *tmp, fr_err *err) {
-    if (n && fwrite(p, 1, n, fp) != n)
-        return fr_err_set(err, FRUGAL_E_IO, "write %s: %s", tmp, strerror(errno ? errno : EIO));
-    return FRUGAL_OK;
-}
-
-static int out_pad(FILE *fp, uint64_t pos, uint64_t align, const char *tmp, fr_err *err) {
+static int out_pad(fr_outfile *o, uint64_t pos, uint64_t align, fr_err *err) {
     static const uint8_t zeros[256];
     uint64_t pad = (align - pos % align) % align;
     while (pad) {
         size_t n = pad < sizeof zeros ? (size_t)pad : sizeof zeros;
-        int rc = out_put(fp, zeros, n, tmp, err);
+        int rc = fr_outfile_write(o, zeros, n, err);
         if (rc) return rc;
         pad -= n;
     }
@@ -331,26 +327,17 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_fill_fn fill, void 
     }
     if (hdr.oom) { free(hdr.p); return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory building GGUF header"); }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
     uint8_t *fbuf = max_fill ? malloc((size_t)max_fill) : NULL;
-    if (!tmp || (max_fill && !fbuf)) {
-        free(tmp); free(fbuf); free(hdr.p);
-        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory for write buffers");
+    if (max_fill && !fbuf) {
+        free(hdr.p);
+        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory for a %llu-byte write buffer",
+                          (unsigned long long)max_fill);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
-    int rc = FRUGAL_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = fr_err_set(err, FRUGAL_E_IO, "cannot create %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    setvbuf(fp, NULL, _IOFBF, 1 << 20);
-    errno = 0;
-    if ((rc = out_put(fp, hdr.p, hdr.len, tmp, err))) goto fail;
-    if ((rc = out_pad(fp, hdr.len, w->alignment, tmp, err))) goto fail;
+    fr_outfile o;
+    int rc = fr_outfile_open(&o, path, err);
+    if (rc) goto done;
+    if ((rc = fr_outfile_write(&o, hdr.p, hdr.len, err))) goto fail;
+    if ((rc = out_pad(&o, hdr.len, w->alignment, err))) goto fail;
     for (size_t i = 0; i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
         const void *src = t->data;
@@ -362,30 +349,15 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_fill_fn fill, void 
             }
             src = fbuf;
         }
-        if ((rc = out_put(fp, src, (size_t)t->nbytes, tmp, err))) goto fail;
+        if ((rc = fr_outfile_write(&o, src, (size_t)t->nbytes, err))) goto fail;
         /* pad after every tensor, as llama.cpp does, so the file ends aligned too */
-        if ((rc = out_pad(fp, t->nbytes, w->alignment, tmp, err))) goto fail;
+        if ((rc = out_pad(&o, t->nbytes, w->alignment, err))) goto fail;
     }
-    if (fflush(fp) != 0) {
-        rc = fr_err_set(err, FRUGAL_E_IO, "write %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if (fclose(fp) != 0) {
-        fp = NULL;
-        rc = fr_err_set(err, FRUGAL_E_IO, "close %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    fp = NULL;
-    if (rename(tmp, path) != 0) {
-        rc = fr_err_set(err, FRUGAL_E_IO, "rename %s -> %s: %s", tmp, path, strerror(errno));
-        goto fail;
-    }
+    rc = fr_outfile_commit(&o, err);
     goto done;
 fail:
-    if (fp) fclose(fp);
-    unlink(tmp);
+    fr_outfile_abort(&o);
 done:
-    free(tmp);
     free(fbuf);
     free(hdr.p);
     return rc;

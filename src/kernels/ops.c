@@ -6,6 +6,8 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,7 +257,20 @@ void fr_matmul(fr_pool *pool, const fr_weight *w, const float *x, int n_tok, flo
 void fr_weight_row(const fr_weight *w, int64_t r, float *out) {
     const fr_type_traits *t = fr_type_traits_get(w->type);
     size_t rs = fr_row_size(w->type, w->n_in);
-    t->to_float((const uint8_t *)w->data + (size_t)r * rs, out, w->n_in);
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * rs;
+    t->to_float(row, out, w->n_in);
+    if (w->drop_pages) {
+        /* the fault mapped the aligned 64 KiB around the row (Linux's default
+         * fault_around_bytes), not just its own pages: release that whole window,
+         * kept inside the table (other tensors' pages are not ours to drop) */
+        const uintptr_t win = 64 * 1024, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        const uintptr_t lo = ((uintptr_t)w->data + pg - 1) & ~(pg - 1);
+        const uintptr_t hi = ((uintptr_t)w->data + rs * (size_t)w->n_out) & ~(pg - 1);
+        uintptr_t a = (uintptr_t)row & ~(win - 1), b = ((uintptr_t)row + rs + win - 1) & ~(win - 1);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); /* advice: a failure only costs RSS */
+    }
 }
 
 void fr_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {

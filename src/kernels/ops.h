@@ -21,6 +21,8 @@ typedef struct fr_weight {
     int64_t n_in, n_out;
     int layout;         /* FR_LAYOUT_ROWS, or FR_LAYOUT_IL16 (kernels/interleave.h) */
     const void *src;    /* the tensor in the mapped file (row-major), or NULL */
+    int drop_pages;     /* 1: fr_weight_row gives the mapped pages of a row back after
+                           reading it (under a memory budget; see fr_weight_row) */
 } fr_weight;
 
 enum { FR_LAYOUT_ROWS = 0, FR_LAYOUT_IL16 = 1 };
@@ -39,6 +41,11 @@ void fr_matmul_multi(fr_pool *pool, int n_w, const fr_weight *const *ws, float *
                      const float *x, int n_tok, void *qbuf);
 
 /* Row r of W as floats (embedding lookup). */
+/* Row r of w as floats. With w->drop_pages the pages of the file mapping around it
+ * are released right after (MADV_DONTNEED): a read fault maps the neighbouring
+ * cached pages too (fault-around, 64 KiB), so an embedding table read a row per
+ * token would otherwise grow RSS by up to 64 KiB per distinct token, past a
+ * --mem budget that counted one row. */
 void fr_weight_row(const fr_weight *w, int64_t r, float *out);
 
 /* out = x / rms(x) * w, n values (out may alias x). */

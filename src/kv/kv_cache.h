@@ -94,6 +94,9 @@ int fr_kv_disk_open(fr_kv_pool *p, const char *dir, uint64_t ram_bytes, fr_err *
 void fr_kv_disk_close(fr_kv_pool *p);
 /* Pages read from / written to the spill file so far. */
 void fr_kv_disk_stats(const fr_kv_pool *p, uint64_t *reads, uint64_t *writes);
+/* The spill file's descriptor, or -1 without a disk tier (for tests and fuzzing,
+ * which corrupt or shorten the file under a running context). */
+int fr_kv_disk_fd(const fr_kv_pool *p);
 
 /* Store the K and V rows (F32) of position pos (reserved) in layer il. */
 void fr_kv_store(fr_kv_cache *kv, int il, int pos, const float *k, const float *v);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/fault.h"
 #include "kv/kv_cache.h"
 #include "mem/alloc.h"
 
@@ -103,6 +104,7 @@ void fr_kv_disk_close(fr_kv_pool *p) {
 }
 
 static int full_pwrite(int fd, const uint8_t *buf, size_t n, off_t off) {
+    if (fr_fault_hit(FR_FAULT_IO)) return ENOSPC; /* tests: io/fault.h */
     while (n) {
         ssize_t w = pwrite(fd, buf, n, off);
         if (w < 0 && errno == EINTR) continue;
@@ -115,6 +117,7 @@ static int full_pwrite(int fd, const uint8_t *buf, size_t n, off_t off) {
 }
 
 static int full_pread(int fd, uint8_t *buf, size_t n, off_t off) {
+    if (fr_fault_hit(FR_FAULT_IO)) return EIO;
     while (n) {
         ssize_t r = pread(fd, buf, n, off);
         if (r < 0 && errno == EINTR) continue;
@@ -219,3 +222,5 @@ void fr_kv_disk_stats(const fr_kv_pool *p, uint64_t *reads, uint64_t *writes) {
     if (reads) *reads = p->disk ? p->disk->reads : 0;
     if (writes) *writes = p->disk ? p->disk->writes : 0;
 }
+
+int fr_kv_disk_fd(const fr_kv_pool *p) { return p && p->disk ? p->disk->fd : -1; }

@@ -1,5 +1,4 @@
-/* sysmem.c - how much memory this process may still take: MemAvailable and the room
- * under its memory cgroup limit (v1 or v2). */
+/* sysmem.c - see sysmem.h (moved here from model/loader.c unchanged). */
 #include "mem/sysmem.h"
 
 #include <stdio.h>
@@ -8,7 +7,7 @@
 
 /* Room left under this process's memory cgroup limit (v1 or v2, from the path in
  * /proc/self/cgroup), or 0 if there is no limit or it cannot be read. */
-uint64_t fr_mem_cgroup_room(void) {
+uint64_t fr_sys_cgroup_room(void) {
     FILE *f = fopen("/proc/self/cgroup", "r");
     if (!f) return 0;
     char line[512], lim_path[640] = "", cur_path[640] = "", stat_path[640] = "";
@@ -52,7 +51,7 @@ uint64_t fr_mem_cgroup_room(void) {
 
 /* Bytes of memory this process may still take: MemAvailable, lowered to the room
  * under its cgroup limit; 0 when unknown. */
-uint64_t fr_mem_available(void) {
+uint64_t fr_sys_memory_available(void) {
     uint64_t avail = 0;
     FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
@@ -62,7 +61,7 @@ uint64_t fr_mem_available(void) {
             if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = (uint64_t)kb * 1024;
         fclose(f);
     }
-    const uint64_t room = fr_mem_cgroup_room();
+    const uint64_t room = fr_sys_cgroup_room();
     if (room && (avail == 0 || room < avail)) avail = room;
     return avail;
 }

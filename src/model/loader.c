@@ -230,7 +230,7 @@ static void repack_matrix(fr_weight *w, uint8_t *dst) {
 /* The output head is repacked unless it is the token embedding (read row by row). */
 static bool output_repacked(const frugal_model *m) { return m->output.src != m->tok_embd.src; }
 
-int fr_model_repack(frugal_model *m, fr_err *err) {
+int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err) {
     /* the copies replace mapped pages one matrix at a time, but unlike the mapping
      * they cannot be dropped under pressure: a model that does not fit in the memory
      * left stays zero-copy (the kernel then pages it, slowly, instead of an OOM kill) */
@@ -239,13 +239,13 @@ int fr_model_repack(frugal_model *m, fr_err *err) {
         for (int j = 0; j < FR_LAYER_MATRICES; j++) want += block_share(layer_matrix(&m->layers[il], j));
     if (output_repacked(m)) want += block_share(&m->output);
     if (want == 0) return FRUGAL_OK;
-    const uint64_t avail = fr_mem_available();
-    if (avail && want > avail / 10 * 9) {
+    const uint64_t avail = fr_sys_memory_available();
+    if (avail && want + reserve > avail / 10 * 9) {
         /* printed always: the user should know why prefill is slower than it can be */
         fprintf(stderr,
-                "frugal: note: %.0f MiB of weights would not fit in the %.0f MiB of memory available: kept in the "
-                "file mapping, not repacked (slower prefill)\n",
-                want / 1048576.0, avail / 1048576.0);
+                "frugal: note: %.0f MiB of weights (+ %.0f MiB for a context) would not fit in the %.0f MiB of "
+                "memory available: kept in the file mapping, not repacked (slower prefill)\n",
+                want / 1048576.0, reserve / 1048576.0, avail / 1048576.0);
         return FRUGAL_OK;
     }
     /* one buffer for all copies rather than one per matrix: a big buffer is backed

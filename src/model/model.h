@@ -159,7 +159,10 @@ int fr_model_bind(frugal_model *m, fr_err *err);
  * copy of the same size, and its mapped pages are dropped. Bit-exact weights, only
  * reordered. Done at load for models without a memory budget; streamed models keep
  * the file layout (stream.c repacks its resident layers itself). */
-int fr_model_repack(frugal_model *m, fr_err *err);
+/* reserve: bytes the caller will still allocate (a context) beside the copies;
+ * when copies + reserve do not fit in 90 % of the memory left (mem/sysmem.h) the
+ * weights stay zero-copy in the mapping instead (no OOM kill for a faster prefill). */
+int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err);
 void fr_model_unbind(frugal_model *m);
 
 /* Forward pass over a micro-batch (b->n <= ctx->n_ubatch). Every token is stored

@@ -117,6 +117,17 @@ static int set_value(const opt *o, const char *name, const char *val) {
     return ARGS_ERROR;
 }
 
+/* More threads than CPUs only adds contention (every step ends in a barrier that
+ * waits for the descheduled ones): such a -t is lowered to the CPU count, with a
+ * warning, rather than taken literally. */
+static void clamp_threads(void *dst) {
+    int *n = dst, cpus = frugal_cpu_count();
+    if (*n <= cpus) return;
+    fprintf(stderr, "frugal: warning: -t %d: only %d CPU%s available to this process; using %d threads\n",
+            *n, cpus, cpus == 1 ? " is" : "s are", cpus);
+    *n = cpus;
+}
+
 int args_parse(int argc, char **argv, const opt *opts, int n_opts, const char **pos,
                int max_pos, int *n_pos) {
     *n_pos = 0;
@@ -168,6 +179,7 @@ int args_parse(int argc, char **argv, const opt *opts, int n_opts, const char **
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)nlen, a);
         if (set_value(o, name, val) != ARGS_OK) return ARGS_ERROR;
+        if (o->kind == OPT_INT && o->long_name && strcmp(o->long_name, "--threads") == 0) clamp_threads(o->dst);
     }
     return ARGS_OK;
 }

@@ -99,39 +99,37 @@ static uint64_t lp_expected_size(const lp_header *h) {
     return LP_HEADER + ntok * 4 + h->n_positions * (4 + h->n_vocab * es);
 }
 
-/* A log-prob file being written: "<path>.tmp", renamed by lp_writer_finish. */
+/* A log-prob file being written: a temp file beside the target (frugal_outfile:
+ * exclusive, synced, removed on errors and signals), renamed by lp_writer_finish. */
 typedef struct lp_writer {
-    FILE *f;
-    char *tmp;
-    const char *path;
+    frugal_outfile *f;
     int elem;
     void *row;  /* one row in the element type */
 } lp_writer;
 
+static int lp_put(lp_writer *w, const void *p, size_t n) {
+    frugal_error err = FRUGAL_ERROR_INIT;
+    if (frugal_outfile_write(w->f, p, n, &err) == FRUGAL_OK) return 0;
+    cli_error("--save-logits: %s", err.message);
+    return -1;
+}
+
 /* Create the temp file and write header + tokens. 0 or prints the error and returns -1. */
 static int lp_writer_open(lp_writer *w, const char *path, const lp_header *h, const int32_t *tokens) {
     memset(w, 0, sizeof *w);
-    w->path = path;
     w->elem = (int)h->elem;
-    size_t pl = strlen(path);
-    w->tmp = malloc(pl + 5);
     w->row = malloc((size_t)h->n_vocab * 4);
-    if (!w->tmp || !w->row) { cli_error("--save-logits: out of memory"); return -1; }
-    memcpy(w->tmp, path, pl);
-    memcpy(w->tmp + pl, ".tmp", 5);
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) { cli_error("%s: %s", w->tmp, strerror(errno)); return -1; }
+    if (!w->row) { cli_error("--save-logits: out of memory"); return -1; }
+    frugal_error err = FRUGAL_ERROR_INIT;
+    w->f = frugal_outfile_open(path, &err);
+    if (!w->f) { cli_error("--save-logits: %s", err.message); return -1; }
     uint8_t hb[LP_HEADER];
     memcpy(hb, LP_MAGIC, 8);
     put_u32(hb + 8, h->version); put_u32(hb + 12, h->elem); put_u32(hb + 16, h->n_vocab);
     put_u32(hb + 20, h->n_ctx); put_u32(hb + 24, h->n_chunks); put_u32(hb + 28, h->per_chunk);
     put_u64(hb + 32, h->n_positions); put_u64(hb + 40, h->hash);
     size_t ntok = (size_t)h->n_chunks * h->n_ctx;
-    if (fwrite(hb, 1, sizeof hb, w->f) != sizeof hb || fwrite(tokens, 4, ntok, w->f) != ntok) {
-        cli_error("%s: write failed: %s", w->tmp, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return lp_put(w, hb, sizeof hb) || lp_put(w, tokens, ntok * 4) ? -1 : 0;
 }
 
 /* Append one row: the top-1 id and n log-probs. 0 or prints the error and returns -1. */
@@ -139,28 +137,22 @@ static int lp_writer_row(lp_writer *w, int32_t top1, const float *lp, int n) {
     if (w->elem == 1) frugal_f32_to_f16_row(lp, w->row, (size_t)n);
     else memcpy(w->row, lp, (size_t)n * 4);
     size_t es = w->elem == 1 ? 2 : 4;
-    if (fwrite(&top1, 4, 1, w->f) != 1 || fwrite(w->row, es, (size_t)n, w->f) != (size_t)n) {
-        cli_error("%s: write failed: %s", w->tmp, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return lp_put(w, &top1, 4) || lp_put(w, w->row, es * (size_t)n) ? -1 : 0;
 }
 
-/* Close; on success rename over the final path, else remove the temp file. */
+/* On success sync and rename over the final path, else remove the temp file. */
 static int lp_writer_finish(lp_writer *w, int ok) {
     int rc = ok ? 0 : -1;
     if (w->f) {
-        if (fclose(w->f) != 0 && ok) { cli_error("%s: write failed: %s", w->tmp, strerror(errno)); rc = -1; }
-        w->f = NULL;
-        if (rc == 0 && rename(w->tmp, w->path) != 0) {
-            cli_error("%s: cannot rename to %s: %s", w->tmp, w->path, strerror(errno));
+        frugal_error err = FRUGAL_ERROR_INIT;
+        if (!ok) frugal_outfile_abort(w->f);
+        else if (frugal_outfile_commit(w->f, &err) != FRUGAL_OK) {
+            cli_error("--save-logits: %s", err.message);
             rc = -1;
         }
-        if (rc != 0) remove(w->tmp);
+        w->f = NULL;
     }
-    free(w->tmp);
     free(w->row);
-    w->tmp = NULL;
     w->row = NULL;
     return rc;
 }

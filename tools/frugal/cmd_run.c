@@ -268,7 +268,9 @@ int cmd_run(int argc, char **argv) {
     memset(&tm, 0, sizeof tm);
     if (frugal_generate(ctx, smpl, ids, n_prompt, n_predict, on_token, &st, &tm, &err) != FRUGAL_OK) {
         if (!json) putchar('\n');
-        cli_error("%s: %s", model_path, err.message);
+        /* errors about the file itself (truncated, read errors) already name it */
+        if (strncmp(err.message, model_path, strlen(model_path)) == 0) cli_error("%s", err.message);
+        else cli_error("%s: %s", model_path, err.message);
         goto done;
     }
     if (st.write_failed) { cli_error("stdout: write failed"); goto done; }

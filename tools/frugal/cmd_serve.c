@@ -56,6 +56,11 @@ static void usage(FILE *out) {
             "                           finish_reason \"length\")\n"
             "  --idle-timeout SEC       idle connections and bodies slower than this are\n"
             "                           dropped (default 10)\n"
+            "  --header-timeout SEC     a connection must send its request headers within this\n"
+            "                           many seconds of opening (or of the previous response);\n"
+            "                           else it is closed, however slowly it drips (default 10)\n"
+            "  --max-conns-per-ip N     open connections one client address may hold (default\n"
+            "                           64; 0: no limit); more are refused at accept\n"
             "  --queue N                requests waiting for a slot before 503 (default 64)\n"
             "  --render FILE            print the prompt a chat request (JSON in FILE) renders\n"
             "                           to and exit (needs -m or --chat-template)\n");
@@ -102,6 +107,7 @@ int cmd_serve(int argc, char **argv) {
     const char *tmpl_name = NULL, *max_body_str = "1M", *render = NULL;
     int no_repack = 0;
     int port = 8080, slots = 4, n_ctx = 0, n_threads = 0, max_prompt = 0, timeout = 600, idle = 10, queue = 64;
+    int header_timeout = 10, per_ip = 64;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {NULL, "--host", OPT_STR, &host, 0, 0},
@@ -119,6 +125,8 @@ int cmd_serve(int argc, char **argv) {
         {NULL, "--max-prompt-tokens", OPT_INT, &max_prompt, 0, 1 << 20},
         {NULL, "--timeout", OPT_INT, &timeout, 0, 1 << 24},
         {NULL, "--idle-timeout", OPT_INT, &idle, 1, 3600},
+        {NULL, "--header-timeout", OPT_INT, &header_timeout, 1, 3600},
+        {NULL, "--max-conns-per-ip", OPT_INT, &per_ip, 0, 1 << 20},
         {NULL, "--queue", OPT_INT, &queue, 1, 1 << 16},
         {NULL, "--render", OPT_STR, &render, 0, 0},
     };
@@ -192,6 +200,9 @@ int cmd_serve(int argc, char **argv) {
     cfg.api_key = api_key;
     cfg.timeout = timeout;
     cfg.idle_timeout = (unsigned)idle;
+    cfg.header_timeout = (unsigned)header_timeout;
+    cfg.max_conns_per_ip = (unsigned)per_ip;
+    cfg.max_piece = srv_max_piece_len(model, info.n_vocab);
     cfg.tmpl = pick_template(model, tmpl_name);
     cfg.n_slots = slots;
     cfg.queue_cap = queue;

@@ -46,6 +46,51 @@ char *srv_json_error(const srv_error *e) {
     return s;
 }
 
+/* ------------------------------------------------------------------ parsing */
+
+/* 1 when the JSON text holds a NUL: a raw 0 byte, or a \u0000 escape inside a
+ * string. cJSON keeps strings NUL-terminated, so such a string would be cut short
+ * silently; the request is refused instead. */
+static int json_has_nul(const char *s, size_t n) {
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\0') return 1;
+        if (!in_str) {
+            in_str = c == '"';
+        } else if (c == '"') {
+            in_str = 0;
+        } else if (c == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return 1;
+            i++; /* the escaped character cannot end the string */
+        }
+    }
+    return 0;
+}
+
+/* Parse body[0..len) as exactly one JSON value with only whitespace after it.
+ * NULL with e set (400) otherwise. */
+static cJSON *parse_body(const char *body, size_t len, srv_error *e) {
+    if (json_has_nul(body, len)) {
+        set_err(e, 400, NULL, "the request body contains a NUL character (\\u0000), which is not supported");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        set_err(e, 400, NULL, "the request body is not valid JSON");
+        return NULL;
+    }
+    const char *lim = body + len;
+    while (end && end < lim && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
+    if (!end || end < lim) {
+        cJSON_Delete(root);
+        set_err(e, 400, NULL, "the request body has data after the JSON value");
+        return NULL;
+    }
+    return root;
+}
+
 /* ------------------------------------------------------------------ field getters */
 
 /* The field, or NULL when absent or JSON null. */
@@ -142,11 +187,11 @@ static char *render_messages(const srv_config *cfg, const cJSON *root, srv_error
     }
     if (ok) {
         srv_buf b = {0};
-        if (srv_template_render(cfg->tmpl, m, n, &b) != 0 || !b.p) {
+        /* a format may render nothing (llama2 with only a system message): an
+         * empty prompt, refused later as such, not an allocation failure */
+        if (srv_template_render(cfg->tmpl, m, n, &b) != 0 || !(out = b.p ? b.p : strdup(""))) {
             srv_buf_free(&b);
             set_err(e, 500, NULL, "out of memory");
-        } else {
-            out = b.p;
         }
     }
     for (int k = 0; texts && k < n; k++) free(texts[k]);
@@ -156,8 +201,9 @@ static char *render_messages(const srv_config *cfg, const cJSON *root, srv_error
 }
 
 char *srv_render_chat(const srv_config *cfg, const char *body, size_t len, srv_error *e) {
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root || !cJSON_IsObject(root)) {
+    cJSON *root = parse_body(body, len, e);
+    if (!root) return NULL;
+    if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         set_err(e, 400, NULL, "the request body is not a JSON object");
         return NULL;
@@ -169,14 +215,27 @@ char *srv_render_chat(const srv_config *cfg, const char *body, size_t len, srv_e
 
 /* ------------------------------------------------------------------ requests */
 
-/* Tokenize text into r->prompt (BOS per the model, special-token text parsed). */
-static int tokenize_into(const srv_config *cfg, const char *text, srv_req *r, srv_error *e) {
+static void too_long(const srv_config *cfg, int kind, const char *what, srv_error *e) {
+    set_err(e, 400, kind == SRV_KIND_CHAT ? "messages" : "prompt",
+            "the prompt has %s tokens; this server accepts at most %d", what, cfg->max_prompt);
+    e->code = "context_length_exceeded";
+}
+
+/* Tokenize text into r->prompt (BOS per the model, special-token text parsed).
+ * The work is bounded before it starts: no token's text is longer than
+ * cfg->max_piece bytes, so a text longer than (max_prompt + 2) * max_piece bytes
+ * has more tokens than allowed and is refused without tokenizing it (a 1 MB prompt
+ * costs no more than its body), and the token buffer holds max_prompt + 8 ids. */
+static int tokenize_into(const srv_config *cfg, int kind, const char *text, srv_req *r, srv_error *e) {
     size_t len = strlen(text);
-    if (len > (size_t)1 << 28) { set_err(e, 400, NULL, "prompt too long"); return -1; }
-    int cap = (int)len + 8;
+    size_t bound = (size_t)cfg->max_prompt + 2;
+    if (cfg->max_piece > 0 && len / (size_t)cfg->max_piece > bound) { too_long(cfg, kind, "more than", e); return -1; }
+    if (len > (size_t)1 << 28) { too_long(cfg, kind, "more than", e); return -1; }
+    int cap = len + 8 < (size_t)cfg->max_prompt + 8 ? (int)len + 8 : cfg->max_prompt + 8;
     r->prompt = malloc((size_t)cap * sizeof *r->prompt);
     if (!r->prompt) { set_err(e, 500, NULL, "out of memory"); return -1; }
     int n = frugal_tokenize(cfg->model, text, len, 1, 1, r->prompt, cap);
+    if (n < 0 && -n > cap) { too_long(cfg, kind, "more than", e); return -1; }
     if (n < 0) { set_err(e, 500, NULL, "tokenization failed"); return -1; }
     r->n_prompt = n;
     return 0;
@@ -185,6 +244,10 @@ static int tokenize_into(const srv_config *cfg, const char *text, srv_req *r, sr
 /* A completions prompt given as token ids. */
 static int prompt_ids(const srv_config *cfg, const cJSON *arr, srv_req *r, srv_error *e) {
     int n = cJSON_GetArraySize(arr);
+    if (n > cfg->max_prompt) {
+        too_long(cfg, SRV_KIND_COMPLETION, "more than", e);
+        return -1;
+    }
     r->prompt = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->prompt);
     if (!r->prompt) { set_err(e, 500, NULL, "out of memory"); return -1; }
     const cJSON *t;
@@ -202,11 +265,11 @@ static int prompt_ids(const srv_config *cfg, const cJSON *arr, srv_req *r, srv_e
 static int parse_prompt(const srv_config *cfg, const cJSON *root, srv_req *r, srv_error *e) {
     const cJSON *p = field(root, "prompt");
     if (!p) { set_err(e, 400, "prompt", "'prompt' is required"); return -1; }
-    if (cJSON_IsString(p)) return tokenize_into(cfg, p->valuestring, r, e);
+    if (cJSON_IsString(p)) return tokenize_into(cfg, SRV_KIND_COMPLETION, p->valuestring, r, e);
     if (cJSON_IsArray(p) && cJSON_GetArraySize(p) >= 1) {
         const cJSON *first = cJSON_GetArrayItem(p, 0);
         if (cJSON_IsNumber(first)) return prompt_ids(cfg, p, r, e);
-        if (cJSON_GetArraySize(p) == 1 && cJSON_IsString(first)) return tokenize_into(cfg, first->valuestring, r, e);
+        if (cJSON_GetArraySize(p) == 1 && cJSON_IsString(first)) return tokenize_into(cfg, SRV_KIND_COMPLETION, first->valuestring, r, e);
         if (cJSON_GetArraySize(p) == 1 && cJSON_IsArray(first)) return prompt_ids(cfg, first, r, e);
         if (cJSON_GetArraySize(p) > 1) { set_err(e, 400, "prompt", "only one prompt per request is supported"); return -1; }
     }
@@ -286,7 +349,9 @@ static int parse_options(const srv_config *cfg, int kind, const cJSON *root, srv
     v = 0;
     const cJSON *seed = field(root, "seed");
     if (seed) {
-        if (get_num(root, "seed", -9.3e18, 1.8e19, 1, &v, e)) return -1;
+        /* int64 or uint64 range: both ends exact in a double, so the casts below
+         * are defined (-0x1p63 is INT64_MIN; anything below it would not be) */
+        if (get_num(root, "seed", -0x1p63, 0x1p64 - 0x1p11, 1, &v, e)) return -1;
         sp->seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v;
     }
 
@@ -311,11 +376,8 @@ static int parse_options(const srv_config *cfg, int kind, const cJSON *root, srv
 }
 
 srv_req *srv_parse_request(const srv_config *cfg, int kind, const char *body, size_t len, srv_error *e) {
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root) {
-        set_err(e, 400, NULL, "the request body is not valid JSON");
-        return NULL;
-    }
+    cJSON *root = parse_body(body, len, e);
+    if (!root) return NULL;
     srv_req *r = NULL;
     if (!cJSON_IsObject(root)) {
         set_err(e, 400, NULL, "the request body must be a JSON object");
@@ -333,7 +395,7 @@ srv_req *srv_parse_request(const srv_config *cfg, int kind, const char *body, si
     if (kind == SRV_KIND_CHAT) {
         char *text = render_messages(cfg, root, e);
         if (!text) goto fail;
-        int rc = tokenize_into(cfg, text, r, e);
+        int rc = tokenize_into(cfg, kind, text, r, e);
         free(text);
         if (rc) goto fail;
         const char *end = srv_template_end_marker(cfg->tmpl);

@@ -5,9 +5,19 @@
  * the request to the scheduler and then blocks on the request: non-streaming
  * requests wait for the end and get one JSON body; streaming requests get an SSE
  * response whose content-reader callback blocks until text arrives. While waiting,
- * the thread probes the socket (POLLRDHUP) every 200 ms so a client that went away
- * frees its slot at once even when no bytes are being written.
+ * the thread probes the socket every 200 ms so a client that went away frees its
+ * slot at once. A half-closed client (one that sent its request and then shut down
+ * its sending side, as HTTP/1.1 allows and `nc -N` does) is still listening and is
+ * answered.
+ *
+ * Slow clients: MHD's timeout is an inactivity timer, which a client dripping one
+ * byte every few seconds never trips. A reaper thread therefore gives every
+ * connection a deadline for its request headers (--header-timeout, counted from the
+ * accept or from the previous response on a kept-alive connection) and shuts down
+ * the socket of a connection that misses it; MHD also caps the connections of one
+ * client address (--max-conns-per-ip) so one host cannot take every slot.
  */
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -28,6 +38,15 @@ static const char *const k_ep_names[EP_COUNT] = {
 static const int k_statuses[] = {200, 400, 401, 404, 405, 408, 413, 500, 503, 0};
 #define N_STATUS ((int)(sizeof k_statuses / sizeof k_statuses[0]))
 
+/* One accepted connection as the reaper sees it (MHD's socket_context). */
+typedef struct conn_track {
+    struct conn_track *prev, *next;
+    int fd;
+    double t0;           /* when it began waiting for request headers */
+    int waiting;         /* 1 while no complete request header has arrived */
+    int cut;             /* the reaper shut its socket down */
+} conn_track;
+
 struct srv_http {
     struct MHD_Daemon *d;
     int quiesced_fd;                     /* listen socket handed back by quiesce */
@@ -36,6 +55,17 @@ struct srv_http {
     pthread_mutex_t mu;                  /* guards counts and in_flight */
     uint64_t counts[EP_COUNT][N_STATUS];
     int in_flight;                       /* requests received and not yet completed */
+    /* header deadlines: every open connection, guarded by tmu; MHD reports a
+     * connection closed before it closes the socket, so an fd in this list is
+     * never one the kernel already reused */
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv;
+    conn_track *tracks;
+    uint64_t n_cut;                      /* connections cut for missing the deadline */
+    int n_open;                          /* connections open now */
+    int closed_since_trim;               /* closed since the last malloc_trim */
+    pthread_t reaper;
+    int reaper_started, reaper_stop;
 };
 
 /* Per-request state of one connection (MHD's con_cls). */
@@ -68,11 +98,20 @@ static int route(const char *url) {
     return EP_OTHER;
 }
 
-/* 1 when the peer closed or reset the connection (checked without blocking). */
-static int peer_closed(int fd) {
-    if (fd < 0) return 0;
+enum { PEER_OPEN = 0, PEER_HALF_CLOSED = 1, PEER_GONE = 2 };
+
+/* The peer's state, checked without blocking. The end of its sending side alone
+ * (POLLRDHUP, a FIN) is not "gone": HTTP/1.1 lets a client half-close after its
+ * request and still read the answer, and a FIN looks the same whether the client
+ * called shutdown(SHUT_WR) or close(). A client that closed its socket altogether
+ * answers our next write with a reset, which shows as POLLHUP/POLLERR; streams
+ * probe a half-closed peer with an SSE comment to find out which it is. */
+static int peer_state(int fd) {
+    if (fd < 0) return PEER_OPEN;
     struct pollfd p = {fd, POLLRDHUP, 0};
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+    if (poll(&p, 1, 0) <= 0) return PEER_OPEN;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return PEER_GONE;
+    return p.revents & POLLRDHUP ? PEER_HALF_CLOSED : PEER_OPEN;
 }
 
 /* Wait up to 200 ms on r->cv (r->mu held). */
@@ -82,6 +121,98 @@ static void wait_a_little(srv_req *r) {
     ts.tv_nsec += 200 * 1000000L;
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
     pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+/* ------------------------------------------------------------------ header deadlines */
+
+static conn_track *track_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Start (waiting = 1) or stop (0) the header clock of a connection. */
+static void track_wait(srv_http *h, struct MHD_Connection *c, int waiting) {
+    conn_track *t = track_of(c);
+    if (!t) return;
+    pthread_mutex_lock(&h->tmu);
+    t->waiting = waiting;
+    t->t0 = srv_now();
+    pthread_mutex_unlock(&h->tmu);
+}
+
+/* MHD: a connection was accepted or is about to be closed (before its socket is). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    srv_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_track *t = ci ? calloc(1, sizeof *t) : NULL;
+        *socket_context = t;
+        if (!t) return; /* out of memory: the idle timeout still applies */
+        t->fd = ci->connect_fd;
+        t->t0 = srv_now();
+        t->waiting = 1;
+        pthread_mutex_lock(&h->tmu);
+        h->n_open++;
+        t->next = h->tracks;
+        if (h->tracks) h->tracks->prev = t;
+        h->tracks = t;
+        pthread_mutex_unlock(&h->tmu);
+        return;
+    }
+    conn_track *t = *socket_context;
+    if (!t) return;
+    pthread_mutex_lock(&h->tmu);
+    h->n_open--;
+    h->closed_since_trim++;
+    if (t->prev) t->prev->next = t->next;
+    else h->tracks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    pthread_mutex_unlock(&h->tmu);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* After a burst of connections (hostile or not) has come and gone, give the
+ * memory their threads freed back to the system (tmu held). glibc keeps freed
+ * chunks in its arenas, where a thousand connection pools and request buffers
+ * left RSS ~60 % above its baseline for good; malloc_trim releases the free pages
+ * of every arena. Done only when nearly no connection is open, so it never costs
+ * a busy server anything. */
+static void trim_if_quiet(srv_http *h) {
+#ifdef __GLIBC__
+    if (h->n_open > 4 || h->closed_since_trim < 64) return;
+    h->closed_since_trim = 0;
+    malloc_trim(0);
+#else
+    (void)h;
+#endif
+}
+
+/* The reaper: four times a second, shut down the sockets of connections whose
+ * request headers are overdue (and trim memory after a burst). shutdown() wakes the connection's own thread, which
+ * then closes it through MHD as for any client that hung up. */
+static void *reaper_main(void *arg) {
+    srv_http *h = arg;
+    double limit = (double)h->cfg->header_timeout;
+    pthread_mutex_lock(&h->tmu);
+    while (!h->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&h->tcv, &h->tmu, &ts);
+        double now = srv_now();
+        trim_if_quiet(h);
+        for (conn_track *t = h->tracks; t; t = t->next) {
+            if (!t->waiting || t->cut || now - t->t0 <= limit) continue;
+            shutdown(t->fd, SHUT_RDWR);
+            t->cut = 1;
+            h->n_cut++;
+        }
+    }
+    pthread_mutex_unlock(&h->tmu);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ responses */
@@ -167,6 +298,13 @@ static char *render_metrics(srv_http *h) {
         "# TYPE frugal_resident_memory_bytes gauge\nfrugal_resident_memory_bytes %llu\n"
         "# TYPE frugal_peak_rss_bytes gauge\nfrugal_peak_rss_bytes %llu\n",
         (unsigned long long)current_rss(), (unsigned long long)frugal_peak_rss());
+    pthread_mutex_lock(&h->tmu);
+    uint64_t n_cut = h->n_cut;
+    pthread_mutex_unlock(&h->tmu);
+    rc |= srv_buf_printf(&b,
+        "# HELP frugal_connections_cut_total connections closed for not sending request headers within --header-timeout\n"
+        "# TYPE frugal_connections_cut_total counter\nfrugal_connections_cut_total %llu\n",
+        (unsigned long long)n_cut);
     if (rc) { srv_buf_free(&b); return NULL; }
     return b.p;
 }
@@ -190,11 +328,13 @@ static int stream_fill(stream_ctx *st) {
         wait_a_little(r);
         if (r->done || r->text.len != st->text_sent || r->n_lp != st->lp_sent) break;
         pthread_mutex_unlock(&r->mu);
-        if (peer_closed(r->fd)) {
+        int ps = peer_state(r->fd);
+        if (ps == PEER_GONE) {
             srv_req_cancel(r);
             return -1;
         }
-        if (srv_now() - st->last_write > 10.0) {
+        /* half-closed: a comment each second finds out whether anyone still reads */
+        if (srv_now() - st->last_write > (ps == PEER_HALF_CLOSED ? 1.0 : 10.0)) {
             /* an SSE comment: keeps proxies from timing out while queued */
             st->last_write = srv_now();
             return srv_buf_puts(&st->out, ": keep-alive\n\n");
@@ -317,7 +457,7 @@ static enum MHD_Result handle_generate(srv_http *h, conn *cn) {
         wait_a_little(r);
         if (r->done) break;
         pthread_mutex_unlock(&r->mu);
-        if (peer_closed(r->fd)) {
+        if (peer_state(r->fd) == PEER_GONE) {
             srv_req_cancel(r);
             srv_req_release(r);
             return MHD_NO; /* drop the connection; nobody is listening */
@@ -343,14 +483,7 @@ static enum MHD_Result handle_generate(srv_http *h, conn *cn) {
 
 static int authorized(const srv_config *cfg, struct MHD_Connection *c) {
     if (!cfg->api_key) return 1;
-    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!a || strncmp(a, "Bearer ", 7) != 0) return 0;
-    a += 7;
-    size_t la = strlen(a), lk = strlen(cfg->api_key);
-    /* compare every byte regardless of where they differ (no early exit) */
-    unsigned diff = la != lk;
-    for (size_t i = 0; i < la; i++) diff |= (unsigned char)a[i] ^ (unsigned char)cfg->api_key[i < lk ? i : 0];
-    return diff == 0;
+    return srv_auth_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), cfg->api_key);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -370,6 +503,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_unlock(&h->mu);
         cn->c = c;
         cn->t0 = srv_now();
+        track_wait(h, c, 0); /* the headers are complete: their deadline is met */
         cn->ep = route(url);
         int is_post = strcmp(method, "POST") == 0;
         int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -417,9 +551,25 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     pthread_mutex_unlock(&h->mu);
     /* a kept-alive connection idles under the normal timeout again */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->cfg->idle_timeout);
+    track_wait(h, c, 1); /* and the next request's headers have a deadline again */
     srv_buf_free(&cn->body);
     free(cn);
     *con_cls = NULL;
+}
+
+/* Stop the reaper and free h (the daemon is stopped or was never started). */
+static void http_free(srv_http *h) {
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->tmu);
+        h->reaper_stop = 1;
+        pthread_cond_signal(&h->tcv);
+        pthread_mutex_unlock(&h->tmu);
+        pthread_join(h->reaper, NULL);
+    }
+    pthread_cond_destroy(&h->tcv);
+    pthread_mutex_destroy(&h->tmu);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
 }
 
 srv_http *srv_http_start(const srv_config *cfg, srv_sched *sched, const char *host, int port, char *err,
@@ -441,20 +591,30 @@ srv_http *srv_http_start(const srv_config *cfg, srv_sched *sched, const char *ho
     h->sched = sched;
     h->quiesced_fd = -1;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->tmu, NULL);
+    pthread_cond_init(&h->tcv, NULL);
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        freeaddrinfo(ai);
+        snprintf(err, errlen, "cannot start a thread");
+        http_free(h);
+        return NULL;
+    }
+    h->reaper_started = 1;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_ip,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                             MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (port in use or not permitted?)", host, port);
-        pthread_mutex_destroy(&h->mu);
-        free(h);
+        http_free(h);
         return NULL;
     }
     return h;
@@ -485,6 +645,5 @@ void srv_http_stop(srv_http *h) {
     if (!h) return;
     if (h->d) MHD_stop_daemon(h->d);
     if (h->quiesced_fd >= 0) close(h->quiesced_fd);
-    pthread_mutex_destroy(&h->mu);
-    free(h);
+    http_free(h);
 }

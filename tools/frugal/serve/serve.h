@@ -34,6 +34,14 @@ int srv_buf_puts(srv_buf *b, const char *s);
 int srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void srv_buf_free(srv_buf *b);
 
+/* 1 when the Authorization header value `header` (may be NULL) carries `key` as a
+ * bearer token: scheme case-insensitive (RFC 7235), one or more spaces, then the
+ * key compared in time independent of where it differs and of the key's length. */
+int srv_auth_ok(const char *header, const char *key);
+
+/* Longest text of any token of the model in bytes (special tokens included), or 0. */
+int srv_max_piece_len(const frugal_model *model, int n_vocab);
+
 /* Monotonic clock in seconds. */
 double srv_now(void);
 
@@ -169,6 +177,9 @@ typedef struct srv_config {
     const char *api_key;         /* NULL: no authentication */
     double timeout;              /* seconds a request may take in total (0: none) */
     unsigned idle_timeout;       /* seconds a connection may idle / take to send a body */
+    unsigned header_timeout;     /* seconds a connection may take to send request headers */
+    unsigned max_conns_per_ip;   /* open connections allowed per client address (0: any) */
+    int max_piece;               /* longest token text in bytes (bounds tokenization); 0: unknown */
     int tmpl;                    /* SRV_TMPL_* */
     int n_slots, queue_cap;
 } srv_config;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "serve.h"
@@ -47,6 +48,34 @@ void srv_buf_free(srv_buf *b) {
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+}
+
+int srv_auth_ok(const char *header, const char *key) {
+    if (!header || strncasecmp(header, "Bearer", 6) != 0 || (header[6] != ' ' && header[6] != '\t')) return 0;
+    const char *a = header + 6;
+    while (*a == ' ' || *a == '\t') a++;
+    /* Walk the whole given token and fold every byte difference into one value, so
+     * the time taken depends only on the length of what the client sent, never on
+     * where it differs from the key or on the key's own length. volatile keeps the
+     * compiler from turning the loop into an early-exit comparison. */
+    size_t la = strlen(a), lk = strlen(key);
+    volatile unsigned char diff = (unsigned char)(la != lk);
+    for (size_t i = 0; i < la; i++) {
+        unsigned char k = lk ? (unsigned char)key[i % lk] : 0;
+        diff |= (unsigned char)((unsigned char)a[i] ^ k);
+    }
+    return lk > 0 && diff == 0;
+}
+
+int srv_max_piece_len(const frugal_model *model, int n_vocab) {
+    int best = 0;
+    char buf[512];
+    for (int t = 0; t < n_vocab; t++) {
+        int n = frugal_token_to_piece(model, t, buf, (int)sizeof buf, 1);
+        if (n < 0) n = -n;
+        if (n > best) best = n;
+    }
+    return best;
 }
 
 double srv_now(void) {
