@@ -276,6 +276,40 @@ void frugal_get_mem_stats(frugal_mem_stats *s);
 uint64_t frugal_context_kv_bytes(const frugal_context *ctx);
 double frugal_context_kv_bytes_per_token(const frugal_context *ctx);
 
+/* ---------------------------------------------------------------- chat templates */
+
+/* The chat formats frugal renders (recognised from a model's Jinja template by
+ * markers only that family's template contains; Jinja itself is not interpreted). */
+enum {
+    FRUGAL_TMPL_CHATML = 0, FRUGAL_TMPL_LLAMA2, FRUGAL_TMPL_LLAMA3, FRUGAL_TMPL_MISTRAL,
+    FRUGAL_TMPL_PHI3, FRUGAL_TMPL_GEMMA, FRUGAL_TMPL_ZEPHYR, FRUGAL_TMPL_COUNT
+};
+
+typedef struct frugal_chat_msg {
+    const char *role;     /* "system", "user", "assistant" (others are rendered as user) */
+    const char *content;  /* NUL-terminated */
+} frugal_chat_msg;
+
+/* "chatml" (also "qwen"), "llama2", "llama3", "mistral", "phi3", "gemma", "zephyr"
+ * -> FRUGAL_TMPL_*, or -1. */
+int frugal_chat_template_parse(const char *name);
+const char *frugal_chat_template_name(int tmpl);   /* "?" when out of range */
+/* The format of a Jinja chat template, or -1 when unknown (or jinja is NULL). */
+int frugal_chat_template_detect(const char *jinja);
+/* The format of the model's tokenizer.chat_template, or -1 when it has none or it
+ * is not one frugal knows (callers then usually fall back to FRUGAL_TMPL_CHATML). */
+int frugal_chat_template_of(const frugal_model *model);
+/* Render msgs[0..n) in format tmpl, followed by the assistant's turn header when
+ * add_generation_prompt (a no-op for llama2/mistral, whose "[/INST]" is the header).
+ * BOS is not written: the tokenizer adds it as the model's metadata says. Writes at
+ * most len bytes including a NUL (snprintf-like) and returns the full length, or
+ * -FRUGAL_E_INVALID_ARG (bad tmpl, NULL role/content) / -FRUGAL_E_NOMEM. */
+int frugal_chat_render(int tmpl, const frugal_chat_msg *msgs, int n, int add_generation_prompt,
+                       char *buf, size_t len);
+/* The text that ends an assistant turn in this format (a stop string when the
+ * model does not have it as a control token), or NULL when turns end with EOS. */
+const char *frugal_chat_end_marker(int tmpl);
+
 /* ---------------------------------------------------------------- memory budget */
 
 /* How a model runs inside a memory budget. Layers 0..resident_layers-1 are read

@@ -49,15 +49,16 @@ char *srv_utf8_sanitize(const char *s, size_t n);
 
 /* ------------------------------------------------------------------ chat templates */
 
+/* The formats and the renderer are the public API's (src/api/chat_template.c);
+ * these names keep the server's code short. */
 enum {
-    SRV_TMPL_CHATML = 0, SRV_TMPL_LLAMA2, SRV_TMPL_LLAMA3, SRV_TMPL_MISTRAL,
-    SRV_TMPL_PHI3, SRV_TMPL_GEMMA, SRV_TMPL_ZEPHYR, SRV_TMPL_COUNT
+    SRV_TMPL_CHATML = FRUGAL_TMPL_CHATML, SRV_TMPL_LLAMA2 = FRUGAL_TMPL_LLAMA2,
+    SRV_TMPL_LLAMA3 = FRUGAL_TMPL_LLAMA3, SRV_TMPL_MISTRAL = FRUGAL_TMPL_MISTRAL,
+    SRV_TMPL_PHI3 = FRUGAL_TMPL_PHI3, SRV_TMPL_GEMMA = FRUGAL_TMPL_GEMMA,
+    SRV_TMPL_ZEPHYR = FRUGAL_TMPL_ZEPHYR, SRV_TMPL_COUNT = FRUGAL_TMPL_COUNT
 };
 
-typedef struct srv_msg {
-    const char *role;     /* "system", "user", "assistant" (others are rendered as user) */
-    const char *content;  /* NUL-terminated */
-} srv_msg;
+typedef frugal_chat_msg srv_msg;
 
 /* Name ("chatml", "llama2", ...) -> SRV_TMPL_*, or -1. */
 int srv_template_parse(const char *name);
