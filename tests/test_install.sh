@@ -51,11 +51,15 @@ check_prog() {
     fi
 }
 
+# an ASan+UBSan build's library needs the programs built with the same runtime
+SAN=""
+ldd "$LIBDIR/libfrugal.so" | grep -q libasan && SAN="-fsanitize=address,undefined"
+
 export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
 flags=$(pkg-config --cflags --libs frugal) || bad "pkg-config --cflags --libs frugal"
 echo "pkg-config: $flags"
 # shellcheck disable=SC2086
-if cc -std=c11 -Wall -Werror -o "$TMP/hello_pc" "$TMP/hello.c" $flags; then
+if cc -std=c11 -Wall -Werror $SAN -o "$TMP/hello_pc" "$TMP/hello.c" $flags; then
     ok; LD_LIBRARY_PATH=$LIBDIR check_prog pkg-config "$TMP/hello_pc"
 else bad "build with pkg-config"; fi
 
@@ -70,7 +74,8 @@ target_link_libraries(hello_shared PRIVATE frugal::frugal)
 add_executable(hello_static hello.c)
 target_link_libraries(hello_static PRIVATE frugal::frugal_static)
 CM
-if cmake -S "$TMP/proj" -B "$TMP/proj/build" -DCMAKE_PREFIX_PATH="$PREFIX" >"$TMP/cm.log" 2>&1 &&
+if cmake -S "$TMP/proj" -B "$TMP/proj/build" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_C_FLAGS="$SAN" \
+        -DCMAKE_EXE_LINKER_FLAGS="$SAN" >"$TMP/cm.log" 2>&1 &&
    cmake --build "$TMP/proj/build" >>"$TMP/cm.log" 2>&1; then
     ok
     check_prog "cmake shared" "$TMP/proj/build/hello_shared"   # RPATH from the imported target
