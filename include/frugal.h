@@ -415,6 +415,10 @@ typedef struct frugal_quantize_params {
     double budget_bpw;
     const char *calib;  /* policy auto: text to weight each input channel's error by its
                            mean squared activation (runs the input model over it) */
+    /* Called after each tensor is written (instead of the progress lines): done and
+     * total in bytes of input tensor data, what = the tensor's name. NULL: none. */
+    void (*on_progress)(void *user, uint64_t done, uint64_t total, const char *what);
+    void *progress_user;
 } frugal_quantize_params;
 
 typedef struct frugal_quantize_stats {
