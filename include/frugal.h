@@ -256,6 +256,14 @@ int frugal_generate(frugal_context *ctx, frugal_sampler *smpl, const int32_t *pr
                     int n_prompt, int n_predict, frugal_token_cb cb, void *user,
                     frugal_timings *timings, frugal_error *err);
 
+/* Progress of the long steps inside the library: stage "repack" (copying weights
+ * into the interleaved layout at load, units: bytes) and "warm-up" (reading the
+ * resident layers of a memory budget's plan at context creation, units: layers).
+ * Called on the loading thread with done of total units, last with done == total.
+ * Process-wide: set it (NULL: off) before loading, not while another thread loads. */
+typedef void (*frugal_progress_cb)(void *user, const char *stage, uint64_t done, uint64_t total);
+void frugal_set_progress(frugal_progress_cb cb, void *user);
+
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t frugal_peak_rss(void);
 

@@ -31,4 +31,18 @@ expect_exit 0 "" perplexity -m "$Q8" -f "$TEXT" -c 128 --chunks 20 --progress
 lines=$(grep -c '^perplexity: *[0-9]*% ' "$TMP/err")
 [ "$lines" = 10 ] && ok || bad "perplexity --progress: $lines lines, want 10"
 cmp -s "$TMP/out" "$TMP/plain.out" && ok || bad "--progress changed perplexity's stdout"
+# loading: the repack (only where the CPU has an interleaved kernel) and, with a
+# --mem budget that streams, the warm-up read of the resident layers
+expect_exit 0 "" run -m "$Q8" -p hi -n 2
+grep -qE "^(repack|warm-up):" "$TMP/err" && bad "run printed loading progress on a pipe" || ok
+expect_exit 0 "" run -m "$Q8" -p hi -n 2 --progress
+if grep -q "^repack:" "$TMP/err"; then
+    grep -q "^repack: 100% " "$TMP/err" && [ "$(grep -c '^repack:' "$TMP/err")" -le 10 ] && ok ||
+        bad "run --progress: repack lines: $(cat "$TMP/err")"
+else
+    echo "note: no repack on this CPU (no interleaved kernel), repack progress not checked"
+fi
+expect_exit 0 "" run -m "$Q8" -p hi -n 2 --progress --mem 15M --no-repack
+grep -q "^warm-up: 100% " "$TMP/err" && ok || bad "run --mem --progress: no warm-up progress: $(cat "$TMP/err")"
+tail -1 "$TMP/err" | grep -q "^prompt: .* peak RSS" && ok || bad "run does not end with its statistics line"
 test_finish test_progress

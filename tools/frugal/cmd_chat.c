@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "progress.h"
 #include "frugal.h"
 
 #if defined(FRUGAL_HAVE_LIBEDIT)
@@ -56,7 +57,8 @@ static void usage(FILE *out) {
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --mem SIZE             memory budget (see 'frugal run')\n"
             "  --chat-template NAME   chatml, llama2, llama3, mistral, phi3, gemma, zephyr\n"
-            "  --no-repack            keep the weights in the file mapping\n");
+            "  --no-repack            keep the weights in the file mapping\n"
+            "  --progress             loading progress as a line per 10 %% on stderr\n");
 }
 
 /* ------------------------------------------------------------------ state */
@@ -485,7 +487,7 @@ static int chat_loop(chat *c, int tty) {
 int cmd_chat(int argc, char **argv) {
     const char *model_path = NULL, *system = NULL, *seed_str = "-1", *kv_str = "f16";
     const char *mem_str = NULL, *tmpl_name = NULL;
-    int n_predict = 256, n_ctx = 0, n_threads = 0, no_repack = 0;
+    int n_predict = 256, n_ctx = 0, n_threads = 0, no_repack = 0, progress_lines = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
     const opt opts[] = {
@@ -504,6 +506,7 @@ int cmd_chat(int argc, char **argv) {
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--chat-template", OPT_STR, &tmpl_name, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
+        {NULL, "--progress", OPT_FLAG, &progress_lines, 0, 0},
     };
     int n_pos = 0;
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
@@ -535,6 +538,7 @@ int cmd_chat(int argc, char **argv) {
 
     int rc = 1;
     frugal_error err = FRUGAL_ERROR_INIT;
+    progress_library(progress_lines);
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads, mp.mem_budget = mem, mp.no_repack = no_repack;

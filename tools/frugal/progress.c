@@ -1,6 +1,8 @@
 /* progress.c - the bar / 10 %-lines progress of the CLI (see progress.h). */
 #include "progress.h"
 
+#include "frugal.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,4 +55,28 @@ void progress_update(cli_progress *p, uint64_t done, const char *what) {
 
 void progress_finish(cli_progress *p) {
     if (p->mode == PROGRESS_BAR && p->last_draw >= 0) fputs("\r\033[K", stderr), fflush(stderr);
+}
+
+/* The library's progress (frugal_set_progress): one display per stage. */
+static cli_progress g_lib;
+static char g_stage[32];
+static int g_lines;
+
+static void on_library_progress(void *user, const char *stage, uint64_t done, uint64_t total) {
+    (void)user;
+    if (strncmp(g_stage, stage, sizeof g_stage - 1) != 0) {
+        if (g_stage[0]) progress_finish(&g_lib);
+        snprintf(g_stage, sizeof g_stage, "%s", stage);
+        progress_init(&g_lib, g_stage, total, g_lines);
+    }
+    progress_update(&g_lib, done, NULL);
+    if (done >= total) {
+        progress_finish(&g_lib);
+        g_stage[0] = '\0';
+    }
+}
+
+void progress_library(int lines) {
+    g_lines = lines;
+    frugal_set_progress(on_library_progress, NULL);
 }

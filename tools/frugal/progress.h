@@ -25,6 +25,9 @@ void progress_init(cli_progress *p, const char *label, uint64_t total, int lines
 void progress_update(cli_progress *p, uint64_t done, const char *what);
 /* Clear the bar (the caller prints its one line of statistics after). */
 void progress_finish(cli_progress *p);
+/* Show the library's own long steps (weights repacked at load, resident layers
+ * read for a --mem plan) the same way, one display per stage (frugal_set_progress). */
+void progress_library(int lines);
 /* Seconds since progress_init. */
 double progress_elapsed(const cli_progress *p);
 
