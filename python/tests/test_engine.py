@@ -29,6 +29,16 @@ def test_lib_path_names_the_library():
     assert os.path.basename(frugal.lib_path()).startswith("libfrugal")
 
 
+def test_frugal_lib_override_is_used_and_reported(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, FRUGAL_LIB=str(tmp_path / "libnone.so"))
+    code = "import frugal; frugal.Engine.load('x.gguf')"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       cwd=os.path.join(os.path.dirname(__file__), ".."))
+    assert r.returncode != 0 and "libfrugal not found" in r.stderr and "libnone.so" in r.stderr
+
+
 # ---------------------------------------------------------------- load errors
 def test_missing_file_raises_with_the_c_message(tmp_path):
     path = tmp_path / "none.gguf"
