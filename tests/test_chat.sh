@@ -89,4 +89,12 @@ exec 3>&-
 wait $pid
 rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c '^stats: turns 1' "$TMP/out")" = 2 ] && ok || bad "SIGINT at the prompt: rc $rc, $(cat "$TMP/out")"
+
+# ------------------------------------------------------------ a terminal (line editing)
+if command -v python3 >/dev/null && ldd "$FRUGAL" | grep -qE "libedit|libreadline"; then
+    if python3 "$(dirname "$0")/chat/pty_chat.py" "$FRUGAL" "$MODEL" >"$TMP/pty.out" 2>&1; then ok
+    else bad "chat on a terminal: $(grep -v '^PASS' "$TMP/pty.out" | head -5)"; fi
+else
+    echo "SKIP (part): frugal has no line editing (libedit-dev) or no python3: terminal test not run"
+fi
 test_finish test_chat

@@ -446,9 +446,14 @@ static int command(chat *c, const char *line) {
 static char *read_line(int tty) {
 #ifdef CHAT_LINE_EDIT
     if (tty) {
-        char *l = readline("> ");
-        if (l && *l) add_history(l);
-        return l;
+        for (;;) {
+            g_interrupted = 0;
+            char *l = readline("> ");
+            /* libedit returns NULL on Ctrl-C too: only Ctrl-D (end of input) leaves */
+            if (!l && g_interrupted) { fputc('\n', stdout); continue; }
+            if (l && *l) add_history(l);
+            return l;
+        }
     }
 #endif
     if (tty) fputs("> ", stdout), fflush(stdout);
