@@ -23,6 +23,8 @@ printf '%s\n' "Tell me a fortune" /stats "Another one" /stats "And a third" /sta
     $C >"$TMP/out" 2>"$TMP/err"
 [ $? -eq 0 ] && ok || bad "3-turn chat exited non-zero: $(head -c 300 "$TMP/err")"
 grep -q "using chatml" "$TMP/err" && ok || bad "no note about the chatml fallback"
+grep -qE "^chat: 3 turns, prompt [0-9]+ tokens .* generated [0-9]+ tokens" "$TMP/err" && ok ||
+    bad "chat does not end with its statistics line"
 field() { # field N PATTERN: the number after PATTERN in the N-th stats block
     grep "$2" "$TMP/out" | sed -n "$1p" | sed -E "s/.*$2 ([0-9]+).*/\1/"
 }

@@ -486,6 +486,10 @@ static int chat_loop(chat *c, int tty) {
         if (rc) failed = 1;
     }
     if (tty) putchar('\n');
+    fflush(stdout);
+    fprintf(stderr, "chat: %d turns, prompt %ld tokens (%.1f tok/s), generated %ld tokens (%.1f tok/s), peak RSS %.1f MiB\n",
+            c->turns, c->total_prompt, tok_s(c->total_prompt, c->total_prompt_ms), c->total_gen,
+            tok_s(c->total_gen, c->total_gen_ms), (double)frugal_peak_rss() / 1048576.0);
     return !tty && failed;
 }
 
