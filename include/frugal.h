@@ -261,6 +261,14 @@ int frugal_generate(frugal_context *ctx, frugal_sampler *smpl, const int32_t *pr
                     int n_prompt, int n_predict, frugal_token_cb cb, void *user,
                     frugal_timings *timings, frugal_error *err);
 
+/* Progress of the long steps inside the library: stage "repack" (copying weights
+ * into the interleaved layout at load, units: bytes) and "warm-up" (reading the
+ * resident layers of a memory budget's plan at context creation, units: layers).
+ * Called on the loading thread with done of total units, last with done == total.
+ * Process-wide: set it (NULL: off) before loading, not while another thread loads. */
+typedef void (*frugal_progress_cb)(void *user, const char *stage, uint64_t done, uint64_t total);
+void frugal_set_progress(frugal_progress_cb cb, void *user);
+
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t frugal_peak_rss(void);
 
@@ -280,6 +288,42 @@ void frugal_get_mem_stats(frugal_mem_stats *s);
 /* Bytes of the context's KV cache, in total and per cached token (all layers, K+V). */
 uint64_t frugal_context_kv_bytes(const frugal_context *ctx);
 double frugal_context_kv_bytes_per_token(const frugal_context *ctx);
+
+/* ---------------------------------------------------------------- chat templates */
+
+/* The chat formats frugal renders (recognised from a model's Jinja template by
+ * markers only that family's template contains; Jinja itself is not interpreted). */
+enum {
+    FRUGAL_TMPL_CHATML = 0, FRUGAL_TMPL_LLAMA2, FRUGAL_TMPL_LLAMA3, FRUGAL_TMPL_MISTRAL,
+    FRUGAL_TMPL_PHI3, FRUGAL_TMPL_GEMMA, FRUGAL_TMPL_ZEPHYR, FRUGAL_TMPL_COUNT
+};
+
+typedef struct frugal_chat_msg {
+    const char *role;     /* "system", "user", "assistant" (others are rendered as user) */
+    const char *content;  /* NUL-terminated */
+} frugal_chat_msg;
+
+/* "chatml" (also "qwen"), "llama2", "llama3", "mistral", "phi3", "gemma", "zephyr"
+ * -> FRUGAL_TMPL_*, or -1. */
+int frugal_chat_template_parse(const char *name);
+const char *frugal_chat_template_name(int tmpl);   /* "?" when out of range */
+/* The format of a Jinja chat template, or -1 when unknown (or jinja is NULL). */
+int frugal_chat_template_detect(const char *jinja);
+/* The format of the model's tokenizer.chat_template; for a file without one, its
+ * family's format (gemma* -> gemma, phi3 -> phi3, qwen* -> chatml); -1 when the
+ * template is not one frugal knows or the family has none of its own (callers then
+ * usually fall back to FRUGAL_TMPL_CHATML). */
+int frugal_chat_template_of(const frugal_model *model);
+/* Render msgs[0..n) in format tmpl, followed by the assistant's turn header when
+ * add_generation_prompt (a no-op for llama2/mistral, whose "[/INST]" is the header).
+ * BOS is not written: the tokenizer adds it as the model's metadata says. Writes at
+ * most len bytes including a NUL (snprintf-like) and returns the full length, or
+ * -FRUGAL_E_INVALID_ARG (bad tmpl, NULL role/content) / -FRUGAL_E_NOMEM. */
+int frugal_chat_render(int tmpl, const frugal_chat_msg *msgs, int n, int add_generation_prompt,
+                       char *buf, size_t len);
+/* The text that ends an assistant turn in this format (a stop string when the
+ * model does not have it as a control token), or NULL when turns end with EOS. */
+const char *frugal_chat_end_marker(int tmpl);
 
 /* ---------------------------------------------------------------- memory budget */
 
@@ -391,6 +435,10 @@ typedef struct frugal_quantize_params {
     double budget_bpw;
     const char *calib;  /* policy auto: text to weight each input channel's error by its
                            mean squared activation (runs the input model over it) */
+    /* Called after each tensor is written (instead of the progress lines): done and
+     * total in bytes of input tensor data, what = the tensor's name. NULL: none. */
+    void (*on_progress)(void *user, uint64_t done, uint64_t total, const char *what);
+    void *progress_user;
 } frugal_quantize_params;
 
 typedef struct frugal_quantize_stats {

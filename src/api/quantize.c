@@ -90,6 +90,8 @@ typedef struct q_state {
     float *scratch;      /* n_threads rows of max_ne0 floats */
     int64_t max_ne0;
     bool progress;
+    void (*on_progress)(void *user, uint64_t done, uint64_t total, const char *what);
+    void *progress_user;
     uint64_t total_bytes, done_bytes;
     struct timespec t0;
     /* per-call job for the pool */
@@ -292,7 +294,9 @@ static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *er
         fr_pool_run(st->pool, quant_rows, st);
     }
     st->done_bytes += it->src->nbytes;
-    if (st->progress) {
+    if (st->on_progress) {
+        st->on_progress(st->progress_user, st->done_bytes, st->total_bytes, it->name);
+    } else if (st->progress) {
         double el = secs_since(&st->t0);
         double eta = st->done_bytes ? el * (double)(st->total_bytes - st->done_bytes) / (double)st->done_bytes : 0;
         fprintf(stderr, "\r[%zu/%zu] %-32.32s %-5s -> %-5s  %5.1fs, ETA %5.1fs ", index + 1, st->n, it->name,
@@ -438,6 +442,8 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     if (rc) { rc = fr_err_set(err, rc, "quantize: cannot build the output (%s)", frugal_status_str(rc)); goto done; }
 
     st.progress = p->progress != 0;
+    st.on_progress = p->on_progress;
+    st.progress_user = p->progress_user;
     clock_gettime(CLOCK_MONOTONIC, &st.t0);
     rc = gguf_writer_write(w, out_path, q_fill, &st, err);
     if (rc) { fr_err_prefix(err, out_path); goto done; }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/progress.h"
 #include "core/types.h"
 #include "mem/alloc.h"
 
@@ -330,6 +331,7 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
         if ((rc = read_layer(s, il, buf, err))) goto fail;
         view_layer(s, il, buf, &s->res[il]);
         repack_layer(s, il, buf, &s->res[il]);
+        fr_progress("warm-up", (uint64_t)il + 1, (uint64_t)n_resident);
     }
     s->ring_size = ring_max + PAGE;
     for (int b = 0; b < s->n_buf; b++) {

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/progress.h"
 #include "core/types.h"
 #include "kernels/interleave.h"
 #include "mem/alloc.h"
@@ -263,8 +264,10 @@ int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err) {
             const size_t share = block_share(w);
             if (share) repack_matrix(w, block);
             block += share;
+            fr_progress("repack", (uint64_t)(block - (uint8_t *)m->il_block), want);
         }
     if (output_repacked(m) && block_share(&m->output)) repack_matrix(&m->output, block);
+    fr_progress("repack", want, want);
     return FRUGAL_OK;
 }
 

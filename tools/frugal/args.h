@@ -66,5 +66,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 #endif

@@ -37,9 +37,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "args.h"
+#include "progress.h"
 #include "frugal.h"
 
 static void usage(FILE *out) {
@@ -62,7 +64,9 @@ static void usage(FILE *out) {
             "  --kl-base FILE         compare with a saved run: mean KL(base || this) per position,\n"
             "                         and how often both have the same top-1 token\n"
             "  --json                 print one JSON object: ppl, ppl_err, tokens (scored), chunks,\n"
-            "                         and with --kl-base: kld, kld_err, top1, top1_err (percent)\n");
+            "                         and with --kl-base: kld, kld_err, top1, top1_err (percent)\n"
+            "  --progress             a progress line per 10 %% on stderr (default: a bar when\n"
+            "                         stderr is a terminal, nothing otherwise)\n");
 }
 
 /* ------------------------------------------------------------------ log-prob files */
@@ -311,7 +315,7 @@ static void print_json_or_text(int json, const ppl_acc *a, int n_chunk, int have
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL, *save_path = NULL, *base_path = NULL;
     const char *kv_str = "f16", *lt_str = "f16", *kv_policy = NULL;
-    int n_ctx = 0, n_threads = 0, json = 0, max_chunks = 0, no_repack = 0;
+    int n_ctx = 0, n_threads = 0, json = 0, max_chunks = 0, no_repack = 0, progress_lines = 0;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-f", "--file", OPT_STR, &file, 0, 0},
@@ -325,6 +329,7 @@ int cmd_perplexity(int argc, char **argv) {
         {NULL, "--logits-type", OPT_STR, &lt_str, 0, 0},
         {NULL, "--kl-base", OPT_STR, &base_path, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
+        {NULL, "--progress", OPT_FLAG, &progress_lines, 0, 0},
     };
     int n_pos = 0;
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
@@ -361,6 +366,7 @@ int cmd_perplexity(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     mp.no_repack = no_repack;
+    progress_library(progress_lines);
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) { cli_error("%s", err.message); goto done; }
     frugal_context_params cp = policy; /* defaults + the KV flags */
     cp.n_ctx = n_ctx;
@@ -428,6 +434,11 @@ int cmd_perplexity(int argc, char **argv) {
     /* evaluate in sub-batches so logits never need more than 512 x n_vocab floats */
     const int n_batch = n_ctx < 512 ? n_ctx : 512;
 
+    cli_progress pb;
+    progress_init(&pb, "perplexity", (uint64_t)n_chunk, progress_lines);
+    /* on a terminal the bar replaces the running "[i]ppl," values (both would share
+     * the screen line); redirected output keeps them */
+    const int quiet_chunks = pb.mode == PROGRESS_BAR && isatty(fileno(prog));
     for (int c = 0; c < n_chunk; c++) {
         const int32_t *chunk = ids + (size_t)c * n_ctx;
         memcpy(batch, chunk, (size_t)n_ctx * sizeof *batch);
@@ -459,16 +470,23 @@ int cmd_perplexity(int argc, char **argv) {
                 }
             }
         }
-        fprintf(prog, "[%d]%.4f,", c + 1, exp(acc.nll / (double)acc.count));
-        fflush(prog);
+        if (!quiet_chunks) {
+            fprintf(prog, "[%d]%.4f,", c + 1, exp(acc.nll / (double)acc.count));
+            fflush(prog);
+        }
+        progress_update(&pb, (uint64_t)c + 1, NULL);
     }
-    fputc('\n', prog);
+    progress_finish(&pb);
+    if (!quiet_chunks) fputc('\n', prog);
+    double secs = progress_elapsed(&pb);
     if (writing) {
         writing = 0;
         if (lp_writer_finish(&lw, 1) != 0) goto done;
     }
     print_json_or_text(json, &acc, n_chunk, have_base);
     if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
+    fprintf(stderr, "perplexity: %d chunks of %d tokens (%ld scored) in %.2f s, %.1f tok/s\n", n_chunk, n_ctx,
+            acc.count, secs, secs > 0 ? (double)n_chunk * n_ctx / secs : 0.0);
     rc = 0;
 
 done:

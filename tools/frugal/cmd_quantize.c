@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "progress.h"
 #include "frugal.h"
 
 static void usage(FILE *out) {
@@ -39,7 +40,15 @@ static void usage(FILE *out) {
             "                    IQ4_NL and IQ4_XS writers (an importance matrix)\n"
             "  --keep-first N    keep the matrices of the first N layers in their input type\n"
             "  --keep-output     keep output.weight (token_embd.weight if tied) in its input type\n"
-            "  -t, --threads N   threads (default 0: all cores)\n");
+            "  -t, --threads N   threads (default 0: all cores)\n"
+            "  --progress        a progress line per 10 %% (default: a bar on a terminal only)\n");
+}
+
+/* frugal_quantize's per-tensor callback: drives the CLI's progress display. */
+static void on_progress(void *user, uint64_t done, uint64_t total, const char *what) {
+    cli_progress *p = user;
+    p->total = total ? total : 1;
+    progress_update(p, done, what);
 }
 
 int cmd_quantize(int argc, char **argv) {
@@ -48,7 +57,9 @@ int cmd_quantize(int argc, char **argv) {
     p.type = NULL;
     const char *size = NULL;
     float bpw = 0.0f;
+    int progress_lines = 0;
     const opt opts[] = {
+        {NULL, "--progress", OPT_FLAG, &progress_lines, 0, 0},
         {NULL, "--type", OPT_STR, &p.type, 0, 0},
         {NULL, "--policy", OPT_STR, &p.policy, 0, 0},
         {NULL, "--calib", OPT_STR, &p.calib, 0, 0},
@@ -76,11 +87,15 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize: --size and --bpw go with --policy auto");
         return EXIT_USAGE;
     } else if (!p.type) { cli_error("quantize: --type is required"); return EXIT_USAGE; }
-    p.progress = isatty(2);
+    cli_progress prog;
+    progress_init(&prog, "quantize", 0, progress_lines);
+    p.on_progress = on_progress;
+    p.progress_user = &prog;
 
     frugal_quantize_stats s;
     frugal_error err = FRUGAL_ERROR_INIT;
     int rc = frugal_quantize(pos[0], pos[1], &p, &s, &err);
+    progress_finish(&prog);
     if (rc != FRUGAL_OK) {
         cli_error("%s", err.message);
         return rc == FRUGAL_E_INVALID_ARG ? EXIT_USAGE : 1;
@@ -88,8 +103,9 @@ int cmd_quantize(int argc, char **argv) {
     double n = s.n_params ? (double)s.n_params : 1.0;
     fprintf(stderr,
             "quantize: %s -> %s: %d tensors (%d converted), %.2f MiB -> %.2f MiB of tensor data, "
-            "%.3f -> %.3f bits per weight\n",
+            "%.3f -> %.3f bits per weight, %.2f s\n",
             pos[0], pos[1], s.n_tensors, s.n_quantized, (double)s.bytes_in / 1048576.0,
-            (double)s.bytes_out / 1048576.0, 8.0 * (double)s.bytes_in / n, 8.0 * (double)s.bytes_out / n);
+            (double)s.bytes_out / 1048576.0, 8.0 * (double)s.bytes_in / n, 8.0 * (double)s.bytes_out / n,
+            progress_elapsed(&prog));
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "progress.h"
 #include "frugal.h"
 
 static void usage(FILE *out) {
@@ -47,6 +48,8 @@ static void usage(FILE *out) {
             "                         summary:CHUNK[,keep:N][,slots:S]: beyond the last N\n"
             "                         (default 64) tokens, each old chunk becomes one\n"
             "                         mean-pooled slot; S: cache slots (default -c)\n"
+            "  --progress             loading progress as a line per 10 %% on stderr (default: a\n"
+            "                         bar when stderr is a terminal, nothing otherwise)\n"
             "  --json                 print one JSON object instead: prompt_tokens, tokens,\n"
             "                         text, timings {prompt_tok_s, gen_tok_s, ttft_ms,\n"
             "                         peak_rss_bytes}\n");
@@ -140,7 +143,7 @@ int cmd_run(int argc, char **argv) {
     const char *kv_policy = NULL;
     const char *kv_disk = NULL, *kv_ram_str = NULL;
     const char *mem_str = NULL;
-    int stats = 0, no_repack = 0;
+    int stats = 0, no_repack = 0, progress_lines = 0;
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
@@ -168,6 +171,7 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
+        {NULL, "--progress", OPT_FLAG, &progress_lines, 0, 0},
     };
     int n_pos = 0;
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
@@ -219,6 +223,7 @@ int cmd_run(int argc, char **argv) {
     run_state st = {.json = json};
     frugal_error err = FRUGAL_ERROR_INIT;
 
+    progress_library(progress_lines);
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;

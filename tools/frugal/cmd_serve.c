@@ -71,12 +71,7 @@ static void usage(FILE *out) {
 static int pick_template(const frugal_model *model, const char *name) {
     if (name) return srv_template_parse(name);
     const char *jinja = model ? frugal_model_meta_str(model, "tokenizer.chat_template") : NULL;
-    int t = srv_template_detect(jinja);
-    if (t < 0 && !jinja && model) {
-        frugal_model_info info;
-        frugal_model_get_info(model, &info);
-        t = srv_template_for_arch(info.arch);
-    }
+    int t = frugal_chat_template_of(model);
     if (t < 0) {
         fprintf(stderr, "frugal: warning: %s; using chatml (override with --chat-template)\n",
                 jinja ? "the model's chat template is not one frugal knows" : "the model has no chat template");

@@ -16,6 +16,7 @@ typedef struct subcommand {
 
 static const subcommand k_cmds[] = {
     {"run", "generate text from a prompt", cmd_run},
+    {"chat", "interactive chat in the model's template, KV cache kept between turns", cmd_chat},
     {"tokenize", "print the token ids of a text", cmd_tokenize},
     {"inspect", "print a GGUF file's metadata and tensor table", cmd_inspect},
     {"mkmodel", "write a random-weight model for tests and benchmarks", cmd_mkmodel},

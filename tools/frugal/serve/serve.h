@@ -57,25 +57,22 @@ char *srv_utf8_sanitize(const char *s, size_t n);
 
 /* ------------------------------------------------------------------ chat templates */
 
+/* The formats and the renderer are the public API's (src/api/chat_template.c);
+ * these names keep the server's code short. */
 enum {
-    SRV_TMPL_CHATML = 0, SRV_TMPL_LLAMA2, SRV_TMPL_LLAMA3, SRV_TMPL_MISTRAL,
-    SRV_TMPL_PHI3, SRV_TMPL_GEMMA, SRV_TMPL_ZEPHYR, SRV_TMPL_COUNT
+    SRV_TMPL_CHATML = FRUGAL_TMPL_CHATML, SRV_TMPL_LLAMA2 = FRUGAL_TMPL_LLAMA2,
+    SRV_TMPL_LLAMA3 = FRUGAL_TMPL_LLAMA3, SRV_TMPL_MISTRAL = FRUGAL_TMPL_MISTRAL,
+    SRV_TMPL_PHI3 = FRUGAL_TMPL_PHI3, SRV_TMPL_GEMMA = FRUGAL_TMPL_GEMMA,
+    SRV_TMPL_ZEPHYR = FRUGAL_TMPL_ZEPHYR, SRV_TMPL_COUNT = FRUGAL_TMPL_COUNT
 };
 
-typedef struct srv_msg {
-    const char *role;     /* "system", "user", "assistant" (others are rendered as user) */
-    const char *content;  /* NUL-terminated */
-} srv_msg;
+typedef frugal_chat_msg srv_msg;
 
 /* Name ("chatml", "llama2", ...) -> SRV_TMPL_*, or -1. */
 int srv_template_parse(const char *name);
 const char *srv_template_name(int tmpl);
 /* Recognise a Jinja chat template by its distinctive markers; -1 when unknown. */
 int srv_template_detect(const char *jinja);
-/* The format a family's models are trained on, for files without a chat template
- * (gemma* -> gemma, phi3 -> phi3, qwen2/qwen3 -> chatml); -1 when the family has
- * none of its own (llama, gpt2). */
-int srv_template_for_arch(const char *arch);
 /* Render the conversation followed by the assistant's turn header into out. BOS is
  * not written: the tokenizer adds it as the model's metadata says. 0 ok, -1 OOM. */
 int srv_template_render(int tmpl, const srv_msg *msgs, int n, srv_buf *out);
