@@ -108,6 +108,24 @@ EOF
     done
 fi
 
+# sliding-window layers keep only their window's KV pages: over 300 tokens with a
+# window of 8 (slots given back and reused many times) the tokens equal those of a
+# pool that keeps every page (the disk tier's layout), and the cache is smaller
+for a in gemma2 gemma3; do
+    s=$(run_tokens "$TMP/$a.gguf" -n 300 -c 4096 --stats)
+    kv_swa=$(grep -o 'KV cache: [a-z0-9_]*, [0-9.]* MiB' "$TMP/run.err" | grep -o '[0-9.]* MiB' | cut -d' ' -f1)
+    p=$(run_tokens "$TMP/$a.gguf" -n 300 -c 4096 --stats --kv-disk "$TMP" --kv-ram 64M)
+    kv_all=$(grep -o 'KV cache: [a-z0-9_]*, [0-9.]* MiB' "$TMP/run.err" | grep -o '[0-9.]* MiB' | cut -d' ' -f1)
+    case $s in ERR*) bad "$a: windowed run: $s"; continue ;; esac
+    check "$a: windowed KV pages give the same 300 tokens as keeping all" [ "$s" = "$p" ]
+    check "$a: windowed KV ($kv_swa MiB) smaller than all pages ($kv_all MiB)" \
+        python3 -c "import sys; sys.exit(0 if 0 < float('${kv_swa:-0}') < float('${kv_all:-0}') else 1)"
+    kv_plan=$("$FRUGAL" plan -m "$TMP/$a.gguf" --mem 1G -c 4096 --json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["kv_bytes"] / 1048576)' 2>/dev/null)
+    check "$a: the planner counts the windowed KV ($kv_plan MiB = $kv_swa MiB)" \
+        python3 -c "import sys; sys.exit(0 if abs(float('${kv_plan:-0}') - float('${kv_swa:-1}')) < 0.01 else 1)"
+done
+
 # bad input: an unknown architecture names itself and the supported ones
 expect_exit 2 "unknown arch 'mamba'.*gemma2" mkmodel --arch mamba --dim 64 --layers 1 --heads 2 --ffn 64 \
     --vocab-from "$V" -o "$TMP/x.gguf"

@@ -10,7 +10,6 @@
 #include "budget/stream.h"
 #include "model/model.h"
 
-#define FR_MAX_UBATCH 512
 
 void frugal_context_params_default(frugal_context_params *p) {
     memset(p, 0, sizeof *p);
@@ -134,10 +133,18 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     if (nt > frugal_cpu_count()) nt = frugal_cpu_count();
     c->pool = fr_pool_new(nt);
     int rc = c->pool ? FRUGAL_OK : fr_err_set(err, FRUGAL_E_NOMEM, "cannot create threads");
+    /* sliding-window layers keep only their window's pages, unless a disk tier or a
+     * KV policy (which move rows across the whole cache) is in use */
+    uint8_t *local = rc ? NULL : malloc((size_t)model->hp.n_layer);
+    fr_kv_swa_cfg swa;
+    const bool use_swa = local && !params->kv_disk_dir && !c->kv_window && !c->kv_chunk &&
+                         fr_model_kv_swa(model, pool_tokens, c->n_seq_max, c->n_ubatch, local, &swa);
+    if (!rc && !local) rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     if (!rc)
         rc = fr_kv_pool_init(&c->kv_pool, params->kv_type, model->hp.n_layer, (int)pool_tokens,
                              model->hp.n_head_kv * model->hp.head_dim, model->hp.head_dim,
-                             params->kv_disk_dir, params->kv_ram_bytes, err);
+                             params->kv_disk_dir, params->kv_ram_bytes, use_swa ? &swa : NULL, err);
+    free(local);
     if (!rc) {
         c->seqs = calloc((size_t)c->n_seq_max, sizeof *c->seqs);
         c->b_kv = calloc((size_t)c->n_ubatch, sizeof *c->b_kv);

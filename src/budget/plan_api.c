@@ -29,6 +29,19 @@ static uint64_t kv_bytes_per_token(const frugal_model *m, int kv_type) {
     return (uint64_t)m->hp.n_layer * (fr_row_size(k_of[kv_type], row) + fr_row_size(v_of[kv_type], row));
 }
 
+/* The KV pool of a one-sequence context of n_ctx tokens, as fr_kv_pool_init lays it
+ * out: sliding-window layers keep only their window (fr_model_kv_swa). */
+static uint64_t kv_pool_bytes(const frugal_model *m, int kv_type, int n_ctx) {
+    const int row = m->hp.n_head_kv * m->hp.head_dim, n_blocks = (n_ctx + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
+    uint8_t *local = malloc((size_t)m->hp.n_layer);
+    fr_kv_swa_cfg swa;
+    int n_local = 0;
+    if (local && fr_model_kv_swa(m, n_ctx, 1, n_ctx < FR_MAX_UBATCH ? n_ctx : FR_MAX_UBATCH, local, &swa))
+        for (int il = 0; il < m->hp.n_layer; il++) n_local += local[il];
+    free(local);
+    return fr_kv_pool_bytes(kv_type, row, m->hp.n_layer - n_local, n_blocks, n_local, n_local ? swa.n_slots : 0);
+}
+
 static int default_ctx(const frugal_model *m, int n_ctx) {
     if (n_ctx > 0) return n_ctx;
     return m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
@@ -109,7 +122,7 @@ int frugal_plan_memory(const frugal_model *m, uint64_t budget, int n_ctx, int kv
     if (!per_tok)
         return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "KV cache type %s needs a head dimension that is a multiple of 32",
                           frugal_kv_type_name(kv_type));
-    uint64_t kv = per_tok * (((uint64_t)n_ctx + 15) / 16 * 16);
+    uint64_t kv = kv_pool_bytes(m, kv_type, n_ctx);
     fr_plan_in in;
     uint64_t *lb = NULL;
     int rc = fill_inputs(m, budget, n_ctx, kv_type, n_threads, kv,

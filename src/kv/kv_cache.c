@@ -1,6 +1,7 @@
 #include "kernels/dispatch.h"
 #include "kv/kv_cache.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,8 +23,41 @@ const char *frugal_kv_type_name(int kv_type) {
 static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
 static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
 
+int fr_kv_swa_slots(int window, int n_seq, int n_ubatch, int n_blocks) {
+    const long per_seq = ((long)window - 1 + n_ubatch + FR_KV_BLOCK - 1) / FR_KV_BLOCK + 1;
+    const long n = per_seq * (n_seq > 0 ? n_seq : 1);
+    return n < n_blocks ? (int)n : n_blocks;
+}
+
+uint64_t fr_kv_pool_bytes(int kv_type, int row, int n_global, int n_blocks, int n_local, int n_slots) {
+    if (kv_type < 0 || kv_type > 4) return 0;
+    const uint64_t page = FR_KV_BLOCK * (uint64_t)(fr_row_size(k_of[kv_type], row) + fr_row_size(v_of[kv_type], row));
+    return page * ((uint64_t)n_global * (uint64_t)n_blocks + (uint64_t)n_local * (uint64_t)n_slots);
+}
+
+/* The sliding-window part of a RAM pool: which layers, their ranks, the slots. */
+static int swa_init(fr_kv_pool *p, const fr_kv_swa_cfg *swa, fr_err *err) {
+    p->swa_local = malloc((size_t)p->n_layer);
+    p->layer_rank = malloc(sizeof(int) * (size_t)p->n_layer);
+    p->slot_of = malloc(sizeof(int) * (size_t)p->n_blocks);
+    p->free_slots = malloc(sizeof(int) * (size_t)(swa->n_slots > 0 ? swa->n_slots : 1));
+    if (!p->swa_local || !p->layer_rank || !p->slot_of || !p->free_slots)
+        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (KV pool tables)");
+    int n_global = 0;
+    for (int il = 0; il < p->n_layer; il++) {
+        p->swa_local[il] = swa->local[il] ? 1 : 0;
+        p->layer_rank[il] = p->swa_local[il] ? p->n_local++ : n_global++;
+    }
+    p->swa_window = swa->window;
+    p->n_slots = swa->n_slots;
+    for (int b = 0; b < p->n_blocks; b++) p->slot_of[b] = -1;
+    for (int i = 0; i < p->n_slots; i++) p->free_slots[i] = p->n_slots - 1 - i;
+    p->n_free_slots = p->n_slots;
+    return FRUGAL_OK;
+}
+
 int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim,
-                    const char *disk_dir, uint64_t ram_bytes, fr_err *err) {
+                    const char *disk_dir, uint64_t ram_bytes, const fr_kv_swa_cfg *swa, fr_err *err) {
     memset(p, 0, sizeof *p);
     if (kv_type < 0 || kv_type > 4)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "unknown KV cache type %d", kv_type);
@@ -46,6 +80,9 @@ int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int r
     p->page_bytes = FR_KV_BLOCK * (p->k_row_bytes + p->v_row_bytes);
     p->n_blocks = (n_tokens + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
     p->bytes = (size_t)n_layer * (size_t)p->n_blocks * p->page_bytes;
+    if (swa && (disk_dir || swa->n_slots <= 0 || swa->n_slots > p->n_blocks))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "sliding-window KV layout: needs a RAM pool and 1..%d slots",
+                          p->n_blocks);
     p->refs = calloc((size_t)p->n_blocks, sizeof(int));
     p->free_list = malloc(sizeof(int) * (size_t)p->n_blocks);
     p->tmp = malloc(p->page_bytes);
@@ -61,9 +98,13 @@ int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int r
         if (rc) { fr_kv_pool_free(p); return rc; }
         return FRUGAL_OK;
     }
-    p->n_frames = n_layer * p->n_blocks;
-    p->frames = fr_mem_alloc(FR_MEM_KV, (size_t)p->n_frames * p->page_bytes);
-    if (!p->frames) {
+    int rc = swa ? swa_init(p, swa, err) : FRUGAL_OK;
+    if (rc) { fr_kv_pool_free(p); return rc; }
+    p->n_frames = (n_layer - p->n_local) * p->n_blocks;
+    p->bytes = (size_t)p->n_frames * p->page_bytes + (size_t)p->n_local * (size_t)p->n_slots * p->page_bytes;
+    p->frames = p->n_frames ? fr_mem_alloc(FR_MEM_KV, (size_t)p->n_frames * p->page_bytes) : NULL;
+    if (p->n_local) p->swa_frames = fr_mem_alloc(FR_MEM_KV, (size_t)p->n_local * (size_t)p->n_slots * p->page_bytes);
+    if ((p->n_frames && !p->frames) || (p->n_local && !p->swa_frames)) {
         size_t mib = p->bytes >> 20;
         fr_kv_pool_free(p);
         return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate KV cache (%zu MiB for %d tokens)", mib, n_tokens);
@@ -74,6 +115,11 @@ int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int r
 void fr_kv_pool_free(fr_kv_pool *p) {
     if (p->disk) fr_kv_disk_close(p);
     else fr_mem_free(FR_MEM_KV, p->frames, (size_t)p->n_frames * p->page_bytes);
+    fr_mem_free(FR_MEM_KV, p->swa_frames, (size_t)p->n_local * (size_t)p->n_slots * p->page_bytes);
+    free(p->swa_local);
+    free(p->layer_rank);
+    free(p->slot_of);
+    free(p->free_slots);
     free(p->refs);
     free(p->free_list);
     free(p->tmp);
@@ -82,15 +128,43 @@ void fr_kv_pool_free(fr_kv_pool *p) {
 
 int fr_kv_pool_free_tokens(const fr_kv_pool *p) { return p->n_free * FR_KV_BLOCK; }
 
-static void block_unref(fr_kv_pool *p, int b) {
-    if (--p->refs[b] == 0) p->free_list[p->n_free++] = b;
+/* A block's local-layer pages go back to the slot list. */
+static void slot_release(fr_kv_pool *p, int b) {
+    if (!p->swa_local || p->slot_of[b] < 0) return;
+    p->free_slots[p->n_free_slots++] = p->slot_of[b];
+    p->slot_of[b] = -1;
 }
 
+static void block_unref(fr_kv_pool *p, int b) {
+    if (--p->refs[b] > 0) return;
+    slot_release(p, b);
+    p->free_list[p->n_free++] = b;
+}
+
+/* A free block (with a slot when the pool has local layers), or -1. */
 static int block_alloc(fr_kv_pool *p) {
-    if (p->n_free == 0) return -1;
+    if (p->n_free == 0 || (p->swa_local && p->n_free_slots == 0)) return -1;
     int b = p->free_list[--p->n_free];
     p->refs[b] = 1;
+    if (p->swa_local) p->slot_of[b] = p->free_slots[--p->n_free_slots];
     return b;
+}
+
+/* Give back the local-layer pages of this sequence's blocks that lie wholly before
+ * the window of its next position (kv->n): no local layer reads them again. Blocks
+ * shared with another sequence keep theirs until they are no longer shared. */
+static void swa_trim(fr_kv_cache *kv) {
+    fr_kv_pool *p = kv->pool;
+    if (!p->swa_local) return;
+    const int first_needed = kv->n - p->swa_window + 1; /* positions before it are out */
+    const int n_out = first_needed > 0 ? first_needed / FR_KV_BLOCK : 0;
+    bool contiguous = true;
+    for (int i = kv->swa_done; i < n_out && i < kv->n_blocks; i++) {
+        const int b = kv->blocks[i];
+        if (p->refs[b] == 1) slot_release(p, b);
+        else contiguous = false;
+        if (contiguous) kv->swa_done = i + 1;
+    }
 }
 
 /* Resident page -> head g's piece of the row in slot off (head-major pages). */
@@ -115,6 +189,7 @@ void fr_kv_seq_clear(fr_kv_cache *kv) {
     for (int i = 0; i < kv->n_blocks; i++) block_unref(kv->pool, kv->blocks[i]);
     kv->n_blocks = 0;
     kv->n = 0;
+    kv->swa_done = 0;
 }
 
 static int grow_table(fr_kv_cache *kv, int need, fr_err *err) {
@@ -138,6 +213,7 @@ int fr_kv_seq_fork(fr_kv_cache *dst, const fr_kv_cache *src, fr_err *err) {
     }
     dst->n_blocks = src->n_blocks;
     dst->n = src->n;
+    dst->swa_done = src->swa_done;
     return FRUGAL_OK;
 }
 
@@ -149,6 +225,7 @@ static int unshare(fr_kv_cache *kv, int i) {
     int b = block_alloc(p);
     if (b < 0) return -1;
     for (int il = 0; il < p->n_layer; il++) { /* via tmp: both pages need not be resident at once */
+        if (p->swa_local && p->swa_local[il] && p->slot_of[old] < 0) continue; /* out of every window */
         memcpy(p->tmp, fr_kv_page(p, il, old, 0), p->page_bytes);
         memcpy(fr_kv_page(p, il, b, 1), p->tmp, p->page_bytes);
     }
@@ -166,10 +243,15 @@ int fr_kv_reserve(fr_kv_cache *kv, int count, fr_err *err) {
     bool partial = kv->n % FR_KV_BLOCK != 0;
     int new_blocks = need - kv->n_blocks;
     bool cow = partial && kv->pool->refs[kv->blocks[kv->n_blocks - 1]] > 1;
+    swa_trim(kv);
     if (new_blocks + (cow ? 1 : 0) > kv->pool->n_free)
         return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
                           "KV pool full: %d more tokens need %d blocks, %d free", count,
                           new_blocks + (cow ? 1 : 0), kv->pool->n_free);
+    if (kv->pool->swa_local && new_blocks + (cow ? 1 : 0) > kv->pool->n_free_slots)
+        return fr_err_set(err, FRUGAL_E_CONTEXT_FULL,
+                          "KV pool full: the sliding-window layers' pages of %d more tokens need %d blocks, %d free",
+                          count, new_blocks + (cow ? 1 : 0), kv->pool->n_free_slots);
     int rc = grow_table(kv, need, err);
     if (rc) return rc;
     if (cow) unshare(kv, kv->n_blocks - 1);

@@ -46,7 +46,26 @@ typedef struct fr_kv_pool {
     int n_frames;
     uint8_t *tmp;                /* one page of scratch for copies */
     fr_kv_disk *disk;            /* NULL: everything in RAM */
+    /* Sliding-window layers (RAM pools given a fr_kv_swa_cfg): a local layer only ever
+     * reads the last `swa_window` positions, so it keeps pages only for the blocks still
+     * inside some sequence's window. Those pages live in swa_frames, one slot (a page
+     * per local layer) per block that has one; a block that falls out of the window of
+     * the one sequence using it gives its slot back. Global layers keep every block, in
+     * `frames`, indexed by their rank among the global layers. */
+    uint8_t *swa_local;          /* [n_layer] 1: a sliding-window layer; NULL: none */
+    int *layer_rank;             /* [n_layer] index among the layers of its kind */
+    int swa_window, n_slots, n_local;
+    int *slot_of;                /* [n_blocks] the block's slot, or -1 */
+    int *free_slots, n_free_slots;
+    uint8_t *swa_frames;         /* n_local * n_slots pages, accounted as KV */
 } fr_kv_pool;
+
+/* What a pool needs to know of sliding-window layers. */
+typedef struct fr_kv_swa_cfg {
+    const uint8_t *local;        /* [n_layer] 1: the layer attends to a window */
+    int window;                  /* the widest window of those layers, in positions */
+    int n_slots;                 /* blocks of pages they keep at most (fr_kv_swa_slots) */
+} fr_kv_swa_cfg;
 
 /* One sequence: its block table and length. The type fields are copies of the
  * pool's, for the attention code's convenience. */
@@ -57,6 +76,7 @@ typedef struct fr_kv_cache {
     int n_max;                   /* positions this sequence may hold */
     fr_type k_type, v_type;
     int n_layer, row;
+    int swa_done;                /* leading blocks whose local-layer pages were given back */
 } fr_kv_cache;
 
 /* kv_type: FRUGAL_KV_*. head_dim: for the block-size check of quantized types.
@@ -64,8 +84,18 @@ typedef struct fr_kv_cache {
 /* disk_dir: NULL for an all-RAM pool; else pages spill to a file created (and at once
  * unlinked, so it never outlives the process) in that directory, with ram_bytes of
  * RAM for cached pages (at least one layer's pages + 2, else an error naming it). */
+/* swa: NULL, or the sliding-window layers (RAM pools only: with disk_dir it must be
+ * NULL), whose pages then need only swa->n_slots blocks instead of every block. */
 int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int row, int head_dim,
-                    const char *disk_dir, uint64_t ram_bytes, fr_err *err);
+                    const char *disk_dir, uint64_t ram_bytes, const fr_kv_swa_cfg *swa, fr_err *err);
+/* Blocks of pages the sliding-window layers of a pool need at most: each of n_seq
+ * sequences holds the window behind its newest position plus the at most n_ubatch
+ * positions one reservation adds, in whole blocks (one more for a partial block at
+ * each end); capped at n_blocks. */
+int fr_kv_swa_slots(int window, int n_seq, int n_ubatch, int n_blocks);
+/* Bytes of a pool's pages: n_global layers with n_blocks blocks each and n_local
+ * sliding-window layers with n_slots each (the one formula of the pool and the planner). */
+uint64_t fr_kv_pool_bytes(int kv_type, int row, int n_global, int n_blocks, int n_local, int n_slots);
 void fr_kv_pool_free(fr_kv_pool *p);
 /* Tokens the pool's free blocks can hold. */
 int fr_kv_pool_free_tokens(const fr_kv_pool *p);
@@ -78,6 +108,14 @@ int fr_kv_seq_fork(fr_kv_cache *dst, const fr_kv_cache *src, fr_err *err);
 /* Make positions [n, n + count) writable: allocate blocks, un-share a shared last
  * block. FRUGAL_E_CONTEXT_FULL if the pool or n_max has no room (nothing changes). */
 int fr_kv_reserve(fr_kv_cache *kv, int count, fr_err *err);
+
+/* The page of (layer il, block) of a RAM pool. */
+static inline uint8_t *fr_kv_ram_page(const fr_kv_pool *p, int il, int block) {
+    if (!p->swa_local) return p->frames + ((size_t)il * (size_t)p->n_blocks + (size_t)block) * p->page_bytes;
+    const size_t k = (size_t)p->layer_rank[il];
+    if (p->swa_local[il]) return p->swa_frames + (k * (size_t)p->n_slots + (size_t)p->slot_of[block]) * p->page_bytes;
+    return p->frames + (k * (size_t)p->n_blocks + (size_t)block) * p->page_bytes;
+}
 
 /* Disk tier (no-ops for an all-RAM pool; kv_disk.c). Main thread only. */
 /* Page (il, block), resident; write marks it dirty. */

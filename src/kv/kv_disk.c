@@ -173,8 +173,8 @@ static int page_in(fr_kv_pool *p, int page) {
 }
 
 uint8_t *fr_kv_page(fr_kv_pool *p, int il, int block, int write) {
+    if (!p->disk) return fr_kv_ram_page(p, il, block);
     int page = il * p->n_blocks + block;
-    if (!p->disk) return frame_ptr(p, page);
     fr_kv_disk *d = p->disk;
     int f = page_in(p, page);
     d->last_use[f] = ++d->clock;
@@ -184,8 +184,8 @@ uint8_t *fr_kv_page(fr_kv_pool *p, int il, int block, int write) {
 
 uint8_t *fr_kv_page_fast(const fr_kv_cache *kv, int il, int pos) {
     const fr_kv_pool *p = kv->pool;
+    if (!p->disk) return fr_kv_ram_page(p, il, kv->blocks[pos / FR_KV_BLOCK]);
     int page = il * p->n_blocks + kv->blocks[pos / FR_KV_BLOCK];
-    if (!p->disk) return frame_ptr(p, page);
     return frame_ptr(p, p->disk->frame_of[page]); /* pinned by fr_kv_layer_pin */
 }
 

@@ -157,6 +157,23 @@ void fr_attention(frugal_context *ctx, const fr_batch *b, int il) {
     fr_pool_run(ctx->pool, attention_worker, &aj);
 }
 
+int fr_model_kv_swa(const frugal_model *m, long n_tokens, int n_seq, int n_ubatch, uint8_t *local,
+                    fr_kv_swa_cfg *cfg) {
+    const fr_hparams *hp = &m->hp;
+    int window = 0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        const int w = fr_layer_window(hp, il);
+        local[il] = w > 0;
+        if (w > window) window = w;
+    }
+    const long n_blocks = (n_tokens + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
+    if (!window || n_blocks > (1L << 30)) return 0;
+    cfg->local = local;
+    cfg->window = window;
+    cfg->n_slots = fr_kv_swa_slots(window, n_seq, n_ubatch, (int)n_blocks);
+    return cfg->n_slots < n_blocks;
+}
+
 /* Rotate the keys of positions [from, kv->n) by -delta positions. RoPE is a rotation
  * by an angle proportional to the position, so this moves a key from p to p - delta. */
 static void rerotate_keys(frugal_context *ctx, fr_kv_cache *kv, int from, int delta) {

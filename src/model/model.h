@@ -95,6 +95,8 @@ typedef struct fr_layer_source {
     void (*destroy)(void *user);
 } fr_layer_source;
 
+#define FR_MAX_UBATCH 512 /* most tokens one forward pass takes */
+
 /* One sequence of a context: its KV block table and policy state. */
 typedef struct fr_seq {
     fr_kv_cache kv;
@@ -172,6 +174,13 @@ void fr_forward(frugal_context *ctx, const fr_batch *b);
 /* The RoPE frequency divisors a context of n_ctx tokens uses (Llama-3 rope_freqs, or
  * LongRoPE's long factors beyond the original context and short ones within), or NULL. */
 const float *fr_model_rope_factors(const frugal_model *m, int n_ctx);
+
+/* The sliding-window KV layout of a pool of n_tokens tokens for n_seq sequences that
+ * reserve at most n_ubatch tokens at a time: fills local[n_layer] and *cfg and returns
+ * 1 when the model has sliding-window layers and keeping only their windows saves
+ * blocks; else 0 (a plain pool). */
+int fr_model_kv_swa(const frugal_model *m, long n_tokens, int n_seq, int n_ubatch, uint8_t *local,
+                    fr_kv_swa_cfg *cfg);
 
 /* Evict n cached positions of kv after the first `sinks` ones and re-rotate the keys
  * that move down, so positions stay contiguous (StreamingLLM context shift). */
