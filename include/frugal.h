@@ -396,11 +396,13 @@ size_t frugal_bandwidth_probe_default_bytes(void);
 int frugal_inspect(const char *path, FILE *out, frugal_error *err);
 
 typedef struct frugal_mkmodel_params {
-    const char *arch;        /* any supported architecture: llama, qwen2, qwen3, gemma, gemma2,
-                                gemma3, phi3, gpt2 */
+    const char *arch;        /* any supported architecture: llama, qwen2, qwen3, qwen3moe, gemma,
+                                gemma2, gemma3, phi3, gpt2 */
     int dim, n_layers, n_heads, n_kv_heads, ffn;
     int head_dim;            /* 0: dim / n_heads (Qwen3 and Gemma often differ) */
     int window;              /* sliding window of the local layers (gemma2/3; 0: the family's default) */
+    int n_expert, n_expert_used; /* mixture of experts (qwen3moe; llama: Mixtral); ffn is then
+                                    each expert's size */
     int ctx;                 /* context_length written to metadata (0: 4096) */
     const char *vocab_path;  /* GGUF whose tokenizer.* metadata is copied */
     const char *type;        /* "f32", "f16", "q8_0", "q4_0" */

@@ -162,7 +162,7 @@ static void mutants(const char *src_path, const char *dir) {
         {{.reshape_tensor = "blk.0.attn_k.weight"}, FRUGAL_E_FORMAT, "blk.0.attn_k.weight"},
         {{.retype_tensor = "blk.0.ffn_gate.weight"}, FRUGAL_E_FORMAT, "blk.0.ffn_gate.weight"},
         {{.set_arch = "mamba9"}, FRUGAL_E_UNSUPPORTED, "mamba9"},
-        {{.set_arch = "mamba9"}, FRUGAL_E_UNSUPPORTED, "supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, gpt2"},
+        {{.set_arch = "mamba9"}, FRUGAL_E_UNSUPPORTED, "supported: llama, qwen2, qwen3, qwen3moe, gemma, gemma2, gemma3, phi3, gpt2"},
         {{.set_arch = "clip"}, FRUGAL_E_UNSUPPORTED, "vision projector"},
         {{.add_tensor = "blk.0.attn_rot_embd"}, FRUGAL_E_UNSUPPORTED, "blk.0.attn_rot_embd"},
         {{.add_tensor = "v.blk.0.attn_q.bias"}, FRUGAL_E_UNSUPPORTED, "vision encoder"},
@@ -190,6 +190,17 @@ static void family_mutants(const char *dir) {
         {"arch/models/synth-gpt2-q8_0.gguf", {{.skip_tensor = "position_embd.weight"}, FRUGAL_E_FORMAT, "position_embd"}},
         {"arch/models/synth-gpt2-q8_0.gguf", {{.drop_key = "gpt2.context_length"}, FRUGAL_E_FORMAT, "context_length"}},
         {"arch/models/synth-llama3-q8_0.gguf", {{.reshape_tensor = "rope_freqs.weight"}, FRUGAL_E_FORMAT, "rope_freqs"}},
+        {"arch/models/synth-mixtral-q8_0.gguf",
+         {{.set_u32_key = "llama.expert_used_count", .set_u32_val = 5}, FRUGAL_E_FORMAT, "expert_used_count 5"}},
+        {"arch/models/synth-mixtral-q8_0.gguf",
+         {{.set_u32_key = "llama.expert_count", .set_u32_val = 2000}, FRUGAL_E_FORMAT, "expert_count 2000"}},
+        {"arch/models/synth-mixtral-q8_0.gguf", {{.drop_key = "llama.expert_count"}, FRUGAL_E_FORMAT, "blk.0.ffn_gate.weight"}},
+        {"arch/models/synth-mixtral-q8_0.gguf",
+         {{.reshape_tensor = "blk.1.ffn_up_exps.weight"}, FRUGAL_E_FORMAT, "blk.1.ffn_up_exps.weight"}},
+        {"arch/models/synth-qwen3moe-q8_0.gguf",
+         {{.drop_key = "qwen3moe.expert_feed_forward_length"}, FRUGAL_E_FORMAT, "expert_feed_forward_length"}},
+        {"arch/models/synth-qwen3moe-q8_0.gguf",
+         {{.skip_tensor = "blk.0.ffn_gate_inp.weight"}, FRUGAL_E_FORMAT, "blk.0.ffn_gate_inp.weight"}},
     };
     for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
         const char *path = tu_shared(k[i].file);

@@ -5,7 +5,7 @@
 #   budget: with the scalar kernels both compute the same arithmetic, so the tokens
 #   must be equal; with the SIMD kernels the repacked (IL16) and zero-copy
 #   (--no-repack) weights sum in other orders, so their perplexity runs must agree
-#   in KL-divergence (< 1e-3) instead; every KV type and policy runs; perplexity,
+#   in KL-divergence (< 1e-3; 1e-2 with experts) instead; every KV type and policy runs; perplexity,
 #   bench and plan work; serve answers a chat request with the family's template;
 #   a bad architecture is one clear error.
 # Skips (exit 77) when ../shared is absent (the vocabulary comes from there).
@@ -36,11 +36,14 @@ declare -A SHAPE=(
     [gemma3]="--dim 256 --heads 4 --kv-heads 2 --head-dim 64 --window 8"
     [phi3]="--dim 256 --heads 4 --kv-heads 4"
     [gpt2]="--dim 256 --heads 4 --kv-heads 4"
+    [qwen3moe]="--dim 256 --heads 4 --kv-heads 2 --head-dim 64 --experts 8 --experts-used 2"
+    [mixtral]="--dim 256 --heads 4 --kv-heads 2 --experts 4 --experts-used 2"
 )
-for a in llama qwen2 qwen3 gemma gemma2 gemma3 phi3 gpt2; do
+declare -A ARCH=([mixtral]=llama)
+for a in llama qwen2 qwen3 qwen3moe mixtral gemma gemma2 gemma3 phi3 gpt2; do
     M=$TMP/$a.gguf Q=$TMP/$a-q4k.gguf
     # shellcheck disable=SC2086
-    if ! "$FRUGAL" mkmodel --arch "$a" ${SHAPE[$a]} --layers 6 --ffn 512 --ctx 512 --vocab-from "$V" \
+    if ! "$FRUGAL" mkmodel --arch "${ARCH[$a]:-$a}" ${SHAPE[$a]} --layers 6 --ffn 512 --ctx 512 --vocab-from "$V" \
         --type q8_0 --seed 7 -o "$M" >/dev/null 2>"$TMP/err"; then
         bad "$a: mkmodel: $(cat "$TMP/err")"; continue
     fi
@@ -60,8 +63,11 @@ for a in llama qwen2 qwen3 gemma gemma2 gemma3 phi3 gpt2; do
     "$FRUGAL" perplexity -m "$Q" -f "$TMP/text.txt" -c 128 -t 2 --save-logits "$TMP/base.bin" >/dev/null 2>&1
     kld=$("$FRUGAL" perplexity -m "$Q" -f "$TMP/text.txt" -c 128 -t 2 --no-repack --kl-base "$TMP/base.bin" --json \
         2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["kld"])' 2>/dev/null)
-    check "$a: --no-repack agrees with the repacked weights (KL $kld)" \
-        python3 -c "import sys; sys.exit(0 if 0 <= float('${kld:-nan}') < 1e-3 else 1)"
+    # (mixtures of experts: an ulp can flip a near-tie between two experts' router
+    # logits, a discontinuous change; random routers have many near-ties)
+    lim=1e-3; [ -n "$(echo "${SHAPE[$a]}" | grep -- --experts)" ] && lim=1e-2
+    check "$a: --no-repack agrees with the repacked weights (KL $kld < $lim)" \
+        python3 -c "import sys; sys.exit(0 if 0 <= float('${kld:-nan}') < $lim else 1)"
     for kv in f32 q8_0 q4_0 k8v4; do
         r=$(run_tokens "$Q" --kv-type "$kv")
         case $r in ERR*) bad "$a: --kv-type $kv: $r" ;; *) ok ;; esac

@@ -205,10 +205,6 @@ static void run_golden(const char *json_path, const char *models_dir, int n_ctx,
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Mixture-of-experts files belong to the MoE issue: listed here until they run. */
-static bool skipped_family(const char *name) {
-    return strstr(name, "mixtral") || strstr(name, "moe");
-}
 
 /* Every golden file of one folder of ../shared (filter: a substring of the names). */
 static int run_dir(const char *golden_dir, const char *models_dir, int n_ctx, const char *filter) {
@@ -227,10 +223,6 @@ static int run_dir(const char *golden_dir, const char *models_dir, int n_ctx, co
     while ((e = readdir(d)) && nn < 256) {
         size_t l = strlen(e->d_name);
         if (l <= 5 || strcmp(e->d_name + l - 5, ".json") || (filter && !strstr(e->d_name, filter))) continue;
-        if (skipped_family(e->d_name)) {
-            printf("%-30s skipped: mixture-of-experts models are not supported yet\n", e->d_name);
-            continue;
-        }
         names[nn++] = strdup(e->d_name);
     }
     closedir(d);

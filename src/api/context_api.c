@@ -18,11 +18,11 @@ void frugal_context_params_default(frugal_context_params *p) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-#define N_SCRATCH 10
+#define N_SCRATCH 15
 
 /* Sizes of the scratch buffers for micro-batches of B tokens, n_ctx cached tokens
  * and n_pool threads: floats[N_SCRATCH] (x, xb, q, k, v, att, hg, hu, att_scores,
- * fused) and the activation-conversion buffer; returns the block's total bytes. The
+ * fused, and the five mixture-of-experts buffers) and the activation-conversion buffer; returns the block's total bytes. The
  * one formula both the allocation and the memory planner use. */
 static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size_t n_pool,
                              size_t floats[N_SCRATCH], size_t *qbuf_out) {
@@ -39,8 +39,10 @@ static size_t scratch_layout(const frugal_model *m, size_t B, size_t n_ctx, size
         }
     qbuf = max_sz(qbuf, fr_matmul_scratch(&m->output, (int)B));
     const size_t group = (size_t)(hp->n_head / hp->n_head_kv); /* attention scores per thread */
+    const size_t E = (size_t)hp->n_expert, K = (size_t)hp->n_expert_used;
     const size_t f[N_SCRATCH] = {B * d,  B * d,  B * qd, B * kvd, B * kvd, B * qd,
-                                 B * ff, B * ff, n_pool * n_ctx * group, B * fused};
+                                 B * ff, B * ff, n_pool * n_ctx * group, B * fused,
+                                 B * E, B * K * d, B * K, E ? B * d : 0, E ? B * d : 0};
     size_t total = 0;
     for (size_t i = 0; i < N_SCRATCH; i++) {
         floats[i] = f[i];
@@ -61,7 +63,9 @@ static int alloc_scratch(frugal_context *c, fr_err *err) {
     size_t floats[N_SCRATCH], qbuf;
     size_t total = scratch_layout(c->model, (size_t)c->n_ubatch, (size_t)c->n_ctx, (size_t)fr_pool_size(c->pool),
                                   floats, &qbuf);
-    float **ptrs[N_SCRATCH] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hg, &c->hu, &c->att_scores, &c->fused};
+    float **ptrs[N_SCRATCH] = {&c->x,  &c->xb, &c->q,          &c->k,          &c->v,
+                               &c->att, &c->hg, &c->hu,        &c->att_scores, &c->fused,
+                               &c->moe_logits, &c->moe_out, &c->moe_w, &c->moe_in, &c->moe_y};
     c->scratch = fr_mem_alloc(FR_MEM_SCRATCH, total);
     if (!c->scratch) return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %zu MiB of scratch", total >> 20);
     c->scratch_bytes = total;
@@ -71,6 +75,12 @@ static int alloc_scratch(frugal_context *c, fr_err *err) {
         p += (floats[i] * 4 + 63) & ~(size_t)63;
     }
     c->qbuf = p;
+    const size_t K = (size_t)c->model->hp.n_expert_used, B = (size_t)c->n_ubatch;
+    if (K) {
+        c->moe_sel = calloc(B * K, sizeof(int));
+        c->moe_rows = calloc(B, sizeof(int));
+        if (!c->moe_sel || !c->moe_rows) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (expert routing)");
+    }
     return FRUGAL_OK;
 }
 
@@ -173,6 +183,8 @@ void frugal_context_free(frugal_context *c) {
     free(c->b_kv);
     free(c->b_pos);
     free(c->b_out);
+    free(c->moe_sel);
+    free(c->moe_rows);
     fr_kv_pool_free(&c->kv_pool);
     fr_mem_free(FR_MEM_SCRATCH, c->scratch, c->scratch_bytes);
     fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));

@@ -118,8 +118,9 @@ static int mk_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *e
 }
 
 /* Register one tensor with the writer and remember how to fill it. */
+/* ne2 > 1: a 3-D tensor (stacked experts), filled as ne1 * ne2 rows. */
 static int mk_add(gguf_writer *w, mk_state *st, const char *name, uint32_t type, int64_t ne0,
-                  int64_t ne1, enum init_kind init, fr_err *err) {
+                  int64_t ne1, int64_t ne2, enum init_kind init, fr_err *err) {
     if (st->n == st->cap) {
         size_t nc = st->cap ? st->cap * 2 : 64;
         mk_tensor *nt = realloc(st->t, nc * sizeof *nt);
@@ -127,12 +128,12 @@ static int mk_add(gguf_writer *w, mk_state *st, const char *name, uint32_t type,
         st->t = nt;
         st->cap = nc;
     }
-    int64_t ne[2] = {ne0, ne1};
-    int rc = gguf_writer_add_tensor(w, name, type, (init == INIT_MATRIX) ? 2 : 1, ne, NULL);
+    int64_t ne[3] = {ne0, ne1, ne2};
+    int rc = gguf_writer_add_tensor(w, name, type, ne2 > 1 ? 3 : (init == INIT_MATRIX) ? 2 : 1, ne, NULL);
     if (rc != FRUGAL_OK)
         return fr_err_set(err, rc, "mkmodel: cannot add tensor '%s' [%lld, %lld] (%s)", name,
                           (long long)ne0, (long long)ne1, frugal_status_str(rc));
-    st->t[st->n++] = (mk_tensor){type, ne0, ne1, init};
+    st->t[st->n++] = (mk_tensor){type, ne0, ne1 * ne2, init};
     return FRUGAL_OK;
 }
 
@@ -159,6 +160,9 @@ static int validate(const frugal_mkmodel_params *p, uint32_t type, int head_dim,
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
                           "mkmodel: dim, layers, heads, kv-heads, head-dim and ffn must all be positive");
     if (p->ctx < 0 || p->window < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: ctx and window must be >= 0");
+    if (p->n_expert < 0 || p->n_expert > 1024 || (p->n_expert && (p->n_expert_used < 1 || p->n_expert_used > p->n_expert)))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: need 1 <= experts-used <= experts <= 1024 (got %d of %d)",
+                          p->n_expert_used, p->n_expert);
     if (!p->head_dim && p->dim % p->n_heads)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: dim %d is not a multiple of heads %d",
                           p->dim, p->n_heads);
@@ -209,6 +213,11 @@ static int write_metadata(gguf_writer *w, const frugal_mkmodel_params *p, const 
     if (d->layer_norm_eps) rc = SET_F32("attention.layer_norm_epsilon", d->norm_eps);
     else rc = SET_F32("attention.layer_norm_rms_epsilon", d->norm_eps);
     if (p->window > 0 && d->swa_period) rc = SET_U32("attention.sliding_window", p->window);
+    if (hp->n_expert) {
+        rc = SET_U32("expert_count", hp->n_expert);
+        rc = SET_U32("expert_used_count", hp->n_expert_used);
+        if (d->expert_ff_key) rc = SET_U32("expert_feed_forward_length", p->ffn);
+    }
 #undef SET_U32
 #undef SET_F32
     return rc;
@@ -226,12 +235,15 @@ static int add_tensors(gguf_writer *w, mk_state *st, const frugal_mkmodel_params
             if ((s->flags & FR_T_OPTIONAL) && (s->slot != FR_OUTPUT || p->tied || d->always_tied)) continue;
             char name[128];
             snprintf(name, sizeof name, s->name, il);
+            if (((s->flags & FR_T_DENSE) && hp->n_expert) || ((s->flags & FR_T_MOE) && !hp->n_expert)) continue;
             const int64_t ne0 = fr_dim_value(hp, s->d0), ne1 = s->d1 ? fr_dim_value(hp, s->d1) : 1;
+            const int64_t ne2 = s->d2 ? fr_dim_value(hp, s->d2) : 1;
             enum init_kind init = s->d1 ? INIT_MATRIX : INIT_BIAS;
             for (size_t k = 0; k < sizeof norms; k++)
                 if (s->slot == norms[k]) init = INIT_NORM;
-            const uint32_t t = s->d1 && s->slot != FR_POS_EMBD ? type : FR_TYPE_F32;
-            int rc = mk_add(w, st, name, t, ne0, ne1, init, err);
+            /* learned positions and the router stay F32, as llama-quantize leaves them */
+            const uint32_t t = s->d1 && s->slot != FR_POS_EMBD && s->slot != FR_WGATE_INP ? type : FR_TYPE_F32;
+            int rc = mk_add(w, st, name, t, ne0, ne1, ne2, init, err);
             if (rc) return rc;
         }
     return FRUGAL_OK;
@@ -260,6 +272,8 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
     const int head_dim = p->head_dim > 0 ? p->head_dim : (p->n_heads > 0 ? p->dim / p->n_heads : 0);
     int rc = validate(p, type, head_dim, err);
     if (rc) return rc;
+    if (d->moe && !p->n_expert)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: %s needs --experts N --experts-used K", d->name);
     if (!p->vocab_path || !*p->vocab_path)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: a vocabulary file is required");
 
@@ -279,7 +293,8 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
     }
     fr_hparams hp = {.arch = d, .n_vocab = (int)tokens->arr_n, .n_ctx_train = p->ctx > 0 ? p->ctx : 4096,
                      .n_embd = p->dim, .n_layer = p->n_layers, .n_head = p->n_heads, .n_head_kv = p->n_kv_heads,
-                     .head_dim = head_dim, .n_ff = p->ffn, .n_rot = d->no_rope ? 0 : head_dim};
+                     .head_dim = head_dim, .n_ff = p->ffn, .n_rot = d->no_rope ? 0 : head_dim,
+                     .n_expert = p->n_expert, .n_expert_used = p->n_expert_used};
     w = gguf_writer_new();
     if (!w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "mkmodel: out of memory"); goto done; }
     rc = write_metadata(w, p, d, &hp, ftype);

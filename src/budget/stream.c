@@ -116,7 +116,7 @@ static void plan_layer(const frugal_model *m, int il, layer_io *io) {
     /* room after the data to repack the layer's matrices in place (16 rows) */
     size_t tmp = 0;
     for (int j = 0; j < N_MAT; j++) {
-        size_t t = mat(L, j) ? fr_il_scratch_bytes(mat(L, j)) : 0;
+        size_t t = mat(L, j) && fr_layer_mat_repackable(j) ? fr_il_scratch_bytes(mat(L, j)) : 0;
         if (t > tmp) tmp = t;
     }
     io->data_bytes = pos;
@@ -202,7 +202,7 @@ static void view_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *out) 
 static void repack_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *L) {
     for (int j = 0; j < N_MAT; j++) {
         fr_weight *w = mat_mut(L, j);
-        if (w && fr_il_worth_it(w)) fr_il_repack_in_place(w, buf + s->io[il].data_bytes);
+        if (w && fr_layer_mat_repackable(j) && fr_il_worth_it(w)) fr_il_repack_in_place(w, buf + s->io[il].data_bytes);
     }
 }
 

@@ -26,6 +26,8 @@
 typedef enum fr_slot {
     /* per-layer matrices */
     FR_WQ, FR_WK, FR_WV, FR_WQKV, FR_WO, FR_WGATE, FR_WUP, FR_WDOWN,
+    FR_WGATE_INP,                         /* MoE router [n_embd, n_expert] */
+    FR_WGATE_EXPS, FR_WUP_EXPS, FR_WDOWN_EXPS, /* MoE experts, 3-D: n_expert matrices stacked */
     FR_N_LMAT,
     /* per-layer vectors (owned F32 copies) */
     FR_ATTN_NORM = FR_N_LMAT, FR_ATTN_NORM_B, FR_BQ, FR_BK, FR_BV, FR_BQKV, FR_BO,
@@ -51,15 +53,19 @@ typedef enum fr_dim {
     FR_D_ROT2,      /* n_rot / 2 (RoPE frequency factors) */
     FR_D_VOCAB,     /* n_vocab */
     FR_D_CTX,       /* n_ctx_train (learned positions) */
+    FR_D_EXPERT,    /* n_expert */
 } fr_dim;
 
-enum { FR_T_OPTIONAL = 1 };
+/* FR_T_OPTIONAL: may be absent. FR_T_DENSE / FR_T_MOE: required when the model has no
+ * experts / has experts (expert_count > 0), refused otherwise. */
+enum { FR_T_OPTIONAL = 1, FR_T_DENSE = 2, FR_T_MOE = 4 };
 
 typedef struct fr_tensor_spec {
     const char *name;   /* GGUF name; per-layer names carry "%d" for the layer */
     uint8_t slot;       /* fr_slot */
     uint8_t d0, d1;     /* ne[0] (input dimension), ne[1] (FR_D_NONE: 1-D) */
-    uint8_t flags;      /* FR_T_OPTIONAL */
+    uint8_t flags;      /* FR_T_* */
+    uint8_t d2;         /* ne[2] of a 3-D tensor (experts), else FR_D_NONE */
 } fr_tensor_spec;
 
 /* The shared ops a layer recipe is made of. x is the residual stream, h the normed
@@ -100,6 +106,8 @@ typedef struct fr_arch_desc {
     bool always_tied;              /* output = token_embd even if output.weight exists */
     bool rope_factors_by_ctx;      /* LongRoPE: long factors when n_ctx > original context */
     bool layer_norm_eps;           /* eps key attention.layer_norm_epsilon (else _rms_) */
+    bool moe;                      /* experts required (else optional: expert_count decides) */
+    bool expert_ff_key;            /* experts' size from expert_feed_forward_length */
     float rope_base;               /* default of rope.freq_base (the reference engine's) */
     float rope_base_typical;       /* what the family's models use, for mkmodel (0: rope_base) */
     float norm_eps;                /* default epsilon */
@@ -119,27 +127,37 @@ const fr_arch_desc *fr_arch_find(const char *name, size_t len);
 /* Writes "llama, qwen2, ..." (every supported architecture, for messages) into buf. */
 void fr_arch_list(char *buf, size_t n);
 
-extern const fr_arch_desc fr_arch_llama, fr_arch_qwen2, fr_arch_qwen3, fr_arch_gemma, fr_arch_gemma2,
-    fr_arch_gemma3, fr_arch_phi3, fr_arch_gpt2;
+extern const fr_arch_desc fr_arch_llama, fr_arch_qwen2, fr_arch_qwen3, fr_arch_qwen3moe, fr_arch_gemma,
+    fr_arch_gemma2, fr_arch_gemma3, fr_arch_phi3, fr_arch_gpt2;
 
 /* Layer recipes and tensor rows several families share (arch_common.c). */
 extern const fr_op fr_recipe_pre_norm[];  /* norm, attn, add, norm, ffn, add */
 extern const fr_op fr_recipe_sandwich[];  /* as pre_norm plus a post-norm on each block output */
 #define FR_TENSORS_EMBD_OUT \
-    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0}, \
-    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0}, \
-    {"output.weight", FR_OUTPUT, FR_D_EMBD, FR_D_VOCAB, FR_T_OPTIONAL}
+    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0, 0}, \
+    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0, 0}, \
+    {"output.weight", FR_OUTPUT, FR_D_EMBD, FR_D_VOCAB, FR_T_OPTIONAL, 0}
 #define FR_TENSORS_ATTN_QKVO \
-    {"blk.%d.attn_norm.weight", FR_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0}, \
-    {"blk.%d.attn_q.weight", FR_WQ, FR_D_EMBD, FR_D_Q, 0}, \
-    {"blk.%d.attn_k.weight", FR_WK, FR_D_EMBD, FR_D_KV, 0}, \
-    {"blk.%d.attn_v.weight", FR_WV, FR_D_EMBD, FR_D_KV, 0}, \
-    {"blk.%d.attn_output.weight", FR_WO, FR_D_Q, FR_D_EMBD, 0}
+    {"blk.%d.attn_norm.weight", FR_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0}, \
+    {"blk.%d.attn_q.weight", FR_WQ, FR_D_EMBD, FR_D_Q, 0, 0}, \
+    {"blk.%d.attn_k.weight", FR_WK, FR_D_EMBD, FR_D_KV, 0, 0}, \
+    {"blk.%d.attn_v.weight", FR_WV, FR_D_EMBD, FR_D_KV, 0, 0}, \
+    {"blk.%d.attn_output.weight", FR_WO, FR_D_Q, FR_D_EMBD, 0, 0}
 #define FR_TENSORS_FFN_GLU \
-    {"blk.%d.ffn_norm.weight", FR_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0}, \
-    {"blk.%d.ffn_gate.weight", FR_WGATE, FR_D_EMBD, FR_D_FF, 0}, \
-    {"blk.%d.ffn_up.weight", FR_WUP, FR_D_EMBD, FR_D_FF, 0}, \
-    {"blk.%d.ffn_down.weight", FR_WDOWN, FR_D_FF, FR_D_EMBD, 0}
-#define FR_TENSORS_END {0, 0, 0, 0, 0}
+    {"blk.%d.ffn_norm.weight", FR_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0}, \
+    {"blk.%d.ffn_gate.weight", FR_WGATE, FR_D_EMBD, FR_D_FF, 0, 0}, \
+    {"blk.%d.ffn_up.weight", FR_WUP, FR_D_EMBD, FR_D_FF, 0, 0}, \
+    {"blk.%d.ffn_down.weight", FR_WDOWN, FR_D_FF, FR_D_EMBD, 0, 0}
+/* A feed-forward block that is dense without experts and a mixture with them. */
+#define FR_TENSORS_FFN_GLU_OR_MOE \
+    {"blk.%d.ffn_norm.weight", FR_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0}, \
+    {"blk.%d.ffn_gate.weight", FR_WGATE, FR_D_EMBD, FR_D_FF, FR_T_DENSE, 0}, \
+    {"blk.%d.ffn_up.weight", FR_WUP, FR_D_EMBD, FR_D_FF, FR_T_DENSE, 0}, \
+    {"blk.%d.ffn_down.weight", FR_WDOWN, FR_D_FF, FR_D_EMBD, FR_T_DENSE, 0}, \
+    {"blk.%d.ffn_gate_inp.weight", FR_WGATE_INP, FR_D_EMBD, FR_D_EXPERT, FR_T_MOE, 0}, \
+    {"blk.%d.ffn_gate_exps.weight", FR_WGATE_EXPS, FR_D_EMBD, FR_D_FF, FR_T_MOE, FR_D_EXPERT}, \
+    {"blk.%d.ffn_up_exps.weight", FR_WUP_EXPS, FR_D_EMBD, FR_D_FF, FR_T_MOE, FR_D_EXPERT}, \
+    {"blk.%d.ffn_down_exps.weight", FR_WDOWN_EXPS, FR_D_FF, FR_D_EMBD, FR_T_MOE, FR_D_EXPERT}
+#define FR_TENSORS_END {0, 0, 0, 0, 0, 0}
 
 #endif

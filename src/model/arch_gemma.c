@@ -5,8 +5,8 @@
 #include "model/arch.h"
 
 static const fr_tensor_spec tensors[] = {
-    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0},
-    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0},
+    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0, 0},
+    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
     FR_TENSORS_ATTN_QKVO,
     FR_TENSORS_FFN_GLU,
     FR_TENSORS_END,

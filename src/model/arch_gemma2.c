@@ -8,12 +8,12 @@
 #include "model/model.h"
 
 static const fr_tensor_spec tensors[] = {
-    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0},
-    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0},
+    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0, 0},
+    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
     FR_TENSORS_ATTN_QKVO,
-    {"blk.%d.post_attention_norm.weight", FR_POST_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0},
+    {"blk.%d.post_attention_norm.weight", FR_POST_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
     FR_TENSORS_FFN_GLU,
-    {"blk.%d.post_ffw_norm.weight", FR_POST_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0},
+    {"blk.%d.post_ffw_norm.weight", FR_POST_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
     FR_TENSORS_END,
 };
 

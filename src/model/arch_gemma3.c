@@ -12,11 +12,11 @@
 static const fr_tensor_spec tensors[] = {
     FR_TENSORS_EMBD_OUT,
     FR_TENSORS_ATTN_QKVO,
-    {"blk.%d.attn_q_norm.weight", FR_Q_NORM, FR_D_HEAD, FR_D_NONE, 0},
-    {"blk.%d.attn_k_norm.weight", FR_K_NORM, FR_D_HEAD, FR_D_NONE, 0},
-    {"blk.%d.post_attention_norm.weight", FR_POST_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0},
+    {"blk.%d.attn_q_norm.weight", FR_Q_NORM, FR_D_HEAD, FR_D_NONE, 0, 0},
+    {"blk.%d.attn_k_norm.weight", FR_K_NORM, FR_D_HEAD, FR_D_NONE, 0, 0},
+    {"blk.%d.post_attention_norm.weight", FR_POST_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
     FR_TENSORS_FFN_GLU,
-    {"blk.%d.post_ffw_norm.weight", FR_POST_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0},
+    {"blk.%d.post_ffw_norm.weight", FR_POST_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
     FR_TENSORS_END,
 };
 

@@ -6,17 +6,17 @@
 #include "model/arch.h"
 
 static const fr_tensor_spec tensors[] = {
-    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0},
-    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0},
-    {"output.weight", FR_OUTPUT, FR_D_EMBD, FR_D_VOCAB, 0},
-    {"rope_factors_long.weight", FR_ROPE_LONG, FR_D_ROT2, FR_D_NONE, FR_T_OPTIONAL},
-    {"rope_factors_short.weight", FR_ROPE_SHORT, FR_D_ROT2, FR_D_NONE, FR_T_OPTIONAL},
-    {"blk.%d.attn_norm.weight", FR_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0},
-    {"blk.%d.attn_qkv.weight", FR_WQKV, FR_D_EMBD, FR_D_QKV, 0},
-    {"blk.%d.attn_output.weight", FR_WO, FR_D_Q, FR_D_EMBD, 0},
-    {"blk.%d.ffn_norm.weight", FR_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0},
-    {"blk.%d.ffn_up.weight", FR_WUP, FR_D_EMBD, FR_D_FF2, 0},
-    {"blk.%d.ffn_down.weight", FR_WDOWN, FR_D_FF, FR_D_EMBD, 0},
+    {"token_embd.weight", FR_TOK_EMBD, FR_D_EMBD, FR_D_VOCAB, 0, 0},
+    {"output_norm.weight", FR_OUTPUT_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
+    {"output.weight", FR_OUTPUT, FR_D_EMBD, FR_D_VOCAB, 0, 0},
+    {"rope_factors_long.weight", FR_ROPE_LONG, FR_D_ROT2, FR_D_NONE, FR_T_OPTIONAL, 0},
+    {"rope_factors_short.weight", FR_ROPE_SHORT, FR_D_ROT2, FR_D_NONE, FR_T_OPTIONAL, 0},
+    {"blk.%d.attn_norm.weight", FR_ATTN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
+    {"blk.%d.attn_qkv.weight", FR_WQKV, FR_D_EMBD, FR_D_QKV, 0, 0},
+    {"blk.%d.attn_output.weight", FR_WO, FR_D_Q, FR_D_EMBD, 0, 0},
+    {"blk.%d.ffn_norm.weight", FR_FFN_NORM, FR_D_EMBD, FR_D_NONE, 0, 0},
+    {"blk.%d.ffn_up.weight", FR_WUP, FR_D_EMBD, FR_D_FF2, 0, 0},
+    {"blk.%d.ffn_down.weight", FR_WDOWN, FR_D_FF, FR_D_EMBD, 0, 0},
     FR_TENSORS_END,
 };
 

@@ -4,9 +4,9 @@
 static const fr_tensor_spec tensors[] = {
     FR_TENSORS_EMBD_OUT,
     FR_TENSORS_ATTN_QKVO,
-    {"blk.%d.attn_q.bias", FR_BQ, FR_D_Q, FR_D_NONE, 0},
-    {"blk.%d.attn_k.bias", FR_BK, FR_D_KV, FR_D_NONE, 0},
-    {"blk.%d.attn_v.bias", FR_BV, FR_D_KV, FR_D_NONE, 0},
+    {"blk.%d.attn_q.bias", FR_BQ, FR_D_Q, FR_D_NONE, 0, 0},
+    {"blk.%d.attn_k.bias", FR_BK, FR_D_KV, FR_D_NONE, 0, 0},
+    {"blk.%d.attn_v.bias", FR_BV, FR_D_KV, FR_D_NONE, 0, 0},
     FR_TENSORS_FFN_GLU,
     FR_TENSORS_END,
 };

@@ -6,8 +6,8 @@
 static const fr_tensor_spec tensors[] = {
     FR_TENSORS_EMBD_OUT,
     FR_TENSORS_ATTN_QKVO,
-    {"blk.%d.attn_q_norm.weight", FR_Q_NORM, FR_D_HEAD, FR_D_NONE, 0},
-    {"blk.%d.attn_k_norm.weight", FR_K_NORM, FR_D_HEAD, FR_D_NONE, 0},
+    {"blk.%d.attn_q_norm.weight", FR_Q_NORM, FR_D_HEAD, FR_D_NONE, 0, 0},
+    {"blk.%d.attn_k_norm.weight", FR_K_NORM, FR_D_HEAD, FR_D_NONE, 0, 0},
     FR_TENSORS_FFN_GLU,
     FR_TENSORS_END,
 };

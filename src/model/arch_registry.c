@@ -4,7 +4,7 @@
 #include "model/arch.h"
 
 static const fr_arch_desc *const k_archs[] = {
-    &fr_arch_llama, &fr_arch_qwen2, &fr_arch_qwen3, &fr_arch_gemma, &fr_arch_gemma2,
+    &fr_arch_llama, &fr_arch_qwen2, &fr_arch_qwen3, &fr_arch_qwen3moe, &fr_arch_gemma, &fr_arch_gemma2,
     &fr_arch_gemma3, &fr_arch_phi3, &fr_arch_gpt2,
 };
 #define N_ARCHS (sizeof k_archs / sizeof *k_archs)

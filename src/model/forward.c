@@ -8,7 +8,8 @@
  *                  q, k = qk_norm(q, k), rope(q, k)    per-head norms, layer's RoPE
  *                  cache k, v; y = attention(q, K, V) Wo (+ bo)
  *       FFN        y = down(act(h Wgate) * (h Wup))    (or fused gate+up, or a plain
- *                                                        GELU MLP with biases)
+ *                                                        GELU MLP with biases, or a
+ *                                                        mixture of experts)
  *       POST_NORM  y = norm(y) * w
  *       ADD        x += y
  *   logits = (norm(x) * output_norm) Wout [soft-capped]
@@ -178,10 +179,89 @@ static void attn_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L
     add_bias_rows(ctx->xb, L->vec[FR_BO], n, hp->n_embd);
 }
 
+/* Expert e of a stacked expert tensor: a view of its rows. */
+static fr_weight expert_view(const fr_weight *w, int e, int n_expert) {
+    fr_weight v = *w;
+    v.n_out = w->n_out / n_expert;
+    const size_t bytes = fr_row_size(w->type, w->n_in) * (size_t)v.n_out;
+    v.data = (const uint8_t *)w->data + (size_t)e * bytes;
+    v.src = w->src ? (const uint8_t *)w->src + (size_t)e * bytes : NULL;
+    return v;
+}
+
+/* Token t's experts: softmax over every router logit, the n_used most probable (in
+ * order), their probabilities renormalised to sum 1 (Mixtral, Qwen3-MoE). */
+static void route_token(const fr_hparams *hp, float *logits, int *sel, float *w) {
+    const int E = hp->n_expert, K = hp->n_expert_used;
+    fr_softmax(logits, E);
+    float sum = 0.0f;
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            bool taken = false;
+            for (int j = 0; j < k; j++) taken |= sel[j] == e;
+            if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
+        }
+        sel[k] = best;
+        w[k] = logits[best];
+        sum += w[k];
+    }
+    for (int k = 0; k < K; k++) w[k] /= sum;
+}
+
+/* One expert over the batch's tokens that picked it: their rows of h are gathered,
+ * run through the expert's SwiGLU, and scattered to their pick slots in moe_out, so
+ * each expert's weights are read once per batch, not once per token. */
+static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int e) {
+    const fr_hparams *hp = &ctx->model->hp;
+    const int d = hp->n_embd, K = hp->n_expert_used, E = hp->n_expert;
+    int m = 0;
+    for (int s = 0; s < b->n * K; s++)
+        if (ctx->moe_sel[s] == e) {
+            memcpy(ctx->moe_in + (size_t)m * d, ctx->xb + (size_t)(s / K) * d, (size_t)d * sizeof(float));
+            ctx->moe_rows[m++] = s;
+        }
+    if (m == 0) return;
+    const fr_weight gate = expert_view(&L->mat[FR_WGATE_EXPS], e, E), up = expert_view(&L->mat[FR_WUP_EXPS], e, E);
+    const fr_weight down = expert_view(&L->mat[FR_WDOWN_EXPS], e, E);
+    const fr_weight *w[2] = {&gate, &up};
+    float *y[2] = {ctx->hg, ctx->hu};
+    observe(ctx, &L->mat[FR_WGATE_EXPS], ctx->moe_in, m); /* calibration: per stacked tensor */
+    observe(ctx, &L->mat[FR_WUP_EXPS], ctx->moe_in, m);
+    fr_matmul_multi(ctx->pool, 2, w, y, ctx->moe_in, m, ctx->qbuf);
+    fr_type_traits_get(FR_TYPE_F32)->swiglu(ctx->hg, ctx->hg, ctx->hu, m * hp->n_ff);
+    observe(ctx, &L->mat[FR_WDOWN_EXPS], ctx->hg, m);
+    fr_matmul(ctx->pool, &down, ctx->hg, m, ctx->moe_y, ctx->qbuf);
+    for (int r = 0; r < m; r++)
+        memcpy(ctx->moe_out + (size_t)ctx->moe_rows[r] * d, ctx->moe_y + (size_t)r * d, (size_t)d * sizeof(float));
+}
+
+/* y (in xb) = mixture-of-experts block of h (in xb): router, picks, the picked
+ * experts, their outputs weighted and summed in pick order (as the reference). */
+static void moe_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L) {
+    const fr_hparams *hp = &ctx->model->hp;
+    const int n = b->n, d = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
+    matmul(ctx, &L->mat[FR_WGATE_INP], ctx->xb, n, ctx->moe_logits);
+    for (int t = 0; t < n; t++)
+        route_token(hp, ctx->moe_logits + (size_t)t * E, ctx->moe_sel + (size_t)t * K, ctx->moe_w + (size_t)t * K);
+    for (int e = 0; e < E; e++) run_expert(ctx, b, L, e);
+    for (int t = 0; t < n; t++) {
+        float *out = ctx->xb + (size_t)t * d;
+        for (int k = 0; k < K; k++) {
+            const float *y = ctx->moe_out + ((size_t)t * K + k) * d, w = ctx->moe_w[(size_t)t * K + k];
+            for (int i = 0; i < d; i++) out[i] = k ? out[i] + y[i] * w : y[i] * w;
+        }
+    }
+}
+
 /* y (in xb) = feed-forward block of h (in xb). */
 static void ffn_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
     const fr_hparams *hp = &ctx->model->hp;
     const int n = b->n;
+    if (L->mat[FR_WGATE_INP].data) {
+        moe_block(ctx, b, L);
+        return;
+    }
     if (hp->arch->ffn == FR_FFN_GELU) {
         matmul(ctx, &L->mat[FR_WUP], ctx->xb, n, ctx->hg);
     } else if (!L->mat[FR_WGATE].data) {

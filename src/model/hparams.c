@@ -126,11 +126,33 @@ static int read_attn(fr_hparams *hp, const gguf_file *f, const char *a, const fr
     return FRUGAL_OK;
 }
 
+/* expert_count / expert_used_count; the experts' size. */
+static int read_experts(fr_hparams *hp, const gguf_file *f, const char *a, const fr_arch_desc *d, fr_err *err) {
+    uint32_t n_expert, n_used, n_ff_exp;
+    int rc;
+    if ((rc = u32_opt(f, a, "expert_count", 0, &n_expert, err)) ||
+        (rc = u32_opt(f, a, "expert_used_count", 0, &n_used, err)))
+        return rc;
+    if (d->moe && n_expert == 0) return fr_err_set(err, FRUGAL_E_FORMAT, "%s.expert_count is missing or 0", a);
+    if (n_expert > 1024 || (n_expert && (n_used == 0 || n_used > n_expert)))
+        return fr_err_set(err, FRUGAL_E_FORMAT, "expert_used_count %u out of range for expert_count %u", n_used,
+                          n_expert);
+    hp->n_expert = (int)n_expert;
+    hp->n_expert_used = n_expert ? (int)n_used : 0;
+    if (!d->expert_ff_key) return FRUGAL_OK;
+    if ((rc = u32_req(f, a, "expert_feed_forward_length", &n_ff_exp, err))) return rc;
+    if (n_ff_exp == 0 || n_ff_exp > (1u << 20))
+        return fr_err_set(err, FRUGAL_E_FORMAT, "implausible expert_feed_forward_length %u", n_ff_exp);
+    hp->n_ff = (int)n_ff_exp; /* the only FFN of these layers */
+    return FRUGAL_OK;
+}
+
 int fr_hparams_read(fr_hparams *hp, const gguf_file *f, const fr_arch_desc *d, int n_vocab, fr_err *err) {
     const char *a = d->name;
     int rc;
     hp->arch = d;
-    if ((rc = read_shape(hp, f, a, err)) || (rc = read_rope(hp, f, a, d, err)) || (rc = read_attn(hp, f, a, d, err)))
+    if ((rc = read_shape(hp, f, a, err)) || (rc = read_rope(hp, f, a, d, err)) || (rc = read_attn(hp, f, a, d, err)) ||
+        (rc = read_experts(hp, f, a, d, err)))
         return rc;
     hp->n_vocab = n_vocab;
     hp->rope_base = hp->rope.base;

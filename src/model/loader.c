@@ -30,17 +30,22 @@ int64_t fr_dim_value(const fr_hparams *hp, int dim) {
     case FR_D_ROT2: return hp->n_rot / 2;
     case FR_D_VOCAB: return hp->n_vocab;
     case FR_D_CTX: return hp->n_ctx_train;
+    case FR_D_EXPERT: return hp->n_expert;
     default: return 0;
     }
 }
 
-/* A tensor must be [n_in] (n_out == 0) or [n_in, n_out] and of a type we compute with. */
-static int check_tensor(const gguf_tensor *x, const char *name, int64_t n_in, int64_t n_out, fr_err *err) {
-    bool ok = n_out ? (x->n_dims == 2 && x->ne[0] == n_in && x->ne[1] == n_out)
-                    : (x->n_dims == 1 && x->ne[0] == n_in);
+/* A tensor must be [n_in] (n_out == 0), [n_in, n_out] or [n_in, n_out, n_mat] (n_mat
+ * > 0: stacked experts) and of a type we compute with. */
+static int check_tensor(const gguf_tensor *x, const char *name, int64_t n_in, int64_t n_out, int64_t n_mat,
+                        fr_err *err) {
+    bool ok = n_mat  ? (x->n_dims == 3 && x->ne[0] == n_in && x->ne[1] == n_out && x->ne[2] == n_mat)
+              : n_out ? (x->n_dims == 2 && x->ne[0] == n_in && x->ne[1] == n_out)
+                      : (x->n_dims == 1 && x->ne[0] == n_in);
     if (!ok) {
-        char want[64];
-        if (n_out) snprintf(want, sizeof want, "[%lld, %lld]", (long long)n_in, (long long)n_out);
+        char want[96];
+        if (n_mat) snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)n_in, (long long)n_out, (long long)n_mat);
+        else if (n_out) snprintf(want, sizeof want, "[%lld, %lld]", (long long)n_in, (long long)n_out);
         else snprintf(want, sizeof want, "[%lld]", (long long)n_in);
         return fr_err_set(err, FRUGAL_E_FORMAT,
                           "tensor '%s' has shape [%lld, %lld, %lld, %lld] (%u dims), expected %s",
@@ -97,12 +102,19 @@ static int bind_spec(frugal_model *m, const fr_tensor_spec *s, int il, uint8_t *
     char name[128];
     snprintf(name, sizeof name, s->name, il);
     const gguf_tensor *t = gguf_find_tensor(m->file, name);
+    const bool unwanted = ((s->flags & FR_T_DENSE) && m->hp.n_expert) || ((s->flags & FR_T_MOE) && !m->hp.n_expert);
+    if (unwanted) {
+        if (!t) return FRUGAL_OK;
+        return fr_err_set(err, FRUGAL_E_FORMAT, "tensor '%s' does not belong in a model with expert_count %d", name,
+                          m->hp.n_expert);
+    }
     if (!t) {
         if (s->flags & FR_T_OPTIONAL) return FRUGAL_OK;
         return fr_err_set(err, FRUGAL_E_FORMAT, "missing tensor '%s' (architecture %s)", name, m->hp.arch->name);
     }
     const int64_t n_in = fr_dim_value(&m->hp, s->d0), n_out = fr_dim_value(&m->hp, s->d1);
-    int rc = check_tensor(t, name, n_in, n_out, err);
+    const int64_t n_mat = s->d2 ? fr_dim_value(&m->hp, s->d2) : 0;
+    int rc = check_tensor(t, name, n_in, n_out, n_mat, err);
     if (rc) return rc;
     used[t - m->file->tensors] = 1;
     fr_weight *w;
@@ -114,7 +126,7 @@ static int bind_spec(frugal_model *m, const fr_tensor_spec *s, int il, uint8_t *
     } else {
         global_dest(m, s->slot, &w, &v);
     }
-    if (w && n_out) bind_matrix(t, n_in, n_out, w);
+    if (w && n_out) bind_matrix(t, n_in, n_mat ? n_out * n_mat : n_out, w); /* experts: stacked rows */
     else if (v && !n_out) return bind_vector(m, t, name, n_in, v, err);
     else return fr_err_set(err, FRUGAL_E_INTERNAL, "description of %s: bad slot for '%s'", m->hp.arch->name, name);
     return FRUGAL_OK;
@@ -126,8 +138,10 @@ static int check_layer(const frugal_model *m, int il, fr_err *err) {
     const fr_layer *L = &m->layers[il];
     const bool qkv = L->mat[FR_WQKV].data || (L->mat[FR_WQ].data && L->mat[FR_WK].data && L->mat[FR_WV].data);
     const bool glu = m->hp.arch->ffn != FR_FFN_GELU;
-    const bool ffn = L->mat[FR_WUP].data && L->mat[FR_WDOWN].data &&
-                     (!glu || L->mat[FR_WGATE].data || L->mat[FR_WUP].n_out == 2 * (int64_t)m->hp.n_ff);
+    const bool moe = L->mat[FR_WGATE_INP].data && L->mat[FR_WGATE_EXPS].data && L->mat[FR_WUP_EXPS].data &&
+                     L->mat[FR_WDOWN_EXPS].data;
+    const bool ffn = moe || (L->mat[FR_WUP].data && L->mat[FR_WDOWN].data &&
+                             (!glu || L->mat[FR_WGATE].data || L->mat[FR_WUP].n_out == 2 * (int64_t)m->hp.n_ff));
     if (!qkv) return fr_err_set(err, FRUGAL_E_FORMAT, "layer %d has neither attn_qkv nor attn_q/k/v", il);
     if (!ffn) return fr_err_set(err, FRUGAL_E_FORMAT, "layer %d lacks an FFN matrix (gate, up or down)", il);
     return FRUGAL_OK;
@@ -237,7 +251,8 @@ int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err) {
      * left stays zero-copy (the kernel then pages it, slowly, instead of an OOM kill) */
     uint64_t want = 0;
     for (int il = 0; il < m->hp.n_layer; il++)
-        for (int j = 0; j < FR_LAYER_MATRICES; j++) want += block_share(layer_matrix(&m->layers[il], j));
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat_repackable(j)) want += block_share(layer_matrix(&m->layers[il], j));
     if (output_repacked(m)) want += block_share(&m->output);
     if (want == 0) return FRUGAL_OK;
     const uint64_t avail = fr_sys_memory_available();
@@ -261,7 +276,7 @@ int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err) {
     for (int il = 0; il < m->hp.n_layer; il++)
         for (int j = 0; j < FR_LAYER_MATRICES; j++) {
             fr_weight *w = layer_matrix(&m->layers[il], j);
-            const size_t share = block_share(w);
+            const size_t share = fr_layer_mat_repackable(j) ? block_share(w) : 0;
             if (share) repack_matrix(w, block);
             block += share;
             fr_progress("repack", (uint64_t)(block - (uint8_t *)m->il_block), want);

@@ -34,6 +34,7 @@ struct fr_hparams {
     float emb_scale;    /* embeddings multiplied by it (0: not) */
     float attn_scale;   /* 1/sqrt(head_dim) unless the family says otherwise */
     float attn_softcap, final_softcap; /* 0: none */
+    int n_expert, n_expert_used; /* mixture of experts (0: a dense FFN) */
     int n_swa;          /* window of the local layers (0: none) */
     int swa_period;     /* layer il is local when il % period < period - 1 */
 };
@@ -53,6 +54,10 @@ typedef struct fr_layer {
     fr_weight mat[FR_N_LMAT];
     float *vec[FR_N_LSLOT];
 } fr_layer;
+
+/* Whether matrix j may be repacked to IL16: not the router (F32, tiny) nor the stacked
+ * experts, which are read one expert (a slice of rows) at a time. */
+static inline bool fr_layer_mat_repackable(int j) { return j < FR_WGATE_INP; }
 
 /* Matrix j (< FR_LAYER_MATRICES) of a layer, or NULL when the family has none there. */
 static inline const fr_weight *fr_layer_mat(const fr_layer *L, int j) { return L->mat[j].data ? &L->mat[j] : NULL; }
@@ -123,6 +128,11 @@ struct frugal_context {
     size_t scratch_bytes;
     float *x, *xb, *q, *k, *v, *att, *hg, *hu, *att_scores, *out_rows;
     float *fused;                    /* output of a fused QKV or gate+up matrix (NULL: none) */
+    /* mixture of experts (NULL without): router logits [B][n_expert], the picked
+     * experts' outputs [B][n_used][n_embd] and weights [B][n_used], a gathered input
+     * and output [B][n_embd]; picks [B][n_used] and gathered token ids [B] */
+    float *moe_logits, *moe_out, *moe_w, *moe_in, *moe_y;
+    int *moe_sel, *moe_rows;
     const float *rope_factors;       /* frequency divisors for this context (NULL: none) */
     void *qbuf;
     /* per-token batch bookkeeping for n_ubatch tokens */

@@ -10,11 +10,11 @@ static void usage(FILE *out) {
             "usage: frugal mkmodel --arch A --dim D --layers L --heads H --kv-heads K\n"
             "                      --ffn F --vocab-from VOCAB.gguf --type f32|f16|q8_0|q4_0\n"
             "                      -o OUT.gguf [--head-dim N] [--window W] [--seed S] [--tied]\n"
-            "                      [--ctx N] [--rope-base B]\n\n"
+            "                      [--experts N --experts-used K] [--ctx N] [--rope-base B]\n\n"
             "Write a model with random weights (deterministic for a seed) and the tokenizer\n"
             "metadata of VOCAB.gguf. Norm weights are near 1, matrices N(0, 1/sqrt(fan_in)).\n"
             "Norms and biases stay F32; all matrices (token_embd included) get --type.\n\n"
-            "  --arch A        llama (default), qwen2, qwen3, gemma, gemma2, gemma3, phi3\n"
+            "  --arch A        llama (default), qwen2, qwen3, qwen3moe, gemma, gemma2, gemma3, phi3\n"
             "                  or gpt2: the tensors the family's description requires\n"
             "  --dim D         embedding length (multiple of --heads unless --head-dim)\n"
             "  --layers L      number of blocks\n"
@@ -23,6 +23,9 @@ static void usage(FILE *out) {
             "  --ffn F         feed-forward length\n"
             "  --head-dim N    attention head size (default D / H)\n"
             "  --window W      sliding window of the local layers (gemma2, gemma3)\n"
+            "  --experts N     mixture of experts (qwen3moe; llama: Mixtral's layout);\n"
+            "                  --ffn is then each expert's size\n"
+            "  --experts-used K  experts each token is routed to\n"
             "  --vocab-from V  GGUF file whose tokenizer.* keys are copied\n"
             "  --type T        f32, f16, q8_0 or q4_0 (quantized: D and F multiples of 32)\n"
             "  -o, --output P  output path (written to P.tmp, then renamed)\n"
@@ -47,6 +50,8 @@ int cmd_mkmodel(int argc, char **argv) {
         {NULL, "--ffn", OPT_INT, &p.ffn, 1, 1 << 22},
         {NULL, "--head-dim", OPT_INT, &p.head_dim, 2, 1024},
         {NULL, "--window", OPT_INT, &p.window, 1, 1 << 24},
+        {NULL, "--experts", OPT_INT, &p.n_expert, 1, 1024},
+        {NULL, "--experts-used", OPT_INT, &p.n_expert_used, 1, 1024},
         {NULL, "--vocab-from", OPT_STR, &p.vocab_path, 0, 0},
         {NULL, "--type", OPT_STR, &p.type, 0, 0},
         {"-o", "--output", OPT_STR, &out, 0, 0},
