@@ -21,12 +21,9 @@ int frugal_parse_size(const char *text, uint64_t *bytes) { return fr_parse_size(
  * n_head_kv * head_dim values per layer per token, the token count rounded up to
  * whole 16-token blocks (the paged cache's unit; a slight over-estimate otherwise). */
 static uint64_t kv_bytes_per_token(const frugal_model *m, int kv_type) {
-    static const fr_type k_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q8_0};
-    static const fr_type v_of[] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_0};
-    if (kv_type < 0 || kv_type > 4) return 0;
     if (kv_type >= 2 && m->hp.head_dim % 32) return 0; /* the cache refuses this type */
-    int64_t row = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
-    return (uint64_t)m->hp.n_layer * (fr_row_size(k_of[kv_type], row) + fr_row_size(v_of[kv_type], row));
+    /* one block of every layer's pages, per token of the block */
+    return fr_kv_pool_bytes(kv_type, m->hp.n_head_kv * m->hp.head_dim, m->hp.n_layer, 1, 0, 0) / FR_KV_BLOCK;
 }
 
 /* The KV pool of a one-sequence context of n_ctx tokens, as fr_kv_pool_init lays it
