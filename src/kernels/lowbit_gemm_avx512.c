@@ -1,5 +1,5 @@
 /* lowbit_gemm_avx512.c - prefill GEMMs (AVX-512 F/BW/VL/VNNI) for Q2_K, Q3_K, IQ4_XS
- * and the IQ3 / IQ2 lattice types against Q8_K activations (the traits' `gemm`, see
+ * Q5_K and the IQ3 / IQ2 lattice types against Q8_K activations (the traits' `gemm`, see
  * core/types.h).
  *
  * Why: with one vec_dot per row and token, a prompt of T tokens unpacks every
@@ -114,8 +114,37 @@ UNPACK_IQ(iq2_s, fr_block_iq2_s, 0.125f)
 UNPACK_IQ(iq3_xxs, fr_block_iq3_xxs, 0.25f)
 UNPACK_IQ(iq3_s, fr_block_iq3_s, 1.0f)
 
-/* kinds at or after K_IQ4XS hold magnitudes and a sign mask */
-enum { K_Q2, K_Q3, K_IQ4XS, K_IQ2XXS, K_IQ2XS, K_IQ2S, K_IQ3XXS, K_IQ3S };
+/* Q5_K (no interleaved layout of its own; the low-bit mixes use it for attn_v and
+ * some ffn_down): 8 sub-blocks of 32, 6-bit scales and mins packed as in Q4_K,
+ * value = d * sc * q - dmin * m with q = 4 low bits (qs) + a fifth (qh). */
+static inline void unpack_q5_k(const fr_block_q5_k *x, unpacked *u) {
+    uint32_t a[3];
+    memcpy(a, x->scales, 12);
+    const uint32_t w[4] = {a[0] & 0x3f3f3f3f, (a[2] & 0x0f0f0f0f) | (((a[0] >> 6) & 0x03030303) << 4),
+                           a[1] & 0x3f3f3f3f, ((a[2] >> 4) & 0x0f0f0f0f) | (((a[1] >> 6) & 0x03030303) << 4)};
+    uint8_t sm[16]; /* scales 0..7, then mins 0..7 */
+    memcpy(sm, w, 16);
+    /* sc16 / mins16 per 16 values: each 32-value sub-block's byte twice */
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m128i v = _mm_loadu_si128((const __m128i *)sm);
+    u->sc16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup));
+    u->mins16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_srli_si128(v, 8), dup));
+    const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1), h = ld256(x->qh);
+    for (int c = 0; c < 4; c++) {
+        const __m256i q = ld256(x->qs + 32 * c);
+        const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
+        const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
+        u->v[c] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        u->sc[c] = scales4(u->sc16, 4 * c);
+    }
+    u->d = h2f(x->d);
+    u->dmin = h2f(x->dmin);
+}
+
+/* kinds at or after K_IQ4XS hold magnitudes and a sign mask; K_Q2 and K_Q5 have mins */
+enum { K_Q2, K_Q5, K_Q3, K_IQ4XS, K_IQ2XXS, K_IQ2XS, K_IQ2S, K_IQ3XXS, K_IQ3S };
 
 /* One unpacked block against one token's Q8_K block: adds into acc (d * y.d * int
  * sums) and, for Q2_K, accm (the mins term). */
@@ -131,7 +160,7 @@ static inline __attribute__((always_inline)) void block_token(const unpacked *u,
         const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(u->sc16, ld256(y->bsums)), 2);
         isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(off));
     }
-    if (kind == K_Q2) {
+    if (kind == K_Q2 || kind == K_Q5) {
         const __m256i pm = _mm256_madd_epi16(ld256(y->bsums), u->mins16);
         *accm = _mm256_fmadd_ps(_mm256_set1_ps(u->dmin * y->d), _mm256_cvtepi32_ps(pm), *accm);
     }
@@ -154,6 +183,7 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
                 switch (kind) {
                 case K_Q3: unpack_q3_k((const fr_block_q3_k *)row + b, &u); break;
                 case K_Q2: unpack_q2_k((const fr_block_q2_k *)row + b, &u); break;
+                case K_Q5: unpack_q5_k((const fr_block_q5_k *)row + b, &u); break;
                 case K_IQ4XS: unpack_iq4_xs((const fr_block_iq4_xs *)row + b, &u); break;
                 case K_IQ2XXS: unpack_iq2_xxs((const fr_block_iq2_xxs *)row + b, &u); break;
                 case K_IQ2XS: unpack_iq2_xs((const fr_block_iq2_xs *)row + b, &u); break;
@@ -168,7 +198,7 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
             }
             for (int t = 0; t < nt; t++) {
                 float s = _mm512_reduce_add_ps(acc[t]);
-                if (kind == K_Q2) {
+                if (kind == K_Q2 || kind == K_Q5) {
                     const __m256 m = accm[t];
                     __m128 h = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
                     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -186,6 +216,7 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
                             int n_tok, float *out, size_t ld) {                                                   \
         gemm_kind(n, w, w_row, n_rows, yp, yp_row, n_tok, out, ld, KIND);                                      \
     }
+GEMM(q5_k, K_Q5)
 GEMM(iq2_xxs, K_IQ2XXS)
 GEMM(iq2_xs, K_IQ2XS)
 GEMM(iq2_s, K_IQ2S)
@@ -209,6 +240,7 @@ int fr_kernels_install_lowbit_gemm_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q2_K].gemm = gemm_q2_k;
     t[FR_TYPE_Q3_K].gemm = gemm_q3_k;
     t[FR_TYPE_IQ4_XS].gemm = gemm_iq4_xs;
+    t[FR_TYPE_Q5_K].gemm = gemm_q5_k;
     t[FR_TYPE_IQ2_XXS].gemm = gemm_iq2_xxs;
     t[FR_TYPE_IQ2_XS].gemm = gemm_iq2_xs;
     t[FR_TYPE_IQ2_S].gemm = gemm_iq2_s;
