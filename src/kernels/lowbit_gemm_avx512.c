@@ -50,9 +50,10 @@ typedef struct {
 
 static inline void unpack_q3_k(const fr_block_q3_k *x, unpacked *u) {
     const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
-    uint8_t su[16];
-    fr_q3k_scales_u(x->scales, su);
-    u->sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_loadu_si128((const __m128i *)su), _mm_set1_epi8(32)));
+    uint32_t o[4];
+    fr_q3k_scales_w(x->scales, o);
+    const __m128i s8 = _mm_sub_epi8(_mm_setr_epi32((int)o[0], (int)o[1], (int)o[2], (int)o[3]), _mm_set1_epi8(32));
+    u->sc16 = _mm256_cvtepi8_epi16(s8);
     const __m512i hm = dup256(ld256(x->hmask));
     for (int c = 0; c < 4; c++) {
         const __m512i q = dup256(ld256(x->qs + 32 * (c / 2)));
@@ -122,11 +123,10 @@ static inline void unpack_q5_k(const fr_block_q5_k *x, unpacked *u) {
     memcpy(a, x->scales, 12);
     const uint32_t w[4] = {a[0] & 0x3f3f3f3f, (a[2] & 0x0f0f0f0f) | (((a[0] >> 6) & 0x03030303) << 4),
                            a[1] & 0x3f3f3f3f, ((a[2] >> 4) & 0x0f0f0f0f) | (((a[1] >> 6) & 0x03030303) << 4)};
-    uint8_t sm[16]; /* scales 0..7, then mins 0..7 */
-    memcpy(sm, w, 16);
-    /* sc16 / mins16 per 16 values: each 32-value sub-block's byte twice */
+    /* scales 0..7 then mins 0..7, built in registers (see fr_q3k_scales_w); sc16 /
+     * mins16 per 16 values: each 32-value sub-block's byte twice */
     const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m128i v = _mm_loadu_si128((const __m128i *)sm);
+    const __m128i v = _mm_setr_epi32((int)w[0], (int)w[1], (int)w[2], (int)w[3]);
     u->sc16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup));
     u->mins16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_srli_si128(v, 8), dup));
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1), h = ld256(x->qh);
