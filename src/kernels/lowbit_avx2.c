@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/il_drive.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -257,6 +258,7 @@ static void dot_iq1_s(int n, float *s, const void *vx, const void *vy) {
     const fr_block_q8_k *y = vy;
     float sumf = 0;
     for (int b = 0; b < n / FR_QK_K; b++) {
+        fr_il_prefetch(x + b, sizeof *x); /* see kernels/il_drive.h */
         __m256i isum = _mm256_setzero_si256();
         int sumi1 = 0;
         for (int ib = 0; ib < 8; ib++) {
@@ -281,6 +283,7 @@ static void dot_iq1_m(int n, float *s, const void *vx, const void *vy) {
     const fr_block_q8_k *y = vy;
     float sumf = 0;
     for (int b = 0; b < n / FR_QK_K; b++) {
+        fr_il_prefetch(x + b, sizeof *x);
         uint16_t sc[4];
         memcpy(sc, x[b].scales, 8);
         const uint16_t d16 = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/il_drive.h"
 #include "kernels/lowbit_avx512_iq.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
@@ -123,6 +124,7 @@ static void dot_iq4_nl(int n, float *s, const void *vx, const void *vy) {
     __m512 acc = _mm512_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
+        fr_il_prefetch(x + b, 2 * sizeof *x); /* see kernels/il_drive.h */
         /* Q8_0 blocks are 34 bytes: the two 32-byte quant runs are not contiguous */
         int8_t q8[64];
         memcpy(q8, y[b].qs, 32);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/il_drive.h"
 #include "kernels/lowbit_avx512_iq.h"
 
 enum { TT = 4 }; /* tokens per tile */
@@ -171,6 +172,7 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
                                                            const void *yp, size_t yp_row, int n_tok, float *out,
                                                            size_t ld, int kind) {
     const int nb = n / FR_QK_K;
+    const size_t bsz = w_row / (size_t)nb;
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * w_row;
         for (int t0 = 0; t0 < n_tok; t0 += TT) {
@@ -180,6 +182,9 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
             for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
             for (int b = 0; b < nb; b++) {
                 unpacked u;
+                /* decode reads each block once: keep DRAM reads in flight ahead of
+                 * the kernel, as the IL16 kernels do (kernels/il_drive.h) */
+                fr_il_prefetch(row + b * bsz, bsz);
                 switch (kind) {
                 case K_Q3: unpack_q3_k((const fr_block_q3_k *)row + b, &u); break;
                 case K_Q2: unpack_q2_k((const fr_block_q2_k *)row + b, &u); break;
