@@ -21,7 +21,7 @@
 #include "kernels/il_drive.h"
 #include "kernels/lowbit_avx512_iq.h"
 
-enum { TT = 4 }; /* tokens per tile */
+enum { TT = 8 }; /* tokens per tile */
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
