@@ -5,7 +5,7 @@
  * Why: with one vec_dot per row and token, a prompt of T tokens unpacks every
  * weight block T times; here each super-block is unpacked once into registers
  * (64 unsigned levels + their 16-bit scales per chunk) and then dotted with up to
- * 4 tokens' activations. Per (row, token) the operations are the same whatever the
+ * TT (8) tokens' activations. Per (row, token) the operations are the same whatever the
  * tile (a token is never combined with another), so outputs do not depend on how
  * rows and tokens are split. The integer parts are exact; against vec_dot only the
  * float order of the final lanes' sum may differ (same bound as the dots:
