@@ -123,17 +123,17 @@ FR_DECL_READ(iq1_m)
 
 /* The 16 Q3_K sub-block scales (already minus 32) from their 12 packed bytes. */
 void fr_q3k_scales(const uint8_t packed[12], int8_t sc[16]);
-/* The same scales plus 32 (0..63, one byte each, in order) on 32-bit words: four
- * bytes at once, for the SIMD kernels (the low nibbles sit in bytes 0..7, the top
- * two bits in bytes 8..11, two per sub-block per round). */
-static inline void fr_q3k_scales_u(const uint8_t packed[12], uint8_t sc[16]) {
-    uint32_t a[3], o[4];
+/* The same scales plus 32 (0..63) as four 32-bit words (bytes in sub-block order),
+ * computed four at a time, for the SIMD kernels: they build their vectors from the
+ * words in registers (storing them and reloading 16 bytes would stall on store
+ * forwarding). Low nibbles sit in bytes 0..7, the top two bits in bytes 8..11. */
+static inline void fr_q3k_scales_w(const uint8_t packed[12], uint32_t o[4]) {
+    uint32_t a[3];
     __builtin_memcpy(a, packed, 12);
     o[0] = (a[0] & 0x0f0f0f0f) | ((a[2] & 0x03030303) << 4);
     o[1] = (a[1] & 0x0f0f0f0f) | (((a[2] >> 2) & 0x03030303) << 4);
     o[2] = ((a[0] >> 4) & 0x0f0f0f0f) | (((a[2] >> 4) & 0x03030303) << 4);
     o[3] = ((a[1] >> 4) & 0x0f0f0f0f) | (((a[2] >> 6) & 0x03030303) << 4);
-    __builtin_memcpy(sc, o, 16);
 }
 
 /* Writers (quantizers without importance weights, as llama-quantize without an

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/il_drive.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -72,10 +73,11 @@ static void dot_q3_k(int n, float *s, const void *vx, const void *vy) {
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / FR_QK_K; b++) {
+        uint32_t o[4];
+        fr_q3k_scales_w(x[b].scales, o);
+        const __m128i s8 = _mm_sub_epi8(_mm_setr_epi32((int)o[0], (int)o[1], (int)o[2], (int)o[3]), _mm_set1_epi8(32));
         int8_t sc[16];
-        uint8_t su[16];
-        fr_q3k_scales_u(x[b].scales, su);
-        _mm_storeu_si128((__m128i *)sc, _mm_sub_epi8(_mm_loadu_si128((const __m128i *)su), _mm_set1_epi8(32)));
+        _mm_storeu_si128((__m128i *)sc, s8);
         const int8_t *q8 = y[b].qs;
         const __m256i hm = ld256(x[b].hmask);
         __m256i isum = _mm256_setzero_si256();
@@ -91,7 +93,7 @@ static void dot_q3_k(int n, float *s, const void *vx, const void *vy) {
             }
         }
         /* the +4 offset: 4 * sum_j sc[j] * bsums[j] */
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
         const __m256i off = _mm256_madd_epi16(sc16, ld256(y[b].bsums));
         isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 2));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
@@ -256,6 +258,7 @@ static void dot_iq1_s(int n, float *s, const void *vx, const void *vy) {
     const fr_block_q8_k *y = vy;
     float sumf = 0;
     for (int b = 0; b < n / FR_QK_K; b++) {
+        fr_il_prefetch(x + b, sizeof *x); /* see kernels/il_drive.h */
         __m256i isum = _mm256_setzero_si256();
         int sumi1 = 0;
         for (int ib = 0; ib < 8; ib++) {
@@ -280,6 +283,7 @@ static void dot_iq1_m(int n, float *s, const void *vx, const void *vy) {
     const fr_block_q8_k *y = vy;
     float sumf = 0;
     for (int b = 0; b < n / FR_QK_K; b++) {
+        fr_il_prefetch(x + b, sizeof *x);
         uint16_t sc[4];
         memcpy(sc, x[b].scales, 8);
         const uint16_t d16 = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));

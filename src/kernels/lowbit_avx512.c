@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+#include "kernels/il_drive.h"
 #include "kernels/lowbit_avx512_iq.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
@@ -77,9 +78,10 @@ static void dot_q3_k(int n, float *s, const void *vx, const void *vy) {
     const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
     __m512 acc = _mm512_setzero_ps();
     for (int b = 0; b < n / FR_QK_K; b++) {
-        uint8_t su[16];
-        fr_q3k_scales_u(x[b].scales, su);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_loadu_si128((const __m128i *)su), _mm_set1_epi8(32)));
+        uint32_t o[4];
+        fr_q3k_scales_w(x[b].scales, o);
+        const __m128i s8 = _mm_sub_epi8(_mm_setr_epi32((int)o[0], (int)o[1], (int)o[2], (int)o[3]), _mm_set1_epi8(32));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
         const __m512i hm = dup256(ld256(x[b].hmask));
         __m512i isum = _mm512_setzero_si512();
         for (int c = 0; c < 4; c++) {
@@ -122,6 +124,7 @@ static void dot_iq4_nl(int n, float *s, const void *vx, const void *vy) {
     __m512 acc = _mm512_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
+        fr_il_prefetch(x + b, 2 * sizeof *x); /* see kernels/il_drive.h */
         /* Q8_0 blocks are 34 bytes: the two 32-byte quant runs are not contiguous */
         int8_t q8[64];
         memcpy(q8, y[b].qs, 32);
