@@ -97,7 +97,8 @@ echo '{"messages": 3}' >"$TMP/bad.json"
 expect_exit 1 "must be an array" serve --chat-template chatml --render "$TMP/bad.json"
 
 # ---------------------------------------------------------------- servers
-start_server a --max-body 64K --max-prompt-tokens 200 --idle-timeout 2 -c 2048 || exit 1
+# (64 clients at once, and the previous round's connections may still be closing: no per-address cap)
+start_server a --max-body 64K --max-prompt-tokens 200 --idle-timeout 2 -c 2048 --max-conns-per-ip 0 || exit 1
 PA=$SPORT PIDA=$SPID
 start_server b --api-key sekrit --slots 1 --queue 1 || exit 1
 PB=$SPORT
