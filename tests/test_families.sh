@@ -96,7 +96,8 @@ else
         expect_exit 0 "" serve -m "$TMP/$a-q4k.gguf" --render "$TMP/chat.json"
         check "$a: template renders ${MARK[$a]}" grep -qF "${MARK[$a]}" "$TMP/out"
     done
-    for a in gemma3 gpt2; do
+    for a in llama qwen2 qwen3 qwen3moe mixtral gemma gemma2 gemma3 phi3 gpt2; do
+        [ -f "$TMP/$a-q4k.gguf" ] || continue
         "$FRUGAL" serve -m "$TMP/$a-q4k.gguf" --port 0 -t 1 2>"$TMP/serve.log" &
         spid=$!
         port=
