@@ -164,6 +164,19 @@ if not SANITIZED:
     check("1 MB prompt: peak RSS grows < 12 MiB (the body, its JSON copy, no tokenization)", grew < 12,
           f"+{grew:.1f} MiB")
 
+# ---------------------------------------------------------------- header size
+sk = connect()
+sk.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40000 + b"\r\nConnection: close\r\n\r\n")
+data = read_all(sk, 10)
+sk.close()
+body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+try:
+    doc = json.loads(body)
+except ValueError:
+    doc = None
+check("40 KiB of headers -> 431 with a JSON error", data.startswith(b"HTTP/1.1 431") and isinstance(doc, dict)
+      and "error" in doc, repr(data[:200]))
+
 # ---------------------------------------------------------------- 5. half-closed client
 # long enough (EOS banned) that the server looks at the socket while generating
 s, d = post({"prompt": "Once", "max_tokens": 400, "logit_bias": {"2": -100}}, half_close=True)

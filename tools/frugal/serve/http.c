@@ -35,7 +35,14 @@ static const char *const k_ep_names[EP_COUNT] = {
     "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "other",
 };
 /* statuses counted by /metrics; 0 = the connection was dropped without a response */
-static const int k_statuses[] = {200, 400, 401, 404, 405, 408, 413, 500, 503, 0};
+static const int k_statuses[] = {200, 400, 401, 404, 405, 408, 413, 431, 500, 503, 0};
+
+/* Request headers: MHD keeps them in a per-connection pool of POOL_BYTES; what
+ * does not fit there gets MHD's own 431 (an HTML body). Headers over
+ * MAX_HEADER_BYTES that did fit get a JSON 431 from us, so every client that
+ * stays below the pool sees the API's error shape. */
+#define POOL_BYTES (96 * 1024)
+#define MAX_HEADER_BYTES (32 * 1024)
 #define N_STATUS ((int)(sizeof k_statuses / sizeof k_statuses[0]))
 
 /* One accepted connection as the reaper sees it (MHD's socket_context). */
@@ -486,6 +493,12 @@ static int authorized(const srv_config *cfg, struct MHD_Connection *c) {
     return srv_auth_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), cfg->api_key);
 }
 
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -508,6 +521,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int is_post = strcmp(method, "POST") == 0;
         int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
         int wants_post = cn->ep == EP_CHAT || cn->ep == EP_COMPLETIONS;
+        size_t hdr_bytes = strlen(url) + strlen(method);
+        MHD_get_connection_values(c, MHD_HEADER_KIND, sum_header, &hdr_bytes);
+        if (hdr_bytes > MAX_HEADER_BYTES)
+            return fail(cn, 431, "header_too_large", "request headers too large (at most 32 KiB)");
         if (cn->ep == EP_OTHER) return fail(cn, 404, "not_found", "unknown endpoint");
         if (wants_post ? !is_post : !is_get) return fail(cn, 405, "method_not_allowed", "method not allowed on this endpoint");
         if (cn->ep != EP_HEALTH && !authorized(cfg, c)) {
@@ -608,6 +625,7 @@ srv_http *srv_http_start(const srv_config *cfg, srv_sched *sched, const char *ho
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_ip,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                             MHD_OPTION_END);

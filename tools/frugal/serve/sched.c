@@ -290,13 +290,15 @@ static void reap(srv_sched *s) {
         srv_req *r = s->slots[i].req;
         if (!r) continue;
         pthread_mutex_lock(&r->mu);
-        int gone = r->done || r->cancelled;
-        if (r->cancelled && !r->done) {
+        int gone = r->done || r->cancelled, abandoned = r->cancelled && !r->done;
+        pthread_mutex_unlock(&r->mu);
+        /* s->mu after r->mu is released: submit takes them the other way round
+         * (TSan reported the inversion; request memory is reused, so it could bite) */
+        if (abandoned) {
             pthread_mutex_lock(&s->mu);
             s->cancelled++;
             pthread_mutex_unlock(&s->mu);
         }
-        pthread_mutex_unlock(&r->mu);
         if (!gone && r->deadline > 0 && now > r->deadline) {
             release_text(s, i, 1);
             req_end(r, "length", 0, NULL);
