@@ -123,7 +123,7 @@ fi
 
 # (b) error paths, (c) batching, (d) load
 SANITIZED=
-grep -q "__asan_init" "$FRUGAL" && SANITIZED=sanitized  # an ASan build
+grep -q "__asan_init\|__tsan_init" "$FRUGAL" && SANITIZED=sanitized  # an ASan or TSan build
 timeout 240 python3 "$HERE/serve/http_checks.py" "$PA" "$PIDA" "$PB" sekrit $SANITIZED >"$TMP/py.out" 2>&1
 grep -E "^(FAIL|SKIP|rss_kib|python:)" "$TMP/py.out"
 pass=$((pass + $(grep -c '^PASS' "$TMP/py.out")))

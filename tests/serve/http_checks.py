@@ -324,7 +324,7 @@ check("64 clients x 8 rounds: 0 errors", errors == 0, f"{errors} errors")
 # (measured: rounds bounce within ~1.5 MiB without any trend). Small leaks are
 # LeakSanitizer's job (the suite runs again under ASan); this catches lost contexts.
 if len(sys.argv) > 5 and sys.argv[5] == "sanitized":
-    print("SKIP RSS check: AddressSanitizer keeps freed memory in its quarantine")
+    print("SKIP RSS check: a sanitizer's allocator keeps freed memory (ASan's quarantine, TSan's shadow)")
 else:
     check("RSS of rounds 5-8 <= peak of rounds 1-4 + 4 MiB", max(rss[4:]) <= max(rss[:4]) + 4096,
           f"KiB per round: {rss}")
