@@ -282,29 +282,6 @@ void fr_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-void fr_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox) {
-    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
-    /* one cos/sin table per call, shared by all heads */
-    float cs[512], sn[512];
-    int half = n_rot / 2;
-    float theta = (float)pos;
-    for (int i = 0; i < half && i < 512; i++) {
-        cs[i] = cosf(theta);
-        sn[i] = sinf(theta);
-        theta *= theta_scale;
-    }
-    for (int h = 0; h < n_head; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            int a = neox ? i : 2 * i;
-            int b = neox ? i + half : 2 * i + 1;
-            float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs[i] - x1 * sn[i];
-            v[b] = x0 * sn[i] + x1 * cs[i];
-        }
-    }
-}
-
 void fr_softmax(float *x, int n) {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) if (x[i] > mx) mx = x[i];

@@ -51,12 +51,9 @@ void fr_weight_row(const fr_weight *w, int64_t r, float *out);
 /* out = x / rms(x) * w, n values (out may alias x). */
 void fr_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 
-/* Rotary position embedding in place on n_head heads of head_dim values
- * (the first n_rot dims of each head rotate). neox = 0: pairs (2i, 2i+1) as in
- * Llama; neox = 1: pairs (i, i + n_rot/2) as in Qwen2/GPT-NeoX. */
-void fr_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox);
-
-/* RoPE with scaling, as ggml's rope_ext: theta_i = pos * base^(-2i/n_rot) / factor_i
+/* Rotary position embedding in place on n_head heads of head_dim values (the first
+ * n_rot dims of each head rotate; neox = 0: pairs (2i, 2i+1) as in Llama, neox = 1:
+ * pairs (i, i + n_rot/2) as in Qwen2/GPT-NeoX), with scaling as ggml's rope_ext: theta_i = pos * base^(-2i/n_rot) / factor_i
  * (factors NULL: 1), interpolated by freq_scale; with ext_factor != 0 (YaRN) blended
  * back towards the unscaled theta over the dims below the correction range and the
  * magnitude raised by 1 + 0.1 ln(1/freq_scale); cos and sin multiplied by attn_factor. */

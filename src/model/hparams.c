@@ -155,7 +155,6 @@ int fr_hparams_read(fr_hparams *hp, const gguf_file *f, const fr_arch_desc *d, i
         (rc = read_experts(hp, f, a, d, err)))
         return rc;
     hp->n_vocab = n_vocab;
-    hp->rope_base = hp->rope.base;
     hp->rope_neox = d->rope_neox;
     hp->emb_scale = d->emb_scale ? sqrtf((float)hp->n_embd) : 0.0f;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);

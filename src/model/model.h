@@ -26,7 +26,6 @@ struct fr_hparams {
     int head_dim;       /* attention.key_length, default n_embd / n_head */
     int n_ff;
     int n_rot;          /* rotary dims per head (0: no RoPE) */
-    float rope_base;    /* = rope.base (kept for the planner and messages) */
     float norm_eps;
     bool rope_neox;     /* rotate halves (NeoX) rather than adjacent pairs */
     fr_rope_cfg rope;      /* global layers */
