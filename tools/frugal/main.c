@@ -23,6 +23,7 @@ static const subcommand k_cmds[] = {
     {"bench", "measure prompt and generation speed against the memory roofline", cmd_bench},
     {"perplexity", "perplexity and KL-divergence of a model on a text", cmd_perplexity},
     {"quantize", "convert a model's weights to another type", cmd_quantize},
+    {"convert", "a Hugging Face folder (safetensors) to GGUF, quantized on the way", cmd_convert},
     {"serve", "OpenAI-compatible HTTP server with continuous batching", cmd_serve},
     {"plan", "show how a model runs inside a memory budget (--mem)", cmd_plan},
 };
