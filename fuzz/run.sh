@@ -8,7 +8,7 @@ BUILD=$1 FRUGAL=$2 SHARED=$3 SECS=$4
 shift 4
 HERE=$(cd "$(dirname "$0")" && pwd)
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_gguf fuzz_tokenizer fuzz_http fuzz_template fuzz_kv_spill)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_gguf fuzz_tokenizer fuzz_http fuzz_template fuzz_kv_spill fuzz_safetensors)
 RUN=${FUZZ_RUN_DIR:-$BUILD/fuzz-run}
 rm -rf "$RUN" && mkdir -p "$RUN"
 bash "$HERE/seeds.sh" "$FRUGAL" "$SHARED" "$RUN/seeds" || { echo "fuzz: seed generation failed"; exit 1; }

@@ -6,7 +6,7 @@
 # templates built from them.
 set -eu
 FRUGAL=$1 SHARED=$2 OUT=$3
-mkdir -p "$OUT"/fuzz_gguf "$OUT"/fuzz_tokenizer "$OUT"/fuzz_http "$OUT"/fuzz_template "$OUT"/fuzz_kv_spill
+mkdir -p "$OUT"/fuzz_gguf "$OUT"/fuzz_tokenizer "$OUT"/fuzz_http "$OUT"/fuzz_template "$OUT"/fuzz_kv_spill "$OUT"/fuzz_safetensors
 
 # GGUF: tiny llama/qwen2 models (a few KiB of weights) on small real vocabularies
 n=0
@@ -85,5 +85,30 @@ shared, out = sys.argv[1], sys.argv[2]
 data = open(f"{shared}/text/fortunes-val.txt", "rb").read()
 for i, n in enumerate([0, 16, 1000, 4096, 20000, 65536]):
     open(f"{out}/s{i}", "wb").write(bytes([i & 1, (i * 50) % 256]) + data[:n])
+PY
+# safetensors: small files in every dtype (some sharing no bytes, some empty), and
+# the headers of the shared HF folders' files with a little of their data
+python3 - "$SHARED" "$OUT/fuzz_safetensors" <<'PY'
+import json, os, struct, sys
+shared, out = sys.argv[1], sys.argv[2]
+def st(tensors):
+    h, off, data = {"__metadata__": {"format": "pt"}}, 0, b""
+    for name, dt, shape in tensors:
+        n = (4 if dt == "F32" else 2)
+        for d in shape: n *= d
+        h[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + n]}
+        data += bytes((off + i) % 251 for i in range(n)); off += n
+    j = json.dumps(h).encode()
+    return struct.pack("<Q", len(j)) + j + data
+k = 0
+for dt in ["F32", "F16", "BF16"]:
+    for shapes in [[[4]], [[2, 3], [3]], [[2, 2, 2], []], [[0], [1, 1, 1, 1]]]:
+        open(f"{out}/syn{k}", "wb").write(st([(f"t{i}.weight", dt, s) for i, s in enumerate(shapes)])); k += 1
+for folder in sorted(os.listdir(f"{shared}/hf")):
+    d = f"{shared}/hf/{folder}"
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if f.endswith(".safetensors"):
+            b = open(f"{d}/{f}", "rb").read(65536)
+            open(f"{out}/{folder}-{f}", "wb").write(b)
 PY
 for t in "$OUT"/*; do echo "seeds: $(basename "$t"): $(ls "$t" | wc -l) files"; done
