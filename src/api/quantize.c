@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,6 +281,12 @@ static double secs_since(const struct timespec *t0) {
     return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
 }
 
+static void drop_pages(const void *p, size_t n) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + pg - 1) / pg * pg, b = (uintptr_t)p + n;
+    b = b / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* gguf writer fill callback: tensor `index` of the sorted plan. */
 static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *err) {
     q_state *st = user;
@@ -293,6 +300,9 @@ static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *er
         st->job_dst = dst;
         fr_pool_run(st->pool, quant_rows, st);
     }
+    /* the input's pages are not needed again: dropping them keeps the resident set
+     * to about one tensor (convert's peak-RSS bound relies on it; advice only) */
+    drop_pages(it->src->data, (size_t)it->src->nbytes);
     st->done_bytes += it->src->nbytes;
     if (st->on_progress) {
         st->on_progress(st->progress_user, st->done_bytes, st->total_bytes, it->name);

@@ -304,6 +304,8 @@ int cv_plan(cv_ctx *c, fr_err *err) {
 
 /* ------------------------------------------------------------------ the data */
 
+#define CV_SLICE ((size_t)8 << 20)
+
 static float load1(const uint8_t *p, fr_type t) {
     if (t == FR_TYPE_F32) { float f; memcpy(&f, p, 4); return f; }
     uint16_t h;
@@ -358,7 +360,13 @@ int cv_fill(cv_ctx *c, int i, void *dst, size_t nbytes, fr_err *err) {
         const st_tensor *s = t->src[e];
         uint8_t *o = out + per_src * (size_t)e;
         if (!t->xform && s->dtype == t->type) {
-            memcpy(o, s->data, per_src);
+            /* in slices, each released once copied: the source never stays resident
+             * next to the whole output buffer */
+            for (size_t off = 0; off < per_src; off += CV_SLICE) {
+                size_t n = per_src - off < CV_SLICE ? per_src - off : CV_SLICE;
+                memcpy(o + off, s->data + off, n);
+                st_release_range(c->st, s->shard, s->data + off, n);
+            }
         } else {
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t j = 0; j < cols; j++)

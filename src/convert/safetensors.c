@@ -292,10 +292,10 @@ const st_tensor *st_model_find(const st_model *m, const char *name) {
     return NULL;
 }
 
-void st_release(const st_model *m, const st_tensor *t) {
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t base = (uintptr_t)m->maps[t->shard];
-    uintptr_t a = ((uintptr_t)t->data - base) / (uintptr_t)pg * (uintptr_t)pg + base;
-    uintptr_t b = (uintptr_t)t->data + t->nbytes;
+void st_release_range(const st_model *m, int shard, const uint8_t *p, size_t n) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)m->maps[shard];
+    uintptr_t a = ((uintptr_t)p - base) / pg * pg + base, b = (uintptr_t)p + n;
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
+
+void st_release(const st_model *m, const st_tensor *t) { st_release_range(m, t->shard, t->data, t->nbytes); }

@@ -57,6 +57,8 @@ const st_tensor *st_model_find(const st_model *m, const char *name);
 /* Tell the kernel the pages of t are no longer needed (keeps peak RSS to about one
  * tensor while streaming; a failure only costs memory). */
 void st_release(const st_model *m, const st_tensor *t);
+/* The same for bytes [p, p + n) of shard `shard`'s mapping (whole pages inside it). */
+void st_release_range(const st_model *m, int shard, const uint8_t *p, size_t n);
 /* Bytes per element of dtype. */
 size_t st_elem_size(fr_type t);
 
