@@ -13,6 +13,9 @@
 #   qwen3  : F32, byte-level BPE tokenizer.json with merges as pairs, per-head Q/K norms
 #   gemma2 : F32, norms -1 / +1, post-norms, soft-caps, sliding window
 #   mixtral: F32, per-expert tensors stacked into ffn_*_exps, untied
+#   qwen3moe (experts as mlp.experts.E.*), gpt2 (Conv1D, learned positions), phi3 (fused
+#   qkv / gate_up, LongRoPE factors rebuilt from rope_scaling, added tokens from
+#   added_tokens_decoder, chat template), gemma, gemma3 (linear rope_scaling, local base)
 # Also the CLI's exit status and cleanup on bad input.
 # Skips when ../shared (arch models, hf/gguf_compare.py) or python3 is absent.
 source "$(dirname "$0")/lib.sh"
@@ -30,7 +33,8 @@ mkdir -p "$S/arch/models" "$S/arch/golden"
 # but the synthetic models lack (transformers' default head_dim for llama), and
 # the Gemma tokenizer flag llama.cpp's converter always sets
 IGN='llama.attention.key_length,llama.attention.value_length,tokenizer.ggml.add_space_prefix'
-for spec in "llama3 f32 2" "qwen3 f32 1" "gemma2 f32 1" "mixtral f32 1"; do
+for spec in "llama3 f32 2" "qwen3 f32 1" "gemma2 f32 1" "mixtral f32 1" "qwen3moe f32 1" "gpt2 f32 1" \
+    "phi3 f32 1" "gemma f32 1" "gemma3 f32 1"; do
     set -- $spec
     m=$1 dt=$2 sh=$3
     src=$SHARED/arch/models/synth-$m-q8_0.gguf
@@ -86,12 +90,12 @@ print(f"bf16: {n} matrices are the RNE rounding of the F32 conversion")
 PY
 then ok; else bad "llama3 bf16 conversion"; fi
 
-# gemma2's converted file has add_space_prefix = false (llama.cpp's converter always
-# writes it for Gemma); the shared model does not, so its prompt tokens differ:
-# gemma2 is checked bit for bit above, the golden run covers the other three.
-rm -f "$S/arch/golden/synth-gemma2"*
+# The Gemma files converted have add_space_prefix = false (llama.cpp's converter always
+# writes it for Gemma); the shared models do not, so their prompt tokens differ: the
+# three Gemmas are checked tensor by tensor above, the golden runs cover the others.
+rm -f "$S/arch/golden/synth-gemma"*
 if [ -x "$GOLDEN_BIN" ]; then
-    for m in llama3 qwen3 mixtral; do
+    for m in llama3 qwen3 mixtral qwen3moe gpt2 phi3; do
         if FRUGAL_SHARED_DIR=$S "$GOLDEN_BIN" "synth-$m" >"$TMP/golden" 2>&1; then ok; grep "^synth" "$TMP/golden"
         else bad "$m: golden test on the converted model"; tail -8 "$TMP/golden"; fi
     done

@@ -245,6 +245,55 @@ static int plan_rope_freqs(cv_ctx *c, fr_err *err) {
     return FRUGAL_OK;
 }
 
+/* A generated 1-D F32 tensor from a JSON list of numbers. */
+static int plan_list(cv_ctx *c, const char *name, const cJSON *list, int64_t want, fr_err *err) {
+    int n = cJSON_GetArraySize(list);
+    if (!cJSON_IsArray(list) || n != want)
+        return fr_err_set(err, FRUGAL_E_FORMAT, "config.json: rope_scaling needs %lld long_factor and short_factor values",
+                          (long long)want);
+    cv_tensor *t = new_tensor(c, err);
+    if (!t) return FRUGAL_E_NOMEM;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = FR_TYPE_F32;
+    t->n_dims = 1;
+    t->ne[0] = n;
+    t->ne[1] = t->ne[2] = t->ne[3] = 1;
+    if (!(t->gen = malloc((size_t)n * sizeof(float)))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    int i = 0;
+    for (const cJSON *e = list->child; e; e = e->next, i++) {
+        if (!cJSON_IsNumber(e)) return fr_err_set(err, FRUGAL_E_FORMAT, "config.json: rope_scaling factor %d is not a number", i);
+        t->gen[i] = (float)e->valuedouble;
+    }
+    return FRUGAL_OK;
+}
+
+/* Phi-3 LongRoPE (Phi3MiniModel.generate_extra_tensors): rope_factors_long/short and
+ * the attention factor sqrt(1 + ln(scale) / ln(original context)). */
+static int plan_longrope(cv_ctx *c, fr_err *err) {
+    const cJSON *r = hj_obj(c->config, "rope_scaling");
+    const cJSON *lf = r ? cJSON_GetObjectItemCaseSensitive(r, "long_factor") : NULL;
+    if (strcmp(c->fam->gguf_arch, "phi3") || !cJSON_IsArray(lf) || !cJSON_GetArraySize(lf)) return FRUGAL_OK;
+    const char *type = hj_str(r, "rope_type");
+    if (!type) type = hj_str(r, "type");
+    int64_t heads = 1, hidden = 0, ctx = 4096, orig = 4096;
+    double pct = 1.0;
+    cv_cfg_int(c, "num_attention_heads", &heads);
+    cv_cfg_int(c, "hidden_size", &hidden);
+    cv_cfg_int(c, "max_position_embeddings", &ctx);
+    cv_cfg_int(c, "original_max_position_embeddings", &orig);
+    cv_cfg_num(c, "partial_rotary_factor", &pct);
+    if (!type || (strcmp(type, "longrope") && strcmp(type, "su") && strcmp(type, "yarn")) || heads <= 0 || orig <= 1)
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "config.json: rope_scaling with long_factor needs type longrope, su or yarn");
+    double scale = (double)ctx / (double)orig;
+    double attn = scale <= 1.0 ? 1.0 : strcmp(type, "yarn") ? sqrt(1.0 + log(scale) / log((double)orig)) : 0.1 * log(scale) + 1.0;
+    if (gguf_writer_set_f32(c->w, cv_key(c, "rope.scaling.attn_factor"), (float)attn))
+        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    int64_t half = (int64_t)(pct * (double)hidden) / heads / 2;
+    int rc = plan_list(c, "rope_factors_long.weight", lf, half, err);
+    if (!rc) rc = plan_list(c, "rope_factors_short.weight", cJSON_GetObjectItemCaseSensitive(r, "short_factor"), half, err);
+    return rc;
+}
+
 static int plan_one(cv_ctx *c, const st_tensor *s, fr_err *err) {
     char name[96];
     unsigned xf;
@@ -287,6 +336,7 @@ static int plan_one(cv_ctx *c, const st_tensor *s, fr_err *err) {
 
 int cv_plan(cv_ctx *c, fr_err *err) {
     int rc = plan_rope_freqs(c, err);
+    if (!rc) rc = plan_longrope(c, err);
     if (rc) return rc;
     for (size_t i = 0; i < c->st->n_tensors && !rc; i++) {
         const st_tensor *s = &c->st->tensors[i];

@@ -90,6 +90,8 @@ GPT2_LAYER = {"attn_norm": "ln_1", "ffn_norm": "ln_2", "attn_qkv": "attn.c_attn"
 GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 GPT2_GLOBAL = {"token_embd": "transformer.wte", "position_embd": "transformer.wpe", "output_norm": "transformer.ln_f"}
 EXPERTS = {"ffn_gate_exps": "w1", "ffn_down_exps": "w2", "ffn_up_exps": "w3"}
+QWEN_EXPERTS = {"ffn_gate_exps": "gate_proj", "ffn_down_exps": "down_proj", "ffn_up_exps": "up_proj"}
+PHI3_LAYER = {"attn_qkv": "self_attn.qkv_proj", "ffn_up": "mlp.gate_up_proj"}
 
 
 def kv(g, key, default=None):
@@ -106,7 +108,7 @@ def tensors_hf(g, arch):
     gpt2, gemma = arch == "gpt2", arch in ("gemma", "gemma2", "gemma3")
     for t in g.tensors:
         name, shape = t["name"], list(reversed(t["shape"]))
-        if name == "rope_freqs.weight":
+        if name in ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"):
             continue  # the converter makes it again from rope_scaling
         base, suffix = name.rsplit(".", 1)
         vals = floats(g, t)
@@ -115,10 +117,12 @@ def tensors_hf(g, arch):
             if what in EXPERTS:
                 per = len(vals) // shape[0]
                 for e in range(shape[0]):
-                    yield (f"model.layers.{n}.block_sparse_moe.experts.{e}.{EXPERTS[what]}.{suffix}", shape[1:],
-                           vals[e * per:(e + 1) * per])
+                    hf = (f"mlp.experts.{e}.{QWEN_EXPERTS[what]}" if arch == "qwen3moe"
+                          else f"block_sparse_moe.experts.{e}.{EXPERTS[what]}")
+                    yield f"model.layers.{n}.{hf}.{suffix}", shape[1:], vals[e * per:(e + 1) * per]
                 continue
-            table = GPT2_LAYER if gpt2 else dict(LAYER, **(GEMMA2_LAYER if arch in ("gemma2", "gemma3") else {}))
+            table = GPT2_LAYER if gpt2 else dict(LAYER, **(GEMMA2_LAYER if arch in ("gemma2", "gemma3") else
+                                                           PHI3_LAYER if arch == "phi3" else {}))
             if what == "ffn_gate_inp" and arch == "qwen3moe":
                 hf = "mlp.gate"
             else:
@@ -196,9 +200,17 @@ def write_tokenizer(g, out, cfg):
         v = kv(g, f"tokenizer.ggml.{hk}_token_id")
         if v is not None:
             cfg[f"{k}_token_id"] = v
+    if kv(g, "tokenizer.chat_template") is not None:
+        tcfg["chat_template"] = kv(g, "tokenizer.chat_template")
     if model == "llama":
         scores = kv(g, "tokenizer.ggml.scores")[1]
         open(os.path.join(out, "tokenizer.model"), "wb").write(spm_model(tokens, scores, types))
+        # control / user-defined tokens scored -1000: what the converter makes of
+        # tokenizer_config.json's added_tokens_decoder entries
+        dec = {str(i): {"content": tokens[i].decode("utf-8"), "special": types[i] == 3}
+               for i in range(len(tokens)) if types[i] in (3, 4) and scores[i] == -1000.0}
+        if dec:
+            tcfg["added_tokens_decoder"] = dec
     elif model == "gpt2":
         text = [t.decode("utf-8") for t in tokens]
         vocab = {s: i for i, s in enumerate(text) if types[i] != 3}
@@ -222,7 +234,7 @@ def write_tokenizer(g, out, cfg):
 
 HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
            "qwen3moe": "Qwen3MoeForCausalLM", "gemma": "GemmaForCausalLM", "gemma2": "Gemma2ForCausalLM",
-           "gemma3": "Gemma3ForCausalLM", "gpt2": "GPT2LMHeadModel"}
+           "gemma3": "Gemma3ForCausalLM", "gpt2": "GPT2LMHeadModel", "phi3": "Phi3ForCausalLM"}
 
 
 def f32(x):
@@ -251,6 +263,20 @@ def config(g, arch, names):
     if experts:
         cfg["num_local_experts" if arch == "llama" else "num_experts"] = experts
         cfg["num_experts_per_tok"] = a("expert_used_count")
+    if arch == "qwen3moe":
+        cfg["moe_intermediate_size"] = a("expert_feed_forward_length")
+    if arch == "phi3":
+        cfg["original_max_position_embeddings"] = a("rope.scaling.original_context_length")
+        cfg["sliding_window"] = a("attention.sliding_window")
+        if "rope_factors_long.weight" in g.by_name:
+            fl = lambda n: [float(v) for v in floats(g, g.by_name[n])]
+            cfg["rope_scaling"] = {"type": "longrope", "long_factor": fl("rope_factors_long.weight"),
+                                   "short_factor": fl("rope_factors_short.weight")}
+    if arch == "gemma3":
+        cfg["rope_local_base_freq"] = a("rope.freq_base_swa", 10000.0)
+        cfg["sliding_window"] = a("attention.sliding_window")
+        if a("rope.scaling.type") == "linear":
+            cfg["rope_scaling"] = {"rope_type": "linear", "factor": a("rope.scaling.factor")}
     if arch in ("gemma2",):
         for k in ("attn_logit_softcapping", "final_logit_softcapping"):
             if a(k) is not None:
