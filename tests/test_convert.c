@@ -321,6 +321,37 @@ static void test_llama_layout(void) {
     gguf_close(f);
 }
 
+/* A Llama-style tokenizer.json (SentencePiece pieces, byte fallback): llama.cpp's
+ * LlamaHfVocab: scores -1000, bytes 6, specials 3, added non-special tokens 4. */
+static void test_llama_hf_tokenizer(void) {
+    const char *dir = mkdir_in("llama-hf-tok");
+    char p[1024], out[1024];
+    put_file(dir, "config.json", k_llama_cfg);
+    put_file(dir, "tokenizer.json",
+             "{\"added_tokens\":[{\"id\":6,\"content\":\"<extra>\",\"special\":false}],"
+             "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[]},"
+             "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{\"<unk>\":0,\"<s>\":1,"
+             "\"</s>\":2,\"<0x0A>\":3,\"\u2581a\":4,\"b\":5},\"merges\":[]}}");
+    put_file(dir, "tokenizer_config.json", "{\"bos_token\":\"<s>\",\"eos_token\":\"</s>\",\"unk_token\":\"<unk>\"}");
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    write_st(p, k_llama, N_LLAMA, 0, NULL, 0);
+    snprintf(out, sizeof out, "%s/llama-hf-tok.gguf", tu_tmpdir());
+    fr_err err = {0};
+    int rc = convert(dir, out, NULL, &err);
+    CHECKF(rc == FRUGAL_OK, "llama-style tokenizer.json: %s", err.message);
+    gguf_file *f = NULL;
+    if (rc || gguf_open(out, &f, &err)) return;
+    static const int want[7] = {3, 3, 3, 6, 1, 1, 4};
+    const gguf_kv *tt = gguf_find_kv(f, "tokenizer.ggml.token_type"), *sc = gguf_find_kv(f, "tokenizer.ggml.scores");
+    const gguf_kv *tk = gguf_find_kv(f, "tokenizer.ggml.tokens");
+    bool ok = tt && sc && tk && tt->arr_n == 7 && sc->arr_n == 7 && gguf_str_eq(tk->arr_strs[4], "\xe2\x96\x81" "a");
+    for (int i = 0; ok && i < 7; i++) ok = gguf_arr_i64(tt, (uint64_t)i) == want[i] && gguf_arr_f64(sc, (uint64_t)i) == -1000.0;
+    CHECKF(ok, "LlamaHfVocab types and scores");
+    gguf_str m = {0};
+    CHECK(gguf_get_str(f, "tokenizer.ggml.model", &m, &err) == 0 && gguf_str_eq(m, "llama"));
+    gguf_close(f);
+}
+
 static void test_mixtral_gemma(void) {
     /* Mixtral: 2 experts stacked into ffn_*_exps, router F32 */
     const char *dir = mkdir_in("mixtral-syn");
@@ -439,6 +470,7 @@ static void test_bad_input(void) {
 int main(void) {
     test_llama_layout();
     test_mixtral_gemma();
+    test_llama_hf_tokenizer();
     test_bad_input();
     if (!tu_shared("hf/README.md")) {
         printf("SKIP part: ../shared/hf absent\n");

@@ -239,13 +239,13 @@ static int hp_gpt2(cv_ctx *c, fr_err *err) {
 }
 
 static const cv_family k_families[] = {
-    {{"LlamaForCausalLM", "LLaMAForCausalLM", "MistralForCausalLM", NULL}, "llama", CV_F_PERMUTE_QK | CV_F_SPM_FIRST, hp_llama},
-    {{"MixtralForCausalLM", NULL}, "llama", CV_F_PERMUTE_QK | CV_F_SPM_FIRST, hp_mixtral},
+    {{"LlamaForCausalLM", "LLaMAForCausalLM", "MistralForCausalLM", NULL}, "llama", CV_F_PERMUTE_QK | CV_F_SPM_FIRST | CV_F_LLAMA_HF, hp_llama},
+    {{"MixtralForCausalLM", NULL}, "llama", CV_F_PERMUTE_QK | CV_F_SPM_FIRST | CV_F_LLAMA_HF, hp_mixtral},
     {{"Qwen2ForCausalLM", NULL}, "qwen2", CV_F_SPM_FIRST, hp_qwen2},
     {{"Qwen3ForCausalLM", NULL}, "qwen3", CV_F_SPM_FIRST, hp_qwen3},
     {{"Qwen3MoeForCausalLM", NULL}, "qwen3moe", CV_F_SPM_FIRST, hp_qwen3moe},
-    {{"GemmaForCausalLM", NULL}, "gemma", CV_F_NORM_PLUS1 | CV_F_SKIP_LM_HEAD | CV_F_SPM_FIRST, hp_gemma},
-    {{"Gemma2ForCausalLM", NULL}, "gemma2", CV_F_NORM_PLUS1 | CV_F_GEMMA_NORMS | CV_F_SKIP_LM_HEAD | CV_F_SPM_FIRST, hp_gemma2},
+    {{"GemmaForCausalLM", NULL}, "gemma", CV_F_NORM_PLUS1 | CV_F_SKIP_LM_HEAD | CV_F_SPM_FIRST | CV_F_LLAMA_HF, hp_gemma},
+    {{"Gemma2ForCausalLM", NULL}, "gemma2", CV_F_NORM_PLUS1 | CV_F_GEMMA_NORMS | CV_F_SKIP_LM_HEAD | CV_F_SPM_FIRST | CV_F_LLAMA_HF, hp_gemma2},
     {{"Gemma3ForCausalLM", NULL}, "gemma3", CV_F_NORM_PLUS1 | CV_F_GEMMA_NORMS | CV_F_TRIM_VOCAB | CV_F_SPM_FIRST, hp_gemma3},
     {{"Phi3ForCausalLM", NULL}, "phi3", CV_F_SPM_FIRST, hp_phi3},
     {{"GPT2LMHeadModel", NULL}, "gpt2", 0, hp_gpt2},

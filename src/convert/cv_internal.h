@@ -54,6 +54,7 @@ enum {
     CV_F_SKIP_LM_HEAD = 8,  /* gemma 1/2: lm_head.weight is ignored */
     CV_F_TRIM_VOCAB = 16,   /* gemma3: token_embd rows cut to the tokenizer's size */
     CV_F_SPM_FIRST = 32,    /* tokenizer.model preferred over tokenizer.json */
+    CV_F_LLAMA_HF = 64,     /* a SentencePiece-style tokenizer.json is read as such */
 };
 
 struct cv_ctx {

@@ -304,6 +304,63 @@ static int vocab_bpe(cv_ctx *c, const cJSON *tj, const cJSON *tcfg, const char *
     return rc;
 }
 
+/* A Llama/Gemma-style tokenizer.json (BPE over SentencePiece pieces with byte fallback,
+ * a Sequence decoder): llama.cpp's LlamaHfVocab. Every score is -1000; pieces
+ * <0xXX> are bytes, the special tokens (tokenizer_config.json's *_token strings and
+ * additional_special_tokens) control, the rest normal; added tokens past the base
+ * vocabulary follow it (special: control, else user-defined). */
+static bool is_llama_hf(const cJSON *tj) {
+    const cJSON *model = hj_obj(tj, "model"), *dec = hj_obj(tj, "decoder");
+    const char *mt = model ? hj_str(model, "type") : NULL, *dt = dec ? hj_str(dec, "type") : NULL;
+    bool bf = false;
+    return mt && !strcmp(mt, "BPE") && hj_bool(model, "byte_fallback", &bf) && bf && dt && !strcmp(dt, "Sequence");
+}
+
+static bool is_special_str(const cJSON *tcfg, const char *s) {
+    static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"};
+    for (size_t i = 0; tcfg && i < sizeof keys / sizeof keys[0]; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(tcfg, keys[i]);
+        const char *v = cJSON_IsString(x) ? x->valuestring : cJSON_IsObject(x) ? hj_str(x, "content") : NULL;
+        if (v && !strcmp(v, s)) return true;
+    }
+    const cJSON *add = tcfg ? cJSON_GetObjectItemCaseSensitive(tcfg, "additional_special_tokens") : NULL;
+    for (const cJSON *e = cJSON_IsArray(add) ? add->child : NULL; e; e = e->next)
+        if (cJSON_IsString(e) && !strcmp(e->valuestring, s)) return true;
+    return false;
+}
+
+static bool is_byte_piece(const char *s) {
+    return strlen(s) == 6 && !strncmp(s, "<0x", 3) && s[5] == '>' && strchr("0123456789ABCDEFabcdef", s[3]) &&
+           strchr("0123456789ABCDEFabcdef", s[4]) && s[3] && s[4];
+}
+
+static int vocab_llama_hf(const cJSON *tj, const cJSON *tcfg, const char *path, vocab *v, fr_err *err) {
+    const cJSON *vmap = hj_obj(hj_obj(tj, "model"), "vocab");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(tj, "added_tokens");
+    int64_t base = vmap ? cJSON_GetArraySize(vmap) : 0, n = base, id;
+    for (const cJSON *e = cJSON_IsArray(added) ? added->child : NULL; e; e = e->next)
+        if (hj_int(e, "id", &id) && id >= base && id + 1 > n) n = id + 1;
+    int rc = vocab_init(v, n, true, err);
+    for (int64_t i = 0; !rc && i < n; i++) { v->score[i] = -1000.0f; v->type[i] = 0; }
+    for (const cJSON *e = vmap ? vmap->child : NULL; e && !rc; e = e->next) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= (double)base) continue;
+        id = (int64_t)e->valuedouble;
+        rc = set_tok(v, id, e->string, strlen(e->string), err);
+        v->type[id] = is_byte_piece(e->string) ? TT_BYTE : is_special_str(tcfg, e->string) ? TT_CONTROL : TT_NORMAL;
+    }
+    for (const cJSON *e = cJSON_IsArray(added) ? added->child : NULL; e && !rc; e = e->next) {
+        const char *s = hj_str(e, "content");
+        bool special = false;
+        if (!s || !hj_int(e, "id", &id) || id < base) continue;
+        hj_bool(e, "special", &special);
+        rc = set_tok(v, id, s, strlen(s), err);
+        v->type[id] = (special || is_special_str(tcfg, s)) ? TT_CONTROL : TT_USER;
+    }
+    for (int64_t i = 0; !rc && i < n; i++)
+        if (!v->type[i]) rc = fr_err_set(err, FRUGAL_E_FORMAT, "%s: no token with id %lld", path, (long long)i);
+    return rc;
+}
+
 /* Merges as "a b" strings (pairs joined; a space inside a part becomes U+0120). */
 static int write_merges(cv_ctx *c, const cJSON *tj, const char *path, fr_err *err) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(hj_obj(tj, "model"), "merges");
@@ -407,7 +464,7 @@ int cv_vocab(cv_ctx *c, fr_err *err) {
     cJSON *tj = NULL, *tcfg = NULL;
     vocab v = {0};
     int rc = (!spm || !tjp || !tcp) ? fr_err_set(err, FRUGAL_E_NOMEM, "out of memory") : 0;
-    bool use_spm = !rc && (c->fam->flags & CV_F_SPM_FIRST) && hj_exists(spm);
+    bool use_spm = !rc && (c->fam->flags & CV_F_SPM_FIRST) && hj_exists(spm), llama_hf = false;
     if (!rc && hj_exists(tcp)) rc = hj_load(tcp, &tcfg, err);
     if (!rc && hj_exists(tjp)) rc = hj_load(tjp, &tj, err);
     if (!rc && !use_spm && !tj)
@@ -415,6 +472,9 @@ int cv_vocab(cv_ctx *c, fr_err *err) {
                         (c->fam->flags & CV_F_SPM_FIRST) ? " nor tokenizer.model" : "");
     if (!rc && use_spm) {
         rc = vocab_spm(c, spm, tcfg, &v, err);
+        if (!rc) rc = write_vocab(c, &v, "llama", "default", err);
+    } else if (!rc && (llama_hf = (c->fam->flags & CV_F_LLAMA_HF) && is_llama_hf(tj))) {
+        rc = vocab_llama_hf(tj, tcfg, tjp, &v, err);
         if (!rc) rc = write_vocab(c, &v, "llama", "default", err);
     } else if (!rc) {
         const char *pre = NULL;
@@ -427,7 +487,7 @@ int cv_vocab(cv_ctx *c, fr_err *err) {
         bool asp;
         if (!strcmp(c->fam->gguf_arch, "llama") && tcfg && hj_bool(tcfg, "add_prefix_space", &asp))
             rc = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_space_prefix", asp) ? FRUGAL_E_NOMEM : 0;
-        if (use_spm && (c->fam->flags & CV_F_NORM_PLUS1))  /* Gemma: no space prefix */
+        if ((use_spm || llama_hf) && (c->fam->flags & CV_F_NORM_PLUS1))  /* Gemma: no space prefix */
             rc = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_space_prefix", false) ? FRUGAL_E_NOMEM : 0;
         if (rc) rc = fr_err_set(err, rc, "out of memory");
     }
