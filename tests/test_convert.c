@@ -318,6 +318,25 @@ static void test_llama_layout(void) {
     CHECK(tt && tt->arr_n == 8 && gguf_arr_i64(tt, 5) == 3 && gguf_arr_i64(tt, 6) == 5 && gguf_arr_i64(tt, 0) == 1);
     const gguf_kv *mg = gguf_find_kv(f, "tokenizer.ggml.merges");
     CHECK(mg && mg->arr_n == 1 && gguf_str_eq(mg->arr_strs[0], "a b"));
+    bool b = true;
+    CHECK(gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b, &err) == 0 && !b);
+    gguf_close(f);
+    /* Llama-3 style: BOS added by the tokenizer.json TemplateProcessing, not by
+     * tokenizer_config.json */
+    put_file(dir, "tokenizer.json",
+             "{\"added_tokens\":[{\"id\":5,\"content\":\"<|end|>\",\"special\":true}],"
+             "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":true},"
+             "\"post_processor\":{\"type\":\"Sequence\",\"processors\":[{\"type\":\"ByteLevel\"},"
+             "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<|end|>\",\"type_id\":0}},"
+             "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]}]},"
+             "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}");
+    put_file(dir, "tokenizer_config.json", "{\"bos_token\":\"<|end|>\"}");
+    rc = convert(dir, out, NULL, &err);
+    CHECKF(rc == FRUGAL_OK, "template tokenizer: %s", err.message);
+    if (rc || gguf_open(out, &f, &err)) return;
+    b = false;
+    CHECK(gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b, &err) == 0 && b);
+    CHECK(gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &v, &err) == 0 && v == 5);
     gguf_close(f);
 }
 

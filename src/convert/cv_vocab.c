@@ -404,6 +404,43 @@ static int write_merges(cv_ctx *c, const cJSON *tj, const char *path, fr_err *er
 static const char *const k_special[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
 static const char *const k_special_key[] = {"bos", "eos", "unknown", "seperator", "padding", "cls", "mask"};
 
+/* The id string of a TemplateProcessing item that is a SpecialToken, or NULL. */
+static const char *tp_special(const cJSON *item) {
+    const cJSON *st = hj_obj(item, "SpecialToken");
+    return st ? hj_str(st, "id") : NULL;
+}
+
+static const char *cfg_token(const cJSON *tcfg, const char *key) {
+    const cJSON *x = tcfg ? cJSON_GetObjectItemCaseSensitive(tcfg, key) : NULL;
+    return cJSON_IsString(x) ? x->valuestring : cJSON_IsObject(x) ? hj_str(x, "content") : NULL;
+}
+
+/* add_bos/add_eos from a TemplateProcessing post-processor (Llama-3's tokenizer.json
+ * adds <|begin_of_text|> there, not in tokenizer_config.json), as SpecialVocab reads
+ * it: the first special token of "single" is BOS (or CLS) -> add_bos, the last EOS ->
+ * add_eos. tokenizer_config.json's add_*_token flags, written after, win. */
+static int template_flags(cv_ctx *c, const cJSON *tj, const cJSON *tcfg) {
+    const cJSON *pp = tj ? hj_obj(tj, "post_processor") : NULL;
+    const cJSON *list = pp ? cJSON_GetObjectItemCaseSensitive(pp, "processors") : NULL;
+    const cJSON *one = cJSON_IsArray(list) ? list->child : pp;
+    int rc = 0;
+    for (; one; one = cJSON_IsArray(list) ? one->next : NULL) {
+        const char *type = hj_str(one, "type");
+        const cJSON *single = cJSON_GetObjectItemCaseSensitive(one, "single");
+        if (!type || strcmp(type, "TemplateProcessing") || !cJSON_IsArray(single) || cJSON_GetArraySize(single) < 2) continue;
+        const char *bos = cfg_token(tcfg, "bos_token"), *cls = cfg_token(tcfg, "cls_token"), *eos = cfg_token(tcfg, "eos_token");
+        const char *first = tp_special(cJSON_GetArrayItem(single, 0));
+        const char *last = tp_special(cJSON_GetArrayItem(single, cJSON_GetArraySize(single) - 1));
+        if (!tcfg) { bos = first; eos = last; }
+        if (!bos && !cls) bos = first;  /* SpecialVocab takes it as the BOS token then */
+        if (first && *first)
+            rc |= gguf_writer_set_bool(c->w, "tokenizer.ggml.add_bos_token",
+                                       (bos && !strcmp(first, bos)) || (cls && !strcmp(first, cls)));
+        if (last && *last) rc |= gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", eos && !strcmp(last, eos));
+    }
+    return rc;
+}
+
 static int special_ids(cv_ctx *c, const cJSON *tj, const cJSON *tcfg, int64_t n_vocab, fr_err *err) {
     int64_t ids[7];
     for (int i = 0; i < 7; i++) ids[i] = -1;
@@ -432,6 +469,7 @@ static int special_ids(cv_ctx *c, const cJSON *tj, const cJSON *tcfg, int64_t n_
         snprintf(k, sizeof k, "tokenizer.ggml.%s_token_id", k_special_key[i]);
         rc |= gguf_writer_set_u32(c->w, k, (uint32_t)ids[i]);
     }
+    rc |= template_flags(c, tj, tcfg);
     for (int i = 0; i < 7 && tcfg; i++) {
         char k[40];
         bool b;
