@@ -7,7 +7,8 @@
 # packages were installed by other means). The README's two commands call this first.
 #
 #   build:  C compiler + make (build-essential), cmake (>= 3.25), pkg-config
-#   serve:  libmicrohttpd-dev, libcjson-dev (also the golden-logit tests' JSON)
+#   serve:  libmicrohttpd-dev, libcjson-dev (also the golden-logit tests' JSON and
+#           `frugal convert`'s config/tokenizer/safetensors-header JSON)
 #   chat:   libedit-dev (line editing when stdin is a terminal)
 #   tests:  python3, python3-pytest, python3-venv, python3-numpy, python3-setuptools, python3-wheel
 #           (Python package), curl, nodejs + npm (server tests with the openai client)

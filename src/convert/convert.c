@@ -139,7 +139,7 @@ int fr_convert(const fr_convert_params *p, fr_convert_stats *stats, fr_err *err)
     if (!rc && (gguf_writer_set_str(c.w, "general.architecture", c.fam->gguf_arch) ||
                 gguf_writer_set_str(c.w, "general.type", "model")))
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
-    if (!rc) rc = c.fam->hparams(&c, err);
+    if (!rc && (rc = c.fam->hparams(&c, err))) fr_err_prefix(err, p->in_dir);
     if (!rc && gguf_writer_set_u32(c.w, "general.file_type", file_type_of(c.float_type)))
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     if (!rc && gguf_writer_set_u32(c.w, "general.quantization_version", 2))
