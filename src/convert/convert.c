@@ -6,10 +6,12 @@
  * pass writing the file through gguf_writer's fill callback, so only one tensor's
  * output buffer is held and the source pages are dropped after each tensor. With a
  * quantized --type the float file goes to a temp file beside the target (created
- * exclusively), frugal_quantize writes the target from it, and it is removed. */
+ * exclusively), frugal_quantize writes the target from it (through /proc/self/fd,
+ * its name removed first), and it is gone. */
 #include "convert/convert.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +164,16 @@ int fr_convert(const fr_convert_params *p, fr_convert_stats *stats, fr_err *err)
         stats->bytes_out = fs.total;
     }
     ctx_free(&c);
-    if (!rc && quant) rc = quantize_to(p, tmp, err);
+    if (!rc && quant) {
+        /* quantize from the float file through an open descriptor, the name already
+         * removed: an interrupted quantization leaves no float file behind */
+        char via[64];
+        int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+        snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
+        if (fd >= 0 && access(via, R_OK) == 0) unlink(tmp);
+        rc = quantize_to(p, fd >= 0 && access(via, R_OK) == 0 ? via : tmp, err);
+        if (fd >= 0) close(fd);
+    }
     if (tmp) {
         unlink(tmp);
         free(tmp);
