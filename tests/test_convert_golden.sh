@@ -115,4 +115,6 @@ check "no temp file" test -z "$(ls "$TMP" | grep 'bad.gguf.')"
 expect_exit 1 "nothing/config.json: missing" convert "$TMP/nothing" "$TMP/bad.gguf"
 expect_exit 2 "" convert "$TMP/bad"
 expect_exit 2 "policy" convert "$TMP/hf-llama3" "$TMP/x.gguf" --policy auto
+expect_exit 2 "unknown type 'bogus'" convert "$TMP/hf-llama3" "$TMP/x.gguf" --type bogus
+check "nothing written for a bad --type" test -z "$(ls "$TMP" | grep 'x.gguf')"
 test_finish test_convert_golden

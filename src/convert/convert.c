@@ -118,6 +118,21 @@ static int quantize_to(const fr_convert_params *p, const char *tmp, fr_err *err)
     return rc;
 }
 
+/* The quantize parameters are checked before anything is read or written:
+ * frugal_quantize validates type/policy/budget before it opens its input, so a call
+ * on the folder (not a GGUF: it then fails opening it) answers FRUGAL_E_INVALID_ARG
+ * exactly for what it would refuse after the float pass. */
+static int check_quantize_args(const fr_convert_params *p, fr_err *err) {
+    frugal_quantize_params q;
+    frugal_quantize_params_default(&q);
+    q.type = p->policy ? NULL : p->type;
+    q.policy = p->policy;
+    q.budget_bytes = p->budget_bytes;
+    frugal_error e = FRUGAL_ERROR_INIT;
+    int rc = frugal_quantize(p->in_dir, p->out_path, &q, NULL, &e);
+    return rc == FRUGAL_E_INVALID_ARG ? fr_err_set(err, rc, "%s", e.message) : FRUGAL_OK;
+}
+
 static void ctx_free(cv_ctx *c) {
     for (int i = 0; i < c->n_t; i++) free(c->t[i].gen);
     free(c->t);
@@ -138,6 +153,7 @@ int fr_convert(const fr_convert_params *p, fr_convert_stats *stats, fr_err *err)
     if (!rc) rc = st_model_open(p->in_dir, &c.st, err);
     if (!rc && !(c.w = gguf_writer_new())) rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     if (!rc) rc = pick_float_type(&c, p->policy ? "auto" : p->type, &quant, err);
+    if (!rc && quant) rc = check_quantize_args(p, err);
     if (!rc && (gguf_writer_set_str(c.w, "general.architecture", c.fam->gguf_arch) ||
                 gguf_writer_set_str(c.w, "general.type", "model")))
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
