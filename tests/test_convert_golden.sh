@@ -31,8 +31,10 @@ S=$TMP/shared
 mkdir -p "$S/arch/models" "$S/arch/golden"
 # keys the converter writes that llama.cpp's converter also writes for these configs
 # but the synthetic models lack (transformers' default head_dim for llama), and
-# the Gemma tokenizer flag llama.cpp's converter always sets
+# the Gemma tokenizer flag and CodeGemma FIM ids llama.cpp's converter always sets
 IGN='llama.attention.key_length,llama.attention.value_length,tokenizer.ggml.add_space_prefix'
+IGN+=',tokenizer.ggml.prefix_token_id,tokenizer.ggml.suffix_token_id,tokenizer.ggml.middle_token_id'
+IGN+=',tokenizer.ggml.eot_token_id'
 for spec in "llama3 f32 2" "qwen3 f32 1" "gemma2 f32 1" "mixtral f32 1" "qwen3moe f32 1" "gpt2 f32 1" \
     "phi3 f32 1" "gemma f32 1" "gemma3 f32 1"; do
     set -- $spec

@@ -496,6 +496,18 @@ static int write_vocab(cv_ctx *c, const vocab *v, const char *model, const char 
     return rc ? fr_err_set(err, FRUGAL_E_NOMEM, "out of memory") : FRUGAL_OK;
 }
 
+/* GemmaModel.set_vocab: CodeGemma's fill-in-the-middle ids, written for every Gemma 1
+ * whose vocabulary reaches them (the converter's TODO says CodeGemma only). */
+static int gemma_fim_ids(cv_ctx *c, int64_t n_vocab, fr_err *err) {
+    static const struct { const char *key; uint32_t id; } k[] = {
+        {"tokenizer.ggml.prefix_token_id", 67}, {"tokenizer.ggml.suffix_token_id", 69},
+        {"tokenizer.ggml.middle_token_id", 68}, {"tokenizer.ggml.eot_token_id", 107}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if ((int64_t)k[i].id < n_vocab) rc |= gguf_writer_set_u32(c->w, k[i].key, k[i].id);
+    return rc ? fr_err_set(err, FRUGAL_E_NOMEM, "out of memory") : FRUGAL_OK;
+}
+
 int cv_vocab(cv_ctx *c, fr_err *err) {
     char *spm = hj_path(c->dir, "tokenizer.model"), *tjp = hj_path(c->dir, "tokenizer.json");
     char *tcp = hj_path(c->dir, "tokenizer_config.json");
@@ -530,6 +542,7 @@ int cv_vocab(cv_ctx *c, fr_err *err) {
         if (rc) rc = fr_err_set(err, rc, "out of memory");
     }
     if (!rc) rc = special_ids(c, tj, tcfg, v.n, err);
+    if (!rc && !strcmp(c->fam->gguf_arch, "gemma")) rc = gemma_fim_ids(c, v.n, err);
     c->n_vocab_tok = v.n;
     vocab_free(&v);
     cJSON_Delete(tj);
