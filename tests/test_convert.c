@@ -340,6 +340,45 @@ static void test_llama_layout(void) {
     gguf_close(f);
 }
 
+/* rope_scaling linear / yarn -> the rope.scaling.* keys (TextModel.set_gguf_parameters);
+ * qwen2 keeps HF's Q/K row order. */
+static void test_rope_scaling(void) {
+    const char *dir = mkdir_in("qwen2-yarn");
+    char out[1024];
+    llama_folder(dir, "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":8,\"num_attention_heads\":2,"
+                      "\"num_key_value_heads\":1,\"num_hidden_layers\":1,\"intermediate_size\":8,\"vocab_size\":8,"
+                      "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0,\"original_max_position_embeddings\":32,"
+                      "\"beta_fast\":32.0,\"beta_slow\":1.0}}");
+    snprintf(out, sizeof out, "%s/qwen2-yarn.gguf", tu_tmpdir());
+    fr_err err = {0};
+    int rc = convert(dir, out, NULL, &err);
+    CHECKF(rc == FRUGAL_OK, "qwen2 yarn: %s", err.message);
+    gguf_file *f = NULL;
+    if (rc || gguf_open(out, &f, &err)) return;
+    gguf_str t = {0};
+    float v = 0;
+    uint32_t u = 0;
+    CHECK(gguf_get_str(f, "qwen2.rope.scaling.type", &t, &err) == 0 && gguf_str_eq(t, "yarn"));
+    CHECK(gguf_get_f32(f, "qwen2.rope.scaling.factor", &v, &err) == 0 && v == 4.0f);
+    CHECK(gguf_get_u32(f, "qwen2.rope.scaling.original_context_length", &u, &err) == 0 && u == 32);
+    CHECK(gguf_get_f32(f, "qwen2.rope.scaling.yarn_beta_fast", &v, &err) == 0 && v == 32.0f);
+    CHECK(gguf_get_f32(f, "qwen2.rope.freq_base", &v, &err) == 0 && v == 10000.0f);   /* transformers' default */
+    CHECK(gguf_find_kv(f, "qwen2.attention.key_length") == NULL);                     /* no head_dim in Qwen2Config */
+    CHECK(tval(f, "blk.0.attn_q.weight", 8) == wt_val(2, 8));                           /* rows as in HF */
+    gguf_close(f);
+    llama_folder(dir, "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":8,\"num_attention_heads\":2,"
+                      "\"num_hidden_layers\":1,\"intermediate_size\":8,\"vocab_size\":8,"
+                      "\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":2.0}}");
+    rc = convert(dir, out, NULL, &err);
+    CHECKF(rc == FRUGAL_OK, "llama linear: %s", err.message);
+    if (rc || gguf_open(out, &f, &err)) return;
+    CHECK(gguf_get_str(f, "llama.rope.scaling.type", &t, &err) == 0 && gguf_str_eq(t, "linear"));
+    CHECK(gguf_get_f32(f, "llama.rope.scaling.factor", &v, &err) == 0 && v == 2.0f);
+    CHECK(gguf_get_u32(f, "llama.attention.head_count_kv", &u, &err) == 0 && u == 2);  /* default: = heads */
+    CHECK(gguf_find_tensor(f, "rope_freqs.weight") == NULL);
+    gguf_close(f);
+}
+
 /* A Llama-style tokenizer.json (SentencePiece pieces, byte fallback): llama.cpp's
  * LlamaHfVocab: scores -1000, bytes 6, specials 3, added non-special tokens 4. */
 static void test_llama_hf_tokenizer(void) {
@@ -490,6 +529,7 @@ int main(void) {
     test_llama_layout();
     test_mixtral_gemma();
     test_llama_hf_tokenizer();
+    test_rope_scaling();
     test_bad_input();
     if (!tu_shared("hf/README.md")) {
         printf("SKIP part: ../shared/hf absent\n");

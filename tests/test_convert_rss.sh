@@ -12,6 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 [ -n "$SHARED" ] && [ -f "$SHARED/hf/llama/tokenizer.model" ] || { echo "SKIP: ../shared/hf absent"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 not found"; exit 77; }
 "$FRUGAL" convert --help >/dev/null 2>&1 || { echo "SKIP: frugal built without convert (cJSON)"; exit 77; }
+grep -qE "__asan_init|__tsan_init" "$FRUGAL" && { echo "SKIP: sanitizer build: its shadow memory makes RSS figures meaningless"; exit 77; }
 python3 "$HERE/convert/hf_random.py" "$TMP/hf" --tokenizer-model "$SHARED/hf/llama/tokenizer.model" \
     --hidden 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1536 --vocab 32000 >/dev/null || { bad "hf_random"; exit 1; }
 if python3 - "$FRUGAL" "$TMP/hf" "$TMP/out.gguf" <<'PY'
