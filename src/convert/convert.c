@@ -26,6 +26,7 @@
 typedef struct fill_state {
     cv_ctx *c;
     const fr_convert_params *p;
+    bool report;             /* call p->on_progress (not when quantize reports after) */
     uint64_t done, total;
 } fill_state;
 
@@ -33,7 +34,8 @@ static int fill_cb(void *user, size_t index, void *dst, size_t nbytes, fr_err *e
     fill_state *s = user;
     int rc = cv_fill(s->c, (int)index, dst, nbytes, err);
     s->done += nbytes;
-    if (!rc && s->p->on_progress) s->p->on_progress(s->p->progress_user, s->done, s->total, s->c->t[index].name);
+    if (!rc && s->report && s->p->on_progress)
+        s->p->on_progress(s->p->progress_user, s->done, s->total, s->c->t[index].name);
     return rc;
 }
 
@@ -54,8 +56,9 @@ static int load_config(cv_ctx *c, fr_err *err) {
     return rc;
 }
 
-/* The float type of the file: requested, or the source's (token embedding's). */
-static int pick_float_type(cv_ctx *c, const char *type, bool *quantize, fr_err *err) {
+/* The float type of the file: requested, or the source's (its first matrix's). Sets
+ * *quantize when the requested type is not a float type (frugal_quantize's job). */
+static void pick_float_type(cv_ctx *c, const char *type, bool *quantize) {
     *quantize = false;
     if (type && !strcasecmp(type, "f32")) c->float_type = FR_TYPE_F32;
     else if (type && !strcasecmp(type, "f16")) c->float_type = FR_TYPE_F16;
@@ -65,10 +68,7 @@ static int pick_float_type(cv_ctx *c, const char *type, bool *quantize, fr_err *
         c->float_type = FR_TYPE_F32;
         for (size_t i = 0; i < c->st->n_tensors; i++)
             if (c->st->tensors[i].n_dims >= 2) { c->float_type = c->st->tensors[i].dtype; break; }
-        /* BF16 sources are quantized from F16-free float data: keep BF16 */
     }
-    (void)err;
-    return FRUGAL_OK;
 }
 
 static uint32_t file_type_of(fr_type t) { return t == FR_TYPE_F32 ? 0 : t == FR_TYPE_F16 ? 1 : 32; }
@@ -147,12 +147,12 @@ int fr_convert(const fr_convert_params *p, fr_convert_stats *stats, fr_err *err)
     c.dir = p->in_dir;
     bool quant = false;
     char *tmp = NULL;
-    fill_state fs = {&c, p, 0, 0};
+    fill_state fs = {&c, p, true, 0, 0};
     int rc = fr_outfile_check_target(p->out_path, err);
     if (!rc) rc = load_config(&c, err);
     if (!rc) rc = st_model_open(p->in_dir, &c.st, err);
     if (!rc && !(c.w = gguf_writer_new())) rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
-    if (!rc) rc = pick_float_type(&c, p->policy ? "auto" : p->type, &quant, err);
+    if (!rc) pick_float_type(&c, p->policy ? "auto" : p->type, &quant);
     if (!rc && quant) rc = check_quantize_args(p, err);
     if (!rc && (gguf_writer_set_str(c.w, "general.architecture", c.fam->gguf_arch) ||
                 gguf_writer_set_str(c.w, "general.type", "model")))
@@ -166,14 +166,8 @@ int fr_convert(const fr_convert_params *p, fr_convert_stats *stats, fr_err *err)
     if (!rc) rc = cv_plan(&c, err);
     if (!rc) rc = add_tensors(&c, &fs.total, err);
     if (!rc && quant && !(tmp = reserve_tmp(p->out_path, err))) rc = FRUGAL_E_IO;
-    if (!rc) {
-        /* the quantize step reports its own progress */
-        fill_state *fsp = &fs;
-        fr_convert_params pq = *p;
-        if (quant) { pq.on_progress = NULL; fs.p = &pq; }
-        rc = gguf_writer_write(c.w, quant ? tmp : p->out_path, fill_cb, fsp, err);
-        fs.p = p;
-    }
+    fs.report = !quant;  /* the quantize step reports its own progress */
+    if (!rc) rc = gguf_writer_write(c.w, quant ? tmp : p->out_path, fill_cb, &fs, err);
     if (!rc && stats) {
         stats->arch = c.fam->gguf_arch;
         stats->n_tensors = c.n_t;

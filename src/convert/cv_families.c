@@ -231,10 +231,12 @@ static int hp_gpt2(cv_ctx *c, fr_err *err) {
     if ((rc = put_u32(c, "block_count", KEYS("n_layer"), -1, err)) ||
         (rc = put_u32(c, "context_length", KEYS("n_ctx", "n_positions"), 1024, err)) ||
         (rc = put_u32(c, "embedding_length", KEYS("n_embd"), -1, err)) ||
-        (rc = gguf_writer_set_u32(c->w, cv_key(c, "feed_forward_length"), (uint32_t)(4 * n_embd)) ? FRUGAL_E_NOMEM : 0) ||
         (rc = put_u32(c, "attention.head_count", KEYS("n_head"), -1, err)) ||
         (rc = put_f32(c, "attention.layer_norm_epsilon", "layer_norm_epsilon", 1e-5, err)))
-        return fr_err_set(err, rc, "out of memory");
+        return rc;
+    /* GPT2Model writes 4 * n_embd whatever n_inner says */
+    if (gguf_writer_set_u32(c->w, cv_key(c, "feed_forward_length"), (uint32_t)(4 * n_embd)))
+        return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     return FRUGAL_OK;
 }
 
