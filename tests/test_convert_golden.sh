@@ -7,7 +7,7 @@
 # bit-identical to the shared model in every tensor (requantizing Q8_0 values gives the
 # same blocks) with the same architecture keys.
 #   llama3 : two shards + index, tied, Llama-3 rope_scaling (rope_freqs rebuilt); and
-#            again as BF16, converted without --type: a BF16 file whose matrices are the
+#            again as BF16 in three shards, converted without --type: a BF16 file whose matrices are the
 #            BF16 rounding of the F32 conversion's (BF16 weights are a different model,
 #            so no golden run for it)
 #   qwen3  : F32, byte-level BPE tokenizer.json with merges as pairs, per-head Q/K norms
@@ -66,7 +66,7 @@ done
 
 # BF16: the file keeps BF16 (general.file_type 32) and each matrix is the RNE rounding
 # of the F32 folder's conversion, element for element (permuted rows included)
-python3 "$HERE/convert/hf_from_gguf.py" "$TMP/llama3-f32.gguf" "$TMP/hf-bf16" --dtype bf16 \
+python3 "$HERE/convert/hf_from_gguf.py" "$TMP/llama3-f32.gguf" "$TMP/hf-bf16" --dtype bf16 --shards 3 \
     --gguf-reader "$SHARED/hf/gguf_compare.py" && "$FRUGAL" convert "$TMP/hf-bf16" "$TMP/bf16.gguf" 2>/dev/null &&
     "$FRUGAL" convert "$TMP/hf-llama3" "$TMP/f32.gguf" 2>/dev/null
 if python3 - "$SHARED/hf" "$TMP/f32.gguf" "$TMP/bf16.gguf" <<'PY'
