@@ -431,6 +431,8 @@ typedef struct frugal_mkmodel_params {
     uint64_t seed;
     int tied;                /* omit output.weight (tied embeddings) */
     float rope_base;         /* 0: the family's default (10000; 1e6 for qwen3) */
+    float expert_skew;       /* 0: uniform routing; S > 0: router rows scaled from 1 down to
+                                exp(-S), so each layer favours a few experts (0..20) */
 } frugal_mkmodel_params;
 
 void frugal_mkmodel_params_default(frugal_mkmodel_params *p);
