@@ -355,7 +355,7 @@ typedef struct frugal_plan {
      * per token (also in streamed_bytes); min_bytes = dense + one slot + the rest. */
     int expert_streaming;
     int experts, expert_slots;
-    uint64_t dense_bytes, expert_cache_bytes;
+    uint64_t dense_bytes, expert_cache_bytes, expert_slot_bytes;
     double expert_hit_uniform, expert_read_per_token;
 } frugal_plan;
 

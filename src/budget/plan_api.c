@@ -128,6 +128,7 @@ static void to_public(const fr_plan *p, uint64_t budget, int n_layer, int n_ctx,
     out->expert_slots = p->n_expert_slots;
     out->dense_bytes = p->dense_bytes;
     out->expert_cache_bytes = p->expert_cache_bytes;
+    out->expert_slot_bytes = p->expert_slot_bytes;
     out->expert_hit_uniform = p->expert_hit_uniform;
     out->expert_read_per_token = p->expert_read_per_token;
 }

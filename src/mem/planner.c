@@ -136,6 +136,7 @@ int fr_plan_compute(const fr_plan_in *in, fr_plan *p, fr_err *err) {
         if (fixed + dense + in->expert_slot_bytes < p->min_bytes) p->min_bytes = fixed + dense + in->expert_slot_bytes;
         p->n_experts = in->n_layer * in->n_expert;
         p->dense_bytes = dense;
+        p->expert_slot_bytes = in->expert_slot_bytes;
     }
 
     if (!in->budget || fixed + all <= in->budget) {

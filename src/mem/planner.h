@@ -75,6 +75,7 @@ typedef struct fr_plan {
     int n_expert_slots;           /* cache slots (filled at start: the resident experts) */
     uint64_t dense_bytes;         /* every layer's dense part (in resident_bytes) */
     uint64_t expert_cache_bytes;  /* the slots (in io_bytes) */
+    uint64_t expert_slot_bytes;   /* one slot */
     double expert_hit_uniform;    /* forecast hit rate with uniform routing: slots / experts */
     double expert_read_per_token; /* forecast bytes read per token, uniform routing (streamed_bytes) */
 } fr_plan;

@@ -27,7 +27,8 @@ static void usage(FILE *out) {
             "                     resident_bytes, streamed_bytes, mem_bw_gbs, disk_bw_gbs,\n"
             "                     tok_s_bound, tok_s_overlap; mixtures of experts also\n"
             "                     expert_streaming, experts, expert_slots, dense_bytes,\n"
-            "                     expert_cache_bytes, expert_hit_uniform, expert_read_per_token\n\n"
+            "                     expert_cache_bytes, expert_slot_bytes, expert_hit_uniform,\n"
+            "                     expert_read_per_token\n\n"
             "Mixtures of experts: every layer's dense part (attention, router, norms) stays\n"
             "resident and the rest of the budget becomes an expert cache; experts not cached are\n"
             "read from the file when the router picks them. The forecast assumes uniform\n"
@@ -53,9 +54,9 @@ static void print_json(const frugal_plan *p) {
            p->tok_s_overlap);
     if (p->experts)
         printf(", \"expert_streaming\": %s, \"experts\": %d, \"expert_slots\": %d, \"dense_bytes\": %llu, "
-               "\"expert_cache_bytes\": %llu, \"expert_hit_uniform\": %.4f, \"expert_read_per_token\": %.0f",
+               "\"expert_cache_bytes\": %llu, \"expert_slot_bytes\": %llu, \"expert_hit_uniform\": %.4f, \"expert_read_per_token\": %.0f",
                p->expert_streaming ? "true" : "false", p->experts, p->expert_slots,
-               (unsigned long long)p->dense_bytes, (unsigned long long)p->expert_cache_bytes, p->expert_hit_uniform,
+               (unsigned long long)p->dense_bytes, (unsigned long long)p->expert_cache_bytes, (unsigned long long)p->expert_slot_bytes, p->expert_hit_uniform,
                p->expert_read_per_token);
     printf("}\n");
 }
