@@ -18,7 +18,7 @@
 #    --mem also bench's bytes read per generated token, what the picked experts that
 #    were not cached need, hit rate and tok/s against the disk roofline.
 # The model and the cgroups are removed at the end. Env: CAP (bytes, default 1.2e9),
-# MEM (default 1000M), NGEN (default 16), SKEW (mkmodel --expert-skew, default 0:
+# MEM (default 1000M), NGEN (default 16), SHAPE (mkmodel flags), SKEW (mkmodel --expert-skew, default 0:
 # uniform routing, the worst case), KEEP=1 keeps the model.
 set -u
 FRUGAL=${1:-$(dirname "$0")/../build/frugal}
@@ -78,15 +78,15 @@ if pid == 0:
     with open(os.path.join(cg, "cgroup.procs"), "w") as f:
         f.write(str(os.getpid()))
     os.nice(10)
-    os.execv(argv[0], argv)
+    os.execvp(argv[0], argv)
 _, status, ru = os.wait4(pid, 0)
 rc = os.waitstatus_to_exitcode(status)
 print(rc, ru.ru_maxrss, ru.ru_inblock * 512)
 EOF
 }
 
-SHAPE="--arch qwen3moe --dim 2048 --layers 8 --heads 32 --kv-heads 4 --head-dim 128 --experts 128 \
---experts-used 8 --ffn 768 --ctx 4096"
+SHAPE=${SHAPE:-"--arch qwen3moe --dim 2048 --layers 8 --heads 32 --kv-heads 4 --head-dim 128 --experts 128 \
+--experts-used 8 --ffn 768 --ctx 4096"}
 echo "model: qwen3moe $SHAPE --type q4_0 --expert-skew $SKEW (vocabulary: llama SPM, 32000)"
 t0=$(date +%s)
 # shellcheck disable=SC2086
@@ -102,7 +102,7 @@ sed 's/^/  /' "$WORK/plan.txt"
 for mode in mem nomem; do
     cg=$(make_cgroup "$mode") || die "cannot make a memory cgroup"
     CGS+=("$cg")
-    args=("$FRUGAL" bench -m "$M" -p 0 -n "$NGEN" -r 1 -t 2 --bw-mib 16)
+    args=("$FRUGAL" bench -m "$M" -p 0 -n "$NGEN" -r 1 -t 2 --bw-mib 4)
     [ "$mode" = mem ] && args+=(--mem "$MEM")
     drop_cache "$M"
     t0=$SECONDS
