@@ -5,7 +5,7 @@
 #   bench/moe_cgroup.sh [FRUGAL] [WORKDIR]
 #
 # 1. `frugal mkmodel` writes a random Qwen3-MoE-shape Q4_0 model (shape below, about
-#    2.9 GB) into WORKDIR (default: a fresh folder under /work/tmp or /tmp).
+#    2.9 GB) into WORKDIR (default: a fresh folder under $TMPDIR or /tmp).
 # 2. `frugal plan` measures the disk's read bandwidth on that file (O_DIRECT, 512 MiB)
 #    and prints the plan for the budget: dense / cached experts / streamed / cache,
 #    forecast bytes read per token with uniform routing.
@@ -29,7 +29,7 @@ CAP=${CAP:-1200000000}
 MEM=${MEM:-1000M}
 NGEN=${NGEN:-16}
 SKEW=${SKEW:-0}
-base=/tmp; [ -d /work/tmp ] && [ -w /work/tmp ] && base=/work/tmp
+base=${TMPDIR:-/tmp}
 WORK=${2:-$(mktemp -d "$base/moe_cgroup.XXXXXX")}
 M=$WORK/qwen3moe-3g-q4_0.gguf
 CGS=()
