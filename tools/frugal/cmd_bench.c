@@ -11,7 +11,8 @@
  * Each test runs once untimed (warm-up: pages the weights in, wakes the threads),
  * then -r timed repetitions; we report mean and sample standard deviation of the
  * per-repetition tokens/s, as llama-bench does. Token ids are random valid ids from
- * a fixed seed (BOS first when the model adds one), so runs are repeatable.
+ * fixed seeds, one per repetition (BOS first when the model adds one), so runs are
+ * repeatable.
  *
  * The roofline: decoding one token reads every weight once, so generation cannot
  * beat bandwidth / bytes_per_token. Bandwidth comes from a STREAM-like read probe
@@ -165,8 +166,10 @@ static void eio_add(const frugal_context *ctx, const frugal_expert_stats *before
 
 /* One repetition: seconds taken, or < 0 after printing the error. */
 static double run_once(frugal_context *ctx, const frugal_model *model, int n_vocab, int is_gen,
-                       int n, int depth, int32_t *toks, const char *path) {
-    uint64_t seed = 0x5EED5EEDull;
+                       int n, int depth, int32_t *toks, const char *path, int rep) {
+    /* each repetition its own ids: a mixture of experts routes by token, and repeating
+     * the warm-up's ids would find exactly the experts it just cached */
+    uint64_t seed = 0x5EED5EEDull + 0x9E3779B97F4A7C15ull * (uint64_t)(rep + 1);
     frugal_error err = FRUGAL_ERROR_INIT;
     frugal_context_reset(ctx);
     int rc = FRUGAL_OK;
@@ -211,7 +214,7 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
 static int run_test(frugal_context *ctx, const frugal_model *model, int n_vocab, bench_test *bt,
                     int reps, int depth, int32_t *toks, const char *path, int threads, size_t bw_bytes,
                     double bytes_per_token) {
-    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path) < 0) return -1; /* warm-up */
+    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path, -1) < 0) return -1; /* warm-up */
     if (bt->is_gen) memset(&g_eio, 0, sizeof g_eio); /* count the timed runs only */
     double sum = 0.0;
     int n_roof = 0;
@@ -219,7 +222,7 @@ static int run_test(frugal_context *ctx, const frugal_model *model, int n_vocab,
     if (!ratios) return -1;
     for (int r = 0; r < reps; r++) {
         if (bt->is_gen && bw_bytes) bt->bw[r] = frugal_measure_read_bandwidth(threads, bw_bytes);
-        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path);
+        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path, r);
         if (t < 0) { free(ratios); return -1; }
         bt->samples[r] = t > 0 ? bt->n / t : 0.0;
         sum += bt->samples[r];
