@@ -18,8 +18,8 @@
 #    --mem also bench's bytes read per generated token, what the picked experts that
 #    were not cached need, hit rate and tok/s against the disk roofline.
 # The model and the cgroups are removed at the end. Env: CAP (bytes, default 1.2e9),
-# MEM (default 1000M), NGEN (default 16), SHAPE (mkmodel flags), SKEW (mkmodel --expert-skew, default 0:
-# uniform routing, the worst case), KEEP=1 keeps the model.
+# MEM (default 1000M), NGEN (default 32), SHAPE (mkmodel flags), SKEW (mkmodel --expert-skew, default 0:
+# uniform routing, the worst case), KEEP=1 keeps the model, MODEL=path reuses one.
 set -u
 FRUGAL=${1:-$(dirname "$0")/../build/frugal}
 FRUGAL=$(cd "$(dirname "$FRUGAL")" && pwd)/$(basename "$FRUGAL")
@@ -27,11 +27,11 @@ SHARED=${FRUGAL_SHARED_DIR:-$(dirname "$0")/../../shared}
 VOCAB=$SHARED/vocab/ggml-vocab-llama-spm.gguf
 CAP=${CAP:-1200000000}
 MEM=${MEM:-1000M}
-NGEN=${NGEN:-16}
+NGEN=${NGEN:-32}
 SKEW=${SKEW:-0}
 base=${TMPDIR:-/tmp}
 WORK=${2:-$(mktemp -d "$base/moe_cgroup.XXXXXX")}
-M=$WORK/qwen3moe-3g-q4_0.gguf
+M=${MODEL:-$WORK/qwen3moe-3g-q4_0.gguf}
 CGS=()
 
 die() { echo "moe_cgroup: $*" >&2; exit 1; }
@@ -89,10 +89,14 @@ SHAPE=${SHAPE:-"--arch qwen3moe --dim 2048 --layers 8 --heads 32 --kv-heads 4 --
 --experts-used 8 --ffn 768 --ctx 4096"}
 echo "model: qwen3moe $SHAPE --type q4_0 --expert-skew $SKEW (vocabulary: llama SPM, 32000)"
 t0=$(date +%s)
-# shellcheck disable=SC2086
-nice "$FRUGAL" mkmodel $SHAPE --type q4_0 --expert-skew "$SKEW" --seed 1 --vocab-from "$VOCAB" -o "$M" >/dev/null ||
-    die "mkmodel failed"
-echo "  written in $(($(date +%s) - t0)) s: $(($(stat -c %s "$M") / 1048576)) MiB"
+if [ -f "$M" ]; then
+    echo "  reusing $M (MODEL)"
+else
+    # shellcheck disable=SC2086
+    nice "$FRUGAL" mkmodel $SHAPE --type q4_0 --expert-skew "$SKEW" --seed 1 --vocab-from "$VOCAB" -o "$M" >/dev/null ||
+        die "mkmodel failed"
+    echo "  written in $(($(date +%s) - t0)) s: $(($(stat -c %s "$M") / 1048576)) MiB"
+fi
 
 drop_cache "$M"
 nice "$FRUGAL" plan -m "$M" --mem "$MEM" -c "$((NGEN + 16))" -t 2 >"$WORK/plan.txt" 2>&1 || die "plan: $(cat "$WORK/plan.txt")"

@@ -17,13 +17,14 @@
 
 #define PAGE 4096u
 #define N_PART 3 /* gate, up, down */
+#define N_IO 2   /* I/O threads: two reads in flight keep a disk busier than one */
 
 typedef struct slot {
     void *raw;                 /* accounted allocation (slot_bytes) */
     uint8_t *data;             /* page-aligned */
     int key;                   /* il * E + e, or -1 (empty) */
     int pins;                  /* > 0: in use or about to be; never evicted */
-    bool loading;              /* the I/O thread is reading it */
+    bool loading;              /* an I/O thread is reading it */
     uint64_t last_use;
     fr_weight w[N_PART];       /* views of the expert it holds */
 } slot;
@@ -46,8 +47,9 @@ typedef struct fr_experts {
     int q_n, q_pos;
     uint64_t tick, picks_since_aging;
     fr_expert_stats st;
-    pthread_t thread;
-    bool thread_started, stop;
+    pthread_t thread[N_IO];
+    int n_started;
+    bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int err_code;
@@ -116,7 +118,6 @@ static int read_range(fr_experts *x, uint64_t a, uint64_t a_end, uint64_t need_e
                                                    : pread(x->fd_direct, dst + got, (size_t)(a_end - a - got),
                                                            (off_t)(a + got));
             if (r < 0 && errno == EINTR) continue;
-            if (r < 0 && errno == EINVAL && got == 0) { close(x->fd_direct); x->fd_direct = -1; break; }
             if (r < 0) return fr_err_set(err, FRUGAL_E_IO, "%s: reading an expert: %s", x->m->path, strerror(errno));
             if (r == 0) break;
             got += (uint64_t)r;
@@ -140,6 +141,16 @@ static int read_range(fr_experts *x, uint64_t a, uint64_t a_end, uint64_t need_e
     }
     posix_fadvise(x->fd, (off_t)a, (off_t)need, POSIX_FADV_DONTNEED);
     return FRUGAL_OK;
+}
+
+/* Decide once, before the I/O threads share the descriptors, whether O_DIRECT works
+ * here (tmpfs and some FUSE filesystems refuse it with EINVAL): else buffered reads. */
+static void probe_direct(fr_experts *x, uint8_t *page) {
+    if (x->fd_direct < 0) return;
+    ssize_t r;
+    do r = pread(x->fd_direct, page, PAGE, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) { close(x->fd_direct); x->fd_direct = -1; }
 }
 
 /* Read expert `key` into slot s and point its views there (even after an error, so
@@ -183,8 +194,8 @@ static int victim(const fr_experts *x) {
     return best;
 }
 
-/* The I/O thread: reads the queued experts of the current layer, one at a time, each
- * into a victim slot it pins for the consumer. */
+/* An I/O thread: reads the queued experts of the current layer in queue order (each
+ * thread the next one), each into a victim slot it pins for the consumer. */
 static void *io_main(void *arg) {
     fr_experts *x = arg;
     pthread_mutex_lock(&x->mu);
@@ -298,13 +309,11 @@ static int src_check(void *user, fr_err *err) {
 
 static void experts_free(fr_experts *x) {
     if (!x) return;
-    if (x->thread_started) {
-        pthread_mutex_lock(&x->mu);
-        x->stop = true;
-        pthread_cond_broadcast(&x->cv);
-        pthread_mutex_unlock(&x->mu);
-        pthread_join(x->thread, NULL);
-    }
+    pthread_mutex_lock(&x->mu);
+    x->stop = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < x->n_started; i++) pthread_join(x->thread[i], NULL);
     if (x->slots)
         for (int i = 0; i < x->n_slots; i++) fr_mem_free(FR_MEM_IO, x->slots[i].raw, x->slot_bytes);
     free(x->slots);
@@ -334,6 +343,7 @@ static int fill_slots(fr_experts *x, fr_err *err) {
             return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %.1f MiB for expert cache slot %d",
                               x->slot_bytes / 1048576.0, i);
         s->data = (uint8_t *)(((uintptr_t)s->raw + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+        if (i == 0) probe_direct(x, s->data);
         if (i >= x->n_total) continue;
         const int key = (i % x->L) * x->E + (i / x->L);
         uint64_t bytes;
@@ -391,11 +401,11 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     }
     for (int k = 0; k < x->n_total; k++) x->slot_of[k] = -1;
     if ((rc = fill_slots(x, err))) goto fail;
-    if (pthread_create(&x->thread, NULL, io_main, x) != 0) {
-        rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the expert I/O thread");
-        goto fail;
-    }
-    x->thread_started = true;
+    for (; x->n_started < N_IO; x->n_started++)
+        if (pthread_create(&x->thread[x->n_started], NULL, io_main, x) != 0) {
+            rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the expert I/O threads");
+            goto fail;
+        }
     *out = &x->src;
     return FRUGAL_OK;
 fail:

@@ -10,7 +10,7 @@
  *
  * Flow of one MoE layer. The forward pass routes the batch and calls route(): the
  * distinct picked experts that are cached are pinned and listed first, the others are
- * queued for the I/O thread, which starts reading them at once, while compute runs
+ * queued for the I/O threads (two reads in flight), which start at once, while compute runs
  * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
  * a layer's missing experts overlap the compute of its cached ones. There is no
  * prediction of the next layer's picks (its router needs this layer's output).
@@ -53,7 +53,7 @@ uint64_t fr_experts_read_bytes(const frugal_model *m);
 
 /* Start expert streaming for m (a MoE model loaded with a budget, so its matrices
  * are not repacked) with n_slots >= 1 cache slots: dense parts resident, the slots
- * filled, the I/O thread started. *out is installed as a context's layer source (the
+ * filled, the I/O threads started. *out is installed as a context's layer source (the
  * context owns it through destroy). Errors: FRUGAL_E_INVALID_ARG (no experts, bad
  * slot count), FRUGAL_E_IO, FRUGAL_E_NOMEM (over the accounting budget). */
 int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *err);
