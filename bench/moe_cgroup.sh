@@ -19,7 +19,8 @@
 #    were not cached need, hit rate and tok/s against the disk roofline.
 # The model and the cgroups are removed at the end. Env: CAP (bytes, default 1.2e9),
 # MEM (default 1000M), NGEN (default 32), SHAPE (mkmodel flags), SKEW (mkmodel --expert-skew, default 0:
-# uniform routing, the worst case), KEEP=1 keeps the model, MODEL=path reuses one.
+# uniform routing, the worst case), KEEP=1 keeps the model, MODEL=path reuses one,
+# MODES (default "mem nomem").
 set -u
 FRUGAL=${1:-$(dirname "$0")/../build/frugal}
 FRUGAL=$(cd "$(dirname "$FRUGAL")" && pwd)/$(basename "$FRUGAL")
@@ -103,7 +104,7 @@ nice "$FRUGAL" plan -m "$M" --mem "$MEM" -c "$((NGEN + 16))" -t 2 >"$WORK/plan.t
 echo "plan for --mem $MEM (ctx $((NGEN + 16))):"
 sed 's/^/  /' "$WORK/plan.txt"
 
-for mode in mem nomem; do
+for mode in ${MODES:-mem nomem}; do
     cg=$(make_cgroup "$mode") || die "cannot make a memory cgroup"
     CGS+=("$cg")
     args=("$FRUGAL" bench -m "$M" -p 0 -n "$NGEN" -r 1 -t 2 --bw-mib 4)
