@@ -8,7 +8,8 @@
  *    with one slot they never hit (consecutive requests are other layers' experts); a cache of
  *    every expert never misses after its warm fill; the bytes read are those of the
  *    misses (the exact expert bytes up to page alignment);
- *  - the planner sizes the cache from a budget through frugal_context_new, refuses a
+ *  - the planner sizes the cache from a budget through frugal_context_new (all accounted
+ *    memory then within the budget), refuses a
  *    budget below dense weights + one slot naming the minimum;
  *  - a file truncated under a running cache gives FRUGAL_E_IO, not a hang or crash. */
 #include <signal.h>
@@ -58,6 +59,12 @@ static int run(frugal_model *m, int n_slots, uint64_t budget, float *out, frugal
         int32_t best = 0;
         for (int v = 1; v < n_vocab; v++) if (l[v] > l[best]) best = v;
         rc = frugal_eval(c, &best, 1, 0, err);
+    }
+    if (budget) { /* every buffer accounted, and all of them within the budget */
+        frugal_mem_stats ms;
+        frugal_get_mem_stats(&ms);
+        CHECKF(ms.current[ms.n - 1] <= budget, "accounted %llu bytes > budget %llu",
+               (unsigned long long)ms.current[ms.n - 1], (unsigned long long)budget);
     }
     frugal_context_expert_stats(c, st); /* the steps' counters */
     st->hits -= s0.hits;
