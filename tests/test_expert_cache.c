@@ -9,8 +9,8 @@
  *    every expert never misses after its warm fill; the bytes read are those of the
  *    misses (the exact expert bytes up to page alignment);
  *  - the planner sizes the cache from a budget through frugal_context_new (all accounted
- *    memory then within the budget), refuses a
- *    budget below dense weights + one slot naming the minimum;
+ *    memory then within the budget), refuses a budget below dense weights + one
+ *    slot naming the minimum;
  *  - a file truncated under a running cache gives FRUGAL_E_IO, not a hang or crash. */
 #include <signal.h>
 #include <stdio.h>
