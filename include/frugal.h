@@ -347,7 +347,29 @@ typedef struct frugal_plan {
     uint64_t forecast_peak_bytes;
     double mem_bw_gbs, disk_bw_gbs;
     double tok_s_bound, tok_s_overlap;
+    /* A mixture of experts that does not fit: every layer's dense part resident
+     * (dense_bytes, in resident_bytes), the experts through a cache of expert_slots
+     * slots (expert_cache_bytes, in io_bytes; filled at start: the resident experts),
+     * the others read from the file when picked. Forecast with uniform routing (the
+     * worst case): hit rate expert_slots / experts, expert_read_per_token bytes read
+     * per token (also in streamed_bytes); min_bytes = dense + one slot + the rest. */
+    int expert_streaming;
+    int experts, expert_slots;
+    uint64_t dense_bytes, expert_cache_bytes, expert_slot_bytes;
+    double expert_hit_uniform, expert_read_per_token;
 } frugal_plan;
+
+/* Counters of a context's expert cache (see frugal_plan): requests (one distinct
+ * expert of one layer per evaluated batch) found cached / read from the file, the
+ * bytes read for them (page-aligned), the exact bytes of one expert, slots, experts. */
+typedef struct frugal_expert_stats {
+    uint64_t hits, misses, bytes_read, expert_bytes;
+    int slots, experts;
+} frugal_expert_stats;
+
+/* 1 and *out filled when ctx streams experts (a MoE model under a budget that does
+ * not hold it); else 0 and *out zeroed. */
+int frugal_context_expert_stats(const frugal_context *ctx, frugal_expert_stats *out);
 
 /* Plan model for a budget (0: none), context n_ctx (<= 0: the default a context
  * gets), KV type (FRUGAL_KV_*) and threads (<= 0: the model's), with measured
@@ -409,6 +431,8 @@ typedef struct frugal_mkmodel_params {
     uint64_t seed;
     int tied;                /* omit output.weight (tied embeddings) */
     float rope_base;         /* 0: the family's default (10000; 1e6 for qwen3) */
+    float expert_skew;       /* 0: uniform routing; S > 0: router rows scaled from 1 down to
+                                exp(-S), so each layer favours a few experts (0..20) */
 } frugal_mkmodel_params;
 
 void frugal_mkmodel_params_default(frugal_mkmodel_params *p);

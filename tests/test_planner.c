@@ -151,7 +151,41 @@ static void test_parse_size(void) {
     CHECK(fr_parse_size("99999999999T", &v) == -1);
 }
 
+/* Experts: 4 layers of 10 MiB dense + 16 experts of 2 MiB (a 3 MiB slot, 2.5 MiB read
+ * per load), 2 used per token; fixed 100 MiB. */
+static void test_experts(void) {
+    uint64_t L[4], D[4];
+    for (int i = 0; i < 4; i++) L[i] = 10 * MiB + 16 * 2 * MiB, D[i] = 10 * MiB;
+    fr_plan_in in = base(L, 4);
+    in.n_expert = 16;
+    in.n_expert_used = 2;
+    in.dense_bytes = D;
+    in.expert_slot_bytes = 3 * MiB;
+    in.expert_read_bytes = 5 * MiB / 2;
+    in.expert_bytes = 2 * MiB;
+    fr_plan p;
+    fr_err err = FRUGAL_ERROR_INIT;
+    in.budget = 200 * MiB; /* 100 fixed + 40 dense + 20 slots (60 MiB) */
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK);
+    CHECKF(p.expert_streaming && p.n_expert_slots == 20 && p.n_experts == 64, "slots %d", p.n_expert_slots);
+    CHECK(p.dense_bytes == 40 * MiB && p.expert_cache_bytes == 60 * MiB && p.forecast_peak_bytes == 200 * MiB);
+    CHECK(p.min_bytes == 143 * MiB); /* fixed + dense + one slot */
+    /* uniform routing: 4 layers x 2 picks x (1 - 20/64) misses x 2.5 MiB */
+    CHECKF(fabs(p.expert_read_per_token - 4 * 2 * (44.0 / 64) * 2.5 * MiB) < 1.0, "%.0f", p.expert_read_per_token);
+    in.budget = 143 * MiB; /* the minimum: one slot */
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK && p.n_expert_slots == 1);
+    in.budget = 143 * MiB - 1;
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_E_NOMEM);
+    CHECKF(strstr(err.message, "143.0 MiB") && strstr(err.message, "one expert cache slot"), "%s", err.message);
+    in.budget = 100 * MiB + 4 * L[0]; /* the whole model fits: no streaming */
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK && !p.streaming && !p.expert_streaming);
+    in.n_expert_used = 17; /* more used than there are */
+    in.budget = 200 * MiB;
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_E_INVALID_ARG);
+}
+
 int main(void) {
+    test_experts();
     test_uniform();
     test_nonuniform();
     test_speed();

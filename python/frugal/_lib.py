@@ -57,7 +57,10 @@ class Plan(ctypes.Structure):
                 ("io_bytes", c_uint64), ("always_bytes", c_uint64), ("kv_bytes", c_uint64),
                 ("scratch_bytes", c_uint64), ("overhead_bytes", c_uint64), ("min_bytes", c_uint64),
                 ("forecast_peak_bytes", c_uint64), ("mem_bw_gbs", c_double),
-                ("disk_bw_gbs", c_double), ("tok_s_bound", c_double), ("tok_s_overlap", c_double)]
+                ("disk_bw_gbs", c_double), ("tok_s_bound", c_double), ("tok_s_overlap", c_double),
+                ("expert_streaming", c_int), ("experts", c_int), ("expert_slots", c_int),
+                ("dense_bytes", c_uint64), ("expert_cache_bytes", c_uint64), ("expert_slot_bytes", c_uint64),
+                ("expert_hit_uniform", c_double), ("expert_read_per_token", c_double)]
 
 
 class ChatMsg(ctypes.Structure):

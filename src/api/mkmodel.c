@@ -75,7 +75,7 @@ static void fill_normal(rng *r, float *y, int64_t n, float mean, float std) {
 
 /* ------------------------------------------------------------------ tensors */
 
-enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS };
+enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS, INIT_ROUTER };
 
 typedef struct mk_tensor {
     uint32_t type;
@@ -87,8 +87,19 @@ typedef struct mk_state {
     mk_tensor *t;
     size_t n, cap;
     uint64_t seed;
+    float expert_skew;    /* router rows' scale falls from 1 to exp(-skew) (see router_scale) */
     float *row;           /* one row of floats, sized for the widest tensor */
 } mk_state;
+
+/* Skewed routing: expert i's router row of tensor `index` is scaled by
+ * exp(-skew * rank / (E - 1)), rank = (i + index) % E (another hot set per layer).
+ * A row with a larger scale has logits of larger spread, so it wins the top-k more
+ * often: skew 0 is uniform, skew 3 gives each layer a few clearly favoured experts. */
+static float router_scale(const mk_state *st, size_t index, int64_t i, int64_t n_expert) {
+    if (st->expert_skew <= 0.0f || n_expert < 2) return 1.0f;
+    const int64_t rank = (i + (int64_t)index) % n_expert;
+    return expf(-st->expert_skew * (float)rank / (float)(n_expert - 1));
+}
 
 /* Fill callback for gguf_writer_write: tensor `index`, row by row, quantized with the
  * type's from_float. The rows of a tensor continue one RNG stream, so the values
@@ -111,7 +122,7 @@ static int mk_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *e
     }
     uint8_t *out = dst;
     for (int64_t i = 0; i < t->ne1; i++) {
-        fill_normal(&r, st->row, t->ne0, mean, std);
+        fill_normal(&r, st->row, t->ne0, mean, t->init == INIT_ROUTER ? std * router_scale(st, index, i, t->ne1) : std);
         tr->from_float(st->row, out + (size_t)i * row_bytes, t->ne0);
     }
     return FRUGAL_OK;
@@ -129,7 +140,7 @@ static int mk_add(gguf_writer *w, mk_state *st, const char *name, uint32_t type,
         st->cap = nc;
     }
     int64_t ne[3] = {ne0, ne1, ne2};
-    int rc = gguf_writer_add_tensor(w, name, type, ne2 > 1 ? 3 : (init == INIT_MATRIX) ? 2 : 1, ne, NULL);
+    int rc = gguf_writer_add_tensor(w, name, type, ne2 > 1 ? 3 : (init == INIT_MATRIX || init == INIT_ROUTER) ? 2 : 1, ne, NULL);
     if (rc != FRUGAL_OK)
         return fr_err_set(err, rc, "mkmodel: cannot add tensor '%s' [%lld, %lld] (%s)", name,
                           (long long)ne0, (long long)ne1, frugal_status_str(rc));
@@ -163,6 +174,9 @@ static int validate(const frugal_mkmodel_params *p, uint32_t type, int head_dim,
     if (p->n_expert < 0 || p->n_expert > 1024 || (p->n_expert && (p->n_expert_used < 1 || p->n_expert_used > p->n_expert)))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: need 1 <= experts-used <= experts <= 1024 (got %d of %d)",
                           p->n_expert_used, p->n_expert);
+    if (!(p->expert_skew >= 0.0f && p->expert_skew <= 20.0f) || (p->expert_skew > 0.0f && !p->n_expert))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: expert skew %g needs --experts and 0 <= skew <= 20",
+                          (double)p->expert_skew);
     if (!p->head_dim && p->dim % p->n_heads)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "mkmodel: dim %d is not a multiple of heads %d",
                           p->dim, p->n_heads);
@@ -241,6 +255,7 @@ static int add_tensors(gguf_writer *w, mk_state *st, const frugal_mkmodel_params
             enum init_kind init = s->d1 ? INIT_MATRIX : INIT_BIAS;
             for (size_t k = 0; k < sizeof norms; k++)
                 if (s->slot == norms[k]) init = INIT_NORM;
+            if (s->slot == FR_WGATE_INP) init = INIT_ROUTER;
             /* learned positions and the router stay F32, as llama-quantize leaves them */
             const uint32_t t = s->d1 && s->slot != FR_POS_EMBD && s->slot != FR_WGATE_INP ? type : FR_TYPE_F32;
             int rc = mk_add(w, st, name, t, ne0, ne1, ne2, init, err);
@@ -284,7 +299,7 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
         return rc;
     }
     gguf_writer *w = NULL;
-    mk_state st = {.seed = p->seed};
+    mk_state st = {.seed = p->seed, .expert_skew = p->expert_skew};
     const gguf_kv *tokens = gguf_find_kv(vf, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != GGUF_VT_ARRAY || tokens->arr_type != GGUF_VT_STRING ||
         tokens->arr_n == 0 || tokens->arr_n > INT32_MAX) {

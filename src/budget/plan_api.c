@@ -12,6 +12,7 @@
 #include "frugal.h"
 #include "mem/alloc.h"
 #include "mem/planner.h"
+#include "budget/experts.h"
 #include "budget/stream.h"
 #include "model/model.h"
 
@@ -51,10 +52,28 @@ static int fill_inputs(const frugal_model *m, uint64_t budget, int n_ctx, int kv
     memset(in, 0, sizeof *in);
     if (!m || m->vocab_only || !m->layers)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "memory plan: the model has no layers loaded");
-    uint64_t *lb = malloc(sizeof *lb * (size_t)m->hp.n_layer);
+    uint64_t *lb = malloc(sizeof *lb * 2 * (size_t)m->hp.n_layer); /* whole layers, then dense parts */
     if (!lb) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     for (int il = 0; il < m->hp.n_layer; il++) lb[il] = fr_stream_layer_bytes(m, il);
     *layer_bytes = lb;
+    if (fr_experts_slot_bytes(m)) { /* a mixture of experts: planned expert by expert */
+        for (int il = 0; il < m->hp.n_layer; il++) lb[m->hp.n_layer + il] = fr_stream_dense_bytes(m, il);
+        fr_expert_stats st = {0};
+        in->n_expert = m->hp.n_expert;
+        in->n_expert_used = m->hp.n_expert_used;
+        in->dense_bytes = lb + m->hp.n_layer;
+        in->expert_slot_bytes = fr_experts_slot_bytes(m);
+        in->expert_read_bytes = fr_experts_read_bytes(m);
+        for (int il = 0; il < m->hp.n_layer; il++) { /* the largest layer's expert, as the cache counts */
+            uint64_t b = 0;
+            for (int j = 0; j < 3; j++) {
+                const fr_weight *w = &m->layers[il].mat[FR_WGATE_EXPS + j];
+                b += (uint64_t)fr_row_size(w->type, w->n_in) * (uint64_t)(w->n_out / m->hp.n_expert);
+            }
+            if (b > st.expert_bytes) st.expert_bytes = b;
+        }
+        in->expert_bytes = st.expert_bytes;
+    }
     const fr_weight *out = &m->output;
     uint64_t head = (uint64_t)fr_row_size(out->type, out->n_in) * (uint64_t)out->n_out;
     uint64_t embd = 0;
@@ -104,6 +123,14 @@ static void to_public(const fr_plan *p, uint64_t budget, int n_layer, int n_ctx,
     out->disk_bw_gbs = disk_gbs;
     out->tok_s_bound = p->tok_s_bound;
     out->tok_s_overlap = p->tok_s_overlap;
+    out->expert_streaming = p->expert_streaming;
+    out->experts = p->n_experts;
+    out->expert_slots = p->n_expert_slots;
+    out->dense_bytes = p->dense_bytes;
+    out->expert_cache_bytes = p->expert_cache_bytes;
+    out->expert_slot_bytes = p->expert_slot_bytes;
+    out->expert_hit_uniform = p->expert_hit_uniform;
+    out->expert_read_per_token = p->expert_read_per_token;
 }
 
 int frugal_plan_memory(const frugal_model *m, uint64_t budget, int n_ctx, int kv_type, int n_threads,
@@ -152,15 +179,34 @@ int fr_context_apply_budget(frugal_context *c, uint64_t budget, int kv_type, fr_
     /* untied embeddings are read a row per token from the mapping: give the pages
      * back after each row so they stay within the row-per-token the plan counted */
     if (m->tok_embd.data != m->output.data) ((frugal_model *)m)->tok_embd.drop_pages = 1;
-    if (m->verbose)
+    if (m->verbose && p.expert_streaming)
+        fprintf(stderr, "frugal: memory plan for %.1f MiB: dense weights resident, %d of %d experts cached, "
+                "forecast peak %.1f MiB\n", budget / 1048576.0, p.n_expert_slots, p.n_experts,
+                p.forecast_peak_bytes / 1048576.0);
+    else if (m->verbose)
         fprintf(stderr, "frugal: memory plan for %.1f MiB: %d layers resident, %d streamed, forecast peak %.1f MiB\n",
                 budget / 1048576.0, p.n_resident, p.n_streamed, p.forecast_peak_bytes / 1048576.0);
     if (!p.streaming) return FRUGAL_OK; /* everything fits: run from the mapping */
+    if (p.expert_streaming) return fr_experts_new(c->model, p.n_expert_slots, &c->layer_src, err);
     fr_stream *s;
     rc = fr_stream_new(c->model, p.n_resident, p.n_io_buf, &s, err);
     if (rc) return rc;
     c->layer_src = fr_stream_source(s);
     return FRUGAL_OK;
+}
+
+int frugal_context_expert_stats(const frugal_context *c, frugal_expert_stats *out) {
+    if (!out) return 0;
+    memset(out, 0, sizeof *out);
+    fr_expert_stats st;
+    if (!c || !fr_experts_stats(c->layer_src, &st)) return 0;
+    out->hits = st.hits;
+    out->misses = st.misses;
+    out->bytes_read = st.bytes_read;
+    out->expert_bytes = st.expert_bytes;
+    out->slots = st.n_slots;
+    out->experts = st.n_total;
+    return 1;
 }
 
 static double now_s(void) {

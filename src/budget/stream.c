@@ -50,6 +50,7 @@ struct fr_stream {
     int fd_direct;             /* O_DIRECT, or -1 */
     uint64_t file_size;        /* at creation, for messages */
     int n_layer, n_resident, n_streamed, n_buf;
+    bool dense_only;           /* the stacked experts stay out (budget/experts.c streams them) */
     layer_io *io;              /* [n_layer] */
     fr_layer *res;             /* [n_resident]: layer views into res_raw */
     void **res_raw;            /* [n_resident] accounted allocations */
@@ -74,15 +75,19 @@ static const fr_weight *mat(const fr_layer *L, int j) { return fr_layer_mat(L, j
 
 static fr_weight *mat_mut(fr_layer *L, int j) { return (fr_weight *)mat(L, j); }
 
-/* Plan the reads of layer il: its matrices' file ranges, sorted, merged across
- * small gaps, each widened to whole pages (O_DIRECT) and packed into a buffer. */
-static void plan_layer(const frugal_model *m, int il, layer_io *io) {
+/* Whether matrix j stays out of a dense-only stream: the stacked experts. */
+static bool skipped(bool dense_only, int j) { return dense_only && j >= FR_WGATE_EXPS; }
+
+/* Plan the reads of layer il: its matrices' file ranges (without the experts when
+ * dense_only), sorted, merged across small gaps, each widened to whole pages
+ * (O_DIRECT) and packed into a buffer. */
+static void plan_layer(const frugal_model *m, int il, bool dense_only, layer_io *io) {
     const fr_layer *L = &m->layers[il];
     uint64_t off[N_MAT], len[N_MAT];
     int order[N_MAT], n_mat = 0;
     for (int j = 0; j < N_MAT; j++) {
         const fr_weight *w = mat(L, j);
-        if (!w) continue;
+        if (!w || skipped(dense_only, j)) continue;
         off[j] = (uint64_t)((const uint8_t *)w->src - m->file->map); /* data may be a repacked copy */
         len[j] = (uint64_t)fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out;
         order[n_mat++] = j;
@@ -126,7 +131,14 @@ static void plan_layer(const frugal_model *m, int il, layer_io *io) {
 uint64_t fr_stream_layer_bytes(const frugal_model *m, int il) {
     if (!m || !m->layers || il < 0 || il >= m->hp.n_layer) return 0;
     layer_io io;
-    plan_layer(m, il, &io);
+    plan_layer(m, il, false, &io);
+    return (uint64_t)io.bytes + PAGE;
+}
+
+uint64_t fr_stream_dense_bytes(const frugal_model *m, int il) {
+    if (!m || !m->layers || il < 0 || il >= m->hp.n_layer) return 0;
+    layer_io io;
+    plan_layer(m, il, true, &io);
     return (uint64_t)io.bytes + PAGE;
 }
 
@@ -190,7 +202,7 @@ static int read_layer(fr_stream *s, int il, uint8_t *buf, fr_err *err) {
 static void view_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *out) {
     *out = s->m->layers[il];
     for (int j = 0; j < N_MAT; j++) {
-        if (!mat(out, j)) continue;
+        if (!mat(out, j) || skipped(s->dense_only, j)) continue;
         mat_mut(out, j)->data = buf + s->io[il].w_dst[j];
         mat_mut(out, j)->layout = FR_LAYOUT_ROWS; /* as in the file */
     }
@@ -273,7 +285,8 @@ static void src_destroy(void *user) { fr_stream_free(user); }
 
 fr_layer_source *fr_stream_source(fr_stream *s) { return s ? &s->src : NULL; }
 
-int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out, fr_err *err) {
+static int stream_new(frugal_model *m, int n_resident, int n_io_buf, bool dense_only, fr_stream **out,
+                      fr_err *err) {
     *out = NULL;
     const int n_layer = m->hp.n_layer;
     if (!m->layers || n_resident < 0 || n_resident > n_layer || n_io_buf < 1 || n_io_buf > 3)
@@ -282,6 +295,7 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
     fr_stream *s = calloc(1, sizeof *s);
     if (!s) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     s->m = m;
+    s->dense_only = dense_only;
     s->fd = s->fd_direct = -1;
     s->n_layer = n_layer;
     s->n_resident = n_resident;
@@ -289,7 +303,7 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
     s->n_buf = s->n_streamed < n_io_buf ? s->n_streamed : n_io_buf;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->src = (fr_layer_source){s, src_acquire, src_release, src_check, src_destroy};
+    s->src = (fr_layer_source){s, src_acquire, src_release, src_check, src_destroy, NULL, NULL, NULL};
     int rc = FRUGAL_OK;
 
     s->fd = open(m->path, O_RDONLY | O_CLOEXEC);
@@ -311,7 +325,7 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
     }
     size_t ring_max = 0;
     for (int il = 0; il < n_layer; il++) {
-        plan_layer(m, il, &s->io[il]);
+        plan_layer(m, il, dense_only, &s->io[il]);
         if (il >= n_resident && s->io[il].bytes > ring_max) ring_max = s->io[il].bytes;
     }
     /* The loader touched the mapping (metadata, norms): drop those pages so our RSS
@@ -355,6 +369,14 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
 fail:
     fr_stream_free(s);
     return rc;
+}
+
+int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out, fr_err *err) {
+    return stream_new(m, n_resident, n_io_buf, false, out, err);
+}
+
+int fr_stream_new_dense(frugal_model *m, fr_stream **out, fr_err *err) {
+    return stream_new(m, m->hp.n_layer, 1, true, out, err);
 }
 
 void fr_stream_free(fr_stream *s) {

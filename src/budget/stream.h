@@ -34,11 +34,20 @@ typedef struct fr_stream fr_stream;
  * extents of its matrices, plus alignment slack). 0 if il is out of range. */
 uint64_t fr_stream_layer_bytes(const frugal_model *m, int il);
 
+/* Bytes of layer il without its stacked experts, as fr_stream_new_dense holds it
+ * (the dense part a mixture-of-experts plan keeps resident). 0 if out of range. */
+uint64_t fr_stream_dense_bytes(const frugal_model *m, int il);
+
 /* Start streaming for model m: read layers [0, n_resident) into RAM, allocate
  * n_io_buf ring buffers (1..3) for the rest and start the I/O thread (none when
  * n_resident == n_layer). Errors: FRUGAL_E_IO (cannot open or read the file),
  * FRUGAL_E_NOMEM (over the accounting budget or out of memory). */
 int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out, fr_err *err);
+
+/* Every layer resident without its stacked experts (their matrices keep pointing
+ * into the mapping, which the caller must not touch: budget/experts.c reads them
+ * per expert). Errors as fr_stream_new. */
+int fr_stream_new_dense(frugal_model *m, fr_stream **out, fr_err *err);
 
 /* The layer source to install in a context (valid until fr_stream_free). Its
  * check() and destroy() hooks report the stream's error and free it. */

@@ -53,6 +53,52 @@ static void speed(const fr_plan_in *in, fr_plan *p) {
     p->tok_s_overlap = t_ovl > 0 ? 1.0 / t_ovl : 0.0;
 }
 
+static int too_small_moe(const fr_plan_in *in, const fr_plan *p, fr_err *err) {
+    return fr_err_set(err, FRUGAL_E_NOMEM,
+                      "memory budget %.1f MiB is below the minimum working set of %.1f MiB for a mixture of experts "
+                      "(dense weights of %d layers %.1f MiB + one expert cache slot %.1f MiB + KV cache %.1f MiB "
+                      "for %d tokens + scratch %.1f MiB + output head/norms %.1f MiB + overhead %.1f MiB)",
+                      mib(in->budget), mib(p->min_bytes), in->n_layer, mib(p->dense_bytes),
+                      mib(in->expert_slot_bytes), mib(p->kv_bytes), in->n_ctx, mib(p->scratch_bytes),
+                      mib(p->always_bytes), mib(p->overhead_bytes));
+}
+
+/* Experts under a budget that does not hold the whole model (see fr_plan_compute). */
+static int plan_experts(const fr_plan_in *in, fr_plan *p, uint64_t fixed, fr_err *err) {
+    const int n_exp = in->n_layer * in->n_expert;
+    uint64_t dense = 0;
+    for (int i = 0; i < in->n_layer; i++) dense += in->dense_bytes[i];
+    p->n_experts = n_exp;
+    p->dense_bytes = dense;
+    p->min_bytes = fixed + dense + in->expert_slot_bytes;
+    if (in->budget < p->min_bytes) {
+        p->forecast_peak_bytes = p->min_bytes;
+        return too_small_moe(in, p, err);
+    }
+    uint64_t slots = (in->budget - fixed - dense) / in->expert_slot_bytes;
+    if (slots > (uint64_t)n_exp) slots = (uint64_t)n_exp;
+    p->streaming = p->expert_streaming = true;
+    p->n_resident = in->n_layer; /* every layer's dense part */
+    p->n_expert_slots = (int)slots;
+    p->expert_cache_bytes = slots * in->expert_slot_bytes;
+    p->resident_bytes = dense;
+    p->io_bytes = p->expert_cache_bytes;
+    p->expert_hit_uniform = (double)slots / n_exp;
+    p->expert_read_per_token = (double)in->n_layer * in->n_expert_used * (1.0 - p->expert_hit_uniform) *
+                               (double)in->expert_read_bytes;
+    p->streamed_bytes = (uint64_t)p->expert_read_per_token;
+    p->forecast_peak_bytes = fixed + dense + p->expert_cache_bytes;
+    /* speed: compute reads dense + the picked experts from RAM, the misses from disk */
+    p->tok_s_bound = p->tok_s_overlap = 0.0;
+    const double ram = (double)(p->always_bytes + dense) + (double)in->n_layer * in->n_expert_used * in->expert_bytes;
+    const double disk = p->expert_read_per_token;
+    if (in->mem_bw <= 0 || (disk > 0 && in->disk_bw <= 0)) return FRUGAL_OK;
+    const double t_disk = disk > 0 ? disk / in->disk_bw : 0.0, t_mem = ram / in->mem_bw;
+    p->tok_s_bound = 1.0 / (t_mem + t_disk);
+    p->tok_s_overlap = 1.0 / (t_mem > t_disk ? t_mem : t_disk);
+    return FRUGAL_OK;
+}
+
 int fr_plan_compute(const fr_plan_in *in, fr_plan *p, fr_err *err) {
     memset(p, 0, sizeof *p);
     if (!in || in->n_layer <= 0 || !in->layer_bytes)
@@ -84,6 +130,14 @@ int fr_plan_compute(const fr_plan_in *in, fr_plan *p, fr_err *err) {
         prefix += in->layer_bytes[r];
     }
     p->min_bytes = min_cost < fixed + all ? min_cost : fixed + all;
+    if (in->n_expert > 0 && in->dense_bytes) { /* experts: dense parts + one cache slot */
+        uint64_t dense = 0;
+        for (int i = 0; i < in->n_layer; i++) dense += in->dense_bytes[i];
+        if (fixed + dense + in->expert_slot_bytes < p->min_bytes) p->min_bytes = fixed + dense + in->expert_slot_bytes;
+        p->n_experts = in->n_layer * in->n_expert;
+        p->dense_bytes = dense;
+        p->expert_slot_bytes = in->expert_slot_bytes;
+    }
 
     if (!in->budget || fixed + all <= in->budget) {
         /* everything fits: no streaming, no ring */
@@ -93,6 +147,11 @@ int fr_plan_compute(const fr_plan_in *in, fr_plan *p, fr_err *err) {
         p->forecast_peak_bytes = fixed + all;
         speed(in, p);
         return FRUGAL_OK;
+    }
+    if (in->n_expert > 0) {
+        if (!in->dense_bytes || in->n_expert_used < 1 || in->n_expert_used > in->n_expert || !in->expert_slot_bytes)
+            return fr_err_set(err, FRUGAL_E_INVALID_ARG, "planner: inconsistent expert figures");
+        return plan_experts(in, p, fixed, err);
     }
     if (best < 0) {
         p->n_resident = arg_min;

@@ -48,6 +48,12 @@ typedef struct fr_plan_in {
     const char *kv_type_name;
     double kv_bytes_per_token;    /* at the chosen type */
     double kv_q4_bytes_per_token; /* at q4_0 (0: the model cannot use it) */
+    /* mixture of experts (n_expert 0: none): experts are planned one by one */
+    int n_expert, n_expert_used;
+    const uint64_t *dense_bytes;  /* [n_layer]: layer il without its experts, as held */
+    uint64_t expert_slot_bytes;   /* one expert cache slot (accounted) */
+    uint64_t expert_read_bytes;   /* bytes one expert load reads from the file */
+    uint64_t expert_bytes;        /* bytes of one expert's weights (compute reads them) */
 } fr_plan_in;
 
 typedef struct fr_plan {
@@ -63,10 +69,24 @@ typedef struct fr_plan {
     uint64_t forecast_peak_bytes; /* forecast peak RSS */
     double tok_s_bound;           /* 1 / (resident/mem_bw + streamed/disk_bw); 0 unknown */
     double tok_s_overlap;         /* with perfect overlap: 1 / max(all/mem_bw, streamed/disk_bw) */
+    /* mixture of experts under a budget: dense parts resident, experts through a cache */
+    bool expert_streaming;
+    int n_experts;                /* n_layer x n_expert */
+    int n_expert_slots;           /* cache slots (filled at start: the resident experts) */
+    uint64_t dense_bytes;         /* every layer's dense part (in resident_bytes) */
+    uint64_t expert_cache_bytes;  /* the slots (in io_bytes) */
+    uint64_t expert_slot_bytes;   /* one slot */
+    double expert_hit_uniform;    /* forecast hit rate with uniform routing: slots / experts */
+    double expert_read_per_token; /* forecast bytes read per token, uniform routing (streamed_bytes) */
 } fr_plan;
 
 /* Compute a plan. Layers are made resident in order 0, 1, ... while they fit (the
- * streamed ones then form one contiguous run the I/O thread reads in order).
+ * streamed ones then form one contiguous run the I/O thread reads in order). With
+ * experts (in->n_expert > 0) every dense part is resident and the rest of the budget
+ * becomes expert cache slots (at least one: the minimum working set is the dense
+ * parts + one slot); the forecast then assumes uniform routing, the worst case for a
+ * cache: each of the n_layer x n_expert_used picks of a token is cached with
+ * probability slots / experts.
  * Errors: FRUGAL_E_INVALID_ARG for an inconsistent input; FRUGAL_E_NOMEM when
  * the budget is below min_bytes, with a message naming the minimum, its parts and
  * what would fit (a shorter context and/or a smaller KV type). *out is filled in

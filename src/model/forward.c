@@ -212,7 +212,7 @@ static void route_token(const fr_hparams *hp, float *logits, int *sel, float *w)
 /* One expert over the batch's tokens that picked it: their rows of h are gathered,
  * run through the expert's SwiGLU, and scattered to their pick slots in moe_out, so
  * each expert's weights are read once per batch, not once per token. */
-static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int e) {
+static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int e, const fr_weight *ws) {
     const fr_hparams *hp = &ctx->model->hp;
     const int d = hp->n_embd, K = hp->n_expert_used, E = hp->n_expert;
     int m = 0;
@@ -222,8 +222,10 @@ static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L
             ctx->moe_rows[m++] = s;
         }
     if (m == 0) return;
-    const fr_weight gate = expert_view(&L->mat[FR_WGATE_EXPS], e, E), up = expert_view(&L->mat[FR_WUP_EXPS], e, E);
-    const fr_weight down = expert_view(&L->mat[FR_WDOWN_EXPS], e, E);
+    /* ws: the expert's gate, up, down from a streaming source; else views of the stacks */
+    const fr_weight gate = ws ? ws[0] : expert_view(&L->mat[FR_WGATE_EXPS], e, E);
+    const fr_weight up = ws ? ws[1] : expert_view(&L->mat[FR_WUP_EXPS], e, E);
+    const fr_weight down = ws ? ws[2] : expert_view(&L->mat[FR_WDOWN_EXPS], e, E);
     const fr_weight *w[2] = {&gate, &up};
     float *y[2] = {ctx->hg, ctx->hu};
     observe(ctx, &L->mat[FR_WGATE_EXPS], ctx->moe_in, m); /* calibration: per stacked tensor */
@@ -238,13 +240,30 @@ static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L
 
 /* y (in xb) = mixture-of-experts block of h (in xb): router, picks, the picked
  * experts, their outputs weighted and summed in pick order (as the reference). */
-static void moe_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L) {
+/* --- expert streaming hook (budget/experts.c) --- The picked experts, in the order a
+ * streaming source asks (cached first), each held in memory only while it runs. */
+static void run_experts(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
+    fr_layer_source *src = ctx->layer_src;
+    if (!src || !src->expert_route) {
+        for (int e = 0; e < ctx->model->hp.n_expert; e++) run_expert(ctx, b, L, e, NULL);
+        return;
+    }
+    const int *order = NULL;
+    const int n = src->expert_route(src->user, il, ctx->moe_sel, b->n * ctx->model->hp.n_expert_used, &order);
+    for (int i = 0; i < n; i++) {
+        run_expert(ctx, b, L, order[i], src->expert_get(src->user, il, order[i]));
+        src->expert_put(src->user, il, order[i]);
+    }
+}
+/* --- end of the expert streaming hook --- */
+
+static void moe_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
     const fr_hparams *hp = &ctx->model->hp;
     const int n = b->n, d = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
     matmul(ctx, &L->mat[FR_WGATE_INP], ctx->xb, n, ctx->moe_logits);
     for (int t = 0; t < n; t++)
         route_token(hp, ctx->moe_logits + (size_t)t * E, ctx->moe_sel + (size_t)t * K, ctx->moe_w + (size_t)t * K);
-    for (int e = 0; e < E; e++) run_expert(ctx, b, L, e);
+    run_experts(ctx, b, L, il);
     for (int t = 0; t < n; t++) {
         float *out = ctx->xb + (size_t)t * d;
         for (int k = 0; k < K; k++) {
@@ -259,7 +278,7 @@ static void ffn_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L,
     const fr_hparams *hp = &ctx->model->hp;
     const int n = b->n;
     if (L->mat[FR_WGATE_INP].data) {
-        moe_block(ctx, b, L);
+        moe_block(ctx, b, L, il);
         return;
     }
     if (hp->arch->ffn == FR_FFN_GELU) {

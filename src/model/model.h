@@ -97,6 +97,15 @@ typedef struct fr_layer_source {
      * destroy: called by frugal_context_free; the context owns the source. */
     int (*check)(void *user, fr_err *err);
     void (*destroy)(void *user);
+    /* Optional expert streaming (budget/experts.h; NULL: the layer's stacked expert
+     * tensors are read in place). route: the batch's picks of layer il (n_sel ids)
+     * are known; returns how many distinct experts to run and their order in *order
+     * (cached ones first, so compute overlaps the reads of the others). get: blocks
+     * until expert e of layer il is in memory and returns its gate, up and down
+     * matrices (pinned until put). */
+    int (*expert_route)(void *user, int il, const int *sel, int n_sel, const int **order);
+    const fr_weight *(*expert_get)(void *user, int il, int e);
+    void (*expert_put)(void *user, int il, int e);
 } fr_layer_source;
 
 #define FR_MAX_UBATCH 512 /* most tokens one forward pass takes */

@@ -11,14 +11,20 @@
  * Each test runs once untimed (warm-up: pages the weights in, wakes the threads),
  * then -r timed repetitions; we report mean and sample standard deviation of the
  * per-repetition tokens/s, as llama-bench does. Token ids are random valid ids from
- * a fixed seed (BOS first when the model adds one), so runs are repeatable.
+ * fixed seeds, one per repetition (BOS first when the model adds one), so runs are
+ * repeatable.
  *
  * The roofline: decoding one token reads every weight once, so generation cannot
  * beat bandwidth / bytes_per_token. Bandwidth comes from a STREAM-like read probe
  * run in this invocation with the same thread count (frugal_measure_read_bandwidth):
  * once before the tests, and again just before every timed generation repetition,
  * whose tok/s is compared with that probe (the roofline % is the median of these
- * paired ratios: bandwidth on shared machines drifts by tens of % within minutes). */
+ * paired ratios: bandwidth on shared machines drifts by tens of % within minutes).
+ *
+ * A mixture of experts whose experts are streamed (--mem below its size) is bound by
+ * the disk instead: the timed generation runs also count the expert cache's reads,
+ * reported as bytes read per generated token and hit rate, against the disk roofline
+ * (disk bandwidth, measured on the model file, / bytes read per token). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +60,9 @@ static void usage(FILE *out) {
             "                       n_gen, n_depth, tokens_per_s, stddev, samples_ts, bytes_per_token,\n"
             "                       bandwidth_gbs, roofline_tokens_per_s, roofline_pct, model,\n"
             "                       model_desc, type, size_bytes, n_params, threads, repetitions\n"
-            "                       (see bench/README.md)\n");
+            "                       (see bench/README.md); with streamed experts the generation\n"
+            "                       test adds expert_bytes_read_per_token, expert_hit_rate,\n"
+            "                       disk_bw_gbs, disk_roofline_tokens_per_s, disk_roofline_pct\n");
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -137,10 +145,31 @@ static double median(const double *v, int n) {
     return m;
 }
 
+/* Expert cache counters over the timed generation runs (streamed experts only). */
+typedef struct expert_io {
+    int on;                   /* the context streams experts */
+    uint64_t hits, misses, bytes, tokens;
+    double seconds;
+} expert_io;
+static expert_io g_eio;
+
+static void eio_add(const frugal_context *ctx, const frugal_expert_stats *before, int n_tok, double t) {
+    frugal_expert_stats after;
+    if (!frugal_context_expert_stats(ctx, &after)) return;
+    g_eio.on = 1;
+    g_eio.hits += after.hits - before->hits;
+    g_eio.misses += after.misses - before->misses;
+    g_eio.bytes += after.bytes_read - before->bytes_read;
+    g_eio.tokens += (uint64_t)n_tok;
+    g_eio.seconds += t;
+}
+
 /* One repetition: seconds taken, or < 0 after printing the error. */
 static double run_once(frugal_context *ctx, const frugal_model *model, int n_vocab, int is_gen,
-                       int n, int depth, int32_t *toks, const char *path) {
-    uint64_t seed = 0x5EED5EEDull;
+                       int n, int depth, int32_t *toks, const char *path, int rep) {
+    /* each repetition its own ids: a mixture of experts routes by token, and repeating
+     * the warm-up's ids would find exactly the experts it just cached */
+    uint64_t seed = 0x5EED5EEDull + 0x9E3779B97F4A7C15ull * (uint64_t)(rep + 1);
     frugal_error err = FRUGAL_ERROR_INIT;
     frugal_context_reset(ctx);
     int rc = FRUGAL_OK;
@@ -160,6 +189,8 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
         int32_t tok = depth == 0 && frugal_add_bos(model) && frugal_token_bos(model) >= 0
                           ? frugal_token_bos(model)
                           : rand_token(&seed, n_vocab);
+        frugal_expert_stats before;
+        frugal_context_expert_stats(ctx, &before);
         t0 = now_s();
         for (int i = 0; i < n && rc == FRUGAL_OK; i++) {
             rc = frugal_eval(ctx, &tok, 1, 0, &err);
@@ -167,6 +198,7 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
              * what is being measured */
             tok = rand_token(&seed, n_vocab);
         }
+        eio_add(ctx, &before, n, now_s() - t0);
     }
     double t = now_s() - t0;
     if (rc != FRUGAL_OK) {
@@ -182,14 +214,15 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
 static int run_test(frugal_context *ctx, const frugal_model *model, int n_vocab, bench_test *bt,
                     int reps, int depth, int32_t *toks, const char *path, int threads, size_t bw_bytes,
                     double bytes_per_token) {
-    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path) < 0) return -1; /* warm-up */
+    if (run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path, -1) < 0) return -1; /* warm-up */
+    if (bt->is_gen) memset(&g_eio, 0, sizeof g_eio); /* count the timed runs only */
     double sum = 0.0;
     int n_roof = 0;
     double *ratios = calloc((size_t)reps, sizeof *ratios);
     if (!ratios) return -1;
     for (int r = 0; r < reps; r++) {
         if (bt->is_gen && bw_bytes) bt->bw[r] = frugal_measure_read_bandwidth(threads, bw_bytes);
-        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path);
+        double t = run_once(ctx, model, n_vocab, bt->is_gen, bt->n, depth, toks, path, r);
         if (t < 0) { free(ratios); return -1; }
         bt->samples[r] = t > 0 ? bt->n / t : 0.0;
         sum += bt->samples[r];
@@ -227,7 +260,31 @@ typedef struct bench_env {
     uint64_t kv_bytes;          /* the whole KV cache of the benchmark context */
     double bw_gbs;        /* < 0: the probe failed */
     size_t bw_bytes;
+    double disk_gbs;      /* streamed experts: the model file's read bandwidth (<= 0: unknown) */
+    uint64_t expert_bytes;    /* exact bytes of one expert */
 } bench_env;
+
+/* Streamed experts: bytes read per generated token, hit rate, disk roofline. */
+static double eio_bytes_per_token(void) { return g_eio.tokens ? (double)g_eio.bytes / g_eio.tokens : 0.0; }
+static double eio_hit_rate(void) {
+    return g_eio.hits + g_eio.misses ? (double)g_eio.hits / (double)(g_eio.hits + g_eio.misses) : 0.0;
+}
+static double eio_roofline(const bench_env *e) {
+    return e->disk_gbs > 0 && eio_bytes_per_token() > 0 ? e->disk_gbs * 1e9 / eio_bytes_per_token() : 0.0;
+}
+
+static void print_experts(const bench_env *e) {
+    if (!g_eio.on || !g_eio.tokens) return;
+    const double tps = g_eio.seconds > 0 ? g_eio.tokens / g_eio.seconds : 0.0, roof = eio_roofline(e);
+    const double need = (double)g_eio.misses * (double)e->expert_bytes / g_eio.tokens;
+    printf("experts: %.2f MiB read from the file per generated token (%.2f MiB needed by the %.2f picked experts "
+           "per token that were not cached; hit rate %.1f %%)\n",
+           eio_bytes_per_token() / 1048576.0, need / 1048576.0, (double)g_eio.misses / g_eio.tokens,
+           100.0 * eio_hit_rate());
+    if (roof > 0)
+        printf("disk roofline: %.2f tok/s (disk %.3f GB/s / bytes read per token); generation %.2f tok/s = %.1f %%\n",
+               roof, e->disk_gbs, tps, 100.0 * tps / roof);
+}
 
 /* Bytes one token of the test reads from memory in the roofline model: the weights,
  * and for generation the cached K/V rows its attention reads (depth + the tokens
@@ -258,6 +315,7 @@ static void print_row(const bench_env *e, const bench_test *bt) {
 }
 
 static void print_summary(const bench_env *e, const bench_test *tests, int n_tests) {
+    print_experts(e);
     printf("\nKV cache (%s): %.0f bytes per token, %.2f MiB in total\n", e->kv_type, e->kv_bytes_per_token,
            e->kv_bytes / 1048576.0);
     printf("weights read per generated token: %.2f MiB (%llu bytes)\n",
@@ -307,6 +365,13 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
                    e->bw_gbs, roof, 100.0 * bt->mean / roof);
         else
             printf("\"bandwidth_gbs\": null, \"roofline_tokens_per_s\": null, \"roofline_pct\": null, ");
+        if (bt->is_gen && g_eio.on && g_eio.tokens) {
+            const double roof = eio_roofline(e), tps = g_eio.seconds > 0 ? g_eio.tokens / g_eio.seconds : 0.0;
+            printf("\"expert_bytes_read_per_token\": %.6g, \"expert_hit_rate\": %.6g, \"disk_bw_gbs\": %.6g, ",
+                   eio_bytes_per_token(), eio_hit_rate(), e->disk_gbs);
+            printf("\"disk_roofline_tokens_per_s\": %.6g, \"disk_roofline_pct\": %.6g, ", roof,
+                   roof > 0 ? 100.0 * tps / roof : 0.0);
+        }
         printf("\"model\": ");
         json_string(stdout, e->path);
         printf(", \"model_desc\": ");
@@ -403,6 +468,12 @@ int cmd_bench(int argc, char **argv) {
     env.bw_gbs = frugal_measure_read_bandwidth(env.threads, env.bw_bytes);
     if (env.bw_gbs <= 0)
         fprintf(stderr, "frugal: warning: the bandwidth probe failed; no roofline figures\n");
+
+    frugal_expert_stats es;
+    if (frugal_context_expert_stats(ctx, &es)) { /* streamed experts: the disk is the bound */
+        env.expert_bytes = es.expert_bytes;
+        env.disk_gbs = frugal_measure_disk_bandwidth(model_path, 256ull << 20);
+    }
 
     toks = malloc((size_t)(n_prompt > n_depth ? n_prompt : n_depth > 0 ? n_depth : 1) * sizeof *toks);
     if (!toks) { cli_error("bench: out of memory"); goto done; }

@@ -10,7 +10,7 @@ static void usage(FILE *out) {
             "usage: frugal mkmodel --arch A --dim D --layers L --heads H --kv-heads K\n"
             "                      --ffn F --vocab-from VOCAB.gguf --type f32|f16|q8_0|q4_0\n"
             "                      -o OUT.gguf [--head-dim N] [--window W] [--seed S] [--tied]\n"
-            "                      [--experts N --experts-used K] [--ctx N] [--rope-base B]\n\n"
+            "                      [--experts N --experts-used K [--expert-skew S]] [--ctx N] [--rope-base B]\n\n"
             "Write a model with random weights (deterministic for a seed) and the tokenizer\n"
             "metadata of VOCAB.gguf. Norm weights are near 1, matrices N(0, 1/sqrt(fan_in)).\n"
             "Norms and biases stay F32; all matrices (token_embd included) get --type.\n\n"
@@ -26,6 +26,8 @@ static void usage(FILE *out) {
             "  --experts N     mixture of experts (qwen3moe; llama: Mixtral's layout);\n"
             "                  --ffn is then each expert's size\n"
             "  --experts-used K  experts each token is routed to\n"
+            "  --expert-skew S  skewed routing (0..20, default 0: uniform): each layer's router\n"
+            "                  rows are scaled from 1 down to e^-S, so a few experts win most picks\n"
             "  --vocab-from V  GGUF file whose tokenizer.* keys are copied\n"
             "  --type T        f32, f16, q8_0 or q4_0 (quantized: D and F multiples of 32)\n"
             "  -o, --output P  output path (written to P.tmp, then renamed)\n"
@@ -52,6 +54,7 @@ int cmd_mkmodel(int argc, char **argv) {
         {NULL, "--window", OPT_INT, &p.window, 1, 1 << 24},
         {NULL, "--experts", OPT_INT, &p.n_expert, 1, 1024},
         {NULL, "--experts-used", OPT_INT, &p.n_expert_used, 1, 1024},
+        {NULL, "--expert-skew", OPT_FLOAT, &p.expert_skew, 0, 20},
         {NULL, "--vocab-from", OPT_STR, &p.vocab_path, 0, 0},
         {NULL, "--type", OPT_STR, &p.type, 0, 0},
         {"-o", "--output", OPT_STR, &out, 0, 0},

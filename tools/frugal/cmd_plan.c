@@ -25,7 +25,14 @@ static void usage(FILE *out) {
             "                     resident_layers, streamed_layers, io_buffers, kv_bytes,\n"
             "                     scratch_bytes, io_bytes, always_bytes, overhead_bytes,\n"
             "                     resident_bytes, streamed_bytes, mem_bw_gbs, disk_bw_gbs,\n"
-            "                     tok_s_bound, tok_s_overlap\n");
+            "                     tok_s_bound, tok_s_overlap; mixtures of experts also\n"
+            "                     expert_streaming, experts, expert_slots, dense_bytes,\n"
+            "                     expert_cache_bytes, expert_slot_bytes, expert_hit_uniform,\n"
+            "                     expert_read_per_token\n\n"
+            "Mixtures of experts: every layer's dense part (attention, router, norms) stays\n"
+            "resident and the rest of the budget becomes an expert cache; experts not cached are\n"
+            "read from the file when the router picks them. The forecast assumes uniform\n"
+            "routing (the worst case for the cache).\n");
 }
 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
@@ -36,7 +43,7 @@ static void print_json(const frugal_plan *p) {
            "\"forecast_peak_bytes\": %llu, \"min_bytes\": %llu, \"kv_bytes\": %llu, "
            "\"scratch_bytes\": %llu, \"io_bytes\": %llu, \"always_bytes\": %llu, "
            "\"overhead_bytes\": %llu, \"resident_bytes\": %llu, \"streamed_bytes\": %llu, "
-           "\"mem_bw_gbs\": %.3f, \"disk_bw_gbs\": %.3f, \"tok_s_bound\": %.4f, \"tok_s_overlap\": %.4f}\n",
+           "\"mem_bw_gbs\": %.3f, \"disk_bw_gbs\": %.3f, \"tok_s_bound\": %.4f, \"tok_s_overlap\": %.4f",
            (unsigned long long)p->budget_bytes, p->n_layer, p->n_ctx, p->streaming ? "true" : "false",
            p->resident_layers, p->streamed_layers, p->io_buffers,
            (unsigned long long)p->forecast_peak_bytes, (unsigned long long)p->min_bytes,
@@ -45,6 +52,13 @@ static void print_json(const frugal_plan *p) {
            (unsigned long long)p->overhead_bytes, (unsigned long long)p->resident_bytes,
            (unsigned long long)p->streamed_bytes, p->mem_bw_gbs, p->disk_bw_gbs, p->tok_s_bound,
            p->tok_s_overlap);
+    if (p->experts)
+        printf(", \"expert_streaming\": %s, \"experts\": %d, \"expert_slots\": %d, \"dense_bytes\": %llu, "
+               "\"expert_cache_bytes\": %llu, \"expert_slot_bytes\": %llu, \"expert_hit_uniform\": %.4f, \"expert_read_per_token\": %.0f",
+               p->expert_streaming ? "true" : "false", p->experts, p->expert_slots,
+               (unsigned long long)p->dense_bytes, (unsigned long long)p->expert_cache_bytes, (unsigned long long)p->expert_slot_bytes, p->expert_hit_uniform,
+               p->expert_read_per_token);
+    printf("}\n");
 }
 
 static void print_text(const frugal_plan *p) {
@@ -55,7 +69,16 @@ static void print_text(const frugal_plan *p) {
            p->streamed_layers, p->n_layer, p->streaming ? "" : ": runs from the mapping, no streaming");
     printf("  resident        %10.1f MiB\n", mib(p->resident_bytes));
     printf("  streamed        %10.1f MiB read from disk per token\n", mib(p->streamed_bytes));
-    printf("I/O buffers       %10.1f MiB (%d)\n", mib(p->io_bytes), p->io_buffers);
+    if (p->expert_streaming) {
+        printf("experts           %d resident in a cache of %d slots, %d streamed (of %d)\n", p->expert_slots,
+               p->expert_slots, p->experts - p->expert_slots, p->experts);
+        printf("  dense weights   %10.1f MiB (every layer's attention, router, norms)\n", mib(p->dense_bytes));
+        printf("  expert cache    %10.1f MiB (frequency-aware LRU)\n", mib(p->expert_cache_bytes));
+        printf("  forecast reads  %10.2f MiB per token (uniform routing: hit rate %.1f %%)\n",
+               p->expert_read_per_token / 1048576.0, 100.0 * p->expert_hit_uniform);
+    } else {
+        printf("I/O buffers       %10.1f MiB (%d)\n", mib(p->io_bytes), p->io_buffers);
+    }
     printf("KV cache          %10.1f MiB\n", mib(p->kv_bytes));
     printf("scratch           %10.1f MiB\n", mib(p->scratch_bytes));
     printf("output head/norms %10.1f MiB\n", mib(p->always_bytes));

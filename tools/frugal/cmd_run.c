@@ -317,6 +317,11 @@ int cmd_run(int argc, char **argv) {
                 frugal_context_kv_bytes(ctx) / 1048576.0, frugal_context_n_ctx(ctx),
                 frugal_context_kv_bytes_per_token(ctx), (unsigned long long)used, (unsigned long long)alloc,
                 (unsigned long long)(alloc - used), (unsigned long long)cap);
+        frugal_expert_stats es;
+        if (frugal_context_expert_stats(ctx, &es))
+            fprintf(stderr, "experts: %d cache slots of %d experts; %llu hits, %llu misses; %llu bytes read\n",
+                    es.slots, es.experts, (unsigned long long)es.hits, (unsigned long long)es.misses,
+                    (unsigned long long)es.bytes_read);
     }
     if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
     rc = 0;

@@ -1,0 +1,423 @@
+/* experts.c - the expert cache (see experts.h). */
+#include "budget/experts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "budget/stream.h"
+#include "core/progress.h"
+#include "core/types.h"
+#include "io/fault.h"
+#include "mem/alloc.h"
+
+#define PAGE 4096u
+#define N_PART 3 /* gate, up, down */
+#define N_IO 2   /* I/O threads: two reads in flight keep a disk busier than one */
+
+typedef struct slot {
+    void *raw;                 /* accounted allocation (slot_bytes) */
+    uint8_t *data;             /* page-aligned */
+    int key;                   /* il * E + e, or -1 (empty) */
+    int pins;                  /* > 0: in use or about to be; never evicted */
+    bool loading;              /* an I/O thread is reading it */
+    uint64_t last_use;
+    fr_weight w[N_PART];       /* views of the expert it holds */
+} slot;
+
+typedef struct fr_experts {
+    fr_layer_source src;
+    fr_stream *dense;
+    frugal_model *m;
+    int fd, fd_direct;
+    int L, E, n_total, n_slots;
+    size_t region[N_PART];     /* bytes of each matrix's part of a slot */
+    size_t slot_bytes;
+    slot *slots;
+    int *slot_of;              /* [n_total]: slot holding the expert, or -1 */
+    uint32_t *freq;            /* [n_total]: aged pick counts */
+    int *order;                /* [E]: route()'s answer */
+    int *queue;                /* [E]: keys the I/O thread reads for the current layer */
+    uint8_t *picked;           /* [E] scratch */
+    /* under mu */
+    int q_n, q_pos;
+    uint64_t tick, picks_since_aging;
+    fr_expert_stats st;
+    pthread_t thread[N_IO];
+    int n_started;
+    bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int err_code;
+    fr_err err;
+} fr_experts;
+
+/* Matrix part j (gate, up, down) of layer il's expert stacks. */
+static const fr_weight *stack(const frugal_model *m, int il, int j) { return &m->layers[il].mat[FR_WGATE_EXPS + j]; }
+
+static uint64_t part_len(const frugal_model *m, int il, int j) {
+    const fr_weight *w = stack(m, il, j);
+    return (uint64_t)fr_row_size(w->type, w->n_in) * (uint64_t)(w->n_out / m->hp.n_expert);
+}
+
+/* File offset of part j of expert e of layer il (the stacks are row-major in the file). */
+static uint64_t part_off(const frugal_model *m, int il, int j, int e) {
+    const fr_weight *w = stack(m, il, j);
+    const uint8_t *p = w->src ? w->src : w->data;
+    return (uint64_t)(p - m->file->map) + (uint64_t)e * part_len(m, il, j);
+}
+
+/* Every layer has its three stacks, each inside the mapped file (read from there). */
+static bool has_experts(const frugal_model *m) {
+    if (!m || !m->layers || !m->file || m->hp.n_expert <= 0) return false;
+    for (int il = 0; il < m->hp.n_layer; il++)
+        for (int j = 0; j < N_PART; j++) {
+            const fr_weight *w = stack(m, il, j);
+            const uint8_t *p = w->src ? w->src : w->data;
+            if (!p || p < m->file->map ||
+                (uint64_t)(p - m->file->map) + part_len(m, il, j) * (uint64_t)m->hp.n_expert > m->file->size)
+                return false;
+        }
+    return true;
+}
+
+/* Largest page-aligned extent part j can need over the layers (an expert's rows may
+ * start mid-page: one page more than the rounded length). */
+static size_t region_bytes(const frugal_model *m, int j) {
+    uint64_t r = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        uint64_t b = (part_len(m, il, j) + PAGE - 1) / PAGE * PAGE + PAGE;
+        if (b > r) r = b;
+    }
+    return (size_t)r;
+}
+
+uint64_t fr_experts_read_bytes(const frugal_model *m) {
+    if (!has_experts(m)) return 0;
+    uint64_t b = 0;
+    for (int j = 0; j < N_PART; j++) b += region_bytes(m, j);
+    return b;
+}
+
+uint64_t fr_experts_slot_bytes(const frugal_model *m) {
+    uint64_t b = fr_experts_read_bytes(m);
+    return b ? b + PAGE : 0; /* + alignment of the allocation */
+}
+
+/* Read file range [a, a_end) into dst, at least up to need_end (a_end may run past
+ * EOF). O_DIRECT first; when refused, buffered reads for good, their pages dropped. */
+static int read_range(fr_experts *x, uint64_t a, uint64_t a_end, uint64_t need_end, uint8_t *dst, fr_err *err) {
+    uint64_t got = 0, need = need_end - a;
+    if (x->fd_direct >= 0) {
+        while (got < a_end - a) {
+            ssize_t r = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1)
+                                                   : pread(x->fd_direct, dst + got, (size_t)(a_end - a - got),
+                                                           (off_t)(a + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) return fr_err_set(err, FRUGAL_E_IO, "%s: reading an expert: %s", x->m->path, strerror(errno));
+            if (r == 0) break;
+            got += (uint64_t)r;
+            if (got % PAGE) break; /* short and unaligned: EOF */
+        }
+        if (x->fd_direct >= 0)
+            return got >= need ? FRUGAL_OK
+                               : fr_err_set(err, FRUGAL_E_IO, "%s: file truncated: an expert needs bytes up to %llu",
+                                            x->m->path, (unsigned long long)need_end);
+    }
+    got = 0;
+    while (got < need) {
+        ssize_t r = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1)
+                                               : pread(x->fd, dst + got, (size_t)(need - got), (off_t)(a + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return fr_err_set(err, FRUGAL_E_IO, "%s: reading an expert: %s", x->m->path, strerror(errno));
+        if (r == 0)
+            return fr_err_set(err, FRUGAL_E_IO, "%s: file truncated: an expert needs bytes up to %llu", x->m->path,
+                              (unsigned long long)need_end);
+        got += (uint64_t)r;
+    }
+    posix_fadvise(x->fd, (off_t)a, (off_t)need, POSIX_FADV_DONTNEED);
+    return FRUGAL_OK;
+}
+
+/* Decide once, before the I/O threads share the descriptors, whether O_DIRECT works
+ * here (tmpfs and some FUSE filesystems refuse it with EINVAL): else buffered reads. */
+static void probe_direct(fr_experts *x, uint8_t *page) {
+    if (x->fd_direct < 0) return;
+    ssize_t r;
+    do r = pread(x->fd_direct, page, PAGE, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) { close(x->fd_direct); x->fd_direct = -1; }
+}
+
+/* Read expert `key` into slot s and point its views there (even after an error, so
+ * the forward pass always gets valid pointers). *bytes: bytes requested from the file. */
+static int load(fr_experts *x, slot *s, int key, bool skip_read, uint64_t *bytes, fr_err *err) {
+    const int il = key / x->E, e = key % x->E;
+    size_t pos = 0;
+    int rc = FRUGAL_OK;
+    *bytes = 0;
+    for (int j = 0; j < N_PART; j++) {
+        const uint64_t off = part_off(x->m, il, j, e), len = part_len(x->m, il, j);
+        const uint64_t a = off & ~(uint64_t)(PAGE - 1), a_end = (off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+        if (!skip_read && !rc) {
+            rc = read_range(x, a, a_end, off + len, s->data + pos, err);
+            *bytes += a_end - a;
+        }
+        fr_weight *w = &s->w[j];
+        *w = *stack(x->m, il, j);
+        w->n_out /= x->E;
+        w->data = s->data + pos + (off - a);
+        w->src = (const uint8_t *)(stack(x->m, il, j)->src ? stack(x->m, il, j)->src : stack(x->m, il, j)->data) +
+                 (uint64_t)e * len;
+        w->layout = FR_LAYOUT_ROWS;
+        pos += x->region[j];
+    }
+    return rc;
+}
+
+/* The slot to evict for a new expert (see experts.h), or -1 when all are pinned. */
+static int victim(const fr_experts *x) {
+    int best = -1;
+    for (int i = 0; i < x->n_slots; i++) {
+        const slot *s = &x->slots[i];
+        if (s->pins > 0 || s->loading) continue;
+        if (s->key < 0) return i;
+        if (best < 0) { best = i; continue; }
+        const slot *b = &x->slots[best];
+        uint32_t fs = x->freq[s->key], fb = x->freq[b->key];
+        if (fs < fb || (fs == fb && s->last_use < b->last_use)) best = i;
+    }
+    return best;
+}
+
+/* An I/O thread: reads the queued experts of the current layer in queue order (each
+ * thread the next one), each into a victim slot it pins for the consumer. */
+static void *io_main(void *arg) {
+    fr_experts *x = arg;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        int v = -1;
+        while (!x->stop && (x->q_pos >= x->q_n || (v = victim(x)) < 0)) pthread_cond_wait(&x->cv, &x->mu);
+        if (x->stop) break;
+        const int key = x->queue[x->q_pos++];
+        slot *s = &x->slots[v];
+        if (s->key >= 0) x->slot_of[s->key] = -1;
+        s->key = key;
+        s->pins = 1; /* the consumer's; put() releases it */
+        s->loading = true;
+        x->slot_of[key] = v;
+        const bool failed = x->err_code != FRUGAL_OK;
+        pthread_mutex_unlock(&x->mu);
+        fr_err e = FRUGAL_ERROR_INIT;
+        uint64_t bytes = 0;
+        int rc = load(x, s, key, failed, &bytes, &e);
+        pthread_mutex_lock(&x->mu);
+        if (rc && x->err_code == FRUGAL_OK) { x->err_code = rc; x->err = e; }
+        s->loading = false;
+        x->st.bytes_read += bytes;
+        pthread_cond_broadcast(&x->cv);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return NULL;
+}
+
+/* Count one pick of key; age every count once n_total picks were counted. */
+static void count_pick(fr_experts *x, int key) {
+    if (x->freq[key] < UINT32_MAX) x->freq[key]++;
+    if (++x->picks_since_aging >= (uint64_t)x->n_total) {
+        x->picks_since_aging = 0;
+        for (int k = 0; k < x->n_total; k++) x->freq[k] >>= 1;
+    }
+}
+
+static int src_route(void *user, int il, const int *sel, int n_sel, const int **order) {
+    fr_experts *x = user;
+    memset(x->picked, 0, (size_t)x->E);
+    pthread_mutex_lock(&x->mu);
+    x->tick++;
+    for (int i = 0; i < n_sel; i++) {
+        if (sel[i] < 0 || sel[i] >= x->E) continue;
+        x->picked[sel[i]] = 1;
+        count_pick(x, il * x->E + sel[i]);
+    }
+    int n_hit = 0, n_miss = 0;
+    for (int e = 0; e < x->E; e++) {
+        if (!x->picked[e]) continue;
+        const int key = il * x->E + e, si = x->slot_of[key];
+        if (si >= 0) {
+            x->slots[si].pins++;
+            x->order[n_hit++] = e;
+        } else {
+            x->queue[n_miss++] = key;
+        }
+    }
+    for (int i = 0; i < n_miss; i++) x->order[n_hit + i] = x->queue[i] % x->E; /* read order */
+    x->st.hits += (uint64_t)n_hit;
+    x->st.misses += (uint64_t)n_miss;
+    x->q_n = n_miss;
+    x->q_pos = 0;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    *order = x->order;
+    return n_hit + n_miss;
+}
+
+static const fr_weight *src_get(void *user, int il, int e) {
+    fr_experts *x = user;
+    const int key = il * x->E + e;
+    pthread_mutex_lock(&x->mu);
+    while (x->slot_of[key] < 0 || x->slots[x->slot_of[key]].loading) pthread_cond_wait(&x->cv, &x->mu);
+    slot *s = &x->slots[x->slot_of[key]];
+    s->last_use = x->tick;
+    pthread_mutex_unlock(&x->mu);
+    return s->w;
+}
+
+static void src_put(void *user, int il, int e) {
+    fr_experts *x = user;
+    pthread_mutex_lock(&x->mu);
+    const int si = x->slot_of[il * x->E + e];
+    if (si >= 0 && x->slots[si].pins > 0) x->slots[si].pins--;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+static const fr_layer *src_acquire(void *user, int il) {
+    fr_layer_source *d = fr_stream_source(((fr_experts *)user)->dense);
+    return d->acquire(d->user, il);
+}
+
+static void src_release(void *user, int il) {
+    fr_layer_source *d = fr_stream_source(((fr_experts *)user)->dense);
+    d->release(d->user, il);
+}
+
+static int src_check(void *user, fr_err *err) {
+    fr_experts *x = user;
+    int rc = fr_stream_check(x->dense, err);
+    if (rc) return rc;
+    pthread_mutex_lock(&x->mu);
+    rc = x->err_code;
+    if (rc) fr_err_set(err, rc, "%s", x->err.message);
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+}
+
+static void experts_free(fr_experts *x) {
+    if (!x) return;
+    pthread_mutex_lock(&x->mu);
+    x->stop = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < x->n_started; i++) pthread_join(x->thread[i], NULL);
+    if (x->slots)
+        for (int i = 0; i < x->n_slots; i++) fr_mem_free(FR_MEM_IO, x->slots[i].raw, x->slot_bytes);
+    free(x->slots);
+    free(x->slot_of);
+    free(x->freq);
+    free(x->order);
+    free(x->queue);
+    free(x->picked);
+    fr_stream_free(x->dense);
+    if (x->fd >= 0) close(x->fd);
+    if (x->fd_direct >= 0) close(x->fd_direct);
+    pthread_cond_destroy(&x->cv);
+    pthread_mutex_destroy(&x->mu);
+    free(x);
+}
+
+static void src_destroy(void *user) { experts_free(user); }
+
+/* Allocate the slots and fill them, expert s / L of layer s % L into slot s: an even
+ * spread, the plan's resident experts. */
+static int fill_slots(fr_experts *x, fr_err *err) {
+    for (int i = 0; i < x->n_slots; i++) {
+        slot *s = &x->slots[i];
+        s->key = -1;
+        s->raw = fr_mem_alloc(FR_MEM_IO, x->slot_bytes);
+        if (!s->raw)
+            return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %.1f MiB for expert cache slot %d",
+                              x->slot_bytes / 1048576.0, i);
+        s->data = (uint8_t *)(((uintptr_t)s->raw + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+        if (i == 0) probe_direct(x, s->data);
+        if (i >= x->n_total) continue;
+        const int key = (i % x->L) * x->E + (i / x->L);
+        uint64_t bytes;
+        int rc = load(x, s, key, false, &bytes, err);
+        if (rc) return rc;
+        s->key = key;
+        x->slot_of[key] = i;
+        fr_progress("experts", (uint64_t)i + 1, (uint64_t)x->n_slots);
+    }
+    return FRUGAL_OK;
+}
+
+int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *err) {
+    *out = NULL;
+    if (!has_experts(m) || n_slots < 1)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "expert cache: %s",
+                          n_slots < 1 ? "needs at least one slot" : "the model has no expert tensors");
+    fr_experts *x = calloc(1, sizeof *x);
+    if (!x) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    x->m = m;
+    x->fd = x->fd_direct = -1;
+    x->L = m->hp.n_layer;
+    x->E = m->hp.n_expert;
+    x->n_total = x->L * x->E;
+    x->n_slots = n_slots;
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    x->src = (fr_layer_source){x, src_acquire, src_release, src_check, src_destroy, src_route, src_get, src_put};
+    for (int j = 0; j < N_PART; j++) x->region[j] = region_bytes(m, j);
+    x->slot_bytes = (size_t)fr_experts_slot_bytes(m);
+    x->st.n_slots = n_slots;
+    x->st.n_total = x->n_total;
+    for (int il = 0; il < x->L; il++) {
+        uint64_t b = 0;
+        for (int j = 0; j < N_PART; j++) b += part_len(m, il, j);
+        if (b > x->st.expert_bytes) x->st.expert_bytes = b;
+    }
+    int rc = fr_stream_new_dense(m, &x->dense, err); /* drops the mapping's pages, then reads */
+    if (rc) goto fail;
+    x->fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    if (x->fd < 0) {
+        rc = fr_err_set(err, FRUGAL_E_IO, "%s: cannot open for expert streaming: %s", m->path, strerror(errno));
+        goto fail;
+    }
+    x->fd_direct = open(m->path, O_RDONLY | O_CLOEXEC | O_DIRECT); /* -1 is fine: buffered */
+    x->slots = calloc((size_t)n_slots, sizeof *x->slots);
+    x->slot_of = malloc(sizeof *x->slot_of * (size_t)x->n_total);
+    x->freq = calloc((size_t)x->n_total, sizeof *x->freq);
+    x->order = calloc((size_t)x->E, sizeof *x->order);
+    x->queue = calloc((size_t)x->E, sizeof *x->queue);
+    x->picked = calloc((size_t)x->E, 1);
+    if (!x->slots || !x->slot_of || !x->freq || !x->order || !x->queue || !x->picked) {
+        rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int k = 0; k < x->n_total; k++) x->slot_of[k] = -1;
+    if ((rc = fill_slots(x, err))) goto fail;
+    for (; x->n_started < N_IO; x->n_started++)
+        if (pthread_create(&x->thread[x->n_started], NULL, io_main, x) != 0) {
+            rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the expert I/O threads");
+            goto fail;
+        }
+    *out = &x->src;
+    return FRUGAL_OK;
+fail:
+    experts_free(x);
+    return rc;
+}
+
+int fr_experts_stats(const fr_layer_source *src, fr_expert_stats *out) {
+    if (!src || src->expert_route != src_route) return 0;
+    fr_experts *x = src->user;
+    pthread_mutex_lock(&x->mu);
+    *out = x->st;
+    pthread_mutex_unlock(&x->mu);
+    return 1;
+}

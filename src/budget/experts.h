@@ -1,0 +1,64 @@
+/* experts.h - expert-granular memory for mixtures of experts: a fr_layer_source
+ * whose dense weights are resident and whose experts live in a fixed-size cache,
+ * read from the file on demand when the router picks them.
+ *
+ * Layout. Every layer's dense part (attention, norms, router) is read once into
+ * accounted RAM (fr_stream_new_dense). The experts go through n_slots cache slots
+ * (FR_MEM_IO), each big enough for one expert's gate, up and down rows of any layer.
+ * At creation the slots are filled with experts spread evenly over the layers (the
+ * plan's "resident experts"); after that the cache decides what stays.
+ *
+ * Flow of one MoE layer. The forward pass routes the batch and calls route(): the
+ * distinct picked experts that are cached are pinned and listed first, the others are
+ * queued for the I/O threads (two reads in flight), which start at once, while compute runs
+ * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
+ * a layer's missing experts overlap the compute of its cached ones. There is no
+ * prediction of the next layer's picks (its router needs this layer's output).
+ *
+ * Eviction: frequency-aware LRU. Each expert (layer, id) has a pick count, halved
+ * for every expert each time as many picks as there are experts have been counted
+ * (aging, so yesterday's favourites fade). The victim is the unpinned slot whose
+ * expert has the lowest count, the least recently used among equals. Skewed routing
+ * keeps its hot experts; uniform routing degrades to LRU.
+ *
+ * Works with any number of slots >= 1: a batch that picks more experts than there are
+ * slots is run expert by expert as slots free up (hits first, then the reads in the
+ * order they were queued, so neither side can wait on the other forever).
+ *
+ * Reads are page-aligned O_DIRECT (buffered pread + POSIX_FADV_DONTNEED where the
+ * filesystem refuses it), so the page cache is neither filled nor charged to a
+ * memory cgroup. I/O errors never hang: get() returns a slot with valid pointers,
+ * the source's check() reports the error. */
+#ifndef FRUGAL_EXPERTS_H
+#define FRUGAL_EXPERTS_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* Counters of an expert cache, since creation (the warm-up's reads excluded). A
+ * request is one distinct expert of one layer in one forward pass. */
+typedef struct fr_expert_stats {
+    uint64_t hits, misses;    /* requests found cached / read from the file */
+    uint64_t bytes_read;      /* bytes read from the file for the misses (page-aligned) */
+    uint64_t expert_bytes;    /* exact bytes of one expert's three matrices (largest layer) */
+    int n_slots, n_total;     /* cache slots; experts in the model (layers x experts) */
+} fr_expert_stats;
+
+/* Accounted bytes of one cache slot for model m (0 without experts). */
+uint64_t fr_experts_slot_bytes(const frugal_model *m);
+
+/* Bytes one expert load reads at most (page-aligned extents; 0 without experts). */
+uint64_t fr_experts_read_bytes(const frugal_model *m);
+
+/* Start expert streaming for m (a MoE model loaded with a budget, so its matrices
+ * are not repacked) with n_slots >= 1 cache slots: dense parts resident, the slots
+ * filled, the I/O threads started. *out is installed as a context's layer source (the
+ * context owns it through destroy). Errors: FRUGAL_E_INVALID_ARG (no experts, bad
+ * slot count), FRUGAL_E_IO, FRUGAL_E_NOMEM (over the accounting budget). */
+int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *err);
+
+/* The counters of src if it is an expert cache: 1 and *out filled; else 0. */
+int fr_experts_stats(const fr_layer_source *src, fr_expert_stats *out);
+
+#endif
