@@ -65,6 +65,8 @@ struct fr_stream {
     uint64_t consumed;         /* acquire() calls on streamed layers */
     uint64_t released;         /* release() calls on streamed layers */
     bool stop;
+    bool hold;                 /* fr_stream_set_*: start no new load */
+    bool busy;                 /* the I/O thread is reading into a ring slot */
     int err_code;
     fr_err err;
 };
@@ -214,10 +216,12 @@ static void *io_main(void *arg) {
     fr_stream *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->stop && s->produced - s->released >= (uint64_t)s->n_buf) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stop && (s->hold || s->produced - s->released >= (uint64_t)s->n_buf))
+            pthread_cond_wait(&s->cv, &s->mu);
         if (s->stop) break;
         uint64_t k = s->produced;
         bool failed = s->err_code != FRUGAL_OK;
+        s->busy = true;
         pthread_mutex_unlock(&s->mu);
         int il = s->n_resident + (int)(k % (uint64_t)s->n_streamed);
         ring_buf *rb = &s->ring[k % (uint64_t)s->n_buf];
@@ -227,6 +231,7 @@ static void *io_main(void *arg) {
         if (!failed && !rc) repack_layer(s, il, rb->data, &rb->layer);
         pthread_mutex_lock(&s->mu);
         if (rc && s->err_code == FRUGAL_OK) { s->err_code = rc; s->err = e; }
+        s->busy = false;
         s->produced++;
         pthread_cond_broadcast(&s->cv);
     }
@@ -378,4 +383,69 @@ void fr_stream_free(fr_stream *s) {
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* Stop the I/O thread between loads and throw away what it read ahead, so the
+ * ring and the layer schedule can change: the next load is the next layer the
+ * forward pass will acquire. Called with mu held, at a step boundary (every
+ * acquired layer released). */
+static void quiesce(fr_stream *s) {
+    s->hold = true;
+    while (s->busy) pthread_cond_wait(&s->cv, &s->mu);
+    s->produced = s->consumed;
+}
+
+static void resume(fr_stream *s) {
+    s->hold = false;
+    pthread_cond_broadcast(&s->cv);
+}
+
+int fr_stream_window(fr_stream *s) {
+    if (!s) return 0;
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_streamed > 0 ? s->n_buf : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int fr_stream_set_window(fr_stream *s, int n_buf, int64_t *freed, fr_err *err) {
+    *freed = 0;
+    if (!s || s->n_streamed == 0) return FRUGAL_OK;
+    if (n_buf < 1) n_buf = 1;
+    if (n_buf > 3) n_buf = 3;
+    if (n_buf > s->n_streamed) n_buf = s->n_streamed;
+    pthread_mutex_lock(&s->mu);
+    int rc = FRUGAL_OK;
+    if (s->consumed != s->released) {
+        rc = fr_err_set(err, FRUGAL_E_INTERNAL, "stream: window changed while a layer is in use");
+        goto out;
+    }
+    quiesce(s);
+    for (int b = n_buf; b < s->n_buf; b++) { /* shrink */
+        fr_mem_free(FR_MEM_IO, s->ring[b].raw, s->ring_size);
+        s->ring[b].raw = NULL;
+        *freed += (int64_t)s->ring_size;
+    }
+    int have = s->n_buf < n_buf ? s->n_buf : n_buf;
+    for (int b = have; b < n_buf; b++) { /* grow; stop at the first refusal */
+        s->ring[b].raw = fr_mem_alloc(FR_MEM_IO, s->ring_size);
+        if (!s->ring[b].raw) {
+            rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %.1f MiB for I/O buffer %d",
+                            s->ring_size / 1048576.0, b);
+            n_buf = b;
+            break;
+        }
+        s->ring[b].data = (uint8_t *)(((uintptr_t)s->ring[b].raw + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+    }
+    s->n_buf = n_buf;
+    /* the slot of load k is k % n_buf: restart the count so it holds for the new n_buf */
+    s->produced = s->consumed = s->released = s->consumed % (uint64_t)s->n_streamed;
+    resume(s);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+fr_stream *fr_stream_of(fr_layer_source *src) {
+    return src && src->destroy == src_destroy ? (fr_stream *)src->user : NULL;
 }

@@ -7,6 +7,7 @@
 #include "frugal.h"
 
 int cmd_serve(int argc, char **argv); /* cmd_serve.c */
+int cmd_monitor(int argc, char **argv); /* cmd_monitor.c */
 
 typedef struct subcommand {
     const char *name;
@@ -25,6 +26,7 @@ static const subcommand k_cmds[] = {
     {"quantize", "convert a model's weights to another type", cmd_quantize},
     {"serve", "OpenAI-compatible HTTP server with continuous batching", cmd_serve},
     {"plan", "show how a model runs inside a memory budget (--mem)", cmd_plan},
+    {"monitor", "print the temperature, power and memory readings the safety policy uses", cmd_monitor},
 };
 
 static void usage(FILE *out) {
