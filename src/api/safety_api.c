@@ -92,11 +92,14 @@ double frugal_safety_step(frugal_context *c, double step_s) {
     if (!c || !c->safety) return 0;
     apply_degrade(c);
     double pause = fr_safety_after_step(c->safety->s, step_s);
-    if (pause > 0) {
-        struct timespec ts = {(time_t)pause, (long)((pause - floor(pause)) * 1e9)};
-        while (nanosleep(&ts, &ts) != 0) {}
-    }
-    return pause;
+    if (pause <= 0) return 0;
+    struct timespec t0, t1, ts = {(time_t)pause, (long)((pause - floor(pause)) * 1e9)};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (nanosleep(&ts, &ts) != 0) {}
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double slept = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    fr_safety_slept(c->safety->s, slept);
+    return slept;
 }
 
 int frugal_safety_admit(frugal_context *c, int n_slots) {

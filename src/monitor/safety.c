@@ -232,13 +232,22 @@ double fr_safety_after_step(fr_safety *s, double step_s) {
     pthread_mutex_lock(&s->mu);
     double pause = 0;
     if (s->throttling) {
-        /* paused / (paused + step) = 1 - duty */
-        pause = step_s * (1 - s->p.duty) / s->p.duty;
-        s->throttled_s += pause;
+        /* paused / (paused + step) = 1 - duty over the throttled time so far: the
+         * pause owed is what keeps the totals on target, so a sleep that overslept
+         * (timer slack, scheduling) is paid back by a shorter next one */
         s->throttled_step_s += step_s;
+        pause = s->throttled_step_s * (1 - s->p.duty) / s->p.duty - s->throttled_s;
+        if (pause < 0) pause = 0;
     }
     pthread_mutex_unlock(&s->mu);
     return pause;
+}
+
+void fr_safety_slept(fr_safety *s, double slept_s) {
+    if (!s || !(slept_s > 0)) return;
+    pthread_mutex_lock(&s->mu);
+    s->throttled_s += slept_s;
+    pthread_mutex_unlock(&s->mu);
 }
 
 int fr_safety_want(fr_safety *s) {

@@ -34,8 +34,10 @@ void fr_safety_free(fr_safety *s);
 void fr_safety_poll(fr_safety *s);
 
 /* Account a decode step of step_s seconds; returns the pause (seconds) the duty
- * cycle asks for now (0 when not throttled). The caller sleeps. */
+ * cycle asks for now (0 when not throttled). The caller sleeps, then reports the
+ * time it really slept with fr_safety_slept (the next pause corrects the error). */
 double fr_safety_after_step(fr_safety *s, double step_s);
+void fr_safety_slept(fr_safety *s, double slept_s);
 
 /* Degrade steps wanted now (0..FR_DEGRADE_MAX) and steps applied. */
 int fr_safety_want(fr_safety *s);
