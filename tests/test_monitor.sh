@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# test_monitor.sh - the safety policy through the CLI, on a fake sysfs/procfs root
+# (FRUGAL_SYSFS_ROOT): `frugal monitor` prints what the files say and nothing more
+# without NVML (one line with -v); a CPU temperature past --max-temp throttles
+# decode so that the paused share of the throttled time is within 10 % of 1 - duty,
+# with the same greedy tokens, and lowering the temperature mid-run lifts it; a PSI
+# "some avg10" above --max-psi takes the first degrade step (the streamer's
+# read-ahead) with the same tokens; the policy file and bad values.
+# Env: $FRUGAL (CLI), $FRUGAL_SHARED_DIR (models).
+set -u
+. "$(dirname "$0")/lib.sh"
+test_setup test_monitor
+export FRUGAL_NVML_LIB=/nonexistent/libnvidia-ml.so.1   # no GPU monitor, whatever the host has
+R=$TMP/root
+put() { mkdir -p "$(dirname "$R/$1")" && printf '%s\n' "$2" >"$R/$1"; }
+put sys/class/hwmon/hwmon0/name coretemp
+put sys/class/hwmon/hwmon0/temp1_input 55000
+put sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq 1800000
+put proc/pressure/memory "some avg10=0.50 avg60=0.10 avg300=0.00 total=10"
+put proc/meminfo "MemAvailable:    4000000 kB"
+export FRUGAL_SYSFS_ROOT=$R
+
+# --- frugal monitor
+expect_exit 0 "" monitor --count 2 --interval 20
+check "monitor: temperature" grep -q "cpu_temp=55.0C" "$TMP/out"
+check "monitor: frequency" grep -q "freq=1800MHz" "$TMP/out"
+check "monitor: room" grep -q "room=3906MiB" "$TMP/out"
+check "monitor: GPU n/a" grep -q "gpu_temp=n/a" "$TMP/out"
+check "monitor: two lines" test "$(wc -l <"$TMP/out")" = 2
+check "monitor: silent stderr without -v" test ! -s "$TMP/err"
+expect_exit 0 "" monitor --count 1 -v
+check "monitor -v: one GPU line" test "$(grep -c "GPU monitor unavailable" "$TMP/err")" = 1
+check "monitor -v: nothing else" test "$(wc -l <"$TMP/err")" = 1
+expect_exit 0 "" monitor --count 1 --json
+check "monitor --json" grep -q '"cpu_temp_c": 55.000' "$TMP/out"
+put sys/class/hwmon/hwmon0/temp1_input "garbage"
+expect_exit 0 "" monitor --count 3 --interval 10
+check "garbage: n/a" grep -q "cpu_temp=n/a" "$TMP/out"
+check "garbage: one warning" test "$(grep -c "unreadable contents" "$TMP/err")" = 1
+expect_exit 2 "count" monitor --count -1
+
+M=${SHARED:+$SHARED/models/fortune-3m-q8_0.gguf}
+if [ -z "$M" ] || [ ! -f "$M" ]; then
+    echo "SKIP (model parts): fortune-3m-q8_0.gguf absent"
+    test_finish test_monitor
+    exit $?
+fi
+RUN=(run -m "$M" -p "The meaning of life is" --temp 0 -c 256 -t 1 --json)
+tokens() { grep -o '"tokens": \[[^]]*\]' "$1"; }
+field() { grep -o "\"$2\": [0-9.a-z]*" "$1" | head -1 | sed 's/.*: //'; }
+
+# --- reference: no policy
+expect_exit 0 "" "${RUN[@]}" -n 48
+cp "$TMP/out" "$TMP/ref.json"
+
+# --- throttled: temperature over the limit, duty 0.4 (paused share target 0.6)
+put sys/class/hwmon/hwmon0/temp1_input 95000
+expect_exit 0 "throttling to 40% duty: cpu temp 95.0 C > 80 C" "${RUN[@]}" -n 48 --max-temp 80 --duty 0.4 \
+    --monitor-interval 50
+check "throttled: same tokens" test "$(tokens "$TMP/out")" = "$(tokens "$TMP/ref.json")"
+paused=$(field "$TMP/out" throttled_s)
+step=$(field "$TMP/out" throttled_step_s)
+echo "throttled: paused ${paused}s, computing ${step}s"
+check "duty within 10 % of target (paused $paused, step $step)" \
+    awk -v p="$paused" -v s="$step" 'BEGIN { r = p / (p + s); d = r - 0.6; if (d < 0) d = -d; exit !(s > 0 && d <= 0.06) }'
+check "peak temperature reported" test "$(field "$TMP/out" peak_cpu_temp_c)" = 95.000
+
+# --- falling back lifts it: lower the temperature while a slow (duty 0.05) run goes on
+"$FRUGAL" "${RUN[@]}" -n 200 --max-temp 80 --duty 0.05 --monitor-interval 20 >"$TMP/lift.json" 2>"$TMP/lift.err" &
+pid=$!
+for _ in $(seq 500); do grep -q throttling "$TMP/lift.err" && break; sleep 0.01; done
+put sys/class/hwmon/hwmon0/temp1_input 60000
+wait $pid
+check "lift: run ok" test $? = 0
+check "lift: logged" grep -q "throttle lifted" "$TMP/lift.err"
+check "lift: no longer throttling" grep -q '"throttling": 0' "$TMP/lift.json"
+check "lift: tokens" test "$(tokens "$TMP/lift.json" | cut -c1-60)" = "$(tokens "$TMP/ref.json" | cut -c1-60)"
+
+# --- policy file: the same keys
+put sys/class/hwmon/hwmon0/temp1_input 95000
+printf '{"max_temp": 80, "duty": 0.5, "interval_ms": 50}\n' >"$TMP/p.json"
+expect_exit 0 "throttling to 50% duty" "${RUN[@]}" -n 8 --policy-file "$TMP/p.json"
+printf '{"max_temperature": 80}\n' >"$TMP/bad.json"
+expect_exit 1 'unknown key "max_temperature"' "${RUN[@]}" -n 8 --policy-file "$TMP/bad.json"
+printf '{"max_temp": "hot"}\n' >"$TMP/bad.json"
+expect_exit 1 '"max_temp" must be a number' "${RUN[@]}" -n 8 --policy-file "$TMP/bad.json"
+printf '[1, 2' >"$TMP/bad.json"
+expect_exit 1 "not a JSON object" "${RUN[@]}" -n 8 --policy-file "$TMP/bad.json"
+expect_exit 1 "No such file" "${RUN[@]}" -n 8 --policy-file "$TMP/none.json"
+expect_exit 2 "min-free" "${RUN[@]}" -n 8 --min-free lots
+expect_exit 2 "duty" "${RUN[@]}" -n 8 --duty 0
+
+# --- memory pressure: PSI over the limit takes the first degrade step (streamed run)
+put sys/class/hwmon/hwmon0/temp1_input 50000
+expect_exit 0 "" "${RUN[@]}" -n 48 --mem 14M
+cp "$TMP/out" "$TMP/ref_mem.json"
+put proc/pressure/memory "some avg10=42.00 avg60=10.00 avg300=1.00 total=10"
+expect_exit 0 "degrade step 1 \(drop the prefetch window\): read-ahead 2 -> 1 buffer.*PSI some avg10 42.00 > 10" \
+    "${RUN[@]}" -n 48 --mem 14M --max-psi 10 --monitor-interval 20
+check "pressure: same tokens" test "$(tokens "$TMP/out")" = "$(tokens "$TMP/ref_mem.json")"
+check "pressure: logged once" test "$(grep -c "degrade step 1 " "$TMP/err")" = 1
+check "pressure: counted" test "$(field "$TMP/out" degrade_steps)" -ge 1
+
+# --- no policy, no NVML: nothing printed beyond the usual line
+expect_exit 0 "" "${RUN[@]}" -n 4
+check "no policy: no safety output" test "$(grep -c -i "safety\|GPU" "$TMP/err")" = 0
+test_finish test_monitor
