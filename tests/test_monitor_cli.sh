@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_monitor.sh - the safety policy through the CLI, on a fake sysfs/procfs root
+# test_monitor_cli.sh - the safety policy through the CLI, on a fake sysfs/procfs root
 # (FRUGAL_SYSFS_ROOT): `frugal monitor` prints what the files say and nothing more
 # without NVML (one line with -v); a CPU temperature past --max-temp throttles
 # decode so that the paused share of the throttled time is within 10 % of 1 - duty,
@@ -9,7 +9,7 @@
 # Env: $FRUGAL (CLI), $FRUGAL_SHARED_DIR (models).
 set -u
 . "$(dirname "$0")/lib.sh"
-test_setup test_monitor
+test_setup test_monitor_cli
 export FRUGAL_NVML_LIB=/nonexistent/libnvidia-ml.so.1   # no GPU monitor, whatever the host has
 R=$TMP/root
 put() { mkdir -p "$(dirname "$R/$1")" && printf '%s\n' "$2" >"$R/$1"; }
@@ -42,7 +42,7 @@ expect_exit 2 "count" monitor --count -1
 M=${SHARED:+$SHARED/models/fortune-3m-q8_0.gguf}
 if [ -z "$M" ] || [ ! -f "$M" ]; then
     echo "SKIP (model parts): fortune-3m-q8_0.gguf absent"
-    test_finish test_monitor
+    test_finish test_monitor_cli
     exit $?
 fi
 RUN=(run -m "$M" -p "The meaning of life is" --temp 0 -c 256 -t 1 --json)
@@ -104,4 +104,4 @@ check "pressure: counted" test "$(field "$TMP/out" degrade_steps)" -ge 1
 # --- no policy, no NVML: nothing printed beyond the usual line
 expect_exit 0 "" "${RUN[@]}" -n 4
 check "no policy: no safety output" test "$(grep -c -i "safety\|GPU" "$TMP/err")" = 0
-test_finish test_monitor
+test_finish test_monitor_cli
