@@ -93,7 +93,7 @@ int safety_flags_policy(const safety_flags *f, frugal_safety_policy *p, int *any
 }
 
 static void num(FILE *out, const char *key, double v, int first) {
-    fprintf(out, isfinite(v) ? "%s\"%s\": %.3f" : "%s\"%s\": null", first ? "" : ", ", key, v);
+    fprintf(out, isfinite(v) ? "%s\"%s\": %.6g" : "%s\"%s\": null", first ? "" : ", ", key, v);
 }
 
 static void inum(FILE *out, const char *key, long long v) {
