@@ -105,6 +105,34 @@ check "pressure: same tokens" test "$(tokens "$TMP/out")" = "$(tokens "$TMP/ref_
 check "pressure: logged once" test "$(grep -c "degrade step 1 " "$TMP/err")" = 1
 check "pressure: counted" test "$(field "$TMP/out" degrade_steps)" -ge 1
 
+# --- every step, then recovery: a random model with resident and streamed layers
+# (--mem 46M: 3 resident of 8), PSI high until step 3, then calm: the steps are
+# undone in reverse and the tokens stay the same (slowed by a throttle meanwhile)
+VOCAB=$SHARED/vocab/ggml-vocab-llama-spm.gguf
+if [ -f "$VOCAB" ]; then
+    "$FRUGAL" mkmodel --dim 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1408 --type q8_0 --vocab-from "$VOCAB" \
+        -o "$TMP/s.gguf" >/dev/null
+    SRUN=(run -m "$TMP/s.gguf" -p "Hello" --temp 0 -c 128 -t 1 --json -n 100 --mem 46M)
+    expect_exit 0 "" "${SRUN[@]}"
+    cp "$TMP/out" "$TMP/ref_s.json"
+    put proc/pressure/memory "some avg10=42.00 avg60=10.00 avg300=1.00 total=10"
+    put sys/class/hwmon/hwmon0/temp1_input 95000
+    "$FRUGAL" "${SRUN[@]}" --max-psi 10 --max-temp 80 --duty 0.2 --monitor-interval 20 >"$TMP/rec.json" 2>"$TMP/rec.err" &
+    pid=$!
+    for _ in $(seq 1000); do grep -q "degrade step 3" "$TMP/rec.err" && break; sleep 0.01; done
+    put proc/pressure/memory "some avg10=0.00 avg60=10.00 avg300=1.00 total=10"
+    wait $pid
+    check "recovery: run ok" test $? = 0
+    check "recovery: step 3 evicted a layer" grep -q "degrade step 3 (stream more layers): resident layers 3 -> 1" "$TMP/rec.err"
+    check "recovery: step 1 undone" grep -q "undo step 1 (drop the prefetch window): read-ahead back to 2" "$TMP/rec.err"
+    check "recovery: step 3 undone" grep -q "undo step 3 (stream more layers): resident layers back to 3" "$TMP/rec.err"
+    check "recovery: level 0 at the end" grep -q '"degrade_level": 0' "$TMP/rec.json"
+    check "recovery: same tokens" test "$(tokens "$TMP/rec.json")" = "$(tokens "$TMP/ref_s.json")"
+    put sys/class/hwmon/hwmon0/temp1_input 50000
+else
+    echo "SKIP (recovery part): $VOCAB absent"
+fi
+
 # --- serve: the readings and actions in /metrics
 put sys/class/hwmon/hwmon0/temp1_input 93000
 if command -v curl >/dev/null && ! "$FRUGAL" serve --help 2>&1 | grep -q "built without server"; then

@@ -15,6 +15,7 @@
 struct fr_safety_ctx {
     fr_safety *s;
     int saved_window;    /* the stream's read-ahead window before step 1 */
+    int saved_resident;  /* its resident layers before step 3 */
 };
 
 void frugal_safety_policy_default(frugal_safety_policy *p) {
@@ -32,7 +33,7 @@ void fr_api_safety_free(frugal_context *c) {
 static void degrade(frugal_context *c, int level, int up) {
     struct fr_safety_ctx *sc = c->safety;
     fr_stream *st = fr_stream_of(c->layer_src);
-    char what[128] = "nothing to do in this context";
+    char what[256] = "nothing to do in this context";
     int64_t freed = 0;
     fr_err e = FRUGAL_ERROR_INIT;
     if (level == 1 && st && fr_stream_window(st) > 0) {
@@ -42,8 +43,24 @@ static void degrade(frugal_context *c, int level, int up) {
                 snprintf(what, sizeof what, "read-ahead %d -> 1 buffer", sc->saved_window);
         } else if (sc->saved_window > 1) {
             int rc = fr_stream_set_window(st, sc->saved_window, &freed, &e);
-            snprintf(what, sizeof what, rc ? "read-ahead stays at %d buffers (%s)" : "read-ahead back to %d buffers",
+            snprintf(what, sizeof what, rc ? "read-ahead stays at %d buffers (%.120s)" : "read-ahead back to %d buffers",
                      fr_stream_window(st), e.message);
+        }
+    } else if (level == 3 && st && fr_stream_window(st) > 0) {
+        if (up) {
+            sc->saved_resident = fr_stream_resident(st);
+            int to = sc->saved_resident / 2;
+            if (to < sc->saved_resident && fr_stream_set_resident(st, to, &freed, &e) == FRUGAL_OK)
+                snprintf(what, sizeof what, "resident layers %d -> %d", sc->saved_resident, to);
+            else if (e.message[0])
+                snprintf(what, sizeof what, "resident layers stay at %d (%.120s)", sc->saved_resident, e.message);
+            else
+                snprintf(what, sizeof what, "nothing to do: no resident layer left");
+        } else if (sc->saved_resident > fr_stream_resident(st)) {
+            int rc = fr_stream_set_resident(st, sc->saved_resident, &freed, &e);
+            freed = 0;
+            snprintf(what, sizeof what, rc ? "resident layers back to %d (%.120s)" : "resident layers back to %d",
+                     fr_stream_resident(st), e.message);
         }
     } else if (level == 2) {
         snprintf(what, sizeof what, "nothing to do: the KV pool is allocated once and %s",

@@ -449,3 +449,59 @@ out:
 fr_stream *fr_stream_of(fr_layer_source *src) {
     return src && src->destroy == src_destroy ? (fr_stream *)src->user : NULL;
 }
+
+int fr_stream_resident(fr_stream *s) { return s ? s->n_resident : 0; }
+
+/* Read layer il back into a new resident buffer (undoing an eviction). */
+static int load_resident(fr_stream *s, int il, fr_err *err) {
+    s->res_size[il] = s->io[il].bytes + PAGE;
+    s->res_raw[il] = fr_mem_alloc(FR_MEM_WEIGHTS, s->res_size[il]);
+    if (!s->res_raw[il])
+        return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %.1f MiB for resident layer %d",
+                          s->res_size[il] / 1048576.0, il);
+    uint8_t *buf = (uint8_t *)(((uintptr_t)s->res_raw[il] + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+    int rc = read_layer(s, il, buf, err);
+    if (rc) {
+        fr_mem_free(FR_MEM_WEIGHTS, s->res_raw[il], s->res_size[il]);
+        s->res_raw[il] = NULL;
+        return rc;
+    }
+    view_layer(s, il, buf, &s->res[il]);
+    repack_layer(s, il, buf, &s->res[il]);
+    return FRUGAL_OK;
+}
+
+int fr_stream_set_resident(fr_stream *s, int n_res, int64_t *freed, fr_err *err) {
+    *freed = 0;
+    if (!s || s->n_streamed == 0 || n_res == s->n_resident) return FRUGAL_OK;
+    if (n_res < 0 || n_res > s->n_layer - 1)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "stream: %d resident layers of %d", n_res, s->n_layer);
+    pthread_mutex_lock(&s->mu);
+    int rc = FRUGAL_OK;
+    /* only between whole forward passes: the next layer acquired is the first streamed one */
+    if (s->consumed != s->released || s->consumed % (uint64_t)s->n_streamed) {
+        rc = fr_err_set(err, FRUGAL_E_INTERNAL, "stream: resident layers changed inside a forward pass");
+        goto out;
+    }
+    for (int il = n_res; il < s->n_layer; il++)
+        if (s->io[il].bytes + PAGE > s->ring_size) {
+            rc = fr_err_set(err, FRUGAL_E_UNSUPPORTED, "layer %d is larger than the read-ahead buffers", il);
+            goto out;
+        }
+    quiesce(s);
+    for (int il = n_res; il < s->n_resident; il++) { /* evict: stream them from now on */
+        fr_mem_free(FR_MEM_WEIGHTS, s->res_raw[il], s->res_size[il]);
+        *freed += (int64_t)s->res_size[il];
+        s->res_raw[il] = NULL;
+    }
+    int have = s->n_resident < n_res ? s->n_resident : n_res;
+    for (int il = have; il < n_res; il++) /* reload; stop at the first failure */
+        if ((rc = load_resident(s, il, err))) { n_res = il; break; }
+    s->n_resident = n_res;
+    s->n_streamed = s->n_layer - n_res;
+    s->produced = s->consumed = s->released = 0; /* load 0 is layer n_resident */
+    resume(s);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}

@@ -57,6 +57,16 @@ int fr_stream_window(fr_stream *s);
  * with FRUGAL_E_NOMEM and keep the smaller window. */
 int fr_stream_set_window(fr_stream *s, int n_buf, int64_t *freed, fr_err *err);
 
+/* Layers kept in RAM (0 when s is NULL). */
+int fr_stream_resident(fr_stream *s);
+
+/* Keep only layers [0, n_res) in RAM (0 <= n_res < n_layer): evicted layers are
+ * streamed from then on and their buffers freed (*freed bytes); a larger n_res
+ * reads layers back (stopping at the first failure, FRUGAL_E_NOMEM or _IO, with
+ * what was reached kept). Only between evaluations; nothing streamed: no-op.
+ * FRUGAL_E_UNSUPPORTED when a layer would not fit the read-ahead buffers. */
+int fr_stream_set_resident(fr_stream *s, int n_res, int64_t *freed, fr_err *err);
+
 /* The stream behind a layer source, or NULL when src is not one. */
 fr_stream *fr_stream_of(fr_layer_source *src);
 
