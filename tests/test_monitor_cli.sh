@@ -133,6 +133,15 @@ else
     echo "SKIP (recovery part): $VOCAB absent"
 fi
 
+# --- bench: readings in --json, and the monitors off/on pairs (the overhead is
+# printed, not asserted: it is a timing)
+expect_exit 0 "" bench -m "$M" -p 0 -n 8 -r 2 -t 1 --json --max-temp 80 --monitor-ab --bw-mib 16
+check "bench --json: safety readings" grep -q '"safety": {"cpu_temp_c": 50' "$TMP/out"
+check "bench --json: monitor_ab entry" grep -q '"test": "monitor_ab tg8".*"overhead_pct": ' "$TMP/out"
+if command -v python3 >/dev/null; then
+    check "bench --json: valid JSON" python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$TMP/out"
+fi
+
 # --- serve: the readings and actions in /metrics
 put sys/class/hwmon/hwmon0/temp1_input 93000
 if command -v curl >/dev/null && ! "$FRUGAL" serve --help 2>&1 | grep -q "built without server"; then

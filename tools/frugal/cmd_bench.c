@@ -336,8 +336,8 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests,
 /* ------------------------------------------------------------------ monitors A/B */
 
 /* tg with the monitors off and on, in pairs whose order alternates so that drift
- * and warm caches favour neither; the overhead is the relative difference of the
- * medians. */
+ * and warm caches favour neither; the overhead is 1 - the median of the pairs'
+ * on/off speed ratios. */
 static int monitor_ab(frugal_context *ctx, const frugal_model *model, const bench_env *e, int n_gen,
                       int32_t *toks, const frugal_safety_policy *pol, int json, int first) {
     double *off = calloc((size_t)e->reps, sizeof *off), *on = calloc((size_t)e->reps, sizeof *on);
@@ -358,7 +358,9 @@ static int monitor_ab(frugal_context *ctx, const frugal_model *model, const benc
     frugal_set_safety_policy(ctx, NULL, NULL);
     if (!rc) {
         double m_off = median(off, e->reps), m_on = median(on, e->reps);
-        double pct = m_off > 0 ? 100.0 * (m_off - m_on) / m_off : 0;
+        /* per-pair ratios: both halves of a pair ran within milliseconds of each other */
+        for (int r = 0; r < e->reps; r++) on[r] = off[r] > 0 ? on[r] / off[r] : 1;
+        double pct = 100.0 * (1 - median(on, e->reps));
         if (json) {
             printf("%s\n  {\"test\": \"monitor_ab tg%d\", \"off_median_tokens_per_s\": %.6g, "
                    "\"on_median_tokens_per_s\": %.6g, \"overhead_pct\": %.4g, \"repetitions\": %d, \"safety\": ",
