@@ -509,6 +509,81 @@ void frugal_outfile_abort(frugal_outfile *f);
 void frugal_f32_to_f16_row(const float *x, uint16_t *y, size_t n);
 void frugal_f16_to_f32_row(const uint16_t *x, float *y, size_t n);
 
+/* ---------------------------------------------------------------- safety policy */
+
+/* Limits that protect a weak machine (0 everywhere: no limit). Above a temperature,
+ * utilisation or power limit generation is throttled: after each decode step it
+ * pauses so that computing takes `duty` of the time; the throttle lifts when every
+ * reading is back below its limit less a hysteresis margin (5 C, 5 points, 10 %).
+ * Short of memory (room below min_free, or PSI above max_psi) the context degrades
+ * one step per poll, in this order, and undoes the steps in reverse when the room
+ * has recovered: 1 drop the layer streamer's prefetch window, 2 shrink idle
+ * sequences' KV cache, 3 stream more layers (a lower resident budget), 4 reduce the
+ * batch. A step that has nothing to act on in a context is still taken and logged
+ * ("nothing to do") so the order stays fixed. Each step and each throttle change is
+ * logged once on stderr with the reading that caused it. */
+typedef struct frugal_safety_policy {
+    double max_temp;       /* CPU temperature, degrees C */
+    double max_gpu_temp;   /* GPU temperature (NVML), degrees C */
+    double max_util;       /* whole-machine CPU utilisation, percent */
+    double max_gpu_util;   /* GPU utilisation (NVML), percent */
+    double max_power;      /* watts: RAPL CPU package + GPU */
+    uint64_t min_free;     /* bytes of memory room to keep (MemAvailable, cgroup room) */
+    double max_psi;        /* memory pressure, PSI "some avg10" percent */
+    double duty;           /* share of time spent computing while throttled, (0, 1]; default 0.5 */
+    int interval_ms;       /* poll period of the monitor thread, 10..60000; default 1000 */
+    int verbose;           /* also say which monitors are unavailable (one line each) */
+} frugal_safety_policy;
+
+void frugal_safety_policy_default(frugal_safety_policy *p);
+
+/* Readings (NaN or -1: unavailable) and what the policy did since it was set. */
+typedef struct frugal_readings {
+    double cpu_temp_c, cpu_freq_mhz, cpu_util_pct, cpu_watts, psi_some_avg10;
+    int64_t throttle_count;              /* CPU thermal throttle events (counter) */
+    int64_t mem_available, cgroup_limit, cgroup_usage, mem_room;  /* bytes */
+    double gpu_temp_c, gpu_util_pct, gpu_watts;
+    int64_t gpu_mem_used, gpu_mem_total;
+    /* summaries */
+    double peak_cpu_temp_c, peak_gpu_temp_c;  /* NaN: never read */
+    double avg_watts;                    /* mean of the power readings (CPU + GPU) */
+    double throttled_s;                  /* time spent paused by the throttle */
+    double throttled_step_s;             /* decode time while throttled */
+    int throttling;                      /* 1 while the throttle is on */
+    int degrade_level;                   /* 0..4, steps applied now */
+    uint64_t n_throttle_on;              /* times the throttle engaged */
+    uint64_t n_degrade;                  /* degrade steps taken */
+    uint64_t n_recover;                  /* degrade steps undone */
+    uint64_t n_polls;
+    double poll_cpu_s, poll_wall_s;      /* monitor thread CPU time, and its lifetime */
+} frugal_readings;
+
+/* Watch the machine while ctx generates (frugal_generate, the server's batches):
+ * starts a monitor thread polling every p->interval_ms. p NULL: stop watching (the
+ * degrade steps are undone). FRUGAL_SYSFS_ROOT replaces "/" for every file read.
+ * Errors: FRUGAL_E_INVALID_ARG (a negative limit, duty outside (0, 1], interval
+ * out of range), FRUGAL_E_NOMEM. */
+int frugal_set_safety_policy(frugal_context *ctx, const frugal_safety_policy *p, frugal_error *err);
+
+/* The latest readings of ctx's policy; FRUGAL_E_INVALID_ARG when none is set. */
+int frugal_get_readings(frugal_context *ctx, frugal_readings *r, frugal_error *err);
+
+/* Called by the decode loop between steps: applies pending degrade steps and
+ * pauses when throttled. step_s: how long the step just taken lasted. Returns the
+ * seconds paused. No policy: returns 0 at once. */
+double frugal_safety_step(frugal_context *ctx, double step_s);
+
+/* Concurrent sequences the server should admit now, out of n_slots: all of them
+ * unless throttled (then ceil(n_slots * duty)) or degraded to step 4 (then half). */
+int frugal_safety_admit(frugal_context *ctx, int n_slots);
+
+/* A standalone monitor (no context), for `frugal monitor`: read() fills r with
+ * fresh readings each call (rates are since the previous call). */
+typedef struct frugal_monitor frugal_monitor;
+frugal_monitor *frugal_monitor_new(int verbose);
+void frugal_monitor_read(frugal_monitor *m, frugal_readings *r);
+void frugal_monitor_free(frugal_monitor *m);
+
 #ifdef __cplusplus
 }
 #endif

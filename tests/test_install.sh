@@ -90,7 +90,7 @@ MAN=$PREFIX/share/man/man1/frugal.1
 if command -v man >/dev/null; then
     man -l "$MAN" 2>/dev/null | grep -q "frugal - run" && ok || bad "man -l frugal.1 does not render"
 fi
-for sub in run chat bench perplexity quantize plan serve tokenize inspect mkmodel; do
+for sub in run chat bench perplexity quantize plan serve tokenize inspect mkmodel monitor; do
     grep -q "^\.SS $sub" "$MAN" && ok || bad "man page has no section for $sub"
     "$FRUGAL" "$sub" --help 2>&1 | grep -oE -- "(^|[ ,])--?[a-z][a-z0-9-]*" | tr -d ' ,' | sort -u |
     while read -r flag; do

@@ -6,7 +6,7 @@ here too (tests/test_python.sh runs the package against the freshly built librar
 import ctypes
 import ctypes.util
 import os
-from ctypes import (POINTER, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_size_t,
+from ctypes import (POINTER, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t,
                     c_uint64, c_void_p)
 from typing import List, Optional
 
@@ -61,6 +61,25 @@ class Plan(ctypes.Structure):
                 ("expert_streaming", c_int), ("experts", c_int), ("expert_slots", c_int),
                 ("dense_bytes", c_uint64), ("expert_cache_bytes", c_uint64), ("expert_slot_bytes", c_uint64),
                 ("expert_hit_uniform", c_double), ("expert_read_per_token", c_double)]
+
+
+class SafetyPolicy(ctypes.Structure):
+    _fields_ = [("max_temp", c_double), ("max_gpu_temp", c_double), ("max_util", c_double),
+                ("max_gpu_util", c_double), ("max_power", c_double), ("min_free", c_uint64),
+                ("max_psi", c_double), ("duty", c_double), ("interval_ms", c_int), ("verbose", c_int)]
+
+
+class Readings(ctypes.Structure):
+    _fields_ = [("cpu_temp_c", c_double), ("cpu_freq_mhz", c_double), ("cpu_util_pct", c_double),
+                ("cpu_watts", c_double), ("psi_some_avg10", c_double), ("throttle_count", c_int64),
+                ("mem_available", c_int64), ("cgroup_limit", c_int64), ("cgroup_usage", c_int64),
+                ("mem_room", c_int64), ("gpu_temp_c", c_double), ("gpu_util_pct", c_double),
+                ("gpu_watts", c_double), ("gpu_mem_used", c_int64), ("gpu_mem_total", c_int64),
+                ("peak_cpu_temp_c", c_double), ("peak_gpu_temp_c", c_double), ("avg_watts", c_double),
+                ("throttled_s", c_double), ("throttled_step_s", c_double), ("throttling", c_int),
+                ("degrade_level", c_int), ("n_throttle_on", c_uint64), ("n_degrade", c_uint64),
+                ("n_recover", c_uint64), ("n_polls", c_uint64), ("poll_cpu_s", c_double),
+                ("poll_wall_s", c_double)]
 
 
 class ChatMsg(ctypes.Structure):
@@ -122,6 +141,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         "frugal_chat_render": (c_int, [c_int, P(ChatMsg), c_int, c_int, P(c_char), c_size_t]),
         "frugal_chat_end_marker": (c_char_p, [c_int]),
         "frugal_peak_rss": (c_uint64, []),
+        "frugal_safety_policy_default": (None, [P(SafetyPolicy)]),
+        "frugal_set_safety_policy": (c_int, [c_void_p, P(SafetyPolicy), P(Error)]),
+        "frugal_get_readings": (c_int, [c_void_p, P(Readings), P(Error)]),
+        "frugal_safety_step": (c_double, [c_void_p, c_double]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)

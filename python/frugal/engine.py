@@ -322,7 +322,10 @@ class Engine:
                     yield text[shown:safe]
                     shown = safe
                 if k + 1 < max_tokens:
+                    ts = time.perf_counter()
                     self._eval([tok])
+                    # the safety policy's degrade steps and duty-cycle pause (none: no-op)
+                    lib.frugal_safety_step(self._ctx, time.perf_counter() - ts)
             if cut < 0:
                 text += dec.decode(b"", final=True)
             if len(text) > shown:
@@ -393,6 +396,53 @@ class Engine:
         if marker:
             stops.append(marker.decode())
         return self.generate(prompt, max_tokens, temperature, top_k, top_p, seed, stops)
+
+    # ------------------------------------------------------------ safety policy
+    def set_safety_policy(self, max_temp: Optional[float] = None, max_gpu_temp: Optional[float] = None,
+                          max_util: Optional[float] = None, max_gpu_util: Optional[float] = None,
+                          max_power: Optional[float] = None, min_free: Union[int, str, None] = None,
+                          max_psi: Optional[float] = None, duty: float = 0.5, interval_ms: int = 1000,
+                          verbose: bool = False) -> None:
+        """Watch the machine while generating (frugal_set_safety_policy): above a
+        temperature (C), utilisation (%) or power (W) limit decoding pauses so that it
+        computes `duty` of the time; below min_free bytes ("512M") of memory room or
+        above max_psi it degrades (see frugal.h). None: no limit. Raises FrugalError
+        (FRUGAL_E_INVALID_ARG) on a bad value."""
+        self._alive()
+        p = L.SafetyPolicy()
+        L.lib().frugal_safety_policy_default(ctypes.byref(p))
+        for name, value in (("max_temp", max_temp), ("max_gpu_temp", max_gpu_temp), ("max_util", max_util),
+                            ("max_gpu_util", max_gpu_util), ("max_power", max_power), ("max_psi", max_psi)):
+            if value is not None:
+                setattr(p, name, _check_float(value, name))
+        p.min_free = _size(min_free, "min_free")
+        p.duty = _check_float(duty, "duty")
+        p.interval_ms = _check_int(interval_ms, "interval_ms", 10, 60000)
+        p.verbose = 1 if verbose else 0
+        err = L.Error()
+        rc = L.lib().frugal_set_safety_policy(self._ctx, ctypes.byref(p), ctypes.byref(err))
+        if rc != L.FRUGAL_OK:
+            _raise(err, rc)
+
+    def clear_safety_policy(self) -> None:
+        """Stop watching; the degrade steps taken are undone."""
+        self._alive()
+        L.lib().frugal_set_safety_policy(self._ctx, None, None)
+
+    def readings(self) -> Dict[str, Any]:
+        """The policy's latest readings and what it did (frugal_readings; unavailable
+        readings are None). Raises FrugalError when no policy is set."""
+        self._alive()
+        r, err = L.Readings(), L.Error()
+        rc = L.lib().frugal_get_readings(self._ctx, ctypes.byref(r), ctypes.byref(err))
+        if rc != L.FRUGAL_OK:
+            _raise(err, rc)
+        out: Dict[str, Any] = {}
+        for k, t in L.Readings._fields_:
+            v = getattr(r, k)
+            unavailable = (t is ctypes.c_double and v != v) or (t is ctypes.c_int64 and v < 0)
+            out[k] = None if unavailable else v
+        return out
 
     # ------------------------------------------------------------ memory
     def plan(self, mem: Union[int, str, None] = None, n_ctx: int = 0) -> Dict[str, Any]:

@@ -224,3 +224,39 @@ def test_context_manager_frees_and_closed_engine_refuses():
     with pytest.raises(FrugalError, match="closed"):
         e.generate("Hi")
     e.close()  # idempotent
+
+
+@needs_model
+def test_safety_policy_throttles_on_a_fake_sysfs(eng, tmp_path, monkeypatch):
+    hw = tmp_path / "sys" / "class" / "hwmon" / "hwmon0"
+    hw.mkdir(parents=True)
+    (hw / "name").write_text("coretemp\n")
+    (hw / "temp1_input").write_text("92000\n")
+    monkeypatch.setenv("FRUGAL_SYSFS_ROOT", str(tmp_path))
+    monkeypatch.setenv("FRUGAL_NVML_LIB", "/nonexistent/libnvidia-ml.so.1")
+    ref = eng.generate("The meaning of life is", max_tokens=24, temperature=0).tokens
+    with pytest.raises(FrugalError):
+        eng.readings()  # no policy yet
+    eng.set_safety_policy(max_temp=80, max_gpu_temp=70, max_gpu_util=90, duty=0.5, interval_ms=50)
+    out = eng.generate("The meaning of life is", max_tokens=24, temperature=0)
+    r = eng.readings()
+    assert out.tokens == ref
+    assert r["cpu_temp_c"] == 92.0 and r["throttling"] == 1 and r["n_throttle_on"] == 1
+    assert r["gpu_temp_c"] is None  # no NVML
+    assert r["throttled_s"] > 0 and r["throttled_step_s"] > 0
+    (hw / "temp1_input").write_text("60000\n")
+    eng.set_safety_policy(max_temp=80)  # a fresh policy reads the cooler sensor
+    assert eng.readings()["throttling"] == 0
+    eng.clear_safety_policy()
+    with pytest.raises(FrugalError):
+        eng.readings()
+
+
+@needs_model
+def test_safety_policy_bad_values(eng):
+    with pytest.raises(FrugalError, match="duty"):
+        eng.set_safety_policy(duty=0)
+    with pytest.raises(FrugalError, match="max_temp"):
+        eng.set_safety_policy(max_temp=-3)
+    with pytest.raises(TypeError):
+        eng.set_safety_policy(max_temp="hot")

@@ -7,6 +7,7 @@
 #include "frugal.h"
 #include "mem/alloc.h"
 #include "mem/planner.h"
+#include "api/safety_api.h"
 #include "budget/stream.h"
 #include "model/model.h"
 
@@ -189,6 +190,7 @@ void frugal_context_free(frugal_context *c) {
     fr_mem_free(FR_MEM_SCRATCH, c->scratch, c->scratch_bytes);
     fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));
     fr_pool_free(c->pool);
+    fr_api_safety_free(c);
     if (c->layer_src && c->layer_src->destroy) c->layer_src->destroy(c->layer_src->user);
     free(c);
 }
@@ -395,6 +397,7 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
     const frugal_model *m = c->model;
     for (int i = 0; i < n_prompt; i++) frugal_sampler_accept(smpl, prompt[i]);
 
+    frugal_safety_step(c, 0); /* degrade steps the policy already wants */
     double t0 = now_ms();
     int rc = frugal_eval(c, prompt, n_prompt, 0, err);
     if (rc) return rc;
@@ -414,8 +417,10 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
         if (cb && cb(user, tok, piece, (size_t)len)) break;
         if (k + 1 == n_predict) break; /* no need to evaluate the last token */
         if (c->seqs[0].kv.n >= c->n_ctx && !c->kv_window && !c->kv_chunk) break;
+        double ts = now_ms();
         rc = frugal_eval(c, &tok, 1, 0, err);
         if (rc) return rc;
+        frugal_safety_step(c, (now_ms() - ts) / 1000); /* throttle and degrade, between steps */
     }
     tm.gen_ms = now_ms() - t1;
     tm.peak_rss_bytes = frugal_peak_rss();

@@ -66,6 +66,8 @@ struct fr_stream {
     uint64_t consumed;         /* acquire() calls on streamed layers */
     uint64_t released;         /* release() calls on streamed layers */
     bool stop;
+    bool hold;                 /* fr_stream_set_*: start no new load */
+    bool busy;                 /* the I/O thread is reading into a ring slot */
     int err_code;
     fr_err err;
 };
@@ -226,10 +228,12 @@ static void *io_main(void *arg) {
     fr_stream *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->stop && s->produced - s->released >= (uint64_t)s->n_buf) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stop && (s->hold || s->produced - s->released >= (uint64_t)s->n_buf))
+            pthread_cond_wait(&s->cv, &s->mu);
         if (s->stop) break;
         uint64_t k = s->produced;
         bool failed = s->err_code != FRUGAL_OK;
+        s->busy = true;
         pthread_mutex_unlock(&s->mu);
         int il = s->n_resident + (int)(k % (uint64_t)s->n_streamed);
         ring_buf *rb = &s->ring[k % (uint64_t)s->n_buf];
@@ -239,6 +243,7 @@ static void *io_main(void *arg) {
         if (!failed && !rc) repack_layer(s, il, rb->data, &rb->layer);
         pthread_mutex_lock(&s->mu);
         if (rc && s->err_code == FRUGAL_OK) { s->err_code = rc; s->err = e; }
+        s->busy = false;
         s->produced++;
         pthread_cond_broadcast(&s->cv);
     }
@@ -400,4 +405,125 @@ void fr_stream_free(fr_stream *s) {
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* Stop the I/O thread between loads and throw away what it read ahead, so the
+ * ring and the layer schedule can change: the next load is the next layer the
+ * forward pass will acquire. Called with mu held, at a step boundary (every
+ * acquired layer released). */
+static void quiesce(fr_stream *s) {
+    s->hold = true;
+    while (s->busy) pthread_cond_wait(&s->cv, &s->mu);
+    s->produced = s->consumed;
+}
+
+static void resume(fr_stream *s) {
+    s->hold = false;
+    pthread_cond_broadcast(&s->cv);
+}
+
+int fr_stream_window(fr_stream *s) {
+    if (!s) return 0;
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_streamed > 0 ? s->n_buf : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int fr_stream_set_window(fr_stream *s, int n_buf, int64_t *freed, fr_err *err) {
+    *freed = 0;
+    if (!s || s->n_streamed == 0) return FRUGAL_OK;
+    if (n_buf < 1) n_buf = 1;
+    if (n_buf > 3) n_buf = 3;
+    if (n_buf > s->n_streamed) n_buf = s->n_streamed;
+    pthread_mutex_lock(&s->mu);
+    int rc = FRUGAL_OK;
+    if (s->consumed != s->released) {
+        rc = fr_err_set(err, FRUGAL_E_INTERNAL, "stream: window changed while a layer is in use");
+        goto out;
+    }
+    quiesce(s);
+    for (int b = n_buf; b < s->n_buf; b++) { /* shrink */
+        fr_mem_free(FR_MEM_IO, s->ring[b].raw, s->ring_size);
+        s->ring[b].raw = NULL;
+        *freed += (int64_t)s->ring_size;
+    }
+    int have = s->n_buf < n_buf ? s->n_buf : n_buf;
+    for (int b = have; b < n_buf; b++) { /* grow; stop at the first refusal */
+        s->ring[b].raw = fr_mem_alloc(FR_MEM_IO, s->ring_size);
+        if (!s->ring[b].raw) {
+            rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %.1f MiB for I/O buffer %d",
+                            s->ring_size / 1048576.0, b);
+            n_buf = b;
+            break;
+        }
+        s->ring[b].data = (uint8_t *)(((uintptr_t)s->ring[b].raw + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+    }
+    s->n_buf = n_buf;
+    /* the slot of load k is k % n_buf: restart the count so it holds for the new n_buf */
+    s->produced = s->consumed = s->released = s->consumed % (uint64_t)s->n_streamed;
+    resume(s);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+fr_stream *fr_stream_of(fr_layer_source *src) {
+    return src && src->destroy == src_destroy ? (fr_stream *)src->user : NULL;
+}
+
+int fr_stream_resident(fr_stream *s) { return s ? s->n_resident : 0; }
+
+/* Read layer il back into a new resident buffer (undoing an eviction). */
+static int load_resident(fr_stream *s, int il, fr_err *err) {
+    s->res_size[il] = s->io[il].bytes + PAGE;
+    s->res_raw[il] = fr_mem_alloc(FR_MEM_WEIGHTS, s->res_size[il]);
+    if (!s->res_raw[il])
+        return fr_err_set(err, FRUGAL_E_NOMEM, "cannot allocate %.1f MiB for resident layer %d",
+                          s->res_size[il] / 1048576.0, il);
+    uint8_t *buf = (uint8_t *)(((uintptr_t)s->res_raw[il] + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+    int rc = read_layer(s, il, buf, err);
+    if (rc) {
+        fr_mem_free(FR_MEM_WEIGHTS, s->res_raw[il], s->res_size[il]);
+        s->res_raw[il] = NULL;
+        return rc;
+    }
+    view_layer(s, il, buf, &s->res[il]);
+    repack_layer(s, il, buf, &s->res[il]);
+    return FRUGAL_OK;
+}
+
+int fr_stream_set_resident(fr_stream *s, int n_res, int64_t *freed, fr_err *err) {
+    *freed = 0;
+    if (!s || s->n_streamed == 0 || n_res == s->n_resident) return FRUGAL_OK;
+    if (n_res < 0 || n_res > s->n_layer - 1)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "stream: %d resident layers of %d", n_res, s->n_layer);
+    pthread_mutex_lock(&s->mu);
+    int rc = FRUGAL_OK;
+    /* only between whole forward passes: the next layer acquired is the first streamed one */
+    if (s->consumed != s->released || s->consumed % (uint64_t)s->n_streamed) {
+        rc = fr_err_set(err, FRUGAL_E_INTERNAL, "stream: resident layers changed inside a forward pass");
+        goto out;
+    }
+    for (int il = n_res; il < s->n_layer; il++)
+        if (s->io[il].bytes + PAGE > s->ring_size) {
+            rc = fr_err_set(err, FRUGAL_E_UNSUPPORTED, "layer %d is larger than the read-ahead buffers", il);
+            goto out;
+        }
+    quiesce(s);
+    for (int il = n_res; il < s->n_resident; il++) { /* evict: stream them from now on */
+        fr_mem_free(FR_MEM_WEIGHTS, s->res_raw[il], s->res_size[il]);
+        *freed += (int64_t)s->res_size[il];
+        s->res_raw[il] = NULL;
+    }
+    int have = s->n_resident < n_res ? s->n_resident : n_res;
+    for (int il = have; il < n_res; il++) /* reload; stop at the first failure */
+        if ((rc = load_resident(s, il, err))) { n_res = il; break; }
+    s->n_resident = n_res;
+    s->n_streamed = s->n_layer - n_res;
+    s->produced = s->consumed = s->released = 0; /* load 0 is layer n_resident */
+    resume(s);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }

@@ -56,6 +56,29 @@ fr_layer_source *fr_stream_source(fr_stream *s);
 /* FRUGAL_OK, or the first I/O error (code + message into err). Thread-safe. */
 int fr_stream_check(fr_stream *s, fr_err *err);
 
+/* Ring buffers the I/O thread may fill ahead of compute (0: nothing streamed). */
+int fr_stream_window(fr_stream *s);
+
+/* Change the read-ahead window to n_buf ring buffers (clamped to 1..3 and to the
+ * streamed layers), freeing or allocating the difference; *freed: bytes released
+ * (0 when growing). Call only between evaluations (no layer acquired); what was
+ * read ahead is discarded and read again. Nothing streamed: no-op. Growing may fail
+ * with FRUGAL_E_NOMEM and keep the smaller window. */
+int fr_stream_set_window(fr_stream *s, int n_buf, int64_t *freed, fr_err *err);
+
+/* Layers kept in RAM (0 when s is NULL). */
+int fr_stream_resident(fr_stream *s);
+
+/* Keep only layers [0, n_res) in RAM (0 <= n_res < n_layer): evicted layers are
+ * streamed from then on and their buffers freed (*freed bytes); a larger n_res
+ * reads layers back (stopping at the first failure, FRUGAL_E_NOMEM or _IO, with
+ * what was reached kept). Only between evaluations; nothing streamed: no-op.
+ * FRUGAL_E_UNSUPPORTED when a layer would not fit the read-ahead buffers. */
+int fr_stream_set_resident(fr_stream *s, int n_res, int64_t *freed, fr_err *err);
+
+/* The stream behind a layer source, or NULL when src is not one. */
+fr_stream *fr_stream_of(fr_layer_source *src);
+
 /* Stop the I/O thread and free every buffer. NULL is fine. */
 void fr_stream_free(fr_stream *s);
 

@@ -150,6 +150,7 @@ struct frugal_context {
     float *logits;
     size_t logits_cap;               /* floats allocated */
     int n_logits;
+    struct fr_safety_ctx *safety;    /* safety policy (api/safety_api.c); NULL: none */
 };
 
 /* A micro-batch for the forward pass: n tokens, each appended to its own sequence

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "safety_cli.h"
 #include "frugal.h"
 
 static void usage(FILE *out) {
@@ -62,7 +63,12 @@ static void usage(FILE *out) {
             "                       model_desc, type, size_bytes, n_params, threads, repetitions\n"
             "                       (see bench/README.md); with streamed experts the generation\n"
             "                       test adds expert_bytes_read_per_token, expert_hit_rate,\n"
-            "                       disk_bw_gbs, disk_roofline_tokens_per_s, disk_roofline_pct\n");
+            "                       disk_bw_gbs, disk_roofline_tokens_per_s, disk_roofline_pct;\n"
+            "                       with a policy, safety {...} readings\n"
+            "  --monitor-ab         also time tg with the safety monitors off and on, in pairs\n"
+            "                       (the policy's limits, else none: read-only monitors at 100 ms),\n"
+            "                       and print the overhead\n"
+            SAFETY_HELP);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -193,7 +199,9 @@ static double run_once(frugal_context *ctx, const frugal_model *model, int n_voc
         frugal_context_expert_stats(ctx, &before);
         t0 = now_s();
         for (int i = 0; i < n && rc == FRUGAL_OK; i++) {
+            double ts = now_s();
             rc = frugal_eval(ctx, &tok, 1, 0, &err);
+            frugal_safety_step(ctx, now_s() - ts); /* as frugal_generate does; no policy: nothing */
             /* llama-bench feeds random ids rather than sampling: the sampler is not
              * what is being measured */
             tok = rand_token(&seed, n_vocab);
@@ -338,7 +346,9 @@ static void print_summary(const bench_env *e, const bench_test *tests, int n_tes
                    tests[i].name, tests[i].median, tests[i].roof_pct, e->reps, tests[i].bw_median);
 }
 
-static void print_json(const bench_env *e, const bench_test *tests, int n_tests) {
+static void print_json(const bench_env *e, const bench_test *tests, int n_tests, frugal_context *ctx) {
+    frugal_readings rd;
+    int have_rd = frugal_get_readings(ctx, &rd, NULL) == FRUGAL_OK;
     printf("[");
     for (int i = 0; i < n_tests; i++) {
         const bench_test *bt = &tests[i];
@@ -378,11 +388,62 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
         json_string(stdout, e->desc);
         printf(", \"type\": ");
         json_string(stdout, e->mi.type_name);
-        printf(", \"size_bytes\": %llu, \"n_params\": %llu, \"threads\": %d, \"repetitions\": %d}",
+        printf(", \"size_bytes\": %llu, \"n_params\": %llu, \"threads\": %d, \"repetitions\": %d",
                (unsigned long long)e->mi.weight_bytes, (unsigned long long)e->mi.n_params, e->threads,
                e->reps);
+        if (have_rd) {
+            printf(", \"safety\": ");
+            safety_print_json(stdout, &rd);
+        }
+        printf("}");
     }
-    printf("\n]\n");
+}
+
+/* ------------------------------------------------------------------ monitors A/B */
+
+/* tg with the monitors off and on, in pairs whose order alternates so that drift
+ * and warm caches favour neither; the overhead is 1 - the median of the pairs'
+ * on/off speed ratios. */
+static int monitor_ab(frugal_context *ctx, const frugal_model *model, const bench_env *e, int n_gen,
+                      int32_t *toks, const frugal_safety_policy *pol, int json, int first) {
+    double *off = calloc((size_t)e->reps, sizeof *off), *on = calloc((size_t)e->reps, sizeof *on);
+    frugal_error err = FRUGAL_ERROR_INIT;
+    frugal_readings rd;
+    memset(&rd, 0, sizeof rd);
+    int rc = off && on ? 0 : -1;
+    for (int r = 0; r < e->reps && !rc; r++) {
+        for (int half = 0; half < 2 && !rc; half++) {
+            int monitors = (r + half) % 2; /* off first in even pairs, on first in odd ones */
+            if (frugal_set_safety_policy(ctx, monitors ? pol : NULL, &err) != FRUGAL_OK) { rc = -1; break; }
+            double t = run_once(ctx, model, e->mi.n_vocab, 1, n_gen, e->depth, toks, e->path);
+            if (t <= 0) { rc = -1; break; }
+            (monitors ? on : off)[r] = n_gen / t;
+            if (monitors) frugal_get_readings(ctx, &rd, NULL);
+        }
+    }
+    frugal_set_safety_policy(ctx, NULL, NULL);
+    if (!rc) {
+        double m_off = median(off, e->reps), m_on = median(on, e->reps);
+        /* per-pair ratios: both halves of a pair ran within milliseconds of each other */
+        for (int r = 0; r < e->reps; r++) on[r] = off[r] > 0 ? on[r] / off[r] : 1;
+        double pct = 100.0 * (1 - median(on, e->reps));
+        if (json) {
+            printf("%s\n  {\"test\": \"monitor_ab tg%d\", \"off_median_tokens_per_s\": %.6g, "
+                   "\"on_median_tokens_per_s\": %.6g, \"overhead_pct\": %.4g, \"repetitions\": %d, \"safety\": ",
+                   first ? "" : ",", n_gen, m_off, m_on, pct, e->reps);
+            safety_print_json(stdout, &rd);
+            printf("}");
+        } else {
+            printf("\nmonitors off/on (tg%d, %d pairs): %.2f / %.2f tok/s median, overhead %.2f %%; "
+                   "monitor thread %.4f %% of a core\n", n_gen, e->reps, m_off, m_on, pct,
+                   rd.poll_wall_s > 0 ? 100 * rd.poll_cpu_s / rd.poll_wall_s : 0.0);
+        }
+    } else if (err.message[0]) {
+        cli_error("%s", err.message);
+    }
+    free(off);
+    free(on);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ the command */
@@ -390,7 +451,11 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16", *kv_policy = NULL;
     int n_prompt = 128, n_gen = 64, n_depth = 0, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
+    int mon_ab = 0;
+    safety_flags sf = SAFETY_FLAGS_INIT;
     const opt opts[] = {
+        SAFETY_OPTS(sf),
+        {NULL, "--monitor-ab", OPT_FLAG, &mon_ab, 0, 0},
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-p", "--n-prompt", OPT_INT, &n_prompt, 0, 1 << 20},
         {"-n", "--n-gen", OPT_INT, &n_gen, 0, 1 << 20},
@@ -419,6 +484,12 @@ int cmd_bench(int argc, char **argv) {
     frugal_context_params_default(&kvp);
     if (cli_kv_options(kv_str, kv_policy, &kvp) != 0) return EXIT_USAGE;
     if (n_prompt == 0 && n_gen == 0) { cli_error("bench: -p 0 and -n 0 leave nothing to measure"); return EXIT_USAGE; }
+    frugal_safety_policy pol;
+    int use_safety = 0;
+    int src = safety_flags_policy(&sf, &pol, &use_safety);
+    if (src) return src;
+    if (mon_ab && !use_safety) pol.interval_ms = sf.interval_ms ? sf.interval_ms : 100;
+    if (mon_ab && n_gen == 0) { cli_error("bench: --monitor-ab times tg: give -n > 0"); return EXIT_USAGE; }
 
     int rc = 1;
     frugal_model *model = NULL;
@@ -448,6 +519,10 @@ int cmd_bench(int argc, char **argv) {
     cp.mem_budget = mem_budget;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
+        goto done;
+    }
+    if (use_safety && frugal_set_safety_policy(ctx, &pol, &err) != FRUGAL_OK) {
+        cli_error("%s", err.message);
         goto done;
     }
     frugal_model_get_info(model, &env.mi);
@@ -498,8 +573,14 @@ int cmd_bench(int argc, char **argv) {
             goto done;
         if (!json) print_row(&env, &tests[i]);
     }
-    if (json) print_json(&env, tests, n_tests);
+    if (json) print_json(&env, tests, n_tests, ctx);
     else print_summary(&env, tests, n_tests);
+    if (!json && use_safety) {
+        frugal_readings rd;
+        if (frugal_get_readings(ctx, &rd, NULL) == FRUGAL_OK) safety_print_text(stdout, &rd);
+    }
+    if (mon_ab && monitor_ab(ctx, model, &env, n_gen, toks, &pol, json, n_tests == 0) != 0) goto done;
+    if (json) printf("\n]\n");
     if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
     rc = 0;
 

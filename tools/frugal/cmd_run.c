@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "safety_cli.h"
 #include "progress.h"
 #include "frugal.h"
 
@@ -52,7 +53,8 @@ static void usage(FILE *out) {
             "                         bar when stderr is a terminal, nothing otherwise)\n"
             "  --json                 print one JSON object instead: prompt_tokens, tokens,\n"
             "                         text, timings {prompt_tok_s, gen_tok_s, ttft_ms,\n"
-            "                         peak_rss_bytes}\n");
+            "                         peak_rss_bytes}, safety {...} with a policy\n"
+            SAFETY_HELP);
 }
 
 /* ------------------------------------------------------------------ JSON output */
@@ -147,7 +149,9 @@ int cmd_run(int argc, char **argv) {
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
+    safety_flags sf = SAFETY_FLAGS_INIT;
     const opt opts[] = {
+        SAFETY_OPTS(sf),
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-p", "--prompt", OPT_STR, &prompt, 0, 0},
         {"-f", "--file", OPT_STR, &file, 0, 0},
@@ -196,6 +200,10 @@ int cmd_run(int argc, char **argv) {
         cli_error("--mem: '%s' is not a size such as 512M or 2G", mem_str);
         return EXIT_USAGE;
     }
+    frugal_safety_policy safety;
+    int use_safety = 0;
+    int src = safety_flags_policy(&sf, &safety, &use_safety);
+    if (src) return src;
     int random_seed = 1;
     if (seed_str && parse_seed(seed_str, &sp.seed, &random_seed) != 0) {
         cli_error("-s: '%s' is not -1 or an unsigned 64-bit integer", seed_str);
@@ -241,6 +249,10 @@ int cmd_run(int argc, char **argv) {
     cp.mem_budget = mem_budget;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
+        goto done;
+    }
+    if (use_safety && frugal_set_safety_policy(ctx, &safety, &err) != FRUGAL_OK) {
+        cli_error("%s", err.message);
         goto done;
     }
 
@@ -290,9 +302,15 @@ int cmd_run(int argc, char **argv) {
         printf("], \"text\": ");
         json_string(stdout, st.text ? st.text : "", st.n_text);
         printf(", \"timings\": {\"prompt_tok_s\": %.3f, \"gen_tok_s\": %.3f, "
-               "\"ttft_ms\": %.3f, \"peak_rss_bytes\": %llu}}\n",
+               "\"ttft_ms\": %.3f, \"peak_rss_bytes\": %llu}",
                finite_or_zero(prompt_tps), finite_or_zero(gen_tps),
                finite_or_zero(tm.ttft_ms), (unsigned long long)rss);
+        frugal_readings rd;
+        if (use_safety && frugal_get_readings(ctx, &rd, NULL) == FRUGAL_OK) {
+            printf(", \"safety\": ");
+            safety_print_json(stdout, &rd);
+        }
+        printf("}\n");
     } else {
         putchar('\n');
         fflush(stdout); /* the newline must land before the stats on stderr */
@@ -322,6 +340,8 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "experts: %d cache slots of %d experts; %llu hits, %llu misses; %llu bytes read\n",
                     es.slots, es.experts, (unsigned long long)es.hits, (unsigned long long)es.misses,
                     (unsigned long long)es.bytes_read);
+        frugal_readings rd;
+        if (use_safety && frugal_get_readings(ctx, &rd, NULL) == FRUGAL_OK) safety_print_text(stderr, &rd);
     }
     if (fflush(stdout) != 0) { cli_error("stdout: write failed"); goto done; }
     rc = 0;

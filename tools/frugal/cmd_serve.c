@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "args.h"
+#include "safety_cli.h"
 #include "frugal.h"
 
 int cmd_serve(int argc, char **argv);
@@ -63,7 +64,10 @@ static void usage(FILE *out) {
             "                           64; 0: no limit); more are refused at accept\n"
             "  --queue N                requests waiting for a slot before 503 (default 64)\n"
             "  --render FILE            print the prompt a chat request (JSON in FILE) renders\n"
-            "                           to and exit (needs -m or --chat-template)\n");
+            "                           to and exit (needs -m or --chat-template)\n"
+            "safety policy (throttled: fewer sequences admitted and pauses between steps;\n"
+            "readings and actions in /metrics):\n"
+            SAFETY_HELP);
 }
 
 /* Choose the chat template: the flag, else the model's, else its family's format,
@@ -103,7 +107,9 @@ int cmd_serve(int argc, char **argv) {
     int no_repack = 0;
     int port = 8080, slots = 4, n_ctx = 0, n_threads = 0, max_prompt = 0, timeout = 600, idle = 10, queue = 64;
     int header_timeout = 10, per_ip = 64;
+    safety_flags sf = SAFETY_FLAGS_INIT;
     const opt opts[] = {
+        SAFETY_OPTS(sf),
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {NULL, "--host", OPT_STR, &host, 0, 0},
         {NULL, "--port", OPT_INT, &port, 0, 65535},
@@ -129,6 +135,10 @@ int cmd_serve(int argc, char **argv) {
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
+    frugal_safety_policy safety;
+    int use_safety = 0;
+    int src = safety_flags_policy(&sf, &safety, &use_safety);
+    if (src) return src;
     if (tmpl_name && srv_template_parse(tmpl_name) < 0) {
         cli_error("--chat-template: '%s' is not one of chatml, llama2, llama3, mistral, phi3, gemma, zephyr", tmpl_name);
         return EXIT_USAGE;
@@ -179,6 +189,12 @@ int cmd_serve(int argc, char **argv) {
     frugal_context *ctx = NULL;
     if (frugal_context_new(model, &cp, &ctx, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
+        frugal_model_free(model);
+        return 1;
+    }
+    if (use_safety && frugal_set_safety_policy(ctx, &safety, &err) != FRUGAL_OK) {
+        cli_error("%s", err.message);
+        frugal_context_free(ctx);
         frugal_model_free(model);
         return 1;
     }

@@ -7,6 +7,7 @@
 #include "frugal.h"
 
 int cmd_serve(int argc, char **argv); /* cmd_serve.c */
+int cmd_monitor(int argc, char **argv); /* cmd_monitor.c */
 
 typedef struct subcommand {
     const char *name;
@@ -26,6 +27,7 @@ static const subcommand k_cmds[] = {
     {"convert", "a Hugging Face folder (safetensors) to GGUF, quantized on the way", cmd_convert},
     {"serve", "OpenAI-compatible HTTP server with continuous batching", cmd_serve},
     {"plan", "show how a model runs inside a memory budget (--mem)", cmd_plan},
+    {"monitor", "print the temperature, power and memory readings the safety policy uses", cmd_monitor},
 };
 
 static void usage(FILE *out) {

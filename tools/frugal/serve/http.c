@@ -18,6 +18,7 @@
  * client address (--max-conns-per-ip) so one host cannot take every slot.
  */
 #include <malloc.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -268,6 +269,38 @@ static uint64_t current_rss(void) {
     return (uint64_t)kb * 1024;
 }
 
+/* The safety policy's readings and actions; an unavailable reading is left out
+ * (Prometheus has no null). */
+static int render_safety(srv_buf *b, const frugal_readings *r) {
+    const struct { const char *name, *help; double v; } g[] = {
+        {"frugal_cpu_temperature_celsius", "hottest CPU sensor", r->cpu_temp_c},
+        {"frugal_cpu_temperature_peak_celsius", "peak CPU temperature since the policy was set", r->peak_cpu_temp_c},
+        {"frugal_gpu_temperature_celsius", "GPU temperature (NVML)", r->gpu_temp_c},
+        {"frugal_cpu_utilization_percent", "whole-machine CPU utilisation", r->cpu_util_pct},
+        {"frugal_gpu_utilization_percent", "GPU utilisation (NVML)", r->gpu_util_pct},
+        {"frugal_power_watts_average", "mean power (RAPL package + GPU)", r->avg_watts},
+        {"frugal_memory_pressure_some_avg10", "PSI memory some avg10", r->psi_some_avg10},
+        {"frugal_memory_room_bytes", "memory left (MemAvailable, cgroup room)", r->mem_room >= 0 ? (double)r->mem_room : NAN},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+        if (isfinite(g[i].v))
+            rc |= srv_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.3f\n", g[i].name, g[i].help, g[i].name,
+                                 g[i].name, g[i].v);
+    rc |= srv_buf_printf(b,
+        "# TYPE frugal_throttling gauge\nfrugal_throttling %d\n"
+        "# HELP frugal_throttled_seconds_total time paused by the duty cycle\n"
+        "# TYPE frugal_throttled_seconds_total counter\nfrugal_throttled_seconds_total %.3f\n"
+        "# TYPE frugal_throttle_events_total counter\nfrugal_throttle_events_total %llu\n"
+        "# HELP frugal_degrade_level memory degrade steps applied now (0-4)\n"
+        "# TYPE frugal_degrade_level gauge\nfrugal_degrade_level %d\n"
+        "# TYPE frugal_degrade_steps_total counter\nfrugal_degrade_steps_total %llu\n"
+        "# TYPE frugal_degrade_recoveries_total counter\nfrugal_degrade_recoveries_total %llu\n",
+        r->throttling, r->throttled_s, (unsigned long long)r->n_throttle_on, r->degrade_level,
+        (unsigned long long)r->n_degrade, (unsigned long long)r->n_recover);
+    return rc;
+}
+
 static char *render_metrics(srv_http *h) {
     srv_sched_stats st;
     srv_sched_get_stats(h->sched, &st);
@@ -312,6 +345,7 @@ static char *render_metrics(srv_http *h) {
         "# HELP frugal_connections_cut_total connections closed for not sending request headers within --header-timeout\n"
         "# TYPE frugal_connections_cut_total counter\nfrugal_connections_cut_total %llu\n",
         (unsigned long long)n_cut);
+    if (st.have_safety) rc |= render_safety(&b, &st.safety);
     if (rc) { srv_buf_free(&b); return NULL; }
     return b.p;
 }

@@ -108,6 +108,7 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *st) {
     st->kv_allocated = s->kv_alloc;
     st->kv_capacity = s->kv_cap;
     pthread_mutex_unlock(&s->mu);
+    st->have_safety = frugal_get_readings(s->ctx, &st->safety, NULL) == FRUGAL_OK;
 }
 
 /* ------------------------------------------------------------------ request ends */
@@ -267,8 +268,12 @@ static void on_logits(srv_sched *s, int i, const float *logits) {
 
 /* Put queued requests into free slots. Called with s->mu held. */
 static void admit(srv_sched *s) {
-    for (int i = 0; i < s->n_slots && s->q_len > 0; i++) {
+    /* the safety policy admits fewer sequences while throttled or degraded */
+    int room = frugal_safety_admit(s->ctx, s->n_slots);
+    for (int i = 0; i < s->n_slots; i++) room -= s->slots[i].req != NULL;
+    for (int i = 0; i < s->n_slots && s->q_len > 0 && room > 0; i++) {
         if (s->slots[i].req) continue;
+        room--;
         srv_req *r = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->queue_cap;
         s->q_len--;
@@ -361,6 +366,7 @@ static void step(srv_sched *s) {
         if (!logits) req_end(s->slots[i].req, NULL, 500, "no logits");
         else on_logits(s, i, logits);
     }
+    if (n_decode > 0) frugal_safety_step(s->ctx, dt); /* the duty-cycle pause, after the tokens went out */
     pthread_mutex_lock(&s->mu);
     if (n_decode > 0 && dt > 0) {
         /* exponential moving average of decode throughput over recent steps */

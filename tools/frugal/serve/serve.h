@@ -148,6 +148,8 @@ typedef struct srv_sched_stats {
     uint64_t cancelled;           /* requests dropped because the client went away */
     double gen_tok_s;             /* generated tokens per second over recent steps */
     uint64_t kv_used, kv_allocated, kv_capacity;
+    int have_safety;              /* a safety policy is set: its readings */
+    frugal_readings safety;
 } srv_sched_stats;
 
 /* ctx must have n_seq_max >= n_slots sequences of n_ctx tokens each. The scheduler
