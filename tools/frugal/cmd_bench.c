@@ -415,7 +415,7 @@ static int monitor_ab(frugal_context *ctx, const frugal_model *model, const benc
         for (int half = 0; half < 2 && !rc; half++) {
             int monitors = (r + half) % 2; /* off first in even pairs, on first in odd ones */
             if (frugal_set_safety_policy(ctx, monitors ? pol : NULL, &err) != FRUGAL_OK) { rc = -1; break; }
-            double t = run_once(ctx, model, e->mi.n_vocab, 1, n_gen, e->depth, toks, e->path);
+            double t = run_once(ctx, model, e->mi.n_vocab, 1, n_gen, e->depth, toks, e->path, r); /* both halves of a pair: the same ids */
             if (t <= 0) { rc = -1; break; }
             (monitors ? on : off)[r] = n_gen / t;
             if (monitors) frugal_get_readings(ctx, &rd, NULL);
