@@ -222,6 +222,7 @@ int fr_vk_buf_new(fr_vk *vk, size_t n, fr_vk_buf **out, fr_err *err) { return bu
 /* host 1: the staging buffer, host-visible memory first (device-local only as a last resort). */
 static int buf_alloc(fr_vk *vk, size_t n, int host, fr_vk_buf **out, fr_err *err) {
     *out = NULL;
+    n = (n + 3) & ~(size_t)3; /* shaders read whole 32-bit words: the last one must exist */
     if (n == 0) n = 16;
     if (vk->budget && atomic_load(&vk->cur) + n > vk->budget)
         return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: %zu bytes of device memory would exceed the budget of %llu",
