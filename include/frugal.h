@@ -67,6 +67,13 @@ typedef struct frugal_model_params {
                           into that layout (same size; prefill 2-4x faster), if they fit
                           in the memory available. FRUGAL_REPACK=0 in the environment
                           forces 1. */
+    int n_gpu_layers;  /* layers on the GPU (Vulkan), as llama.cpp's -ngl: the last N
+                          layers' matrices are uploaded at load, N > n_layer also the
+                          output matrix. 0 (default): CPU only. < 0: all of them when a
+                          device opens, else the CPU with a message. > 0 without a device:
+                          frugal_model_load fails (FRUGAL_E_UNSUPPORTED naming why). */
+    uint64_t vram_budget; /* device memory the upload may use (0: what the driver gives);
+                          layers past it run on the CPU */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);

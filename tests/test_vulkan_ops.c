@@ -238,14 +238,7 @@ static void test_runtime(void) {
     CHECK(fr_vk_matmul(vk, FR_TYPE_Q2_K, b, 0, 256, 1, b, 0, 1, b, 0, &err) == FRUGAL_E_UNSUPPORTED);
 }
 
-int main(void) {
-    frugal_error err = {0};
-    if (fr_vk_open(-1, &vk, &err) != 0) {
-        char why[600];
-        snprintf(why, sizeof why, "no Vulkan device (%s)", err.message);
-        tu_skip(why);
-    }
-    printf("device: %s\n", fr_vk_name(vk));
+static void run_all(void) {
     const fr_type types[6] = {FR_TYPE_F32, FR_TYPE_F16, FR_TYPE_Q8_0, FR_TYPE_Q4_0, FR_TYPE_Q4_K, FR_TYPE_Q6_K};
     for (int i = 0; i < 6; i++) {
         const int64_t blk = fr_type_traits_scalar(types[i])->blck_size;
@@ -265,6 +258,24 @@ int main(void) {
     test_attn(0.0f);
     test_attn(30.0f);
     test_runtime();
+}
+
+int main(void) {
+    frugal_error err = {0};
+    if (fr_vk_open(-1, &vk, &err) != 0) {
+        char why[600];
+        snprintf(why, sizeof why, "no Vulkan device (%s)", err.message);
+        tu_skip(why);
+    }
+    printf("device: %s\n", fr_vk_name(vk));
+    run_all();
+    fr_vk_close(vk);
+    /* again with every transfer through the staging buffer, as on a discrete GPU whose
+     * memory the host cannot map */
+    setenv("FRUGAL_VK_STAGING", "1", 1);
+    CHECK(fr_vk_open(-1, &vk, &err) == 0);
+    run_all();
+    CHECK(fr_vk_mem_current(vk) == 0); /* every buffer given back, the staging one uncharged */
     fr_vk_close(vk);
     return tu_finish("test_vulkan_ops");
 }

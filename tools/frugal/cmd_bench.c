@@ -48,6 +48,9 @@ static void usage(FILE *out) {
             "  --kv-policy P        window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
             "  --mem SIZE           memory budget (K/M/G): layers that do not fit are streamed\n"
             "                       from disk per token (see 'frugal plan')\n"
+            "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
+            "                         N > layers also the output matrix; no device: an error\n"
+            "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
             "  --no-repack          keep the weights in the file mapping (zero-copy) instead of\n"
             "                       repacking them for the faster prefill kernels\n"
             "  --json               print a JSON array, one object per test: test, n_prompt,\n"
@@ -325,6 +328,8 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests)
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16", *kv_policy = NULL;
     int n_prompt = 128, n_gen = 64, n_depth = 0, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
+    int ngl = 0; /* GPU flags (args.h) */
+    const char *vram_str = NULL;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-p", "--n-prompt", OPT_INT, &n_prompt, 0, 1 << 20},
@@ -336,6 +341,7 @@ int cmd_bench(int argc, char **argv) {
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
+        CLI_GPU_OPTS(ngl, vram_str),
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
     };
@@ -343,6 +349,8 @@ int cmd_bench(int argc, char **argv) {
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
+    frugal_model_params gpu;
+    if (cli_gpu_options(ngl, vram_str, &gpu) != 0) return EXIT_USAGE;
     if (!model_path) { cli_error("bench: -m MODEL is required"); return EXIT_USAGE; }
     uint64_t mem_budget = 0;
     if (mem_str && frugal_parse_size(mem_str, &mem_budget) != 0) {
@@ -373,6 +381,7 @@ int cmd_bench(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
         goto done;

@@ -17,6 +17,7 @@ struct fr_vk_buf {
     VkDeviceMemory mem;
     void *map;      /* persistently mapped when the memory is host-visible, else NULL */
     size_t size;
+    int staging;    /* the runtime's own host-side buffer: not charged to the device */
 };
 
 struct fr_vk {
@@ -36,6 +37,7 @@ struct fr_vk {
     VkPipelineCache pcache;
     VkPipeline pipes[MAX_SHADERS]; /* by index in fr_vk_shaders, built on first use */
     int recording, n_sets;
+    int force_staging;             /* FRUGAL_VK_STAGING=1: never map device buffers (tests the copy path) */
     fr_vk_buf *staging;            /* for buffers the host cannot map */
     _Atomic uint64_t cur, peak;
     uint64_t budget;
@@ -162,12 +164,11 @@ int fr_vk_open(int index, fr_vk **out, fr_err *err) {
     int rc = FRUGAL_OK;
     if (r != VK_SUCCESS)
         rc = fr_err_set(err, FRUGAL_E_UNSUPPORTED, "vulkan: no Vulkan driver (vkCreateInstance: VkResult %d)", (int)r);
+    const char *st = getenv("FRUGAL_VK_STAGING");
+    vk->force_staging = st && strcmp(st, "1") == 0;
     if (rc == FRUGAL_OK) rc = pick_device(vk, index, err);
     if (rc == FRUGAL_OK) rc = make_device(vk, err);
     if (rc == FRUGAL_OK) rc = make_layouts(vk, err);
-    if (rc == FRUGAL_OK) rc = buf_alloc(vk, STAGING_BYTES, 1, &vk->staging, err);
-    if (rc == FRUGAL_OK && !vk->staging->map)
-        rc = fr_err_set(err, FRUGAL_E_UNSUPPORTED, "vulkan: %s has no host-visible memory", vk->props.deviceName);
     if (rc != FRUGAL_OK) {
         fr_vk_close(vk);
         return rc;
@@ -224,12 +225,13 @@ static int buf_alloc(fr_vk *vk, size_t n, int host, fr_vk_buf **out, fr_err *err
     *out = NULL;
     n = (n + 3) & ~(size_t)3; /* shaders read whole 32-bit words: the last one must exist */
     if (n == 0) n = 16;
-    if (vk->budget && atomic_load(&vk->cur) + n > vk->budget)
+    if (!host && vk->budget && atomic_load(&vk->cur) + n > vk->budget)
         return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: %zu bytes of device memory would exceed the budget of %llu",
                           n, (unsigned long long)vk->budget);
     fr_vk_buf *b = calloc(1, sizeof *b);
     if (!b) return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: out of memory");
     b->size = n;
+    b->staging = host;
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = n,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
@@ -253,7 +255,8 @@ static int buf_alloc(fr_vk *vk, size_t n, int host, fr_vk_buf **out, fr_err *err
         VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                    .memoryTypeIndex = (uint32_t)t};
         r = vkAllocateMemory(vk->dev, &ai, NULL, &b->mem);
-        if (r == VK_SUCCESS && (vk->memprops.memoryTypes[t].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT))
+        if (r == VK_SUCCESS && (vk->memprops.memoryTypes[t].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+            (host || !vk->force_staging))
             if (vkMapMemory(vk->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map) != VK_SUCCESS) b->map = NULL;
     }
     if (r != VK_SUCCESS) {
@@ -263,11 +266,12 @@ static int buf_alloc(fr_vk *vk, size_t n, int host, fr_vk_buf **out, fr_err *err
                           (int)r);
     }
     vkBindBufferMemory(vk->dev, b->buf, b->mem, 0);
+    *out = b;
+    if (host) return FRUGAL_OK;
     const uint64_t now = atomic_fetch_add(&vk->cur, n) + n;
     uint64_t pk = atomic_load(&vk->peak);
     while (now > pk && !atomic_compare_exchange_weak(&vk->peak, &pk, now)) {
     }
-    *out = b;
     return FRUGAL_OK;
 }
 
@@ -276,7 +280,7 @@ void fr_vk_buf_free(fr_vk *vk, fr_vk_buf *b) {
     if (b->map) vkUnmapMemory(vk->dev, b->mem);
     vkDestroyBuffer(vk->dev, b->buf, NULL);
     vkFreeMemory(vk->dev, b->mem, NULL);
-    atomic_fetch_sub(&vk->cur, b->size);
+    if (!b->staging) atomic_fetch_sub(&vk->cur, b->size);
     free(b);
 }
 
@@ -319,6 +323,12 @@ int fr_vk_run(fr_vk *vk, fr_err *err) {
 
 /* Copy through the staging buffer: to_dev 1 host -> b, 0 b -> host. */
 static int staged_copy(fr_vk *vk, fr_vk_buf *b, size_t off, void *host, size_t n, int to_dev, fr_err *err) {
+    if (!vk->staging) { /* made on first use: devices whose memory the host maps never need it */
+        int rc = buf_alloc(vk, STAGING_BYTES, 1, &vk->staging, err);
+        if (rc) return rc;
+        if (!vk->staging->map)
+            return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "vulkan: %s has no host-visible memory", vk->props.deviceName);
+    }
     for (size_t done = 0; done < n;) {
         const size_t len = n - done < STAGING_BYTES ? n - done : STAGING_BYTES;
         if (to_dev) memcpy(vk->staging->map, (const char *)host + done, len);

@@ -1,0 +1,173 @@
+/* offload.c - the device layers of offload.h: weights uploaded once, matrix products
+ * sent to the backend one at a time (input up, product, output down). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "model/model.h"
+#include "model/offload.h"
+
+typedef struct {
+    const void *key; /* the fr_weight's data pointer, as the forward pass holds it */
+    fr_bbuf *buf;
+    fr_type type;
+    int64_t n_in, n_out;
+} resident;
+
+struct fr_offload {
+    fr_backend *be;
+    resident *res;
+    int n_res, cap_res;
+    int first_layer, n_layers;
+    fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
+    size_t xb_n, yb_n;
+    bool failed;
+    pthread_mutex_t mu; /* one stream per device: one product at a time */
+};
+
+/* Row-major bytes of w on the host, or NULL (repacked without its mapped copy). */
+static const void *row_major(const fr_weight *w) { return w->layout == FR_LAYOUT_ROWS ? w->data : w->src; }
+
+static int upload_weight(fr_offload *o, const fr_weight *w, fr_err *err) {
+    const void *src = row_major(w);
+    if (!w->data || !src || !o->be->ops->type_ok(w->type)) return FRUGAL_OK; /* stays on the CPU */
+    if (o->n_res == o->cap_res) {
+        const int cap = o->cap_res ? 2 * o->cap_res : 64;
+        resident *r = realloc(o->res, sizeof *r * (size_t)cap);
+        if (!r) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        o->res = r, o->cap_res = cap;
+    }
+    const size_t bytes = fr_row_size(w->type, w->n_in) * (size_t)w->n_out;
+    fr_bbuf *b = NULL;
+    int rc = o->be->ops->buf_new(o->be, bytes, &b, err);
+    if (!rc) rc = o->be->ops->upload(o->be, b, 0, src, bytes, err);
+    if (rc) {
+        if (b) o->be->ops->buf_free(o->be, b);
+        return rc;
+    }
+    o->res[o->n_res++] = (resident){w->data, b, w->type, w->n_in, w->n_out};
+    return FRUGAL_OK;
+}
+
+/* Free the residents from index `from` on (a layer that did not fit entirely). */
+static void drop_from(fr_offload *o, int from) {
+    while (o->n_res > from) o->be->ops->buf_free(o->be, o->res[--o->n_res].buf);
+}
+
+static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err *err) {
+    const int n_layer = m->hp.n_layer;
+    const int n = n_gpu_layers < 0 || n_gpu_layers > n_layer ? n_layer : n_gpu_layers;
+    o->first_layer = n_layer - n;
+    for (int il = o->first_layer; il < n_layer; il++) {
+        const int mark = o->n_res;
+        int rc = FRUGAL_OK;
+        for (int j = 0; j < FR_LAYER_MATRICES && !rc; j++)
+            if (fr_layer_mat_repackable(j)) rc = upload_weight(o, &m->layers[il].mat[j], err);
+        if (rc == FRUGAL_E_NOMEM) { /* keep what fits, the rest runs on the CPU */
+            drop_from(o, mark);
+            fprintf(stderr, "frugal: %s: %s: layers %d-%d run on the CPU\n", o->be->name, err->message, il,
+                    n_layer - 1);
+            fr_err_clear(err);
+            return FRUGAL_OK;
+        }
+        if (rc) return rc;
+        o->n_layers++;
+    }
+    if (n_gpu_layers < 0 || n_gpu_layers > n_layer) {
+        const int mark = o->n_res;
+        const int rc = upload_weight(o, &m->output, err);
+        if (rc == FRUGAL_E_NOMEM) {
+            drop_from(o, mark);
+            fprintf(stderr, "frugal: %s: %s: the output matrix runs on the CPU\n", o->be->name, err->message);
+            fr_err_clear(err);
+        } else if (rc) {
+            return rc;
+        }
+    }
+    return FRUGAL_OK;
+}
+
+int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_offload **out, fr_err *err) {
+    *out = NULL;
+    fr_offload *o = calloc(1, sizeof *o);
+    if (!o) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    pthread_mutex_init(&o->mu, NULL);
+    const char *kind = getenv("FRUGAL_BACKEND");
+    int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
+    if (!rc) {
+        if (vram_budget) o->be->ops->set_budget(o->be, vram_budget);
+        rc = place_layers(o, m, n_gpu_layers, err);
+    }
+    if (rc) {
+        fr_offload_free(o);
+        return rc;
+    }
+    *out = o;
+    return FRUGAL_OK;
+}
+
+void fr_offload_free(fr_offload *o) {
+    if (!o) return;
+    if (o->be) {
+        drop_from(o, 0);
+        if (o->xb) o->be->ops->buf_free(o->be, o->xb);
+        if (o->yb) o->be->ops->buf_free(o->be, o->yb);
+        fr_backend_close(o->be);
+    }
+    free(o->res);
+    pthread_mutex_destroy(&o->mu);
+    free(o);
+}
+
+static const resident *find(const fr_offload *o, const void *key) {
+    for (int i = 0; i < o->n_res; i++)
+        if (o->res[i].key == key) return &o->res[i];
+    return NULL;
+}
+
+bool fr_offload_has(const fr_offload *o, const fr_weight *w) { return o && !o->failed && find(o, w->data); }
+
+/* *b holds at least n bytes (replaced when smaller). */
+static int ensure(fr_offload *o, fr_bbuf **b, size_t *have, size_t n, fr_err *err) {
+    if (*b && *have >= n) return FRUGAL_OK;
+    if (*b) o->be->ops->buf_free(o->be, *b);
+    *b = NULL;
+    *have = 0;
+    int rc = o->be->ops->buf_new(o->be, n, b, err);
+    if (!rc) *have = n;
+    return rc;
+}
+
+static int run_matmul(fr_offload *o, const resident *r, const float *x, int n_tok, float *y, fr_err *err) {
+    const fr_backend_ops *op = o->be->ops;
+    const size_t xn = sizeof(float) * (size_t)r->n_in * n_tok, yn = sizeof(float) * (size_t)r->n_out * n_tok;
+    int rc = ensure(o, &o->xb, &o->xb_n, xn, err);
+    if (!rc) rc = ensure(o, &o->yb, &o->yb_n, yn, err);
+    if (!rc) rc = op->upload(o->be, o->xb, 0, x, xn, err);
+    if (!rc) rc = op->matmul(o->be, r->type, r->buf, 0, r->n_in, r->n_out, o->xb, 0, n_tok, o->yb, 0, err);
+    if (!rc) rc = op->download(o->be, o->yb, 0, y, yn, err);
+    return rc;
+}
+
+bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y) {
+    if (!o || o->failed) return false;
+    const resident *r = find(o, w->data);
+    if (!r) return false;
+    pthread_mutex_lock(&o->mu);
+    fr_err err = FRUGAL_ERROR_INIT;
+    const int rc = o->failed ? -1 : run_matmul(o, r, x, n_tok, y, &err);
+    if (rc > 0) { /* no way to fail a forward pass here: say so once, go on on the CPU */
+        fprintf(stderr, "frugal: %s: %s: continuing on the CPU\n", o->be->name, err.message);
+        o->failed = true;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return rc == 0;
+}
+
+int fr_offload_n_layers(const fr_offload *o) { return o ? o->n_layers : 0; }
+int fr_offload_first_layer(const fr_offload *o) { return o ? o->first_layer : 0; }
+const char *fr_offload_device(const fr_offload *o) { return o ? o->be->name : "CPU"; }
+uint64_t fr_offload_mem_current(const fr_offload *o) { return o ? o->be->ops->mem_current(o->be) : 0; }
+uint64_t fr_offload_mem_peak(const fr_offload *o) { return o ? o->be->ops->mem_peak(o->be) : 0; }
