@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "kernels/dispatch.h"
 #include "model/model.h"
 #include "model/offload.h"
 
@@ -23,6 +24,9 @@ struct fr_offload {
     int first_layer, n_layers;
     fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
     size_t xb_n, yb_n;
+    float *xr;        /* host: the input rounded as the CPU rounds it */
+    void *xq;         /* host: the input in the weight type's vec_dot_type */
+    size_t xr_n, xq_n;
     bool failed;
     pthread_mutex_t mu; /* one stream per device: one product at a time */
 };
@@ -117,6 +121,8 @@ void fr_offload_free(fr_offload *o) {
         fr_backend_close(o->be);
     }
     free(o->res);
+    free(o->xr);
+    free(o->xq);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }
@@ -140,8 +146,38 @@ static int ensure(fr_offload *o, fr_bbuf **b, size_t *have, size_t n, fr_err *er
     return rc;
 }
 
+/* *p holds at least n bytes of host memory. */
+static int host_room(void **p, size_t *have, size_t n) {
+    if (*have >= n) return 1;
+    void *q = realloc(*p, n);
+    if (!q) return 0;
+    *p = q, *have = n;
+    return 1;
+}
+
+/* The input as the CPU's matrix kernels see it: converted to the weight type's
+ * vec_dot_type (8-bit blocks for Q4_0/Q8_0, Q8_K for K-quants, F16 for F16) and back,
+ * so device and CPU multiply the same values and differ only in summation order.
+ * Without it a golden run with every layer on the device drifts past the tolerances
+ * (a rounding flip in one activation block persists through the KV cache). Returns
+ * x itself when the type keeps floats. */
+static const float *round_like_cpu(fr_offload *o, const resident *r, const float *x, int n_tok) {
+    const fr_type vdt = fr_type_traits_get(r->type)->vec_dot_type;
+    const fr_type_traits *vt = fr_type_traits_get(vdt);
+    fr_from_float_fn conv = vt->act_from_float ? vt->act_from_float : vt->from_float;
+    if (vdt == FR_TYPE_F32 || !conv || !vt->to_float) return x;
+    const size_t qrow = fr_row_size(vdt, r->n_in), frow = sizeof(float) * (size_t)r->n_in;
+    if (!host_room(&o->xq, &o->xq_n, qrow) || !host_room((void **)&o->xr, &o->xr_n, frow * n_tok)) return NULL;
+    for (int t = 0; t < n_tok; t++) {
+        conv(x + (size_t)t * r->n_in, o->xq, r->n_in);
+        vt->to_float(o->xq, o->xr + (size_t)t * r->n_in, r->n_in);
+    }
+    return o->xr;
+}
+
 static int run_matmul(fr_offload *o, const resident *r, const float *x, int n_tok, float *y, fr_err *err) {
     const fr_backend_ops *op = o->be->ops;
+    if (!(x = round_like_cpu(o, r, x, n_tok))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     const size_t xn = sizeof(float) * (size_t)r->n_in * n_tok, yn = sizeof(float) * (size_t)r->n_out * n_tok;
     int rc = ensure(o, &o->xb, &o->xb_n, xn, err);
     if (!rc) rc = ensure(o, &o->yb, &o->yb_n, yn, err);
