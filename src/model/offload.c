@@ -10,6 +10,11 @@
 #include "model/model.h"
 #include "model/offload.h"
 
+/* Tokens per device product: a batch is sent in pieces of this many (the tiled
+ * kernel's tile), so the activation buffers have a fixed size, allocated at load
+ * and counted against the budget. */
+enum { CHUNK = 32 };
+
 typedef struct {
     const void *key; /* the fr_weight's data pointer, as the forward pass holds it */
     fr_bbuf *buf;
@@ -23,7 +28,7 @@ struct fr_offload {
     int n_res, cap_res;
     int first_layer, n_layers;
     fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
-    size_t xb_n, yb_n;
+    size_t xb_n, yb_n; /* bytes: CHUNK tokens of the widest input and output */
     float *xr;        /* host: the input rounded as the CPU rounds it */
     void *xq;         /* host: the input in the weight type's vec_dot_type */
     size_t xr_n, xq_n;
@@ -102,7 +107,22 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_o
     int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
     if (!rc) {
         if (vram_budget) o->be->ops->set_budget(o->be, vram_budget);
-        rc = place_layers(o, m, n_gpu_layers, err);
+        /* the activation buffers first (CHUNK tokens), so the budget counts them too */
+        const int64_t d = m->hp.n_embd > m->hp.n_ff ? m->hp.n_embd : m->hp.n_ff;
+        const int64_t dmax = (m->hp.n_head + 2 * m->hp.n_head_kv) * (int64_t)m->hp.head_dim > d
+                                 ? (m->hp.n_head + 2 * m->hp.n_head_kv) * (int64_t)m->hp.head_dim : d;
+        const size_t xn = sizeof(float) * CHUNK * (size_t)dmax;
+        const size_t yn = sizeof(float) * CHUNK * (size_t)(2 * dmax > m->hp.n_vocab ? 2 * dmax : m->hp.n_vocab);
+        rc = o->be->ops->buf_new(o->be, xn, &o->xb, err);
+        if (!rc) rc = o->be->ops->buf_new(o->be, yn, &o->yb, err);
+        o->xb_n = o->xb ? xn : 0, o->yb_n = o->yb ? yn : 0;
+        if (rc == FRUGAL_E_NOMEM) { /* not even the activations fit: every layer on the CPU */
+            fprintf(stderr, "frugal: %s: %s: every layer runs on the CPU\n", o->be->name, err->message);
+            fr_err_clear(err);
+            *out = o;
+            return FRUGAL_OK;
+        }
+        if (!rc) rc = place_layers(o, m, n_gpu_layers, err);
     }
     if (rc) {
         fr_offload_free(o);
@@ -135,17 +155,6 @@ static const resident *find(const fr_offload *o, const void *key) {
 
 bool fr_offload_has(const fr_offload *o, const fr_weight *w) { return o && !o->failed && find(o, w->data); }
 
-/* *b holds at least n bytes (replaced when smaller). */
-static int ensure(fr_offload *o, fr_bbuf **b, size_t *have, size_t n, fr_err *err) {
-    if (*b && *have >= n) return FRUGAL_OK;
-    if (*b) o->be->ops->buf_free(o->be, *b);
-    *b = NULL;
-    *have = 0;
-    int rc = o->be->ops->buf_new(o->be, n, b, err);
-    if (!rc) *have = n;
-    return rc;
-}
-
 /* *p holds at least n bytes of host memory. */
 static int host_room(void **p, size_t *have, size_t n) {
     if (*have >= n) return 1;
@@ -177,14 +186,20 @@ static const float *round_like_cpu(fr_offload *o, const resident *r, const float
 
 static int run_matmul(fr_offload *o, const resident *r, const float *x, int n_tok, float *y, fr_err *err) {
     const fr_backend_ops *op = o->be->ops;
-    if (!(x = round_like_cpu(o, r, x, n_tok))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
-    const size_t xn = sizeof(float) * (size_t)r->n_in * n_tok, yn = sizeof(float) * (size_t)r->n_out * n_tok;
-    int rc = ensure(o, &o->xb, &o->xb_n, xn, err);
-    if (!rc) rc = ensure(o, &o->yb, &o->yb_n, yn, err);
-    if (!rc) rc = op->upload(o->be, o->xb, 0, x, xn, err);
-    if (!rc) rc = op->matmul(o->be, r->type, r->buf, 0, r->n_in, r->n_out, o->xb, 0, n_tok, o->yb, 0, err);
-    if (!rc) rc = op->download(o->be, o->yb, 0, y, yn, err);
-    return rc;
+    if (sizeof(float) * (size_t)r->n_in * CHUNK > o->xb_n || sizeof(float) * (size_t)r->n_out * CHUNK > o->yb_n)
+        return fr_err_set(err, FRUGAL_E_INTERNAL, "activation buffers smaller than a %lldx%lld matrix",
+                          (long long)r->n_out, (long long)r->n_in);
+    for (int t0 = 0; t0 < n_tok; t0 += CHUNK) {
+        const int nt = n_tok - t0 < CHUNK ? n_tok - t0 : CHUNK;
+        const float *xc = round_like_cpu(o, r, x + (size_t)t0 * r->n_in, nt);
+        if (!xc) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        const size_t xn = sizeof(float) * (size_t)r->n_in * nt, yn = sizeof(float) * (size_t)r->n_out * nt;
+        int rc = op->upload(o->be, o->xb, 0, xc, xn, err);
+        if (!rc) rc = op->matmul(o->be, r->type, r->buf, 0, r->n_in, r->n_out, o->xb, 0, nt, o->yb, 0, err);
+        if (!rc) rc = op->download(o->be, o->yb, 0, y + (size_t)t0 * r->n_out, yn, err);
+        if (rc) return rc;
+    }
+    return FRUGAL_OK;
 }
 
 bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y) {
@@ -201,6 +216,8 @@ bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_
     pthread_mutex_unlock(&o->mu);
     return rc == 0;
 }
+
+bool fr_offload_failed(const fr_offload *o) { return o && o->failed; }
 
 int fr_offload_n_layers(const fr_offload *o) { return o ? o->n_layers : 0; }
 int fr_offload_first_layer(const fr_offload *o) { return o ? o->first_layer : 0; }

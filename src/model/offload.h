@@ -33,6 +33,9 @@ bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_
 /* W is resident on the device. */
 bool fr_offload_has(const fr_offload *o, const fr_weight *w);
 
+/* The device failed during a forward pass (the CPU took over). */
+bool fr_offload_failed(const fr_offload *o);
+
 /* Layers placed, first placed layer, the device's name and device memory in use / peak. */
 int fr_offload_n_layers(const fr_offload *o);
 int fr_offload_first_layer(const fr_offload *o);
