@@ -154,12 +154,7 @@ static void matmul(frugal_context *ctx, const fr_weight *w, const float *x, int 
 static void matmul_multi(frugal_context *ctx, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
                          int n) {
     for (int k = 0; k < n_w; k++) observe(ctx, ws[k], x, n);
-    if (fr_offload_has(ctx->model->offload, ws[0])) { /* a device layer (-ngl): one product at a time */
-        for (int k = 0; k < n_w; k++)
-            if (!fr_offload_matmul(ctx->model->offload, ws[k], x, n, ys[k]))
-                fr_matmul(ctx->pool, ws[k], x, n, ys[k], ctx->qbuf);
-        return;
-    }
+    if (fr_offload_matmul_multi(ctx->model->offload, n_w, ws, ys, x, n)) return; /* on the device (-ngl) */
     fr_matmul_multi(ctx->pool, n_w, ws, ys, x, n, ctx->qbuf);
 }
 

@@ -184,37 +184,61 @@ static const float *round_like_cpu(fr_offload *o, const resident *r, const float
     return o->xr;
 }
 
-static int run_matmul(fr_offload *o, const resident *r, const float *x, int n_tok, float *y, fr_err *err) {
+/* ys[k] = x * W_k^T for the n residents r[k], all of one vec_dot_type: per chunk of
+ * tokens one upload of x, the products queued together, one wait. */
+static int run_products(fr_offload *o, int n, const resident *const *r, const float *x, int n_tok, float *const *ys,
+                        fr_err *err) {
     const fr_backend_ops *op = o->be->ops;
-    if (sizeof(float) * (size_t)r->n_in * CHUNK > o->xb_n || sizeof(float) * (size_t)r->n_out * CHUNK > o->yb_n)
-        return fr_err_set(err, FRUGAL_E_INTERNAL, "activation buffers smaller than a %lldx%lld matrix",
-                          (long long)r->n_out, (long long)r->n_in);
+    size_t out_floats = 0;
+    for (int k = 0; k < n; k++) out_floats += (size_t)r[k]->n_out;
+    if (sizeof(float) * (size_t)r[0]->n_in * CHUNK > o->xb_n || sizeof(float) * out_floats * CHUNK > o->yb_n)
+        return fr_err_set(err, FRUGAL_E_INTERNAL, "activation buffers smaller than the products of %d matrices", n);
     for (int t0 = 0; t0 < n_tok; t0 += CHUNK) {
         const int nt = n_tok - t0 < CHUNK ? n_tok - t0 : CHUNK;
-        const float *xc = round_like_cpu(o, r, x + (size_t)t0 * r->n_in, nt);
+        const float *xc = round_like_cpu(o, r[0], x + (size_t)t0 * r[0]->n_in, nt);
         if (!xc) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
-        const size_t xn = sizeof(float) * (size_t)r->n_in * nt, yn = sizeof(float) * (size_t)r->n_out * nt;
-        int rc = op->upload(o->be, o->xb, 0, xc, xn, err);
-        if (!rc) rc = op->matmul(o->be, r->type, r->buf, 0, r->n_in, r->n_out, o->xb, 0, nt, o->yb, 0, err);
-        if (!rc) rc = op->download(o->be, o->yb, 0, y + (size_t)t0 * r->n_out, yn, err);
+        int rc = op->upload(o->be, o->xb, 0, xc, sizeof(float) * (size_t)r[0]->n_in * nt, err);
+        size_t off = 0;
+        for (int k = 0; k < n && !rc; k++) {
+            rc = op->matmul(o->be, r[k]->type, r[k]->buf, 0, r[k]->n_in, r[k]->n_out, o->xb, 0, nt, o->yb, off, err);
+            off += (size_t)r[k]->n_out * nt;
+        }
+        off = 0;
+        for (int k = 0; k < n && !rc; k++) { /* the first download waits for all of them */
+            const size_t yn = (size_t)r[k]->n_out * nt;
+            rc = op->download(o->be, o->yb, sizeof(float) * off, ys[k] + (size_t)t0 * r[k]->n_out, sizeof(float) * yn,
+                              err);
+            off += yn;
+        }
         if (rc) return rc;
     }
     return FRUGAL_OK;
 }
 
-bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y) {
-    if (!o || o->failed) return false;
-    const resident *r = find(o, w->data);
-    if (!r) return false;
+static fr_type vdt_of(fr_type t) { return fr_type_traits_get(t)->vec_dot_type; }
+
+bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
+                             int n_tok) {
+    enum { MAX_W = 4 };
+    if (!o || o->failed || n_w < 1 || n_w > MAX_W) return false;
+    const resident *r[MAX_W];
+    for (int k = 0; k < n_w; k++) {
+        r[k] = find(o, ws[k]->data);
+        if (!r[k] || r[k]->n_in != r[0]->n_in || vdt_of(r[k]->type) != vdt_of(r[0]->type)) return false;
+    }
     pthread_mutex_lock(&o->mu);
     fr_err err = FRUGAL_ERROR_INIT;
-    const int rc = o->failed ? -1 : run_matmul(o, r, x, n_tok, y, &err);
+    const int rc = o->failed ? -1 : run_products(o, n_w, r, x, n_tok, ys, &err);
     if (rc > 0) { /* no way to fail a forward pass here: say so once, go on on the CPU */
         fprintf(stderr, "frugal: %s: %s: continuing on the CPU\n", o->be->name, err.message);
         o->failed = true;
     }
     pthread_mutex_unlock(&o->mu);
     return rc == 0;
+}
+
+bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y) {
+    return fr_offload_matmul_multi(o, 1, &w, &y, x, n_tok);
 }
 
 bool fr_offload_failed(const fr_offload *o) { return o && o->failed; }

@@ -30,6 +30,11 @@ void fr_offload_free(fr_offload *o);
  * after computing y, false when the caller must compute it (W not resident, or the
  * device failed: then the offload stops, with one message, and the CPU takes over). */
 bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y);
+/* ys[k] = x * W_k^T for n_w (<= 4) matrices over one input (Q/K/V, gate/up), all
+ * resident with one input length: the input goes up once and the products run in one
+ * submission. False (nothing computed) when one is not resident or the device failed. */
+bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
+                             int n_tok);
 /* W is resident on the device. */
 bool fr_offload_has(const fr_offload *o, const fr_weight *w);
 
