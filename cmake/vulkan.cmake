@@ -63,6 +63,9 @@ file(GLOB _vk_c_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backend/vulkan
 target_sources(frugal_obj PRIVATE ${_vk_c_sources} ${_vk_gen})
 target_compile_definitions(frugal_obj PUBLIC FRUGAL_HAVE_VULKAN=1)
 target_include_directories(frugal_obj PRIVATE ${Vulkan_INCLUDE_DIRS})
+# the static library's users link the loader too (frugalConfig.cmake finds it, frugal.pc
+# lists it); the shared one carries it itself. The define is for the build tree's tests.
 target_link_libraries(frugal_static PUBLIC Vulkan::Vulkan)
-target_compile_definitions(frugal_static PUBLIC FRUGAL_HAVE_VULKAN=1)
-target_link_libraries(frugal_shared PUBLIC Vulkan::Vulkan)
+target_compile_definitions(frugal_static PUBLIC $<BUILD_INTERFACE:FRUGAL_HAVE_VULKAN=1>)
+target_link_libraries(frugal_shared PRIVATE Vulkan::Vulkan)
+set(FRUGAL_PC_LIBS_PRIVATE "-lvulkan")

@@ -18,18 +18,18 @@ fail=0
 P="The meaning of life is"
 for m in f32 q8_0 q4_0 q4_k_m; do
     f="$SHARED/models/fortune-3m-$m.gguf"
-    cpu=$("$FRUGAL" run -m "$f" -p "$P" -n 40 --temp 0 2>/dev/null)
+    cpu=$("$FRUGAL" run -m "$f" -p "$P" -n 32 --temp 0 2>/dev/null)
     for ngl in 99 2; do
-        dev=$("$FRUGAL" run -m "$f" -p "$P" -n 40 --temp 0 -ngl $ngl 2>/dev/null)
+        dev=$("$FRUGAL" run -m "$f" -p "$P" -n 32 --temp 0 -ngl $ngl 2>/dev/null)
         if [ -n "$cpu" ] && [ "$cpu" = "$dev" ]; then echo "ok   $m -ngl $ngl: same text"
         else echo "FAIL $m -ngl $ngl: CPU '$cpu' vs device '$dev'"; fail=1; fi
     done
 done
 
 # a budget too small for any layer: a message, the CPU path, the same text
-out=$("$FRUGAL" run -m "$M" -p "$P" -n 40 --temp 0 --vram 64K 2>"${TMPDIR:-/tmp}/vkerr.$$")
+out=$("$FRUGAL" run -m "$M" -p "$P" -n 32 --temp 0 --vram 64K 2>"${TMPDIR:-/tmp}/vkerr.$$")
 err=$(cat "${TMPDIR:-/tmp}/vkerr.$$"); rm -f "${TMPDIR:-/tmp}/vkerr.$$"
-cpu=$("$FRUGAL" run -m "$M" -p "$P" -n 40 --temp 0 2>/dev/null)
+cpu=$("$FRUGAL" run -m "$M" -p "$P" -n 32 --temp 0 2>/dev/null)
 if [ "$out" = "$cpu" ] && echo "$err" | grep -q "on the CPU"; then echo "ok   --vram 64K: CPU path with a message"
 else echo "FAIL --vram 64K: '$err'"; fail=1; fi
 
