@@ -356,6 +356,21 @@ typedef struct frugal_plan {
     double tok_s_bound, tok_s_overlap;
 } frugal_plan;
 
+/* The GPU split that -ngl n_gpu_layers / --vram vram_bytes would give on this model
+ * (model/offload.h's rule, computed without a device): the last layers up to the
+ * count, as many as fit the budget after the activation buffers; device bytes of
+ * their matrices (types the device has no kernel for stay on the CPU and count 0). */
+typedef struct frugal_gpu_plan {
+    int n_layer;          /* layers of the model */
+    int first_layer;      /* first layer on the device */
+    int n_gpu_layers;     /* layers on the device: [first_layer, first_layer + n_gpu_layers) */
+    int output_on_gpu;    /* the output matrix too */
+    uint64_t weight_bytes;   /* device memory of the placed matrices */
+    uint64_t act_bytes;      /* device memory of the activation buffers */
+    uint64_t cpu_weight_bytes; /* the matrices left on the CPU */
+} frugal_gpu_plan;
+void frugal_plan_gpu(const frugal_model *model, int n_gpu_layers, uint64_t vram_bytes, frugal_gpu_plan *out);
+
 /* Plan model for a budget (0: none), context n_ctx (<= 0: the default a context
  * gets), KV type (FRUGAL_KV_*) and threads (<= 0: the model's), with measured
  * bandwidths in GB/s (0: unknown). FRUGAL_E_NOMEM when the budget is below the

@@ -100,5 +100,28 @@ int main(void) {
     CHECKF(peak <= budget, "peak device memory %llu over the budget %llu", (unsigned long long)peak,
            (unsigned long long)budget);
     CHECK(memcmp(t_cpu, t_dev, sizeof t_cpu) == 0);
+
+    /* `frugal plan --vram` forecasts exactly this split and these bytes */
+    frugal_model_params mp;
+    frugal_model_params_default(&mp);
+    mp.no_repack = 1;
+    frugal_model *m = NULL;
+    CHECK(frugal_model_load(path, &mp, &m, NULL) == FRUGAL_OK);
+    frugal_gpu_plan g, g0;
+    frugal_plan_gpu(m, -1, budget, &g);
+    CHECKF(g.n_gpu_layers == n_dev, "plan: %d layers, placed %d", g.n_gpu_layers, n_dev);
+    frugal_plan_gpu(m, 0, 0, &g0);
+    CHECK(g0.n_gpu_layers == 0 && g0.weight_bytes == 0 && g0.cpu_weight_bytes > 0);
+    frugal_model_free(m);
+    /* what stays on the device after the load (the peak also saw the layer that did
+     * not fit, uploaded in part and given back) */
+    mp.n_gpu_layers = -1, mp.vram_budget = budget, m = NULL;
+    CHECK(frugal_model_load(path, &mp, &m, NULL) == FRUGAL_OK);
+    if (m) {
+        const uint64_t held = fr_offload_mem_current(m->offload);
+        CHECKF(g.weight_bytes + g.act_bytes == held, "plan: %llu bytes, held %llu",
+               (unsigned long long)(g.weight_bytes + g.act_bytes), (unsigned long long)held);
+    }
+    frugal_model_free(m);
     return tu_finish("test_offload");
 }

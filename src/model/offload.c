@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "frugal.h"
 #include "kernels/dispatch.h"
 #include "model/model.h"
 #include "model/offload.h"
@@ -35,6 +36,18 @@ struct fr_offload {
     bool failed;
     pthread_mutex_t mu; /* one stream per device: one product at a time */
 };
+
+/* Bytes a buffer of n takes on the device (the Vulkan runtime rounds to words). */
+static uint64_t dev_bytes(uint64_t n) { return (n + 3) & ~(uint64_t)3; }
+
+/* The activation buffers' sizes: CHUNK tokens of the widest input and output. */
+static void act_sizes(const frugal_model *m, size_t *xn, size_t *yn) {
+    const int64_t d = m->hp.n_embd > m->hp.n_ff ? m->hp.n_embd : m->hp.n_ff;
+    const int64_t qkv = (m->hp.n_head + 2 * m->hp.n_head_kv) * (int64_t)m->hp.head_dim;
+    const int64_t dmax = qkv > d ? qkv : d;
+    *xn = sizeof(float) * CHUNK * (size_t)dmax;
+    *yn = sizeof(float) * CHUNK * (size_t)(2 * dmax > m->hp.n_vocab ? 2 * dmax : m->hp.n_vocab);
+}
 
 /* Row-major bytes of w on the host, or NULL (repacked without its mapped copy). */
 static const void *row_major(const fr_weight *w) { return w->layout == FR_LAYOUT_ROWS ? w->data : w->src; }
@@ -108,11 +121,8 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_o
     if (!rc) {
         if (vram_budget) o->be->ops->set_budget(o->be, vram_budget);
         /* the activation buffers first (CHUNK tokens), so the budget counts them too */
-        const int64_t d = m->hp.n_embd > m->hp.n_ff ? m->hp.n_embd : m->hp.n_ff;
-        const int64_t dmax = (m->hp.n_head + 2 * m->hp.n_head_kv) * (int64_t)m->hp.head_dim > d
-                                 ? (m->hp.n_head + 2 * m->hp.n_head_kv) * (int64_t)m->hp.head_dim : d;
-        const size_t xn = sizeof(float) * CHUNK * (size_t)dmax;
-        const size_t yn = sizeof(float) * CHUNK * (size_t)(2 * dmax > m->hp.n_vocab ? 2 * dmax : m->hp.n_vocab);
+        size_t xn, yn;
+        act_sizes(m, &xn, &yn);
         rc = o->be->ops->buf_new(o->be, xn, &o->xb, err);
         if (!rc) rc = o->be->ops->buf_new(o->be, yn, &o->yb, err);
         o->xb_n = o->xb ? xn : 0, o->yb_n = o->yb ? yn : 0;
@@ -248,3 +258,57 @@ int fr_offload_first_layer(const fr_offload *o) { return o ? o->first_layer : 0;
 const char *fr_offload_device(const fr_offload *o) { return o ? o->be->name : "CPU"; }
 uint64_t fr_offload_mem_current(const fr_offload *o) { return o ? o->be->ops->mem_current(o->be) : 0; }
 uint64_t fr_offload_mem_peak(const fr_offload *o) { return o ? o->be->ops->mem_peak(o->be) : 0; }
+
+/* Device bytes of w when it would be placed (0: it stays on the CPU). type_ok: the
+ * Vulkan kernels' types (the backend the CLI opens). */
+static uint64_t plan_bytes(const fr_weight *w) {
+    if (!w->data || !row_major(w)) return 0;
+    const fr_type t = w->type;
+    if (!(t == FR_TYPE_F32 || t == FR_TYPE_F16 || t == FR_TYPE_Q8_0 || t == FR_TYPE_Q4_0 || t == FR_TYPE_Q4_K ||
+          t == FR_TYPE_Q6_K))
+        return 0;
+    return dev_bytes(fr_row_size(t, w->n_in) * (uint64_t)w->n_out);
+}
+
+static uint64_t mat_bytes(const fr_weight *w) { return w->data ? fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out : 0; }
+
+void frugal_plan_gpu(const frugal_model *m, int n_gpu_layers, uint64_t vram, frugal_gpu_plan *p) {
+    memset(p, 0, sizeof *p);
+    const int n_layer = m->hp.n_layer;
+    p->n_layer = n_layer;
+    uint64_t all = 0;
+    for (int il = 0; il < n_layer; il++)
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat_repackable(j)) all += mat_bytes(&m->layers[il].mat[j]);
+    all += mat_bytes(&m->output);
+    p->cpu_weight_bytes = all;
+    if (n_gpu_layers == 0 || !m->layers) return;
+    size_t xn, yn;
+    act_sizes(m, &xn, &yn);
+    uint64_t used = dev_bytes(xn) + dev_bytes(yn);
+    if (vram && used > vram) return;
+    p->act_bytes = used;
+    const int n = n_gpu_layers < 0 || n_gpu_layers > n_layer ? n_layer : n_gpu_layers;
+    p->first_layer = n_layer - n;
+    for (int il = p->first_layer; il < n_layer; il++) {
+        uint64_t layer = 0, host = 0;
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat_repackable(j)) {
+                layer += plan_bytes(&m->layers[il].mat[j]);
+                host += plan_bytes(&m->layers[il].mat[j]) ? mat_bytes(&m->layers[il].mat[j]) : 0;
+            }
+        if (vram && used + layer > vram) return; /* the rest stays on the CPU, as at load */
+        used += layer;
+        p->weight_bytes += layer;
+        p->cpu_weight_bytes -= host;
+        p->n_gpu_layers++;
+    }
+    if (n_gpu_layers < 0 || n_gpu_layers > n_layer) {
+        const uint64_t out = plan_bytes(&m->output);
+        if (out && (!vram || used + out <= vram)) {
+            p->output_on_gpu = 1;
+            p->weight_bytes += out;
+            p->cpu_weight_bytes -= mat_bytes(&m->output);
+        }
+    }
+}
