@@ -67,6 +67,13 @@ typedef struct frugal_model_params {
                           into that layout (same size; prefill 2-4x faster), if they fit
                           in the memory available. FRUGAL_REPACK=0 in the environment
                           forces 1. */
+    int n_gpu_layers;  /* layers on the GPU (Vulkan), as llama.cpp's -ngl: the last N
+                          layers' matrices are uploaded at load, N > n_layer also the
+                          output matrix. 0 (default): CPU only. < 0: all of them when a
+                          device opens, else the CPU with a message. > 0 without a device:
+                          frugal_model_load fails (FRUGAL_E_UNSUPPORTED naming why). */
+    uint64_t vram_budget; /* device memory the upload may use (0: what the driver gives);
+                          layers past it run on the CPU */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);
@@ -370,6 +377,20 @@ typedef struct frugal_expert_stats {
 /* 1 and *out filled when ctx streams experts (a MoE model under a budget that does
  * not hold it); else 0 and *out zeroed. */
 int frugal_context_expert_stats(const frugal_context *ctx, frugal_expert_stats *out);
+/* The GPU split that -ngl n_gpu_layers / --vram vram_bytes would give on this model
+ * (model/offload.h's rule, computed without a device): the last layers up to the
+ * count, as many as fit the budget after the activation buffers; device bytes of
+ * their matrices (types the device has no kernel for stay on the CPU and count 0). */
+typedef struct frugal_gpu_plan {
+    int n_layer;          /* layers of the model */
+    int first_layer;      /* first layer on the device */
+    int n_gpu_layers;     /* layers on the device: [first_layer, first_layer + n_gpu_layers) */
+    int output_on_gpu;    /* the output matrix too */
+    uint64_t weight_bytes;   /* device memory of the placed matrices */
+    uint64_t act_bytes;      /* device memory of the activation buffers */
+    uint64_t cpu_weight_bytes; /* the matrices left on the CPU */
+} frugal_gpu_plan;
+void frugal_plan_gpu(const frugal_model *model, int n_gpu_layers, uint64_t vram_bytes, frugal_gpu_plan *out);
 
 /* Plan model for a budget (0: none), context n_ctx (<= 0: the default a context
  * gets), KV type (FRUGAL_KV_*) and threads (<= 0: the model's), with measured

@@ -10,6 +10,8 @@
 #   serve:  libmicrohttpd-dev, libcjson-dev (also the golden-logit tests' JSON and
 #           `frugal convert`'s config/tokenizer/safetensors-header JSON)
 #   chat:   libedit-dev (line editing when stdin is a terminal)
+#   gpu:    libvulkan-dev, glslc (Vulkan backend), mesa-vulkan-drivers (lavapipe: a Vulkan
+#           device on the CPU, so the shader tests run everywhere), vulkan-tools (vulkaninfo)
 #   tests:  python3, python3-pytest, python3-venv, python3-numpy, python3-setuptools, python3-wheel
 #           (Python package), curl, nodejs + npm (server tests with the openai client)
 set -eu
@@ -17,6 +19,7 @@ set -eu
 [ "${FRUGAL_DEPS_SKIP:-0}" = 1 ] && exit 0
 
 PKGS="build-essential cmake pkg-config libmicrohttpd-dev libcjson-dev libedit-dev \
+libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools \
 python3 python3-pytest python3-venv python3-numpy python3-setuptools python3-wheel python3-pip curl"
 
 missing_debian() {

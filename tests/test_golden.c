@@ -45,6 +45,11 @@ int main(void) { tu_skip("cJSON not available (apt-get install libcjson-dev)"); 
 #else
 #include <cjson/cJSON.h>
 
+/* Layers on the GPU (tests/test_golden_vulkan.c): 0 none, -1 all (and the output),
+ * GOLDEN_NGL_HALF the last half of them. */
+enum { GOLDEN_NGL_HALF = -2 };
+static int g_ngl;
+
 static double tolerance_for(const char *type) {
     if (!strcmp(type, "F32")) return 5e-3;
     if (!strcmp(type, "F16") || !strcmp(type, "BF16")) return 1e-2;
@@ -133,7 +138,18 @@ static void run_golden(const char *json_path, const char *models_dir, int n_ctx,
     mp.n_threads = 2;
     frugal_model *m = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
-    int rc = frugal_model_load(mpath, &mp, &m, &err);
+    int rc = FRUGAL_OK;
+    mp.n_gpu_layers = g_ngl;
+    if (g_ngl == GOLDEN_NGL_HALF) { /* the layer count first, from a CPU-only load */
+        mp.n_gpu_layers = 0;
+        rc = frugal_model_load(mpath, &mp, &m, &err);
+        frugal_model_info mi = {0};
+        if (rc == FRUGAL_OK) frugal_model_get_info(m, &mi);
+        mp.n_gpu_layers = mi.n_layer > 1 ? mi.n_layer / 2 : 1;
+        frugal_model_free(m);
+        m = NULL;
+    }
+    rc = frugal_model_load(mpath, &mp, &m, &err);
     CHECKF(rc == FRUGAL_OK, "load %s: %s", mpath, err.message);
     if (rc) { cJSON_Delete(g); return; }
     frugal_model_info info;
@@ -236,6 +252,7 @@ static int run_dir(const char *golden_dir, const char *models_dir, int n_ctx, co
     return nn;
 }
 
+#ifndef GOLDEN_MAIN_ELSEWHERE
 int main(int argc, char **argv) {
     if (!tu_shared("golden") && !tu_shared("arch/golden")) tu_skip("../shared/golden and ../shared/arch not found");
     const char *filter = argc > 1 ? argv[1] : NULL;
@@ -248,4 +265,5 @@ int main(int argc, char **argv) {
     CHECKF(n > 0 || filter, "no golden files");
     return tu_finish("test_golden");
 }
+#endif
 #endif

@@ -104,9 +104,9 @@ class Engine:
 
         n_ctx: context size (0: the model's, at most 4096); threads: 0 = all cores;
         mem: memory budget in bytes or as "2G" (layers that do not fit are streamed
-        from the file); kv_type: f16, f32, q8_0, q4_0 or k8v4; n_gpu_layers: accepted
-        for compatibility with llama.cpp-style APIs; frugal runs on the CPU, so a value
-        above 0 only warns. Raises FrugalError (missing, corrupted or unsupported file,
+        from the file); kv_type: f16, f32, q8_0, q4_0 or k8v4; n_gpu_layers: as
+        llama.cpp's, the last N layers' matrices on the GPU (Vulkan; -1: all); without
+        a device it warns and runs on the CPU. Raises FrugalError (missing, corrupted or unsupported file,
         budget too small), TypeError/ValueError for bad arguments."""
         if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
             raise TypeError("path must be a str or path-like, not %s" % type(path).__name__)
@@ -117,15 +117,19 @@ class Engine:
         _check_int(n_gpu_layers, "n_gpu_layers", -1, 1 << 20)
         budget = _size(mem, "mem")
         kv = _kv_type(kv_type)
-        if n_gpu_layers > 0:
-            warnings.warn("frugal has no GPU backend: n_gpu_layers=%d is ignored" % n_gpu_layers)
         lib = L.lib()
         mp = L.ModelParams()
         lib.frugal_model_params_default(ctypes.byref(mp))
-        mp.n_threads, mp.mem_budget = threads, budget
+        mp.n_threads, mp.mem_budget, mp.n_gpu_layers = threads, budget, n_gpu_layers
         err = L.Error()
         model = ctypes.c_void_p()
         rc = lib.frugal_model_load(os.fsencode(path_s), ctypes.byref(mp), ctypes.byref(model), ctypes.byref(err))
+        if rc == L.FRUGAL_E_UNSUPPORTED and n_gpu_layers != 0 and b"gpu-layers" in err.message:
+            warnings.warn("no GPU device (%s): running on the CPU" % err.message.decode(errors="replace"))
+            mp.n_gpu_layers = 0
+            err = L.Error()
+            rc = lib.frugal_model_load(os.fsencode(path_s), ctypes.byref(mp), ctypes.byref(model),
+                                       ctypes.byref(err))
         if rc != L.FRUGAL_OK:
             _raise(err, rc)
         cp = L.ContextParams()

@@ -9,6 +9,7 @@
 #include "mem/alloc.h"
 #include "mem/planner.h"
 #include "model/model.h"
+#include "model/offload.h"
 
 void frugal_model_params_default(frugal_model_params *p) {
     memset(p, 0, sizeof *p);
@@ -39,6 +40,23 @@ static uint64_t context_reserve(const frugal_model *m) {
     uint64_t kv = 2ull * 2ull * (uint64_t)hp->n_layer * n_ctx * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
     uint64_t scratch = fr_context_scratch_bytes(m, (int)n_ctx, m->n_threads) + (uint64_t)hp->n_vocab * sizeof(float);
     return kv + scratch + ((uint64_t)8 << 20);
+}
+
+/* -ngl: upload the placed layers. An explicit count without a device is an error; the
+ * automatic one (< 0) says once that it runs on the CPU. */
+static int place_on_device(frugal_model *m, const frugal_model_params *params, fr_err *err) {
+    fr_err e = FRUGAL_ERROR_INIT;
+    int rc = fr_offload_new(m, params->n_gpu_layers, params->vram_budget, &m->offload, &e);
+    if (rc == FRUGAL_E_UNSUPPORTED && params->n_gpu_layers < 0) {
+        fprintf(stderr, "frugal: no GPU (%s): running on the CPU\n", e.message);
+        return FRUGAL_OK;
+    }
+    if (rc) return fr_err_set(err, rc, "--gpu-layers %d: %s", params->n_gpu_layers, e.message);
+    const int n = fr_offload_n_layers(m->offload), first = fr_offload_first_layer(m->offload);
+    fprintf(stderr, "frugal: %s: %d of %d layers on the device", fr_offload_device(m->offload), n, m->hp.n_layer);
+    if (n) fprintf(stderr, " (%d-%d)", first, first + n - 1);
+    fprintf(stderr, ", %.1f MiB of device memory\n", fr_offload_mem_current(m->offload) / 1048576.0);
+    return FRUGAL_OK;
 }
 
 int frugal_model_load(const char *path, const frugal_model_params *params, frugal_model **out,
@@ -76,6 +94,7 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
         if (!rc && !m->mem_budget && !params->no_repack && !(rp && strcmp(rp, "0") == 0))
             rc = fr_model_repack(m, context_reserve(m), &e);
     }
+    if (!rc && !m->vocab_only && params->n_gpu_layers != 0) rc = place_on_device(m, params, &e);
     /* the load read the mapping (tokenizer, repacked weights): was it all there? */
     if (!rc) rc = gguf_check_intact(m->file, &e);
     if (rc) {
@@ -94,6 +113,7 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
 
 void frugal_model_free(frugal_model *m) {
     if (!m) return;
+    fr_offload_free(m->offload);
     fr_model_unbind(m);
     fr_tokenizer_free(m->tok);
     gguf_close(m->file);

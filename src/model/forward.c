@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "model/forward.h"
+#include "model/offload.h"
 
 typedef enum { STEP_NORM, STEP_POST_NORM, STEP_QKV, STEP_ACT } step_kind;
 
@@ -145,6 +146,7 @@ static void observe(const frugal_context *ctx, const fr_weight *w, const float *
 
 static void matmul(frugal_context *ctx, const fr_weight *w, const float *x, int n, float *y) {
     observe(ctx, w, x, n);
+    if (fr_offload_matmul(ctx->model->offload, w, x, n, y)) return; /* on the device (-ngl) */
     fr_matmul(ctx->pool, w, x, n, y, ctx->qbuf);
 }
 
@@ -152,6 +154,7 @@ static void matmul(frugal_context *ctx, const fr_weight *w, const float *x, int 
 static void matmul_multi(frugal_context *ctx, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
                          int n) {
     for (int k = 0; k < n_w; k++) observe(ctx, ws[k], x, n);
+    if (fr_offload_matmul_multi(ctx->model->offload, n_w, ws, ys, x, n)) return; /* on the device (-ngl) */
     fr_matmul_multi(ctx->pool, n_w, ws, ys, x, n, ctx->qbuf);
 }
 

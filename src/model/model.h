@@ -81,6 +81,7 @@ struct frugal_model {
     int verbose;
     bool vocab_only;
     uint64_t mem_budget;             /* default budget of contexts (0: none) */
+    struct fr_offload *offload;      /* layers on a device (model/offload.h), or NULL */
 };
 
 /* Where the forward pass gets a layer's weights. NULL in the context: straight from

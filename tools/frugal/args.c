@@ -217,3 +217,15 @@ size_t cli_utf8_valid_len(const unsigned char *s, size_t n) {
     if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
     return len;
 }
+
+int cli_gpu_options(int ngl, const char *vram, frugal_model_params *mp) {
+    uint64_t bytes = 0;
+    if (vram && frugal_parse_size(vram, &bytes) != 0) {
+        cli_error("--vram: '%s' is not a size such as 512M or 2G", vram);
+        return -1;
+    }
+    if (vram && ngl == 0) ngl = -1; /* a VRAM budget alone: as many layers as fit */
+    mp->n_gpu_layers = ngl;
+    mp->vram_budget = bytes;
+    return 0;
+}

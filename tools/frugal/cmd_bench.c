@@ -55,6 +55,9 @@ static void usage(FILE *out) {
             "  --kv-policy P        window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
             "  --mem SIZE           memory budget (K/M/G): layers that do not fit are streamed\n"
             "                       from disk per token (see 'frugal plan')\n"
+            "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
+            "                         N > layers also the output matrix; no device: an error\n"
+            "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
             "  --no-repack          keep the weights in the file mapping (zero-copy) instead of\n"
             "                       repacking them for the faster prefill kernels\n"
             "  --json               print a JSON array, one object per test: test, n_prompt,\n"
@@ -453,6 +456,8 @@ int cmd_bench(int argc, char **argv) {
     int n_prompt = 128, n_gen = 64, n_depth = 0, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
     int mon_ab = 0;
     safety_flags sf = SAFETY_FLAGS_INIT;
+    int ngl = 0; /* GPU flags (args.h) */
+    const char *vram_str = NULL;
     const opt opts[] = {
         SAFETY_OPTS(sf),
         {NULL, "--monitor-ab", OPT_FLAG, &mon_ab, 0, 0},
@@ -466,6 +471,7 @@ int cmd_bench(int argc, char **argv) {
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
+        CLI_GPU_OPTS(ngl, vram_str),
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
     };
@@ -473,6 +479,8 @@ int cmd_bench(int argc, char **argv) {
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
+    frugal_model_params gpu;
+    if (cli_gpu_options(ngl, vram_str, &gpu) != 0) return EXIT_USAGE;
     if (!model_path) { cli_error("bench: -m MODEL is required"); return EXIT_USAGE; }
     uint64_t mem_budget = 0;
     if (mem_str && frugal_parse_size(mem_str, &mem_budget) != 0) {
@@ -509,6 +517,7 @@ int cmd_bench(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
         goto done;

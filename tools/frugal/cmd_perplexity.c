@@ -58,6 +58,9 @@ static void usage(FILE *out) {
             "  --chunks N             score at most N chunks (default: all)\n"
             "  --kv-type T            KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --kv-policy P          window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S] (see frugal run)\n"
+            "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
+            "                         N > layers also the output matrix; no device: an error\n"
+            "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
             "  --no-repack            keep the weights in the file mapping (zero-copy)\n"
             "  --save-logits FILE     save the scored positions' log-probs (and the tokens)\n"
             "  --logits-type T        element type of that file: f16 (default) or f32\n"
@@ -316,6 +319,8 @@ int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL, *save_path = NULL, *base_path = NULL;
     const char *kv_str = "f16", *lt_str = "f16", *kv_policy = NULL;
     int n_ctx = 0, n_threads = 0, json = 0, max_chunks = 0, no_repack = 0, progress_lines = 0;
+    int ngl = 0; /* GPU flags (args.h) */
+    const char *vram_str = NULL;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {"-f", "--file", OPT_STR, &file, 0, 0},
@@ -325,6 +330,7 @@ int cmd_perplexity(int argc, char **argv) {
         {NULL, "--kv-type", OPT_STR, &kv_str, 0, 0},
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
+        CLI_GPU_OPTS(ngl, vram_str),
         {NULL, "--save-logits", OPT_STR, &save_path, 0, 0},
         {NULL, "--logits-type", OPT_STR, &lt_str, 0, 0},
         {NULL, "--kl-base", OPT_STR, &base_path, 0, 0},
@@ -335,6 +341,8 @@ int cmd_perplexity(int argc, char **argv) {
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
+    frugal_model_params gpu;
+    if (cli_gpu_options(ngl, vram_str, &gpu) != 0) return EXIT_USAGE;
     if (!model_path) { cli_error("perplexity: -m MODEL is required"); return EXIT_USAGE; }
     if (!file) { cli_error("perplexity: -f TEXT is required"); return EXIT_USAGE; }
     frugal_context_params policy;
@@ -366,6 +374,7 @@ int cmd_perplexity(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     mp.no_repack = no_repack;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
     progress_library(progress_lines);
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) { cli_error("%s", err.message); goto done; }
     frugal_context_params cp = policy; /* defaults + the KV flags */

@@ -21,6 +21,8 @@ static void usage(FILE *out) {
             "  --kv-type T        KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  -t, --threads N    threads (default 0: all cores)\n"
             "  --no-measure       skip the bandwidth measurements (no speed forecast)\n"
+            "  -ngl N, --vram S   also the GPU split those flags give at load (layers and\n"
+            "                     device memory; JSON: the gpu_* keys)\n"
             "  --json             one JSON object: budget_bytes, forecast_peak_bytes, min_bytes,\n"
             "                     resident_layers, streamed_layers, io_buffers, kv_bytes,\n"
             "                     scratch_bytes, io_bytes, always_bytes, overhead_bytes,\n"
@@ -37,7 +39,7 @@ static void usage(FILE *out) {
 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
 
-static void print_json(const frugal_plan *p) {
+static void print_json(const frugal_plan *p) { /* without the closing brace: the GPU keys may follow */
     printf("{\"budget_bytes\": %llu, \"n_layer\": %d, \"n_ctx\": %d, \"streaming\": %s, "
            "\"resident_layers\": %d, \"streamed_layers\": %d, \"io_buffers\": %d, "
            "\"forecast_peak_bytes\": %llu, \"min_bytes\": %llu, \"kv_bytes\": %llu, "
@@ -59,6 +61,24 @@ static void print_json(const frugal_plan *p) {
                (unsigned long long)p->dense_bytes, (unsigned long long)p->expert_cache_bytes, (unsigned long long)p->expert_slot_bytes, p->expert_hit_uniform,
                p->expert_read_per_token);
     printf("}\n");
+}
+
+/* The -ngl / --vram split (model/offload.h's rule), after the memory plan. */
+static void print_gpu(const frugal_gpu_plan *g, int json) {
+    if (json) {
+        printf(", \"gpu_layers\": %d, \"gpu_first_layer\": %d, \"gpu_output\": %s, \"gpu_weight_bytes\": %llu, "
+               "\"gpu_act_bytes\": %llu, \"cpu_weight_bytes\": %llu",
+               g->n_gpu_layers, g->first_layer, g->output_on_gpu ? "true" : "false",
+               (unsigned long long)g->weight_bytes, (unsigned long long)g->act_bytes,
+               (unsigned long long)g->cpu_weight_bytes);
+        return;
+    }
+    if (g->n_gpu_layers) printf("GPU layers        %d of %d (%d-%d)%s\n", g->n_gpu_layers, g->n_layer, g->first_layer,
+                                g->first_layer + g->n_gpu_layers - 1, g->output_on_gpu ? " + output matrix" : "");
+    else printf("GPU layers        0 of %d%s\n", g->n_layer, g->output_on_gpu ? " + output matrix" : "");
+    printf("  device memory   %10.1f MiB (matrices %.1f, activations %.1f)\n", mib(g->weight_bytes + g->act_bytes),
+           mib(g->weight_bytes), mib(g->act_bytes));
+    printf("  CPU matrices    %10.1f MiB\n", mib(g->cpu_weight_bytes));
 }
 
 static void print_text(const frugal_plan *p) {
@@ -95,6 +115,8 @@ static void print_text(const frugal_plan *p) {
 int cmd_plan(int argc, char **argv) {
     const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16";
     int n_ctx = 0, n_threads = 0, json = 0, no_measure = 0;
+    int ngl = 0; /* GPU flags (args.h) */
+    const char *vram_str = NULL;
     const opt opts[] = {
         {"-m", "--model", OPT_STR, &model_path, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
@@ -103,12 +125,15 @@ int cmd_plan(int argc, char **argv) {
         {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
         {NULL, "--no-measure", OPT_FLAG, &no_measure, 0, 0},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
+        CLI_GPU_OPTS(ngl, vram_str),
     };
     int n_pos = 0;
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
     if (!model_path) { cli_error("plan: -m MODEL is required"); return EXIT_USAGE; }
+    frugal_model_params gpu; /* planned only: nothing is uploaded */
+    if (cli_gpu_options(ngl, vram_str, &gpu) != 0) return EXIT_USAGE;
     uint64_t budget = 0;
     if (mem_str && frugal_parse_size(mem_str, &budget) != 0) {
         cli_error("--mem: '%s' is not a size such as 512M or 2G", mem_str);
@@ -139,6 +164,8 @@ int cmd_plan(int argc, char **argv) {
     }
     frugal_plan plan;
     int rc = frugal_plan_memory(model, budget, n_ctx, kv_type, n_threads, mem_bw, disk_bw, &plan, &err);
+    frugal_gpu_plan gplan;
+    frugal_plan_gpu(model, gpu.n_gpu_layers, gpu.vram_budget, &gplan);
     frugal_model_free(model);
     if (rc != FRUGAL_OK) {
         cli_error("%s: %s", model_path, err.message);
@@ -146,5 +173,7 @@ int cmd_plan(int argc, char **argv) {
     }
     if (json) print_json(&plan);
     else print_text(&plan);
+    if (gpu.n_gpu_layers) print_gpu(&gplan, json);
+    if (json) printf("}\n");
     return fflush(stdout) == 0 ? 0 : 1;
 }

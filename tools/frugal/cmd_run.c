@@ -40,6 +40,9 @@ static void usage(FILE *out) {
             "  --stats                also print memory by category (peak) and KV bytes\n"
             "  --mem SIZE             memory budget (K/M/G suffixes): layers that do not fit are\n"
             "                         streamed from disk per token (see 'frugal plan')\n"
+            "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
+            "                         N > layers also the output matrix; no device: an error\n"
+            "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
             "  --no-repack            keep the weights in the file mapping (zero-copy) instead of\n"
             "                         repacking them for the faster prefill kernels\n"
             "  --kv-disk DIR          spill KV pages to a file in DIR (removed on exit), keeping\n"
@@ -146,6 +149,8 @@ int cmd_run(int argc, char **argv) {
     const char *kv_disk = NULL, *kv_ram_str = NULL;
     const char *mem_str = NULL;
     int stats = 0, no_repack = 0, progress_lines = 0;
+    int ngl = 0; /* GPU flags (args.h) */
+    const char *vram_str = NULL;
     int n_predict = 128, n_ctx = 0, n_threads = 0, json = 0;
     frugal_sampler_params sp;
     frugal_sampler_params_default(&sp);
@@ -174,6 +179,7 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--stats", OPT_FLAG, &stats, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
+        CLI_GPU_OPTS(ngl, vram_str),
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
         {NULL, "--progress", OPT_FLAG, &progress_lines, 0, 0},
     };
@@ -181,6 +187,8 @@ int cmd_run(int argc, char **argv) {
     int r = args_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, &n_pos);
     if (r == ARGS_HELP) { usage(stdout); return 0; }
     if (r != ARGS_OK) return EXIT_USAGE;
+    frugal_model_params gpu;
+    if (cli_gpu_options(ngl, vram_str, &gpu) != 0) return EXIT_USAGE;
     if (!model_path) { cli_error("run: -m MODEL is required"); return EXIT_USAGE; }
     if (!prompt == !file) { cli_error("run: give exactly one of -p PROMPT or -f FILE"); return EXIT_USAGE; }
     frugal_context_params policy;
@@ -237,6 +245,7 @@ int cmd_run(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message); /* already names the file */
         goto done;

@@ -46,6 +46,9 @@ static void usage(FILE *out) {
             "  --kv-type T              KV cache type: f16 (default), f32, q8_0, q4_0, k8v4\n"
             "  --kv-policy P            window:W[,sinks:S] or summary:CHUNK[,keep:N][,slots:S]\n"
             "  --mem SIZE               memory budget (K/M/G): layers that do not fit are streamed\n"
+            "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
+            "                         N > layers also the output matrix; no device: an error\n"
+            "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
             "  --no-repack              keep the weights in the file mapping (zero-copy) instead of\n"
             "                           repacking them for the faster prefill kernels\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' (all but /health)\n"
@@ -105,6 +108,8 @@ int cmd_serve(int argc, char **argv) {
     const char *kv_policy = NULL, *mem_str = NULL;
     const char *tmpl_name = NULL, *max_body_str = "1M", *render = NULL;
     int no_repack = 0;
+    int ngl = 0; /* GPU flags (args.h) */
+    const char *vram_str = NULL;
     int port = 8080, slots = 4, n_ctx = 0, n_threads = 0, max_prompt = 0, timeout = 600, idle = 10, queue = 64;
     int header_timeout = 10, per_ip = 64;
     safety_flags sf = SAFETY_FLAGS_INIT;
@@ -120,6 +125,7 @@ int cmd_serve(int argc, char **argv) {
         {NULL, "--kv-policy", OPT_STR, &kv_policy, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
+        CLI_GPU_OPTS(ngl, vram_str),
         {NULL, "--api-key", OPT_STR, &api_key, 0, 0},
         {NULL, "--chat-template", OPT_STR, &tmpl_name, 0, 0},
         {NULL, "--max-body", OPT_STR, &max_body_str, 0, 0},
@@ -139,6 +145,8 @@ int cmd_serve(int argc, char **argv) {
     int use_safety = 0;
     int src = safety_flags_policy(&sf, &safety, &use_safety);
     if (src) return src;
+    frugal_model_params gpu;
+    if (cli_gpu_options(ngl, vram_str, &gpu) != 0) return EXIT_USAGE;
     if (tmpl_name && srv_template_parse(tmpl_name) < 0) {
         cli_error("--chat-template: '%s' is not one of chatml, llama2, llama3, mistral, phi3, gemma, zephyr", tmpl_name);
         return EXIT_USAGE;
@@ -165,6 +173,7 @@ int cmd_serve(int argc, char **argv) {
     mp.vocab_only = render != NULL;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
     frugal_model *model = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     if (model_path && frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {

@@ -1,0 +1,314 @@
+/* offload.c - the device layers of offload.h: weights uploaded once, matrix products
+ * sent to the backend one at a time (input up, product, output down). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "frugal.h"
+#include "kernels/dispatch.h"
+#include "model/model.h"
+#include "model/offload.h"
+
+/* Tokens per device product: a batch is sent in pieces of this many (the tiled
+ * kernel's tile), so the activation buffers have a fixed size, allocated at load
+ * and counted against the budget. */
+enum { CHUNK = 32 };
+
+typedef struct {
+    const void *key; /* the fr_weight's data pointer, as the forward pass holds it */
+    fr_bbuf *buf;
+    fr_type type;
+    int64_t n_in, n_out;
+} resident;
+
+struct fr_offload {
+    fr_backend *be;
+    resident *res;
+    int n_res, cap_res;
+    int first_layer, n_layers;
+    fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
+    size_t xb_n, yb_n; /* bytes: CHUNK tokens of the widest input and output */
+    float *xr;        /* host: the input rounded as the CPU rounds it */
+    void *xq;         /* host: the input in the weight type's vec_dot_type */
+    size_t xr_n, xq_n;
+    bool failed;
+    pthread_mutex_t mu; /* one stream per device: one product at a time */
+};
+
+/* Bytes a buffer of n takes on the device (the Vulkan runtime rounds to words). */
+static uint64_t dev_bytes(uint64_t n) { return (n + 3) & ~(uint64_t)3; }
+
+/* The activation buffers' sizes: CHUNK tokens of the widest input and output. */
+static void act_sizes(const frugal_model *m, size_t *xn, size_t *yn) {
+    const int64_t d = m->hp.n_embd > m->hp.n_ff ? m->hp.n_embd : m->hp.n_ff;
+    const int64_t qkv = (m->hp.n_head + 2 * m->hp.n_head_kv) * (int64_t)m->hp.head_dim;
+    const int64_t dmax = qkv > d ? qkv : d;
+    *xn = sizeof(float) * CHUNK * (size_t)dmax;
+    *yn = sizeof(float) * CHUNK * (size_t)(2 * dmax > m->hp.n_vocab ? 2 * dmax : m->hp.n_vocab);
+}
+
+/* Row-major bytes of w on the host, or NULL (repacked without its mapped copy). */
+static const void *row_major(const fr_weight *w) { return w->layout == FR_LAYOUT_ROWS ? w->data : w->src; }
+
+static int upload_weight(fr_offload *o, const fr_weight *w, fr_err *err) {
+    const void *src = row_major(w);
+    if (!w->data || !src || !o->be->ops->type_ok(w->type)) return FRUGAL_OK; /* stays on the CPU */
+    if (o->n_res == o->cap_res) {
+        const int cap = o->cap_res ? 2 * o->cap_res : 64;
+        resident *r = realloc(o->res, sizeof *r * (size_t)cap);
+        if (!r) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        o->res = r, o->cap_res = cap;
+    }
+    const size_t bytes = fr_row_size(w->type, w->n_in) * (size_t)w->n_out;
+    fr_bbuf *b = NULL;
+    int rc = o->be->ops->buf_new(o->be, bytes, &b, err);
+    if (!rc) rc = o->be->ops->upload(o->be, b, 0, src, bytes, err);
+    if (rc) {
+        if (b) o->be->ops->buf_free(o->be, b);
+        return rc;
+    }
+    o->res[o->n_res++] = (resident){w->data, b, w->type, w->n_in, w->n_out};
+    return FRUGAL_OK;
+}
+
+/* Free the residents from index `from` on (a layer that did not fit entirely). */
+static void drop_from(fr_offload *o, int from) {
+    while (o->n_res > from) o->be->ops->buf_free(o->be, o->res[--o->n_res].buf);
+}
+
+static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err *err) {
+    const int n_layer = m->hp.n_layer;
+    const int n = n_gpu_layers < 0 || n_gpu_layers > n_layer ? n_layer : n_gpu_layers;
+    o->first_layer = n_layer - n;
+    for (int il = o->first_layer; il < n_layer; il++) {
+        const int mark = o->n_res;
+        int rc = FRUGAL_OK;
+        for (int j = 0; j < FR_LAYER_MATRICES && !rc; j++)
+            if (fr_layer_mat_repackable(j)) rc = upload_weight(o, &m->layers[il].mat[j], err);
+        if (rc == FRUGAL_E_NOMEM) { /* keep what fits, the rest runs on the CPU */
+            drop_from(o, mark);
+            fprintf(stderr, "frugal: %s: %s: layers %d-%d run on the CPU\n", o->be->name, err->message, il,
+                    n_layer - 1);
+            fr_err_clear(err);
+            return FRUGAL_OK;
+        }
+        if (rc) return rc;
+        o->n_layers++;
+    }
+    if (n_gpu_layers < 0 || n_gpu_layers > n_layer) {
+        const int mark = o->n_res;
+        const int rc = upload_weight(o, &m->output, err);
+        if (rc == FRUGAL_E_NOMEM) {
+            drop_from(o, mark);
+            fprintf(stderr, "frugal: %s: %s: the output matrix runs on the CPU\n", o->be->name, err->message);
+            fr_err_clear(err);
+        } else if (rc) {
+            return rc;
+        }
+    }
+    return FRUGAL_OK;
+}
+
+int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_offload **out, fr_err *err) {
+    *out = NULL;
+    fr_offload *o = calloc(1, sizeof *o);
+    if (!o) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    pthread_mutex_init(&o->mu, NULL);
+    const char *kind = getenv("FRUGAL_BACKEND");
+    int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
+    if (!rc) {
+        if (vram_budget) o->be->ops->set_budget(o->be, vram_budget);
+        /* the activation buffers first (CHUNK tokens), so the budget counts them too */
+        size_t xn, yn;
+        act_sizes(m, &xn, &yn);
+        rc = o->be->ops->buf_new(o->be, xn, &o->xb, err);
+        if (!rc) rc = o->be->ops->buf_new(o->be, yn, &o->yb, err);
+        o->xb_n = o->xb ? xn : 0, o->yb_n = o->yb ? yn : 0;
+        if (rc == FRUGAL_E_NOMEM) { /* not even the activations fit: every layer on the CPU */
+            fprintf(stderr, "frugal: %s: %s: every layer runs on the CPU\n", o->be->name, err->message);
+            fr_err_clear(err);
+            *out = o;
+            return FRUGAL_OK;
+        }
+        if (!rc) rc = place_layers(o, m, n_gpu_layers, err);
+    }
+    if (rc) {
+        fr_offload_free(o);
+        return rc;
+    }
+    *out = o;
+    return FRUGAL_OK;
+}
+
+void fr_offload_free(fr_offload *o) {
+    if (!o) return;
+    if (o->be) {
+        drop_from(o, 0);
+        if (o->xb) o->be->ops->buf_free(o->be, o->xb);
+        if (o->yb) o->be->ops->buf_free(o->be, o->yb);
+        fr_backend_close(o->be);
+    }
+    free(o->res);
+    free(o->xr);
+    free(o->xq);
+    pthread_mutex_destroy(&o->mu);
+    free(o);
+}
+
+static const resident *find(const fr_offload *o, const void *key) {
+    for (int i = 0; i < o->n_res; i++)
+        if (o->res[i].key == key) return &o->res[i];
+    return NULL;
+}
+
+bool fr_offload_has(const fr_offload *o, const fr_weight *w) { return o && !o->failed && find(o, w->data); }
+
+/* *p holds at least n bytes of host memory. */
+static int host_room(void **p, size_t *have, size_t n) {
+    if (*have >= n) return 1;
+    void *q = realloc(*p, n);
+    if (!q) return 0;
+    *p = q, *have = n;
+    return 1;
+}
+
+/* The input as the CPU's matrix kernels see it: converted to the weight type's
+ * vec_dot_type (8-bit blocks for Q4_0/Q8_0, Q8_K for K-quants, F16 for F16) and back,
+ * so device and CPU multiply the same values and differ only in summation order.
+ * Without it a golden run with every layer on the device drifts past the tolerances
+ * (a rounding flip in one activation block persists through the KV cache). Returns
+ * x itself when the type keeps floats. */
+static const float *round_like_cpu(fr_offload *o, const resident *r, const float *x, int n_tok) {
+    const fr_type vdt = fr_type_traits_get(r->type)->vec_dot_type;
+    const fr_type_traits *vt = fr_type_traits_get(vdt);
+    fr_from_float_fn conv = vt->act_from_float ? vt->act_from_float : vt->from_float;
+    if (vdt == FR_TYPE_F32 || !conv || !vt->to_float) return x;
+    const size_t qrow = fr_row_size(vdt, r->n_in), frow = sizeof(float) * (size_t)r->n_in;
+    if (!host_room(&o->xq, &o->xq_n, qrow) || !host_room((void **)&o->xr, &o->xr_n, frow * n_tok)) return NULL;
+    for (int t = 0; t < n_tok; t++) {
+        conv(x + (size_t)t * r->n_in, o->xq, r->n_in);
+        vt->to_float(o->xq, o->xr + (size_t)t * r->n_in, r->n_in);
+    }
+    return o->xr;
+}
+
+/* ys[k] = x * W_k^T for the n residents r[k], all of one vec_dot_type: per chunk of
+ * tokens one upload of x, the products queued together, one wait. */
+static int run_products(fr_offload *o, int n, const resident *const *r, const float *x, int n_tok, float *const *ys,
+                        fr_err *err) {
+    const fr_backend_ops *op = o->be->ops;
+    size_t out_floats = 0;
+    for (int k = 0; k < n; k++) out_floats += (size_t)r[k]->n_out;
+    if (sizeof(float) * (size_t)r[0]->n_in * CHUNK > o->xb_n || sizeof(float) * out_floats * CHUNK > o->yb_n)
+        return fr_err_set(err, FRUGAL_E_INTERNAL, "activation buffers smaller than the products of %d matrices", n);
+    for (int t0 = 0; t0 < n_tok; t0 += CHUNK) {
+        const int nt = n_tok - t0 < CHUNK ? n_tok - t0 : CHUNK;
+        const float *xc = round_like_cpu(o, r[0], x + (size_t)t0 * r[0]->n_in, nt);
+        if (!xc) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        int rc = op->upload(o->be, o->xb, 0, xc, sizeof(float) * (size_t)r[0]->n_in * nt, err);
+        size_t off = 0;
+        for (int k = 0; k < n && !rc; k++) {
+            rc = op->matmul(o->be, r[k]->type, r[k]->buf, 0, r[k]->n_in, r[k]->n_out, o->xb, 0, nt, o->yb, off, err);
+            off += (size_t)r[k]->n_out * nt;
+        }
+        off = 0;
+        for (int k = 0; k < n && !rc; k++) { /* the first download waits for all of them */
+            const size_t yn = (size_t)r[k]->n_out * nt;
+            rc = op->download(o->be, o->yb, sizeof(float) * off, ys[k] + (size_t)t0 * r[k]->n_out, sizeof(float) * yn,
+                              err);
+            off += yn;
+        }
+        if (rc) return rc;
+    }
+    return FRUGAL_OK;
+}
+
+static fr_type vdt_of(fr_type t) { return fr_type_traits_get(t)->vec_dot_type; }
+
+bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
+                             int n_tok) {
+    enum { MAX_W = 4 };
+    if (!o || o->failed || n_w < 1 || n_w > MAX_W) return false;
+    const resident *r[MAX_W];
+    for (int k = 0; k < n_w; k++) {
+        r[k] = find(o, ws[k]->data);
+        if (!r[k] || r[k]->n_in != r[0]->n_in || vdt_of(r[k]->type) != vdt_of(r[0]->type)) return false;
+    }
+    pthread_mutex_lock(&o->mu);
+    fr_err err = FRUGAL_ERROR_INIT;
+    const int rc = o->failed ? -1 : run_products(o, n_w, r, x, n_tok, ys, &err);
+    if (rc > 0) { /* no way to fail a forward pass here: say so once, go on on the CPU */
+        fprintf(stderr, "frugal: %s: %s: continuing on the CPU\n", o->be->name, err.message);
+        o->failed = true;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return rc == 0;
+}
+
+bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y) {
+    return fr_offload_matmul_multi(o, 1, &w, &y, x, n_tok);
+}
+
+bool fr_offload_failed(const fr_offload *o) { return o && o->failed; }
+
+int fr_offload_n_layers(const fr_offload *o) { return o ? o->n_layers : 0; }
+int fr_offload_first_layer(const fr_offload *o) { return o ? o->first_layer : 0; }
+const char *fr_offload_device(const fr_offload *o) { return o ? o->be->name : "CPU"; }
+uint64_t fr_offload_mem_current(const fr_offload *o) { return o ? o->be->ops->mem_current(o->be) : 0; }
+uint64_t fr_offload_mem_peak(const fr_offload *o) { return o ? o->be->ops->mem_peak(o->be) : 0; }
+
+/* Device bytes of w when it would be placed (0: it stays on the CPU). type_ok: the
+ * Vulkan kernels' types (the backend the CLI opens). */
+static uint64_t plan_bytes(const fr_weight *w) {
+    if (!w->data || !row_major(w)) return 0;
+    const fr_type t = w->type;
+    if (!(t == FR_TYPE_F32 || t == FR_TYPE_F16 || t == FR_TYPE_Q8_0 || t == FR_TYPE_Q4_0 || t == FR_TYPE_Q4_K ||
+          t == FR_TYPE_Q6_K))
+        return 0;
+    return dev_bytes(fr_row_size(t, w->n_in) * (uint64_t)w->n_out);
+}
+
+static uint64_t mat_bytes(const fr_weight *w) { return w->data ? fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out : 0; }
+
+void frugal_plan_gpu(const frugal_model *m, int n_gpu_layers, uint64_t vram, frugal_gpu_plan *p) {
+    memset(p, 0, sizeof *p);
+    const int n_layer = m->hp.n_layer;
+    p->n_layer = n_layer;
+    uint64_t all = 0;
+    for (int il = 0; il < n_layer; il++)
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat_repackable(j)) all += mat_bytes(&m->layers[il].mat[j]);
+    all += mat_bytes(&m->output);
+    p->cpu_weight_bytes = all;
+    if (n_gpu_layers == 0 || !m->layers) return;
+    size_t xn, yn;
+    act_sizes(m, &xn, &yn);
+    uint64_t used = dev_bytes(xn) + dev_bytes(yn);
+    if (vram && used > vram) return;
+    p->act_bytes = used;
+    const int n = n_gpu_layers < 0 || n_gpu_layers > n_layer ? n_layer : n_gpu_layers;
+    p->first_layer = n_layer - n;
+    for (int il = p->first_layer; il < n_layer; il++) {
+        uint64_t layer = 0, host = 0;
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat_repackable(j)) {
+                layer += plan_bytes(&m->layers[il].mat[j]);
+                host += plan_bytes(&m->layers[il].mat[j]) ? mat_bytes(&m->layers[il].mat[j]) : 0;
+            }
+        if (vram && used + layer > vram) return; /* the rest stays on the CPU, as at load */
+        used += layer;
+        p->weight_bytes += layer;
+        p->cpu_weight_bytes -= host;
+        p->n_gpu_layers++;
+    }
+    if (n_gpu_layers < 0 || n_gpu_layers > n_layer) {
+        const uint64_t out = plan_bytes(&m->output);
+        if (out && (!vram || used + out <= vram)) {
+            p->output_on_gpu = 1;
+            p->weight_bytes += out;
+            p->cpu_weight_bytes -= mat_bytes(&m->output);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/* offload.h - layers placed on a device (backend/backend.h): their matrices are copied
+ * to device memory once at load, and the forward pass (forward.c) sends the matrix
+ * products over them to the device; everything else runs on the CPU.
+ *
+ * Placement follows llama.cpp's -ngl: the last n_gpu_layers layers go to the device,
+ * and the output matrix too when n_gpu_layers exceeds the layer count. Matrices of a
+ * type the device has no kernel for, or without a row-major copy, stay on the CPU. */
+#ifndef FRUGAL_OFFLOAD_H
+#define FRUGAL_OFFLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+
+typedef struct fr_offload fr_offload;
+struct frugal_model;
+
+/* Open the device (FRUGAL_BACKEND=cpu|vulkan picks the backend, default vulkan) and
+ * upload the matrices of the placed layers (n_gpu_layers < 0: all layers and the
+ * output). vram_budget > 0 caps the device memory used. When the device runs out of
+ * memory (or budget) the layers uploaded so far stay, the rest run on the CPU, with a
+ * message on stderr. Errors: FRUGAL_E_UNSUPPORTED when no device opens (the caller
+ * decides between an error and the CPU path). */
+int fr_offload_new(struct frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_offload **out, fr_err *err);
+void fr_offload_free(fr_offload *o);
+
+/* y[n_tok][n_out] = x * W^T on the device when W is resident there: returns true
+ * after computing y, false when the caller must compute it (W not resident, or the
+ * device failed: then the offload stops, with one message, and the CPU takes over). */
+bool fr_offload_matmul(fr_offload *o, const fr_weight *w, const float *x, int n_tok, float *y);
+/* ys[k] = x * W_k^T for n_w (<= 4) matrices over one input (Q/K/V, gate/up), all
+ * resident with one input length: the input goes up once and the products run in one
+ * submission. False (nothing computed) when one is not resident or the device failed. */
+bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws, float *const *ys, const float *x,
+                             int n_tok);
+/* W is resident on the device. */
+bool fr_offload_has(const fr_offload *o, const fr_weight *w);
+
+/* The device failed during a forward pass (the CPU took over). */
+bool fr_offload_failed(const fr_offload *o);
+
+/* Layers placed, first placed layer, the device's name and device memory in use / peak. */
+int fr_offload_n_layers(const fr_offload *o);
+int fr_offload_first_layer(const fr_offload *o);
+const char *fr_offload_device(const fr_offload *o);
+uint64_t fr_offload_mem_current(const fr_offload *o);
+uint64_t fr_offload_mem_peak(const fr_offload *o);
+
+#endif

@@ -1,0 +1,58 @@
+/* test_golden_vulkan.c - the golden-logit tests of test_golden.c (same files, same
+ * tolerances) with the layers on the Vulkan device: all of them and the output matrix,
+ * then the last half. Skips (77) without a Vulkan device or without ../shared.
+ * lavapipe runs shaders on the CPU, slowly: by default one prompt of one model per
+ * weight type and per normalisation/FFN kind (the list below; four of them with half
+ * the layers on the device, the split's hand-over at the middle); FRUGAL_GOLDEN_ALL=1
+ * (or a name filter as argument) runs every golden file.
+ *
+ * The device sums float activations against the dequantized weights, where the CPU
+ * (and llama.cpp) first quantize the activations to 8 bits for quantized weights; that
+ * is closer to exact, and well inside the per-type tolerances above. */
+#define GOLDEN_MAIN_ELSEWHERE 1
+#include "test_golden.c"
+
+#ifdef FRUGAL_HAVE_CJSON
+#include "backend/backend.h"
+
+int main(int argc, char **argv) {
+    if (!tu_shared("golden") && !tu_shared("arch/golden")) tu_skip("../shared/golden and ../shared/arch not found");
+    fr_backend *be = NULL;
+    frugal_error err = FRUGAL_ERROR_INIT;
+    if (fr_backend_open("vulkan", -1, &be, &err) != FRUGAL_OK) {
+        char why[600];
+        snprintf(why, sizeof why, "no Vulkan device (%s)", err.message);
+        tu_skip(why);
+    }
+    printf("device: %s\n", be->name);
+    fr_backend_close(be);
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    const char *all = getenv("FRUGAL_GOLDEN_ALL");
+    /* F32, F16, Q8_0, Q4_0, Q4_K+Q6_K; LayerNorm+GELU (GPT-2), GeGLU+soft-caps (Gemma 2),
+     * fused QKV/gate-up (Phi-3), Q/K norms (Qwen3), GQA + rope_freqs (Llama 3) */
+    static const char *const subset[][2] = {
+        {"golden", "fortune-3m-f32.p1."},        {"golden", "synth-spm-f16.p1."},
+        {"golden", "fortune-3m-q8_0.p1."},       {"golden", "fortune-3m-q4_0.p1."},
+        {"golden", "fortune-3m-q4_k_m.p1."},     {"arch/golden", "synth-gpt2-q8_0.p1."},
+        {"arch/golden", "synth-gemma2-q8_0.p1."}, {"arch/golden", "synth-phi3-q8_0.p1."},
+        {"arch/golden", "synth-qwen3-q8_0.p1."},  {"arch/golden", "synth-llama3-q8_0.p1."},
+    };
+    const int modes[2] = {-1, GOLDEN_NGL_HALF};
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        g_ngl = modes[i];
+        printf("-- %s\n", i == 0 ? "all layers and the output on the device" : "the last half of the layers on the device");
+        if (filter || (all && strcmp(all, "1") == 0)) {
+            n += run_dir("golden", "models", 0, filter);
+            n += run_dir("arch/golden", "arch/models", 512, filter);
+            continue;
+        }
+        for (size_t k = 0; k < sizeof subset / sizeof subset[0]; k++)
+            if (i == 0 || k == 2 || k == 4 || k == 6 || k == 9) /* half: Q8_0, K-quants, Gemma 2, Llama 3 */
+                n += run_dir(subset[k][0], subset[k][0][0] == 'a' ? "arch/models" : "models",
+                         subset[k][0][0] == 'a' ? 512 : 0, subset[k][1]);
+    }
+    CHECKF(n > 0 || filter, "no golden files");
+    return tu_finish("test_golden_vulkan");
+}
+#endif

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# test_vulkan_greedy.sh - greedy text is the same on the CPU and with layers on the
+# Vulkan device (all of them with the output matrix, and half), for every weight type
+# of the shared fortune model; plus the bad-input paths of -ngl / --vram.
+# Skips (77) without ../shared or without a Vulkan device.
+set -u
+FRUGAL=${FRUGAL:?}
+SHARED=${FRUGAL_SHARED_DIR:-$(dirname "$0")/../../shared}
+[ -f "$SHARED/models/fortune-3m-q8_0.gguf" ] || { echo "SKIP: ../shared models not found"; exit 77; }
+M="$SHARED/models/fortune-3m-q8_0.gguf"
+if ! "$FRUGAL" run -m "$M" -p "x" -n 1 -ngl 1 >/dev/null 2>"${TMPDIR:-/tmp}/vkprobe.$$"; then
+    echo "SKIP: no Vulkan device: $(cat "${TMPDIR:-/tmp}/vkprobe.$$")"
+    rm -f "${TMPDIR:-/tmp}/vkprobe.$$"
+    exit 77
+fi
+rm -f "${TMPDIR:-/tmp}/vkprobe.$$"
+fail=0
+P="The meaning of life is"
+for m in f32 q8_0 q4_0 q4_k_m; do
+    f="$SHARED/models/fortune-3m-$m.gguf"
+    cpu=$("$FRUGAL" run -m "$f" -p "$P" -n 32 --temp 0 2>/dev/null)
+    for ngl in 99 2; do
+        dev=$("$FRUGAL" run -m "$f" -p "$P" -n 32 --temp 0 -ngl $ngl 2>/dev/null)
+        if [ -n "$cpu" ] && [ "$cpu" = "$dev" ]; then echo "ok   $m -ngl $ngl: same text"
+        else echo "FAIL $m -ngl $ngl: CPU '$cpu' vs device '$dev'"; fail=1; fi
+    done
+done
+
+# a budget too small for any layer: a message, the CPU path, the same text
+out=$("$FRUGAL" run -m "$M" -p "$P" -n 32 --temp 0 --vram 64K 2>"${TMPDIR:-/tmp}/vkerr.$$")
+err=$(cat "${TMPDIR:-/tmp}/vkerr.$$"); rm -f "${TMPDIR:-/tmp}/vkerr.$$"
+cpu=$("$FRUGAL" run -m "$M" -p "$P" -n 32 --temp 0 2>/dev/null)
+if [ "$out" = "$cpu" ] && echo "$err" | grep -q "on the CPU"; then echo "ok   --vram 64K: CPU path with a message"
+else echo "FAIL --vram 64K: '$err'"; fail=1; fi
+
+# bad values: usage errors naming the flag
+"$FRUGAL" run -m "$M" -p x -ngl -5 >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] && echo "ok   -ngl -5: usage error" || { echo "FAIL -ngl -5: rc $rc"; fail=1; }
+"$FRUGAL" run -m "$M" -p x --vram lots >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] && echo "ok   --vram lots: usage error" || { echo "FAIL --vram lots: rc $rc"; fail=1; }
+
+# no device (no Vulkan driver found): an explicit -ngl is an error, -ngl -1 the CPU
+msg=$(VK_ICD_FILENAMES=/nonexistent.json "$FRUGAL" run -m "$M" -p x -n 2 -ngl 2 2>&1 >/dev/null); rc=$?
+if [ $rc = 1 ] && echo "$msg" | grep -q "gpu-layers 2"; then echo "ok   no device, -ngl 2: error"
+else echo "FAIL no device, -ngl 2: rc $rc '$msg'"; fail=1; fi
+msg=$(VK_ICD_FILENAMES=/nonexistent.json "$FRUGAL" run -m "$M" -p x -n 2 -ngl -1 2>&1 >/dev/null); rc=$?
+if [ $rc = 0 ] && echo "$msg" | grep -q "running on the CPU"; then echo "ok   no device, -ngl -1: CPU"
+else echo "FAIL no device, -ngl -1: rc $rc '$msg'"; fail=1; fi
+exit $fail
