@@ -84,6 +84,7 @@ void fr_kernels_install_il_avx512(fr_type_traits *t) {
     fr_kernels_install_il_k_avx512(t);
     fr_kernels_install_il_q6k_avx512(t);
     fr_kernels_install_il_f16_avx512(t);
+    fr_kernels_install_il_lowbit_avx512(t);
 }
 
 #else

@@ -41,6 +41,17 @@
  *     v+64, v+96, so ql lane k of half p with qh lane k gives values 4k..4k+3 of
  *     sub-block 8H+2p+s (low nibbles, qh bit pair p) and of sub-block 8H+2p+s+4
  *     (high nibbles, bit pair p+2).
+ * Q3_K, per super-block (16 x 110 = 1760 bytes), every byte as stored, moved only:
+ *   - bytes 0..31: the 16 rows' F16 d;
+ *   - 32..223: 3 lanes of the 12 packed scale bytes (lane k: bytes 4k..4k+3 of each
+ *     row at 4r), so the kernel rebuilds 16 rows' scales with the 32-bit operations
+ *     of fr_q3k_scales_w;
+ *   - 224..735: 8 lanes of hmask; 736..1759: 16 lanes of qs (same transpose).
+ *     Sub-block j = 8h + 2s + e (16 values) is qs lanes 8h + 4e + i (i = 0..3) at
+ *     bit 2s with hmask lanes 4e + i at bit 4h + s.
+ * IQ4_XS, per super-block (16 x 136 = 2176 bytes): bytes 0..31 the F16 d, 32..63
+ * the 16-bit scales_h, 64..127 one lane of scales_l, 128..2175 32 lanes of qs
+ * (lanes 4j..4j+3: sub-block j, low nibbles values 0..15, high 16..31).
  * F16: column j of a group is the 16 rows' values at j, consecutive (element (r, j)
  * at 16j + r): a 32-byte load widens to one register of 16 rows' weights for an
  * outer-product GEMM (il_f16_avx512.c).
@@ -85,6 +96,19 @@ void fr_il_unpack_row_q4_k(const void *g, int64_t n_in, int r, void *out);
 /* The Q6_K halves (interleave_q6k.c). */
 void fr_il_pack_group_q6_k(const void *src, int64_t n_in, void *dst);
 void fr_il_unpack_row_q6_k(const void *g, int64_t n_in, int r, void *out);
+
+/* The Q3_K and IQ4_XS halves (interleave_lowbit.c) and their offsets inside one
+ * super-block of a group (layout above). */
+#define FR_IL_Q3_SC 32
+#define FR_IL_Q3_HM 224
+#define FR_IL_Q3_QS 736
+#define FR_IL_X4_SH 32
+#define FR_IL_X4_SL 64
+#define FR_IL_X4_QS 128
+void fr_il_pack_group_q3_k(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_q3_k(const void *g, int64_t n_in, int r, void *out);
+void fr_il_pack_group_iq4_xs(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_iq4_xs(const void *g, int64_t n_in, int r, void *out);
 
 /* Forward declaration: kernels/ops.h defines the weight view. */
 struct fr_weight;

@@ -1,0 +1,95 @@
+/* interleave_lowbit.c - the IL16 layouts of Q3_K and IQ4_XS (see interleave.h):
+ * repack and unpack, scalar. Both keep every byte of the row-major blocks and only
+ * move it (the 4-byte transpose of fr_il_put_quants), so unpack is the exact
+ * inverse and a group takes the bytes its rows took. Called by interleave.c. */
+#include "kernels/interleave.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "core/quant_lowbit.h"
+
+/* Q3_K super-block of a group: 16 x 110 = 1760 bytes. */
+enum {
+    Q3_D = 0,                       /* 16 x F16 d */
+    Q3_SC = 32,                     /* 3 lanes: scale bytes 0..3, 4..7, 8..11 */
+    Q3_HM = Q3_SC + 3 * 64,         /* 8 lanes of hmask */
+    Q3_QS = Q3_HM + 8 * 64,         /* 16 lanes of qs */
+    Q3_GROUP_BLOCK = Q3_QS + 16 * 64,
+};
+_Static_assert(Q3_GROUP_BLOCK == 16 * sizeof(fr_block_q3_k), "Q3_K IL16 super-block size");
+_Static_assert(Q3_SC == FR_IL_Q3_SC && Q3_HM == FR_IL_Q3_HM && Q3_QS == FR_IL_Q3_QS, "Q3_K IL16 offsets");
+
+/* IQ4_XS super-block of a group: 16 x 136 = 2176 bytes. */
+enum {
+    X4_D = 0,                       /* 16 x F16 d */
+    X4_SH = 32,                     /* 16 x scales_h (u16) */
+    X4_SL = 64,                     /* 1 lane: scales_l[0..3] */
+    X4_QS = 128,                    /* 32 lanes of qs */
+    X4_GROUP_BLOCK = X4_QS + 32 * 64,
+};
+_Static_assert(X4_GROUP_BLOCK == 16 * sizeof(fr_block_iq4_xs), "IQ4_XS IL16 super-block size");
+_Static_assert(X4_SH == FR_IL_X4_SH && X4_SL == FR_IL_X4_SL && X4_QS == FR_IL_X4_QS, "IQ4_XS IL16 offsets");
+
+/* n bytes (a multiple of 4) at offset off of each of the 16 blocks (rows row_bytes
+ * apart) -> n / 4 lanes at o: lane l holds bytes 4l..4l+3 of row r at 4r. */
+static void put_lanes(const uint8_t *src, size_t row_bytes, size_t off, size_t n, uint8_t *o) {
+    for (int r = 0; r < FR_IL_ROWS; r++)
+        for (size_t k = 0; k < n; k++) o[(k / 4) * 64 + 4 * (size_t)r + k % 4] = src[(size_t)r * row_bytes + off + k];
+}
+
+/* The inverse of put_lanes for row r. */
+static void get_lanes(const uint8_t *o, int r, size_t n, uint8_t *dst) {
+    for (size_t k = 0; k < n; k++) dst[k] = o[(k / 4) * 64 + 4 * (size_t)r + k % 4];
+}
+
+void fr_il_pack_group_q3_k(const void *src, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / FR_QK_K;
+    const size_t bs = sizeof(fr_block_q3_k), row_bytes = (size_t)nb * bs;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < nb; b++, o += Q3_GROUP_BLOCK) {
+        const uint8_t *s = (const uint8_t *)src + (size_t)b * bs;
+        for (int r = 0; r < FR_IL_ROWS; r++)
+            memcpy(o + Q3_D + 2 * r, s + (size_t)r * row_bytes + offsetof(fr_block_q3_k, d), 2);
+        put_lanes(s, row_bytes, offsetof(fr_block_q3_k, scales), 12, o + Q3_SC);
+        put_lanes(s, row_bytes, offsetof(fr_block_q3_k, hmask), FR_QK_K / 8, o + Q3_HM);
+        put_lanes(s, row_bytes, offsetof(fr_block_q3_k, qs), FR_QK_K / 4, o + Q3_QS);
+    }
+}
+
+void fr_il_unpack_row_q3_k(const void *g, int64_t n_in, int r, void *out) {
+    const uint8_t *in = g;
+    fr_block_q3_k *x = out;
+    for (int64_t b = 0; b < n_in / FR_QK_K; b++, in += Q3_GROUP_BLOCK) {
+        memcpy(&x[b].d, in + Q3_D + 2 * r, 2);
+        get_lanes(in + Q3_SC, r, 12, x[b].scales);
+        get_lanes(in + Q3_HM, r, FR_QK_K / 8, x[b].hmask);
+        get_lanes(in + Q3_QS, r, FR_QK_K / 4, x[b].qs);
+    }
+}
+
+void fr_il_pack_group_iq4_xs(const void *src, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / FR_QK_K;
+    const size_t bs = sizeof(fr_block_iq4_xs), row_bytes = (size_t)nb * bs;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < nb; b++, o += X4_GROUP_BLOCK) {
+        const uint8_t *s = (const uint8_t *)src + (size_t)b * bs;
+        for (int r = 0; r < FR_IL_ROWS; r++) {
+            memcpy(o + X4_D + 2 * r, s + (size_t)r * row_bytes + offsetof(fr_block_iq4_xs, d), 2);
+            memcpy(o + X4_SH + 2 * r, s + (size_t)r * row_bytes + offsetof(fr_block_iq4_xs, scales_h), 2);
+        }
+        put_lanes(s, row_bytes, offsetof(fr_block_iq4_xs, scales_l), FR_QK_K / 64, o + X4_SL);
+        put_lanes(s, row_bytes, offsetof(fr_block_iq4_xs, qs), FR_QK_K / 2, o + X4_QS);
+    }
+}
+
+void fr_il_unpack_row_iq4_xs(const void *g, int64_t n_in, int r, void *out) {
+    const uint8_t *in = g;
+    fr_block_iq4_xs *x = out;
+    for (int64_t b = 0; b < n_in / FR_QK_K; b++, in += X4_GROUP_BLOCK) {
+        memcpy(&x[b].d, in + X4_D + 2 * r, 2);
+        memcpy(&x[b].scales_h, in + X4_SH + 2 * r, 2);
+        get_lanes(in + X4_SL, r, FR_QK_K / 64, x[b].scales_l);
+        get_lanes(in + X4_QS, r, FR_QK_K / 2, x[b].qs);
+    }
+}
