@@ -13,7 +13,7 @@
  *  - fr_matmul (n_tok 1, 2, 7, 9, 128: through the prefill GEMMs where a level has
  *    them): 1 and 3 threads bitwise identical, the last token alone identical to it
  *    inside the batch, every output within the dot bound of the scalar vec_dot;
- *  - the same for the types with an IL16 layout (Q3_K, IQ4_XS) repacked: repack then
+ *  - the same for the types with an IL16 layout (Q3_K, IQ4_XS, IQ4_NL) repacked: repack then
  *    unpack is the identity, and their IL16 GEMMs also hold at the extremes of the
  *    integer paths (activations -128, quants and scales at both ends);
  *  - traits: block sizes and bytes match the structs; bits per weight as GGUF says. */
@@ -208,7 +208,8 @@ static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr
 enum { LBX_NB = 2, LBX_N = LBX_NB * FR_QK_K, LBX_NT = 3 };
 static void check_il_extremes(const lowbit_type *lt, const char *lvl, uint64_t *rng) {
     const fr_type_traits *ac = fr_type_traits_get(lt->t), *sc = fr_type_traits_scalar(lt->t);
-    if (!fr_il_layout_known(lt->t) || !ac->il_gemm) return;
+    /* IQ4_NL's IL16 GEMM is Q4_0's over Q8_0 activations: all int32, no int16 step */
+    if (!fr_il_layout_known(lt->t) || !ac->il_gemm || sc->vec_dot_type != FR_TYPE_Q8_K) return;
     const size_t rs = lt->size * LBX_NB;
     static uint8_t w[16 * LBX_NB * 256], g[16 * LBX_NB * 256];
     static fr_block_q8_k y[LBX_NT][LBX_NB];

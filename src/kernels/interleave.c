@@ -11,13 +11,14 @@
 
 bool fr_il_layout_known(fr_type type) {
     return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q6_K ||
-           type == FR_TYPE_F16 || type == FR_TYPE_Q3_K || type == FR_TYPE_IQ4_XS;
+           type == FR_TYPE_F16 || type == FR_TYPE_Q3_K || type == FR_TYPE_IQ4_XS ||
+           type == FR_TYPE_IQ4_NL;
 }
 
 /* Bytes of quants per block and the XOR applied to them in the group. */
 static void il_geometry(fr_type type, size_t *block, size_t *quants, uint8_t *bias) {
     *block = fr_type_traits_get(type)->type_size;
-    *quants = *block - 2; /* both formats: F16 scale, then the quant bytes */
+    *quants = *block - 2; /* Q4_0, Q8_0, IQ4_NL: F16 scale, then the quant bytes */
     *bias = type == FR_TYPE_Q8_0 ? 0x80 : 0;
 }
 

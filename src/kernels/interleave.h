@@ -6,7 +6,8 @@
  * so one VNNI vpdpbusd against 4 broadcast activation bytes advances 16 outputs at
  * once, with no horizontal sums; the unpacked block is reused for many tokens.
  *
- * Layout ("IL16"), for Q4_0 and Q8_0: a group of 16 consecutive rows takes exactly
+ * Layout ("IL16"), for Q4_0, IQ4_NL (as Q4_0: its nibbles index the levels) and
+ * Q8_0: a group of 16 consecutive rows takes exactly
  * the bytes those rows took row-major (same size at rest, so the group can be
  * repacked in place). Per block b along the row the group holds
  *   - the 16 rows' F16 scales (32 bytes), then
