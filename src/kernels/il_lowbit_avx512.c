@@ -85,12 +85,13 @@ static inline __m512i q3_scale_pair(const uint8_t *blk, int p) {
     const __m512i a = _mm512_loadu_si512(blk + FR_IL_Q3_SC + 64 * (k & 1));
     const __m512i a2 = _mm512_loadu_si512(blk + FR_IL_Q3_SC + 128);
     const __m512i hi = _mm512_and_si512(k < 3 ? sll32(a2, 4 - 2 * k) : srl32(a2, 2), _mm512_set1_epi8(0x30));
-    const __m512i s = _mm512_ternarylogic_epi32(srl32(a, 4 * (k >> 1)), _mm512_set1_epi8(0x0F), hi, 0xEA);
-    /* bytes 2(p&1), 2(p&1)+1 of each dword into its two words */
-    const char o = (char)(2 * (p & 1)), z = (char)0x80;
-    const __m512i ctl = _mm512_broadcast_i32x4(_mm_setr_epi8(o, z, (char)(o + 1), z, (char)(o + 4), z, (char)(o + 5),
-                                                             z, (char)(o + 8), z, (char)(o + 9), z, (char)(o + 12), z,
-                                                             (char)(o + 13), z));
+    const __m512i s4 = _mm512_ternarylogic_epi32(srl32(a, 4 * (k >> 1)), _mm512_set1_epi8(0x0F), hi, 0xEA);
+    /* bytes 2(p&1), 2(p&1)+1 of each dword into its two words; the control is a
+     * constant (a vector built from a variable byte would go through the stack and
+     * stall on store forwarding, once per pair) */
+    const char z = (char)0x80;
+    const __m512i ctl = _mm512_broadcast_i32x4(_mm_setr_epi8(0, z, 1, z, 4, z, 5, z, 8, z, 9, z, 12, z, 13, z));
+    const __m512i s = (p & 1) ? _mm512_srli_epi32(s4, 16) : s4;
     return _mm512_sub_epi16(_mm512_shuffle_epi8(s, ctl), _mm512_set1_epi16(32));
 }
 
