@@ -32,10 +32,16 @@ _Static_assert(X4_GROUP_BLOCK == 16 * sizeof(fr_block_iq4_xs), "IQ4_XS IL16 supe
 _Static_assert(X4_SH == FR_IL_X4_SH && X4_SL == FR_IL_X4_SL && X4_QS == FR_IL_X4_QS, "IQ4_XS IL16 offsets");
 
 /* n bytes (a multiple of 4) at offset off of each of the 16 blocks (rows row_bytes
- * apart) -> n / 4 lanes at o: lane l holds bytes 4l..4l+3 of row r at 4r. */
+ * apart) -> n / 4 lanes at o: lane l holds bytes 4l..4l+3 of row r at 4r. Whole
+ * 16-byte pieces go through fr_il_put_quants' 4x4 word transpose (repacking runs
+ * at memory speed, as the layers of a streamed model arrive), the rest bytewise. */
 static void put_lanes(const uint8_t *src, size_t row_bytes, size_t off, size_t n, uint8_t *o) {
+    const size_t n16 = n / 16 * 16;
+    for (int r = 0; r < FR_IL_ROWS; r += 4)
+        for (size_t k = 0; k < n16; k += 16)
+            fr_il_put_quants(src + (size_t)r * row_bytes + off + k, row_bytes, o + (k / 4) * 64 + 4 * (size_t)r, 0);
     for (int r = 0; r < FR_IL_ROWS; r++)
-        for (size_t k = 0; k < n; k++) o[(k / 4) * 64 + 4 * (size_t)r + k % 4] = src[(size_t)r * row_bytes + off + k];
+        for (size_t k = n16; k < n; k++) o[(k / 4) * 64 + 4 * (size_t)r + k % 4] = src[(size_t)r * row_bytes + off + k];
 }
 
 /* The inverse of put_lanes for row r. */
