@@ -95,20 +95,25 @@ static inline __m512i q3_scale_pair(const uint8_t *blk, int p) {
     return _mm512_sub_epi16(_mm512_shuffle_epi8(s, ctl), _mm512_set1_epi16(32));
 }
 
-/* Q3_K sub-blocks 2p (e = 0) and 2p+1 (e = 1) for T tokens. */
+/* Q3_K sub-blocks 2p and 2p+1 for T tokens. */
 FR_INLINE void q3_pair(int T, int p, const uint8_t *blk, const il_act_lb *const *a, __m512i *isum) {
-    const int h = p >> 2, s = p & 3;
-    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4), bit = _mm512_set1_epi8((char)(1 << (4 * h + s)));
-    const __m128i sh = _mm_cvtsi32_si128(2 * s);
+    const __m512i m7 = _mm512_set1_epi8(7), m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
     const __m512i scp = q3_scale_pair(blk, p);
+    const uint8_t *r = blk + FR_IL_Q3_PAIRS + 192 * p;
+    const __m512i ra = _mm512_loadu_si512(r), rb = _mm512_loadu_si512(r + 64), rc = _mm512_loadu_si512(r + 128);
+    /* the 8 registers of 3-bit values from A, B, C (layout in interleave.h); 16-bit
+     * shifts, the bits that cross from the neighbouring byte masked off */
     __m512i w[8];
-    for (int e = 0; e < 2; e++)
-        for (int i = 0; i < 4; i++) {
-            const __m512i q = _mm512_loadu_si512(blk + FR_IL_Q3_QS + 64 * (8 * h + 4 * e + i));
-            const __m512i hm = _mm512_loadu_si512(blk + FR_IL_Q3_HM + 64 * (4 * e + i));
-            const __m512i lo = _mm512_and_si512(_mm512_srl_epi16(q, sh), m3);
-            w[4 * e + i] = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(hm, bit), lo, four);
-        }
+    w[0] = _mm512_and_si512(ra, m7);
+    w[1] = _mm512_and_si512(_mm512_srli_epi16(ra, 3), m7);
+    w[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ra, 6), m3,
+                                     _mm512_and_si512(_mm512_srli_epi16(rc, 4), four), 0xEA);
+    w[3] = _mm512_and_si512(rb, m7);
+    w[4] = _mm512_and_si512(_mm512_srli_epi16(rb, 3), m7);
+    w[5] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(rb, 6), m3,
+                                     _mm512_and_si512(_mm512_srli_epi16(rc, 5), four), 0xEA);
+    w[6] = _mm512_and_si512(rc, m7);
+    w[7] = _mm512_and_si512(_mm512_srli_epi16(rc, 3), m7);
     const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
     for (int t = 0; t < T; t++) {
         const int8_t *q = a[t]->qs + 32 * p;

@@ -42,14 +42,17 @@
  *     v+64, v+96, so ql lane k of half p with qh lane k gives values 4k..4k+3 of
  *     sub-block 8H+2p+s (low nibbles, qh bit pair p) and of sub-block 8H+2p+s+4
  *     (high nibbles, bit pair p+2).
- * Q3_K, per super-block (16 x 110 = 1760 bytes), every byte as stored, moved only:
+ * Q3_K, per super-block (16 x 110 = 1760 bytes), re-encoded losslessly:
  *   - bytes 0..31: the 16 rows' F16 d;
  *   - 32..223: 3 lanes of the 12 packed scale bytes (lane k: bytes 4k..4k+3 of each
  *     row at 4r), so the kernel rebuilds 16 rows' scales with the 32-bit operations
  *     of fr_q3k_scales_w;
- *   - 224..735: 8 lanes of hmask; 736..1759: 16 lanes of qs (same transpose).
- *     Sub-block j = 8h + 2s + e (16 values) is qs lanes 8h + 4e + i (i = 0..3) at
- *     bit 2s with hmask lanes 4e + i at bit 4h + s.
+ *   - 224..1759: per pair p of 16-value sub-blocks (2p, 2p+1), 3 registers A, B, C
+ *     of 64 bytes holding the 8 registers w0..w7 the GEMM dots (w_i at byte 4r + k:
+ *     u = q + 4 * hbit (0..7) of value 4 (i & 3) + k of sub-block 2p + (i >> 2) of
+ *     row r): A = w0 | w1 << 3 | (w2 & 3) << 6, B = w3 | w4 << 3 | (w5 & 3) << 6,
+ *     C = w6 | w7 << 3 | (w2 >> 2) << 6 | (w5 >> 2) << 7: 3 loads and 17 logic
+ *     operations give the 8 registers (from the file's qs + hmask it took 16 and 32).
  * IQ4_XS, per super-block (16 x 136 = 2176 bytes): bytes 0..31 the F16 d, 32..63
  * the 16-bit scales_h, 64..127 one lane of scales_l, 128..2175 32 lanes of qs
  * (lanes 4j..4j+3: sub-block j, low nibbles values 0..15, high 16..31).
@@ -101,8 +104,7 @@ void fr_il_unpack_row_q6_k(const void *g, int64_t n_in, int r, void *out);
 /* The Q3_K and IQ4_XS halves (interleave_lowbit.c) and their offsets inside one
  * super-block of a group (layout above). */
 #define FR_IL_Q3_SC 32
-#define FR_IL_Q3_HM 224
-#define FR_IL_Q3_QS 736
+#define FR_IL_Q3_PAIRS 224
 #define FR_IL_X4_SH 32
 #define FR_IL_X4_SL 64
 #define FR_IL_X4_QS 128
