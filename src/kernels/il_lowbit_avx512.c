@@ -132,16 +132,12 @@ FR_INLINE void q3_pair(int T, int p, const uint8_t *blk, const il_act_lb *const 
 }
 
 /* IQ4_XS sub-block j for T tokens. */
-FR_INLINE void x4_sub(int T, int j, const uint8_t *blk, const il_act_lb *const *a, __m512i *isum) {
+FR_INLINE void x4_sub(int T, int j, const uint8_t *blk, const int32_t *scs, const il_act_lb *const *a,
+                      __m512i *isum) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i table =
         _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)fr_iq4nl_values), _mm_set1_epi8((char)0x80)));
-    /* scale: low 4 bits at bit 4j of the row's scales_l dword, top 2 at bit 2j of scales_h */
-    const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(blk + FR_IL_X4_SH)));
-    const __m512i sl = _mm512_loadu_si512(blk + FR_IL_X4_SL);
-    const __m512i hi = _mm512_and_si512(sll32(srl32(sh, 2 * j), 4), _mm512_set1_epi32(0x30));
-    const __m512i sc = _mm512_sub_epi32(_mm512_ternarylogic_epi32(srl32(sl, 4 * j), _mm512_set1_epi32(15), hi, 0xEA),
-                                        _mm512_set1_epi32(32));
+    const __m512i sc = _mm512_load_si512(scs + 16 * j);
     __m512i w[8];
     for (int i = 0; i < 4; i++) {
         const __m512i raw = _mm512_loadu_si512(blk + FR_IL_X4_QS + 64 * (4 * j + i));
@@ -177,10 +173,24 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
             a[t] = (const il_act_lb *)(yp + (size_t)t * yp_row) + b;
             isum[t] = _mm512_setzero_si512();
         }
+        /* IQ4_XS: the 8 sub-blocks' scales of the 16 rows, decoded once per block
+         * into memory (whole-vector stores and loads: no store-forwarding stall) */
+        int32_t scs[8 * 16] __attribute__((aligned(64)));
+        if (iq4) {
+            /* low 4 bits at bit 4j of the row's scales_l dword, top 2 at bit 2j of scales_h */
+            const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(blk + FR_IL_X4_SH)));
+            const __m512i sl = _mm512_loadu_si512(blk + FR_IL_X4_SL);
+            for (int j = 0; j < 8; j++) {
+                const __m512i hi = _mm512_and_si512(sll32(srl32(sh, 2 * j), 4), _mm512_set1_epi32(0x30));
+                _mm512_store_si512(scs + 16 * j, _mm512_sub_epi32(_mm512_ternarylogic_epi32(srl32(sl, 4 * j),
+                                                                                     _mm512_set1_epi32(15), hi, 0xEA),
+                                                                   _mm512_set1_epi32(32)));
+            }
+        }
         /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
-            if (iq4) x4_sub(T, j, blk, a, isum);
+            if (iq4) x4_sub(T, j, blk, scs, a, isum);
             else q3_pair(T, j, blk, a, isum);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
