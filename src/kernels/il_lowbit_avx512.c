@@ -96,9 +96,10 @@ static inline __m512i q3_scale_pair(const uint8_t *blk, int p) {
 }
 
 /* Q3_K sub-blocks 2p and 2p+1 for T tokens. */
-FR_INLINE void q3_pair(int T, int p, const uint8_t *blk, const il_act_lb *const *a, __m512i *isum) {
+FR_INLINE void q3_pair(int T, int p, const uint8_t *blk, const int32_t *scs, const il_act_lb *const *a,
+                       __m512i *isum) {
     const __m512i m7 = _mm512_set1_epi8(7), m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
-    const __m512i scp = q3_scale_pair(blk, p);
+    const __m512i scp = _mm512_load_si512(scs + 16 * p);
     const uint8_t *r = blk + FR_IL_Q3_PAIRS + 192 * p;
     const __m512i ra = _mm512_loadu_si512(r), rb = _mm512_loadu_si512(r + 64), rc = _mm512_loadu_si512(r + 128);
     /* the 8 registers of 3-bit values from A, B, C (layout in interleave.h); 16-bit
@@ -173,9 +174,12 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
             a[t] = (const il_act_lb *)(yp + (size_t)t * yp_row) + b;
             isum[t] = _mm512_setzero_si512();
         }
-        /* IQ4_XS: the 8 sub-blocks' scales of the 16 rows, decoded once per block
-         * into memory (whole-vector stores and loads: no store-forwarding stall) */
+        /* the 8 scale vectors (IQ4_XS: per sub-block; Q3_K: per pair of sub-blocks)
+         * of the 16 rows, decoded once per block into memory (whole-vector stores
+         * and loads: no store-forwarding stall), not in the token loop's registers */
         int32_t scs[8 * 16] __attribute__((aligned(64)));
+        if (!iq4)
+            for (int p = 0; p < 8; p++) _mm512_store_si512(scs + 16 * p, q3_scale_pair(blk, p));
         if (iq4) {
             /* low 4 bits at bit 4j of the row's scales_l dword, top 2 at bit 2j of scales_h */
             const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(blk + FR_IL_X4_SH)));
@@ -191,7 +195,7 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
             if (iq4) x4_sub(T, j, blk, scs, a, isum);
-            else q3_pair(T, j, blk, a, isum);
+            else q3_pair(T, j, blk, scs, a, isum);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         for (int t = 0; t < T; t++)
