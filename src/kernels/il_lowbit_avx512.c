@@ -159,6 +159,26 @@ FR_INLINE void x4_sub(int T, int j, const uint8_t *blk, const int32_t *scs, cons
     }
 }
 
+/* The 8 scale vectors of a block (IQ4_XS: per sub-block, sc - 32 as int32; Q3_K:
+ * per pair of sub-blocks, q3_scale_pair) of the 16 rows into scs, decoded once per
+ * block into memory (whole-vector stores and loads: no store-forwarding stall)
+ * rather than inside the token loop, where they cost registers and operations per
+ * sub-block. */
+static inline void block_scales(int iq4, const uint8_t *blk, int32_t *scs) {
+    if (!iq4) {
+        for (int p = 0; p < 8; p++) _mm512_store_si512(scs + 16 * p, q3_scale_pair(blk, p));
+        return;
+    }
+    /* low 4 bits at bit 4j of the row's scales_l dword, top 2 at bit 2j of scales_h */
+    const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(blk + FR_IL_X4_SH)));
+    const __m512i sl = _mm512_loadu_si512(blk + FR_IL_X4_SL);
+    for (int j = 0; j < 8; j++) {
+        const __m512i hi = _mm512_and_si512(sll32(srl32(sh, 2 * j), 4), _mm512_set1_epi32(0x30));
+        const __m512i lo = _mm512_ternarylogic_epi32(srl32(sl, 4 * j), _mm512_set1_epi32(15), hi, 0xEA);
+        _mm512_store_si512(scs + 16 * j, _mm512_sub_epi32(lo, _mm512_set1_epi32(32)));
+    }
+}
+
 /* 16 rows x T tokens over the whole row of a group; iq4 selects the format. */
 FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
                        size_t ld) {
@@ -174,23 +194,8 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
             a[t] = (const il_act_lb *)(yp + (size_t)t * yp_row) + b;
             isum[t] = _mm512_setzero_si512();
         }
-        /* the 8 scale vectors (IQ4_XS: per sub-block; Q3_K: per pair of sub-blocks)
-         * of the 16 rows, decoded once per block into memory (whole-vector stores
-         * and loads: no store-forwarding stall), not in the token loop's registers */
         int32_t scs[8 * 16] __attribute__((aligned(64)));
-        if (!iq4)
-            for (int p = 0; p < 8; p++) _mm512_store_si512(scs + 16 * p, q3_scale_pair(blk, p));
-        if (iq4) {
-            /* low 4 bits at bit 4j of the row's scales_l dword, top 2 at bit 2j of scales_h */
-            const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(blk + FR_IL_X4_SH)));
-            const __m512i sl = _mm512_loadu_si512(blk + FR_IL_X4_SL);
-            for (int j = 0; j < 8; j++) {
-                const __m512i hi = _mm512_and_si512(sll32(srl32(sh, 2 * j), 4), _mm512_set1_epi32(0x30));
-                _mm512_store_si512(scs + 16 * j, _mm512_sub_epi32(_mm512_ternarylogic_epi32(srl32(sl, 4 * j),
-                                                                                     _mm512_set1_epi32(15), hi, 0xEA),
-                                                                   _mm512_set1_epi32(32)));
-            }
-        }
+        block_scales(iq4, blk, scs);
         /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
