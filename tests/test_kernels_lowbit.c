@@ -13,14 +13,19 @@
  *  - fr_matmul (n_tok 1, 2, 7, 9, 128: through the prefill GEMMs where a level has
  *    them): 1 and 3 threads bitwise identical, the last token alone identical to it
  *    inside the batch, every output within the dot bound of the scalar vec_dot;
+ *  - the same for the types with an IL16 layout (Q3_K, IQ4_XS, IQ4_NL) repacked: repack then
+ *    unpack is the identity, and their IL16 GEMMs also hold at the extremes of the
+ *    integer paths (activations -128, quants and scales at both ends);
  *  - traits: block sizes and bytes match the structs; bits per weight as GGUF says. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/quant_lowbit.h"
 #include "core/pool.h"
 #include "kernels/dispatch.h"
+#include "kernels/interleave.h"
 #include "kernels/ops.h"
 #include "testutil.h"
 
@@ -137,18 +142,33 @@ static void check_type(const lowbit_type *lt, const char *lvl, uint64_t *rng) {
     }
 }
 
-/* fr_matmul of one type over 37 rows (3 blocks each) at the active level. */
-static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rng) {
+/* fr_matmul of one type at the active level: row-major over 37 rows, and for the
+ * types with an IL16 layout also repacked (48 rows = 3 groups, so 3 threads split
+ * them): repack then unpack must be the identity, and the IL16 GEMM (or, at levels
+ * without one, the unpack-and-dot fallback) obeys the same bounds. */
+static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr_pool *p3, int il, uint64_t *rng) {
     static const int ntoks[] = {1, 2, 7, 9, 128};
     const fr_type_traits *sc = fr_type_traits_scalar(lt->t);
     const fr_type vt = sc->vec_dot_type;
     const fr_from_float_fn act = fr_type_traits_get(vt)->act_from_float ? fr_type_traits_get(vt)->act_from_float
                                                                        : fr_type_traits_scalar(vt)->from_float;
-    const int n_in = 3 * FR_QK_K, n_out = 37;
+    const int n_in = 3 * FR_QK_K, n_out = il ? 48 : 37;
     const size_t rs = fr_row_size(lt->t, n_in);
-    uint8_t *wd = malloc(rs * n_out), *yq = malloc(fr_row_size(vt, n_in));
+    uint8_t *wd = malloc(rs * n_out), *yq = malloc(fr_row_size(vt, n_in)), *wil = il ? malloc(rs * n_out) : NULL;
     rand_blocks(lt, wd, n_out * n_in / sc->blck_size, rng);
-    const fr_weight w = {.data = wd, .type = lt->t, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
+    fr_weight w = {.data = wd, .type = lt->t, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
+    if (il) {
+        fr_il_repack(&w, wil);
+        uint8_t *back = malloc(rs);
+        int same = w.layout == FR_LAYOUT_IL16;
+        for (int r = 0; r < n_out; r++) {
+            fr_il_unpack_row(lt->t, wil + (size_t)(r / 16) * 16 * rs, n_in, r % 16, back);
+            same &= !memcmp(back, wd + (size_t)r * rs, rs);
+        }
+        CHECKF(same, "%s IL16 %s: repack then unpack is not the identity", lvl, sc->name);
+        free(back);
+    }
+    const char *tag = il ? " IL16" : "";
     for (size_t k = 0; k < sizeof ntoks / sizeof *ntoks; k++) {
         const int nt = ntoks[k];
         float *x = malloc(sizeof(float) * n_in * nt), *y1 = malloc(sizeof(float) * n_out * nt),
@@ -157,11 +177,11 @@ static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr
         for (int t = 0; t < nt; t++) gen_act(x + (size_t)t * n_in, n_in, t % 3, rng);
         fr_matmul(p1, &w, x, nt, y1, qb);
         fr_matmul(p3, &w, x, nt, y3, qb);
-        CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt), "%s matmul %s n_tok=%d: 1 vs 3 threads differ", lvl,
-               sc->name, nt);
+        CHECKF(!memcmp(y1, y3, sizeof(float) * n_out * nt), "%s matmul %s%s n_tok=%d: 1 vs 3 threads differ", lvl,
+               sc->name, tag, nt);
         fr_matmul(p3, &w, x + (size_t)(nt - 1) * n_in, 1, y3, qb);
         CHECKF(!memcmp(y1 + (size_t)(nt - 1) * n_out, y3, sizeof(float) * n_out),
-               "%s matmul %s n_tok=%d: last token differs alone", lvl, sc->name, nt);
+               "%s matmul %s%s n_tok=%d: last token differs alone", lvl, sc->name, tag, nt);
         int bad = 0;
         for (int t = 0; t < nt; t++) {
             act(x + (size_t)t * n_in, yq, n_in);
@@ -173,10 +193,67 @@ static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr
                 bad += !(fabs((double)y1[(size_t)t * n_out + r] - ref) <= 2e-5 * abs_s + 1e-6);
             }
         }
-        CHECKF(bad == 0, "%s matmul %s n_tok=%d: %d outputs off the scalar dot", lvl, sc->name, nt, bad);
+        CHECKF(bad == 0, "%s matmul %s%s n_tok=%d: %d outputs off the scalar dot", lvl, sc->name, tag, nt, bad);
         free(x), free(y1), free(y3), free(qb);
     }
-    free(wd), free(yq);
+    free(wd), free(yq), free(wil);
+}
+
+/* IL16 GEMMs at the extremes of their integer paths, fed straight to il_pack /
+ * il_gemm (fr_matmul's quantizer never yields -128): 16 rows of blocks with every
+ * quant byte 0x00 or 0xFF (Q3_K: all -4 or all +3; IQ4_XS: all -127 or all 113) and
+ * scale bytes 0xFF or 0x00 (sc - 32 = +31 or -32), every fourth row random, against
+ * activations all 127, all -128 and random. An int16 or int32 overflow would be far
+ * off the scalar dot. */
+enum { LBX_NB = 2, LBX_N = LBX_NB * FR_QK_K, LBX_NT = 3 };
+static void check_il_extremes(const lowbit_type *lt, const char *lvl, uint64_t *rng) {
+    const fr_type_traits *ac = fr_type_traits_get(lt->t), *sc = fr_type_traits_scalar(lt->t);
+    /* IQ4_NL's IL16 GEMM is Q4_0's over Q8_0 activations: all int32, no int16 step */
+    if (!fr_il_layout_known(lt->t) || !ac->il_gemm || sc->vec_dot_type != FR_TYPE_Q8_K) return;
+    const size_t rs = lt->size * LBX_NB;
+    static uint8_t w[16 * LBX_NB * 256], g[16 * LBX_NB * 256];
+    static fr_block_q8_k y[LBX_NT][LBX_NB];
+    static uint8_t yp[LBX_NT][2 * sizeof(y[0]) + 256] __attribute__((aligned(64)));
+    rand_blocks(lt, w, 16 * LBX_NB, rng);
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < LBX_NB; b++) {
+            if (r % 4 == 3) continue;
+            uint8_t *blk = w + (size_t)r * rs + lt->size * (size_t)b;
+            uint16_t d;
+            memcpy(&d, blk + lt->d_off[0], 2);
+            memset(blk, (r & 1) ? 0xFF : 0x00, lt->size);
+            if (lt->t == FR_TYPE_Q3_K && (r & 2)) memset(blk + offsetof(fr_block_q3_k, scales), 0x00, 12);
+            if (lt->t == FR_TYPE_IQ4_XS) {
+                const uint8_t sb = (r & 2) ? 0x00 : 0xFF;
+                memset(blk + offsetof(fr_block_iq4_xs, scales_h), sb, 2 + FR_QK_K / 64);
+            }
+            memcpy(blk + lt->d_off[0], &d, 2);
+        }
+    for (int t = 0; t < LBX_NT; t++)
+        for (int b = 0; b < LBX_NB; b++) {
+            y[t][b].d = 0.5f;
+            for (int i = 0; i < FR_QK_K; i++)
+                y[t][b].qs[i] = (int8_t)(t == 0 ? 127 : t == 1 ? -128 : (int)(tu_rand_u64(rng) % 256) - 128);
+            for (int j = 0; j < FR_QK_K / 16; j++) {
+                int sum = 0;
+                for (int i = 0; i < 16; i++) sum += y[t][b].qs[16 * j + i];
+                y[t][b].bsums[j] = (int16_t)sum;
+            }
+        }
+    fr_il_pack_group(lt->t, w, LBX_N, g);
+    for (int t = 0; t < LBX_NT; t++) ac->il_pack(y[t], yp[t], LBX_N);
+    float out[LBX_NT][16];
+    ac->il_gemm(LBX_N, g, 1, yp, sizeof(yp[0]), LBX_NT, &out[0][0], 16);
+    int bad = 0;
+    for (int t = 0; t < LBX_NT; t++)
+        for (int r = 0; r < 16; r++) {
+            float ref;
+            double abs_s, exact;
+            sc->vec_dot(LBX_N, &ref, w + (size_t)r * rs, y[t]);
+            ref_dots(sc, w + (size_t)r * rs, y[t], LBX_N, &abs_s, &exact);
+            bad += !(fabs((double)out[t][r] - ref) <= 2e-5 * abs_s + 1e-6);
+        }
+    CHECKF(bad == 0, "%s IL16 %s extremes: %d outputs off the scalar dot", lvl, sc->name, bad);
 }
 
 int main(void) {
@@ -194,7 +271,11 @@ int main(void) {
         uint64_t rng = 0x10b17000u; /* same data at every level */
         for (size_t i = 0; i < N_ELEMS(k_types); i++) {
             check_type(&k_types[i], fr_kernels_level_str(l), &rng);
-            check_matmul(&k_types[i], fr_kernels_level_str(l), p1, p3, &rng);
+            check_matmul(&k_types[i], fr_kernels_level_str(l), p1, p3, 0, &rng);
+            if (fr_il_layout_known(k_types[i].t)) {
+                check_matmul(&k_types[i], fr_kernels_level_str(l), p1, p3, 1, &rng);
+                check_il_extremes(&k_types[i], fr_kernels_level_str(l), &rng);
+            }
         }
         printf("level %s: %zu types tested\n", fr_kernels_level_str(l), N_ELEMS(k_types));
     }

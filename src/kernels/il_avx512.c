@@ -1,10 +1,11 @@
-/* il_avx512.c - AVX-512 VNNI GEMM over IL16 weights (Q4_0, Q8_0; layout in
+/* il_avx512.c - AVX-512 VNNI GEMM over IL16 weights (Q4_0, Q8_0, IQ4_NL; layout in
  * kernels/interleave.h), compiled with the AVX-512 flags of cpu_avx512.c and
  * installed by it.
  *
  * A 16-row group's block b is 8 registers of unsigned weight bytes (Q4_0: the 4
  * stored lanes split into low and high nibbles; Q8_0: the 8 stored lanes, q + 128),
- * register k holding values 4k..4k+3 of each row. For one token, 8 vpdpbusd against
+ * register k holding values 4k..4k+3 of each row; IQ4_NL: Q4_0's nibbles looked up
+ * (vpshufb) in its 16 levels + 128, so c = 128 as for Q8_0. For one token, 8 vpdpbusd against
  * the broadcast activation bytes 4k..4k+3 give the block's 16 integer dots at once:
  *   sum (q + c) y = sum q y + c sum y,
  * and the accumulator starts at -c sum y (packed with the activations), so the int32
@@ -22,12 +23,15 @@
 #include <string.h>
 
 #include "core/quant.h"
+#include "core/quant_lowbit.h"
 #include "kernels/il_avx512.h"
 
 typedef fr_il_act il_act;
 
 static void il_pack_q4_0(const void *vq, void *vp, int64_t n) { fr_il_pack_act(vq, vp, n, 8); }
 static void il_pack_q8_0(const void *vq, void *vp, int64_t n) { fr_il_pack_act(vq, vp, n, 128); }
+
+enum { K_Q4_0, K_Q8_0, K_IQ4_NL };
 
 #define FR_INLINE static inline __attribute__((always_inline))
 
@@ -38,10 +42,13 @@ static inline int32_t ld32(const int8_t *p) {
 }
 
 /* 16 rows x T tokens over the whole row of a group. */
-FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
+FR_INLINE void il_tile(int kind, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
                        size_t ld) {
+    const int q8 = kind == K_Q8_0;
     const size_t bs = q8 ? sizeof(fr_block_q8_0) : sizeof(fr_block_q4_0);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i table =
+        _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)fr_iq4nl_values), _mm_set1_epi8((char)0x80)));
     __m512 acc[FR_IL_T];
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -58,6 +65,10 @@ FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *y
                     const __m512i raw = _mm512_loadu_si512(blk + 32 + 64 * k);
                     w[k] = _mm512_and_si512(raw, m4);
                     w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                    if (kind == K_IQ4_NL) {
+                        w[k] = _mm512_shuffle_epi8(table, w[k]);
+                        w[k + 4] = _mm512_shuffle_epi8(table, w[k + 4]);
+                    }
                 }
             }
         }
@@ -71,19 +82,24 @@ FR_INLINE void il_tile(int q8, int T, int nb, const uint8_t *g, const uint8_t *y
     for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
 }
 
-#define TILE_Q4_0(T, nb, g, yt, yp_row, o, ld) il_tile(0, T, nb, g, yt, yp_row, o, ld)
-#define TILE_Q8_0(T, nb, g, yt, yp_row, o, ld) il_tile(1, T, nb, g, yt, yp_row, o, ld)
+#define TILE_Q4_0(T, nb, g, yt, yp_row, o, ld) il_tile(K_Q4_0, T, nb, g, yt, yp_row, o, ld)
+#define TILE_Q8_0(T, nb, g, yt, yp_row, o, ld) il_tile(K_Q8_0, T, nb, g, yt, yp_row, o, ld)
+#define TILE_IQ4_NL(T, nb, g, yt, yp_row, o, ld) il_tile(K_IQ4_NL, T, nb, g, yt, yp_row, o, ld)
 FR_IL_DEFINE_GEMM(il_gemm_q4_0, TILE_Q4_0, FR_QK, 16 * sizeof(fr_block_q4_0), sizeof(il_act))
 FR_IL_DEFINE_GEMM(il_gemm_q8_0, TILE_Q8_0, FR_QK, 16 * sizeof(fr_block_q8_0), sizeof(il_act))
+FR_IL_DEFINE_GEMM(il_gemm_iq4_nl, TILE_IQ4_NL, FR_QK, 16 * sizeof(fr_block_iq4_nl), sizeof(il_act))
 
 void fr_kernels_install_il_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q4_0].il_pack = il_pack_q4_0;
     t[FR_TYPE_Q4_0].il_gemm = il_gemm_q4_0;
     t[FR_TYPE_Q8_0].il_pack = il_pack_q8_0;
     t[FR_TYPE_Q8_0].il_gemm = il_gemm_q8_0;
+    t[FR_TYPE_IQ4_NL].il_pack = il_pack_q8_0; /* levels + 128: the Q8_0 bias */
+    t[FR_TYPE_IQ4_NL].il_gemm = il_gemm_iq4_nl;
     fr_kernels_install_il_k_avx512(t);
     fr_kernels_install_il_q6k_avx512(t);
     fr_kernels_install_il_f16_avx512(t);
+    fr_kernels_install_il_lowbit_avx512(t);
 }
 
 #else

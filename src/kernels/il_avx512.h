@@ -21,6 +21,8 @@ void fr_kernels_install_il_avx512(fr_type_traits *t);
 void fr_kernels_install_il_k_avx512(fr_type_traits *t);
 /* The Q6_K IL16 GEMM (il_q6k_avx512.c); called by fr_kernels_install_il_avx512. */
 void fr_kernels_install_il_q6k_avx512(fr_type_traits *t);
+/* The Q3_K and IQ4_XS IL16 GEMMs (il_lowbit_avx512.c); called by fr_kernels_install_il_avx512. */
+void fr_kernels_install_il_lowbit_avx512(fr_type_traits *t);
 /* The F16 IL16 GEMM (il_f16_avx512.c); called by fr_kernels_install_il_avx512. */
 void fr_kernels_install_il_f16_avx512(fr_type_traits *t);
 

@@ -11,13 +11,14 @@
 
 bool fr_il_layout_known(fr_type type) {
     return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q6_K ||
-           type == FR_TYPE_F16;
+           type == FR_TYPE_F16 || type == FR_TYPE_Q3_K || type == FR_TYPE_IQ4_XS ||
+           type == FR_TYPE_IQ4_NL;
 }
 
 /* Bytes of quants per block and the XOR applied to them in the group. */
 static void il_geometry(fr_type type, size_t *block, size_t *quants, uint8_t *bias) {
     *block = fr_type_traits_get(type)->type_size;
-    *quants = *block - 2; /* both formats: F16 scale, then the quant bytes */
+    *quants = *block - 2; /* Q4_0, Q8_0, IQ4_NL: F16 scale, then the quant bytes */
     *bias = type == FR_TYPE_Q8_0 ? 0x80 : 0;
 }
 
@@ -69,6 +70,14 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
         fr_il_pack_group_q6_k(src, n_in, dst);
         return;
     }
+    if (type == FR_TYPE_Q3_K) {
+        fr_il_pack_group_q3_k(src, n_in, dst);
+        return;
+    }
+    if (type == FR_TYPE_IQ4_XS) {
+        fr_il_pack_group_iq4_xs(src, n_in, dst);
+        return;
+    }
     size_t bs, qb;
     uint8_t bias;
     il_geometry(type, &bs, &qb, &bias);
@@ -97,6 +106,14 @@ void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *ou
     }
     if (type == FR_TYPE_Q6_K) {
         fr_il_unpack_row_q6_k(g, n_in, r, out);
+        return;
+    }
+    if (type == FR_TYPE_Q3_K) {
+        fr_il_unpack_row_q3_k(g, n_in, r, out);
+        return;
+    }
+    if (type == FR_TYPE_IQ4_XS) {
+        fr_il_unpack_row_iq4_xs(g, n_in, r, out);
         return;
     }
     size_t bs, qb;

@@ -6,7 +6,8 @@
  * so one VNNI vpdpbusd against 4 broadcast activation bytes advances 16 outputs at
  * once, with no horizontal sums; the unpacked block is reused for many tokens.
  *
- * Layout ("IL16"), for Q4_0 and Q8_0: a group of 16 consecutive rows takes exactly
+ * Layout ("IL16"), for Q4_0, IQ4_NL (as Q4_0: its nibbles index the levels) and
+ * Q8_0: a group of 16 consecutive rows takes exactly
  * the bytes those rows took row-major (same size at rest, so the group can be
  * repacked in place). Per block b along the row the group holds
  *   - the 16 rows' F16 scales (32 bytes), then
@@ -41,6 +42,20 @@
  *     v+64, v+96, so ql lane k of half p with qh lane k gives values 4k..4k+3 of
  *     sub-block 8H+2p+s (low nibbles, qh bit pair p) and of sub-block 8H+2p+s+4
  *     (high nibbles, bit pair p+2).
+ * Q3_K, per super-block (16 x 110 = 1760 bytes), re-encoded losslessly:
+ *   - bytes 0..31: the 16 rows' F16 d;
+ *   - 32..223: 3 lanes of the 12 packed scale bytes (lane k: bytes 4k..4k+3 of each
+ *     row at 4r), so the kernel rebuilds 16 rows' scales with the 32-bit operations
+ *     of fr_q3k_scales_w;
+ *   - 224..1759: per pair p of 16-value sub-blocks (2p, 2p+1), 3 registers A, B, C
+ *     of 64 bytes holding the 8 registers w0..w7 the GEMM dots (w_i at byte 4r + k:
+ *     u = q + 4 * hbit (0..7) of value 4 (i & 3) + k of sub-block 2p + (i >> 2) of
+ *     row r): A = w0 | w1 << 3 | (w2 & 3) << 6, B = w3 | w4 << 3 | (w5 & 3) << 6,
+ *     C = w6 | w7 << 3 | (w2 >> 2) << 6 | (w5 >> 2) << 7: 3 loads and 17 logic
+ *     operations give the 8 registers (from the file's qs + hmask it took 16 and 32).
+ * IQ4_XS, per super-block (16 x 136 = 2176 bytes): bytes 0..31 the F16 d, 32..63
+ * the 16-bit scales_h, 64..127 one lane of scales_l, 128..2175 32 lanes of qs
+ * (lanes 4j..4j+3: sub-block j, low nibbles values 0..15, high 16..31).
  * F16: column j of a group is the 16 rows' values at j, consecutive (element (r, j)
  * at 16j + r): a 32-byte load widens to one register of 16 rows' weights for an
  * outer-product GEMM (il_f16_avx512.c).
@@ -85,6 +100,18 @@ void fr_il_unpack_row_q4_k(const void *g, int64_t n_in, int r, void *out);
 /* The Q6_K halves (interleave_q6k.c). */
 void fr_il_pack_group_q6_k(const void *src, int64_t n_in, void *dst);
 void fr_il_unpack_row_q6_k(const void *g, int64_t n_in, int r, void *out);
+
+/* The Q3_K and IQ4_XS halves (interleave_lowbit.c) and their offsets inside one
+ * super-block of a group (layout above). */
+#define FR_IL_Q3_SC 32
+#define FR_IL_Q3_PAIRS 224
+#define FR_IL_X4_SH 32
+#define FR_IL_X4_SL 64
+#define FR_IL_X4_QS 128
+void fr_il_pack_group_q3_k(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_q3_k(const void *g, int64_t n_in, int r, void *out);
+void fr_il_pack_group_iq4_xs(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_iq4_xs(const void *g, int64_t n_in, int r, void *out);
 
 /* Forward declaration: kernels/ops.h defines the weight view. */
 struct fr_weight;
