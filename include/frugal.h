@@ -110,7 +110,8 @@ const char *frugal_model_meta_str(const frugal_model *model, const char *key);
 
 /* Tokenize text. add_special: add BOS/EOS as the model's metadata says.
  * parse_special: recognise special/control token text such as "<s>".
- * Returns the number of tokens written, or -(number needed) when n_max is too small. */
+ * Returns the number of tokens written, -(number needed) when n_max is too small, or
+ * INT32_MIN when it failed (invalid arguments, out of memory). */
 int frugal_tokenize(const frugal_model *model, const char *text, size_t len,
                     int add_special, int parse_special, int32_t *out, int n_max);
 

@@ -1,5 +1,5 @@
 /* test_faults.c - fault injection over the load, eval, KV-spill and quantize paths
- * (io/fault.h), SQLite style: run a path once to count its hooked allocation and
+ * (core/fault.h), SQLite style: run a path once to count its hooked allocation and
  * I/O calls, then again with the N-th call failing, for every N up to that count.
  * Each run must end in success or in a clean error with a message; quantize must
  * leave neither the output nor a temp file behind when it fails; nothing may
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "frugal.h"
-#include "io/fault.h"
+#include "core/fault.h"
 #include "testutil.h"
 
 static const char *g_q8, *g_f32;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_faults_serve.sh - fault injection over the serve path (io/fault.h through
+# test_faults_serve.sh - fault injection over the serve path (core/fault.h through
 # FRUGAL_FAULT): a clean run counts the hooked allocation and I/O calls of
 # "start, answer one completion, stop"; then for every N up to that count the
 # N-th call of each kind fails. Each run must either refuse to start with exit 1
@@ -22,6 +22,7 @@ bad() { fail=1; echo "FAIL: $*"; }
 # one_run ENV...: start, one request, /health, SIGTERM. Sets R_START (port or
 # "exit:RC"), R_CODE (request status), R_HEALTH, R_RC (exit status after SIGTERM).
 one_run() {
+    rm -f "$TMP/log" # else the port loop may read the last run's log before the redirect truncates it
     env "$@" "$FRUGAL" serve -m "$MODEL" --port 0 -t 1 -c 128 --slots 2 2>"$TMP/log" &
     local p=$! port=
     for _ in $(seq 1 400); do  # 20 s: sanitizer builds on a busy machine start slowly
@@ -36,6 +37,9 @@ one_run() {
     fi
     R_START=$port
     R_CODE=$(curl -s -m 30 -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$port/v1/completions" -d "$REQ")
+    # one injected failure may land in one of the two /health requests (a 5xx JSON
+    # error then), never in both: the other shows the server still serves
+    R_HEALTH1=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
     R_HEALTH=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
     kill -TERM "$p"; wait "$p"; R_RC=$?
 }
@@ -58,7 +62,11 @@ for kind in alloc io; do
             if [ "$R_CODE" = 200 ]; then served=$((served + 1))
             elif [ "${R_CODE:0:1}" = 5 ] && grep -q '"error"' "$TMP/body"; then errors=$((errors + 1))
             else bad "$kind:$n: request answered '$R_CODE': $(head -c 200 "$TMP/body")"; fi
-            [ "$R_HEALTH" = 200 ] || bad "$kind:$n: /health answered '$R_HEALTH' after the request"
+            if [ "$R_HEALTH1" != 200 ] || [ "$R_HEALTH" != 200 ]; then
+                h5=$R_HEALTH1; [ "$R_HEALTH1" = 200 ] && h5=$R_HEALTH
+                [ "$R_HEALTH1$R_HEALTH" = "200$h5" ] || [ "$R_HEALTH1$R_HEALTH" = "${h5}200" ] &&
+                    [ "${h5:0:1}" = 5 ] || bad "$kind:$n: /health answered '$R_HEALTH1' then '$R_HEALTH' after the request"
+            fi
             [ "$R_RC" = 0 ] || bad "$kind:$n: exit $R_RC after SIGTERM: $(tail -c 300 "$TMP/log")" ;;
         esac
     done

@@ -187,7 +187,7 @@ class Engine:
                                         int(bool(parse_special)), buf, cap)
             if n >= 0:
                 return list(buf[:n])
-            if -n <= cap:
+            if n == -2**31 or -n <= cap:  # INT32_MIN: failed (out of memory)
                 raise FrugalError(L.FRUGAL_E_INTERNAL, "tokenizing failed")
             cap = -n
 

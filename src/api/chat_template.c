@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "frugal.h"
 
 static const char *const k_names[FRUGAL_TMPL_COUNT] = {
@@ -32,7 +33,7 @@ static void put(tbuf *b, const char *s) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = fr_realloc(b->p, cap);
         if (!p) { b->err = 1; return; }
         b->p = p;
         b->cap = cap;

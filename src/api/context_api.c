@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "frugal.h"
 #include "mem/alloc.h"
 #include "mem/planner.h"
@@ -78,8 +79,8 @@ static int alloc_scratch(frugal_context *c, fr_err *err) {
     c->qbuf = p;
     const size_t K = (size_t)c->model->hp.n_expert_used, B = (size_t)c->n_ubatch;
     if (K) {
-        c->moe_sel = calloc(B * K, sizeof(int));
-        c->moe_rows = calloc(B, sizeof(int));
+        c->moe_sel = fr_calloc(B * K, sizeof(int));
+        c->moe_rows = fr_calloc(B, sizeof(int));
         if (!c->moe_sel || !c->moe_rows) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (expert routing)");
     }
     return FRUGAL_OK;
@@ -96,7 +97,7 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     if (params->n_ctx < 0 || params->n_ctx > (1 << 24))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "context length %d out of range", params->n_ctx);
 
-    frugal_context *c = calloc(1, sizeof *c);
+    frugal_context *c = fr_calloc(1, sizeof *c);
     if (!c) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     c->model = model;
     c->n_ctx = params->n_ctx > 0 ? params->n_ctx
@@ -146,7 +147,7 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
     int rc = c->pool ? FRUGAL_OK : fr_err_set(err, FRUGAL_E_NOMEM, "cannot create threads");
     /* sliding-window layers keep only their window's pages, unless a disk tier or a
      * KV policy (which move rows across the whole cache) is in use */
-    uint8_t *local = rc ? NULL : malloc((size_t)model->hp.n_layer);
+    uint8_t *local = rc ? NULL : fr_malloc((size_t)model->hp.n_layer);
     fr_kv_swa_cfg swa;
     const bool use_swa = local && !params->kv_disk_dir && !c->kv_window && !c->kv_chunk &&
                          fr_model_kv_swa(model, pool_tokens, c->n_seq_max, c->n_ubatch, local, &swa);
@@ -157,10 +158,10 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
                              params->kv_disk_dir, params->kv_ram_bytes, use_swa ? &swa : NULL, err);
     free(local);
     if (!rc) {
-        c->seqs = calloc((size_t)c->n_seq_max, sizeof *c->seqs);
-        c->b_kv = calloc((size_t)c->n_ubatch, sizeof *c->b_kv);
-        c->b_pos = calloc((size_t)c->n_ubatch, sizeof *c->b_pos);
-        c->b_out = calloc((size_t)c->n_ubatch, sizeof *c->b_out);
+        c->seqs = fr_calloc((size_t)c->n_seq_max, sizeof *c->seqs);
+        c->b_kv = fr_calloc((size_t)c->n_ubatch, sizeof *c->b_kv);
+        c->b_pos = fr_calloc((size_t)c->n_ubatch, sizeof *c->b_pos);
+        c->b_out = fr_calloc((size_t)c->n_ubatch, sizeof *c->b_out);
         if (!c->seqs || !c->b_kv || !c->b_pos || !c->b_out) rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         for (int i = 0; !rc && i < c->n_seq_max; i++) fr_kv_seq_init(&c->seqs[i].kv, &c->kv_pool, c->n_ctx);
     }
@@ -294,7 +295,7 @@ int frugal_eval_batch(frugal_context *c, const frugal_batch_item *items, int n, 
     const int n_vocab = c->model->hp.n_vocab;
     /* validate everything and check each sequence's room before touching any cache
      * (running out of pool blocks is found per micro-batch by fr_kv_reserve) */
-    int *cnt = calloc((size_t)c->n_seq_max * 2, sizeof(int)); /* per sequence: count, offset */
+    int *cnt = fr_calloc((size_t)c->n_seq_max * 2, sizeof(int)); /* per sequence: count, offset */
     if (!cnt) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     int *off = cnt + c->n_seq_max;
     int rc = FRUGAL_OK, n_req = 0;
@@ -360,7 +361,7 @@ int frugal_eval(frugal_context *c, const int32_t *tokens, int n, int logits_all,
     if (!c || (!tokens && n > 0) || n < 0)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_eval: bad arguments");
     if (n == 0) return FRUGAL_OK;
-    frugal_batch_item *items = malloc(sizeof *items * (size_t)n);
+    frugal_batch_item *items = fr_malloc(sizeof *items * (size_t)n);
     if (!items) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         items[i].token = tokens[i];

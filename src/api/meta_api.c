@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "frugal.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -36,8 +37,8 @@ const char *frugal_model_meta_str(const frugal_model *m, const char *key) {
     for (meta_copy *c = g_copies; c && !out; c = c->next)
         if (c->src == s.ptr && c->len == s.len && memcmp(c->copy, s.ptr, (size_t)s.len) == 0) out = c->copy;
     if (!out) {
-        meta_copy *c = malloc(sizeof *c);
-        char *copy = malloc((size_t)s.len + 1);
+        meta_copy *c = fr_malloc(sizeof *c);
+        char *copy = fr_malloc((size_t)s.len + 1);
         if (c && copy) {
             memcpy(copy, s.ptr, (size_t)s.len);
             copy[s.len] = '\0';

@@ -7,6 +7,7 @@
  * its own RNG stream seeded from (seed, tensor index), so the writer's fill callback
  * can produce tensors one at a time, row by row, in any order, and a multi-GB model
  * never has to be held in memory. The same seed gives the same file everywhere. */
+#include "core/fault.h"
 #include "kernels/dispatch.h"
 #include "frugal.h"
 
@@ -134,7 +135,7 @@ static int mk_add(gguf_writer *w, mk_state *st, const char *name, uint32_t type,
                   int64_t ne1, int64_t ne2, enum init_kind init, fr_err *err) {
     if (st->n == st->cap) {
         size_t nc = st->cap ? st->cap * 2 : 64;
-        mk_tensor *nt = realloc(st->t, nc * sizeof *nt);
+        mk_tensor *nt = fr_realloc(st->t, nc * sizeof *nt);
         if (!nt) return fr_err_set(err, FRUGAL_E_NOMEM, "mkmodel: out of memory");
         st->t = nt;
         st->cap = nc;
@@ -326,7 +327,7 @@ int frugal_mkmodel(const frugal_mkmodel_params *p, const char *out_path, frugal_
 
     int64_t widest = 0;
     for (size_t i = 0; i < st.n; i++) if (st.t[i].ne0 > widest) widest = st.t[i].ne0;
-    st.row = malloc((size_t)(widest + 1) * sizeof *st.row);
+    st.row = fr_malloc((size_t)(widest + 1) * sizeof *st.row);
     if (!st.row) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "mkmodel: out of memory"); goto done; }
     /* the writer names its temp file; the prefix keeps the CLI's "<file>: <what>" form */
     rc = gguf_writer_write(w, out_path, mk_fill, &st, err);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "frugal.h"
 #include "mem/alloc.h"
 #include "mem/planner.h"
@@ -66,8 +67,8 @@ int frugal_model_load(const char *path, const frugal_model_params *params, fruga
     frugal_model_params defaults;
     if (!params) { frugal_model_params_default(&defaults); params = &defaults; }
 
-    frugal_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->path = strdup(path))) {
+    frugal_model *m = fr_calloc(1, sizeof *m);
+    if (!m || !(m->path = fr_strdup(path))) {
         free(m);
         return fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory", path);
     }

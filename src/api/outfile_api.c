@@ -1,4 +1,5 @@
 /* outfile_api.c - the public face of io/outfile.h (frugal.h: output files). */
+#include "core/fault.h"
 #include "frugal.h"
 
 #include "io/outfile.h"
@@ -15,7 +16,7 @@ frugal_outfile *frugal_outfile_open(const char *path, frugal_error *err) {
         fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_outfile_open: NULL path");
         return NULL;
     }
-    frugal_outfile *f = malloc(sizeof *f);
+    frugal_outfile *f = fr_malloc(sizeof *f);
     if (!f) {
         fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory", path);
         return NULL;

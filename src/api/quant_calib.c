@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "api/quant_policy.h"
 #include "frugal.h"
 #include "model/model.h"
@@ -50,27 +51,28 @@ int fr_calib_importance(const char *model_path, const char *text_path, fr_policy
     if (rc) { fr_err_prefix(err, "--calib needs a model frugal can run"); return rc; }
     FILE *f = fopen(text_path, "rb");
     if (!f) { rc = fr_err_set(err, FRUGAL_E_IO, "%s: cannot open calibration text", text_path); goto done; }
-    text = malloc(1 << 20);
+    text = fr_malloc(1 << 20);
     size_t len = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
     fclose(f);
     if (!text) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); goto done; }
     text[len] = 0;
     /* a token covers at least one byte: len + a few (BOS, space prefix) always fits */
-    toks = malloc(sizeof(int32_t) * (len + 16));
-    int nt = toks ? frugal_tokenize(m, text, len, 1, 0, toks, (int)len + 16) : 0;
+    toks = fr_malloc(sizeof(int32_t) * (len + 16));
+    int nt = toks ? frugal_tokenize(m, text, len, 1, 0, toks, (int)len + 16) : INT32_MIN;
+    if (nt == INT32_MIN) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "%s: tokenizing the calibration text: out of memory", text_path); goto done; }
     if (nt > CALIB_MAX_TOKENS) nt = CALIB_MAX_TOKENS;
     if (nt < 2) { rc = fr_err_set(err, FRUGAL_E_INVALID_ARG, "%s: calibration text is too short", text_path); goto done; }
 
     a.n = n;
-    a.ptrs = calloc(n, sizeof *a.ptrs);
-    a.sums = calloc(n, sizeof *a.sums);
-    a.rows = calloc(n, sizeof *a.rows);
+    a.ptrs = fr_calloc(n, sizeof *a.ptrs);
+    a.sums = fr_calloc(n, sizeof *a.sums);
+    a.rows = fr_calloc(n, sizeof *a.rows);
     if (!a.ptrs || !a.sums || !a.rows) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); goto done; }
     /* the model maps the file itself: match its tensors to the items by name */
     for (size_t k = 0; k < n; k++) {
         const gguf_tensor *t = gguf_find_tensor(m->file, items[k].name);
         a.ptrs[k] = t ? t->data : NULL;
-        a.sums[k] = calloc((size_t)items[k].ne0, sizeof(double));
+        a.sums[k] = fr_calloc((size_t)items[k].ne0, sizeof(double));
         if (!a.sums[k]) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); goto done; }
     }
     frugal_context_params cp;
@@ -88,7 +90,7 @@ int fr_calib_importance(const char *model_path, const char *text_path, fr_policy
     size_t matched = 0;
     for (size_t k = 0; k < n; k++) {
         if (!a.rows[k]) continue; /* never used as a matmul (e.g. untied token_embd): uniform */
-        float *imp = malloc(sizeof(float) * (size_t)items[k].ne0);
+        float *imp = fr_malloc(sizeof(float) * (size_t)items[k].ne0);
         if (!imp) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); goto done; }
         double mean = 0;
         for (int64_t j = 0; j < items[k].ne0; j++) mean += a.sums[k][j] / (double)a.rows[k];

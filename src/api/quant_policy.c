@@ -1,4 +1,5 @@
 /* quant_policy.c - per-tensor type choice under a size budget (see quant_policy.h). */
+#include "core/fault.h"
 #include "kernels/dispatch.h"
 #include "api/quant_policy.h"
 
@@ -49,8 +50,8 @@ static void measure_worker(void *arg, int ith, int nth) {
         const fr_type_traits *in = fr_type_traits_get(it->in_type);
         it->n_cand = 0;
         it->choice = 0;
-        float *w = malloc((size_t)it->ne0 * 2 * sizeof(float));
-        uint8_t *q = malloc((size_t)it->ne0 * 4 + 64); /* >= a row of any candidate */
+        float *w = fr_malloc((size_t)it->ne0 * 2 * sizeof(float));
+        uint8_t *q = fr_malloc((size_t)it->ne0 * 4 + 64); /* >= a row of any candidate */
         if (!w || !q || !in || !in->to_float) {
             j->nomem = true;
             free(w);
@@ -129,8 +130,8 @@ static void print_table(const fr_policy_item *items, size_t n, uint64_t fixed, u
 
 int fr_policy_choose(fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint64_t budget, FILE *log,
                      fr_err *err) {
-    int(*hull)[FR_POLICY_MAX_CAND] = calloc(n ? n : 1, sizeof *hull);
-    int *hn = calloc(n ? n : 1, sizeof *hn), *pos = calloc(n ? n : 1, sizeof *pos);
+    int(*hull)[FR_POLICY_MAX_CAND] = fr_calloc(n ? n : 1, sizeof *hull);
+    int *hn = fr_calloc(n ? n : 1, sizeof *hn), *pos = fr_calloc(n ? n : 1, sizeof *pos);
     if (!hull || !hn || !pos) {
         free(hull); free(hn); free(pos);
         return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory choosing types");

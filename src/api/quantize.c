@@ -20,6 +20,7 @@
  *    general.quantization_version to 2.
  * Rows are quantized independently (no importance matrix), so the tensor is split
  * by rows over a thread pool and the result does not depend on the thread count. */
+#include "core/fault.h"
 #include "kernels/dispatch.h"
 #include "frugal.h"
 
@@ -321,8 +322,8 @@ static int q_fill(void *user, size_t index, void *dst, size_t nbytes, fr_err *er
  * (api/quant_policy.h). Everything else keeps the type make_plan gave it. */
 static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_params *p, FILE *log,
                         fr_err *err) {
-    fr_policy_item *pi = calloc(st->n ? st->n : 1, sizeof *pi);
-    size_t *map = calloc(st->n ? st->n : 1, sizeof *map);
+    fr_policy_item *pi = fr_calloc(st->n ? st->n : 1, sizeof *pi);
+    size_t *map = fr_calloc(st->n ? st->n : 1, sizeof *map);
     if (!pi || !map) { free(pi); free(map); return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); }
     size_t m = 0;
     uint64_t fixed = 0, n_params = 0;
@@ -353,8 +354,8 @@ static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_
  * importance-weighted writer (core/quant_lowbit.h), from the model run over the
  * calibration text (api/quant_calib.c). Other tensors are written as without it. */
 static int apply_calib(q_state *st, const char *in_path, const char *calib, FILE *log, fr_err *err) {
-    fr_policy_item *pi = calloc(st->n ? st->n : 1, sizeof *pi);
-    size_t *map = calloc(st->n ? st->n : 1, sizeof *map);
+    fr_policy_item *pi = fr_calloc(st->n ? st->n : 1, sizeof *pi);
+    size_t *map = fr_calloc(st->n ? st->n : 1, sizeof *map);
     if (!pi || !map) { free(pi); free(map); return fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); }
     size_t m = 0;
     for (size_t i = 0; i < st->n; i++) {
@@ -422,7 +423,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     q_state st = {0};
     gguf_writer *w = NULL;
     st.n = (size_t)f->n_tensors;
-    st.items = calloc(st.n ? st.n : 1, sizeof *st.items);
+    st.items = fr_calloc(st.n ? st.n : 1, sizeof *st.items);
     if (!st.items) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
     rc = make_plan(f, tg, p, st.items, log, err);
     if (rc) { fr_err_prefix(err, in_path); goto done; }
@@ -436,7 +437,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
         st.total_bytes += st.items[i].src->nbytes;
     }
     st.pool = fr_pool_new(nt);
-    st.scratch = malloc((size_t)nt * (size_t)(st.max_ne0 ? st.max_ne0 : 1) * sizeof(float));
+    st.scratch = fr_malloc((size_t)nt * (size_t)(st.max_ne0 ? st.max_ne0 : 1) * sizeof(float));
     w = gguf_writer_new();
     if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
     if (policy && (rc = apply_policy(&st, in_path, p, log, err))) goto done;

@@ -1,6 +1,7 @@
 /* safety_api.c - the safety policy applied to a context: the monitor thread
  * (monitor/safety.c) decides, this file acts at decode-step boundaries, where no
  * layer is in flight and the stream's ring may change size. */
+#include "core/fault.h"
 #include "api/safety_api.h"
 
 #include <math.h>
@@ -87,7 +88,7 @@ int frugal_set_safety_policy(frugal_context *c, const frugal_safety_policy *p, f
         fr_api_safety_free(c);
     }
     if (!p) return FRUGAL_OK;
-    struct fr_safety_ctx *sc = calloc(1, sizeof *sc);
+    struct fr_safety_ctx *sc = fr_calloc(1, sizeof *sc);
     if (!sc) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     int rc = fr_safety_new(p, NULL, 1, NULL, NULL, &sc->s, err);
     if (rc) {
@@ -133,7 +134,7 @@ struct frugal_monitor {
 };
 
 frugal_monitor *frugal_monitor_new(int verbose) {
-    frugal_monitor *fm = calloc(1, sizeof *fm);
+    frugal_monitor *fm = fr_calloc(1, sizeof *fm);
     if (fm && !(fm->m = fr_monitor_new(NULL, verbose, NULL, NULL))) {
         free(fm);
         fm = NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "backend/backend.h"
 #include "mem/alloc.h"
 
@@ -30,7 +31,7 @@ static int cpu_buf_new(fr_backend *b, size_t n, fr_bbuf **out, fr_err *err) {
     *out = NULL;
     if (s->budget && s->cur + n > s->budget)
         return fr_err_set(err, FRUGAL_E_NOMEM, "cpu backend: %zu bytes would exceed the budget", n);
-    fr_bbuf *buf = calloc(1, sizeof *buf);
+    fr_bbuf *buf = fr_calloc(1, sizeof *buf);
     if (!buf || !(buf->p = fr_mem_alloc(FR_MEM_OTHER, n ? n : 1))) {
         free(buf);
         return fr_err_set(err, FRUGAL_E_NOMEM, "cpu backend: out of memory allocating %zu bytes", n);
@@ -91,7 +92,7 @@ static int cpu_norm(fr_backend *b, int layer, int n, int n_rows, fr_bbuf *x, siz
     (void)b, (void)err;
     float *ones = NULL;
     if (!w) { /* the kernels always scale: scale by one */
-        if (!(ones = malloc(sizeof(float) * (size_t)n))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        if (!(ones = fr_malloc(sizeof(float) * (size_t)n))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         for (int i = 0; i < n; i++) ones[i] = 1.0f;
     }
     const float *wp = w ? F(w, w_off) : ones;
@@ -171,8 +172,8 @@ static const fr_backend_ops cpu_ops = {
 };
 
 int fr_backend_cpu_open(fr_backend **out, fr_err *err) {
-    fr_backend *b = calloc(1, sizeof *b);
-    cpu_state *s = calloc(1, sizeof *s);
+    fr_backend *b = fr_calloc(1, sizeof *b);
+    cpu_state *s = fr_calloc(1, sizeof *s);
     if (!b || !s) {
         free(b), free(s);
         return fr_err_set(err, FRUGAL_E_NOMEM, "cpu backend: out of memory");

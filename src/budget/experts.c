@@ -1,4 +1,5 @@
 /* experts.c - the expert cache (see experts.h). */
+#include "core/fault.h"
 #include "budget/experts.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 #include "budget/stream.h"
 #include "core/progress.h"
 #include "core/types.h"
-#include "io/fault.h"
+#include "core/fault.h"
 #include "mem/alloc.h"
 
 #define PAGE 4096u
@@ -361,7 +362,7 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     if (!has_experts(m) || n_slots < 1)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "expert cache: %s",
                           n_slots < 1 ? "needs at least one slot" : "the model has no expert tensors");
-    fr_experts *x = calloc(1, sizeof *x);
+    fr_experts *x = fr_calloc(1, sizeof *x);
     if (!x) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     x->m = m;
     x->fd = x->fd_direct = -1;
@@ -389,12 +390,12 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
         goto fail;
     }
     x->fd_direct = open(m->path, O_RDONLY | O_CLOEXEC | O_DIRECT); /* -1 is fine: buffered */
-    x->slots = calloc((size_t)n_slots, sizeof *x->slots);
-    x->slot_of = malloc(sizeof *x->slot_of * (size_t)x->n_total);
-    x->freq = calloc((size_t)x->n_total, sizeof *x->freq);
-    x->order = calloc((size_t)x->E, sizeof *x->order);
-    x->queue = calloc((size_t)x->E, sizeof *x->queue);
-    x->picked = calloc((size_t)x->E, 1);
+    x->slots = fr_calloc((size_t)n_slots, sizeof *x->slots);
+    x->slot_of = fr_malloc(sizeof *x->slot_of * (size_t)x->n_total);
+    x->freq = fr_calloc((size_t)x->n_total, sizeof *x->freq);
+    x->order = fr_calloc((size_t)x->E, sizeof *x->order);
+    x->queue = fr_calloc((size_t)x->E, sizeof *x->queue);
+    x->picked = fr_calloc((size_t)x->E, 1);
     if (!x->slots || !x->slot_of || !x->freq || !x->order || !x->queue || !x->picked) {
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         goto fail;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "core/types.h"
 #include "frugal.h"
 #include "mem/alloc.h"
@@ -31,7 +32,7 @@ static uint64_t kv_bytes_per_token(const frugal_model *m, int kv_type) {
  * out: sliding-window layers keep only their window (fr_model_kv_swa). */
 static uint64_t kv_pool_bytes(const frugal_model *m, int kv_type, int n_ctx) {
     const int row = m->hp.n_head_kv * m->hp.head_dim, n_blocks = (n_ctx + FR_KV_BLOCK - 1) / FR_KV_BLOCK;
-    uint8_t *local = malloc((size_t)m->hp.n_layer);
+    uint8_t *local = fr_malloc((size_t)m->hp.n_layer);
     fr_kv_swa_cfg swa;
     int n_local = 0;
     if (local && fr_model_kv_swa(m, n_ctx, 1, n_ctx < FR_MAX_UBATCH ? n_ctx : FR_MAX_UBATCH, local, &swa))
@@ -52,7 +53,7 @@ static int fill_inputs(const frugal_model *m, uint64_t budget, int n_ctx, int kv
     memset(in, 0, sizeof *in);
     if (!m || m->vocab_only || !m->layers)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "memory plan: the model has no layers loaded");
-    uint64_t *lb = malloc(sizeof *lb * 2 * (size_t)m->hp.n_layer); /* whole layers, then dense parts */
+    uint64_t *lb = fr_malloc(sizeof *lb * 2 * (size_t)m->hp.n_layer); /* whole layers, then dense parts */
     if (!lb) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     for (int il = 0; il < m->hp.n_layer; il++) lb[il] = fr_stream_layer_bytes(m, il);
     *layer_bytes = lb;

@@ -1,11 +1,11 @@
 /* stream.c - out-of-core layer streaming (see stream.h). */
 #include "budget/stream.h"
-#include "io/fault.h"
+#include "core/fault.h"
 #include "kernels/interleave.h"
 
 #include <errno.h>
 
-#include "io/fault.h"
+#include "core/fault.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -297,7 +297,7 @@ static int stream_new(frugal_model *m, int n_resident, int n_io_buf, bool dense_
     if (!m->layers || n_resident < 0 || n_resident > n_layer || n_io_buf < 1 || n_io_buf > 3)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "stream: bad arguments (resident %d of %d, %d buffers)",
                           n_resident, n_layer, n_io_buf);
-    fr_stream *s = calloc(1, sizeof *s);
+    fr_stream *s = fr_calloc(1, sizeof *s);
     if (!s) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     s->m = m;
     s->dense_only = dense_only;
@@ -320,10 +320,10 @@ static int stream_new(frugal_model *m, int n_resident, int n_io_buf, bool dense_
     s->file_size = (uint64_t)st.st_size;
     s->fd_direct = open(m->path, O_RDONLY | O_CLOEXEC | O_DIRECT); /* -1 is fine: buffered */
 
-    s->io = calloc((size_t)n_layer, sizeof *s->io);
-    s->res = calloc((size_t)n_resident + 1, sizeof *s->res);
-    s->res_raw = calloc((size_t)n_resident + 1, sizeof *s->res_raw);
-    s->res_size = calloc((size_t)n_resident + 1, sizeof *s->res_size);
+    s->io = fr_calloc((size_t)n_layer, sizeof *s->io);
+    s->res = fr_calloc((size_t)n_resident + 1, sizeof *s->res);
+    s->res_raw = fr_calloc((size_t)n_resident + 1, sizeof *s->res_raw);
+    s->res_size = fr_calloc((size_t)n_resident + 1, sizeof *s->res_size);
     if (!s->io || !s->res || !s->res_raw || !s->res_size) {
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         goto fail;

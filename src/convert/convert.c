@@ -8,6 +8,7 @@
  * quantized --type the float file goes to a temp file beside the target (created
  * exclusively), frugal_quantize writes the target from it (through /proc/self/fd,
  * its name removed first), and it is gone. */
+#include "core/fault.h"
 #include "convert/convert.h"
 
 #include <errno.h>
@@ -89,7 +90,7 @@ static int add_tensors(cv_ctx *c, uint64_t *total, fr_err *err) {
 /* Reserve a unique temp name beside out (created exclusively) for the float file. */
 static char *reserve_tmp(const char *out, fr_err *err) {
     size_t n = strlen(out);
-    char *p = malloc(n + 32);
+    char *p = fr_malloc(n + 32);
     if (!p) { fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); return NULL; }
     snprintf(p, n + 32, "%s.f16.XXXXXX", out);
     int fd = mkstemp(p);

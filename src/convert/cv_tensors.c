@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "convert/cv_internal.h"
 #include "convert/hfjson.h"
 
@@ -124,7 +125,7 @@ static fr_type out_type(const cv_ctx *c, const char *name, int n_dims) {
 static cv_tensor *new_tensor(cv_ctx *c, fr_err *err) {
     if (c->n_t == c->cap_t) {
         int cap = c->cap_t ? 2 * c->cap_t : 64;
-        cv_tensor *t = realloc(c->t, (size_t)cap * sizeof *t);
+        cv_tensor *t = fr_realloc(c->t, (size_t)cap * sizeof *t);
         if (!t) { fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); return NULL; }
         c->t = t;
         c->cap_t = cap;
@@ -228,7 +229,7 @@ static int plan_rope_freqs(cv_ctx *c, fr_err *err) {
     t->n_dims = 1;
     t->ne[0] = dim / 2;
     t->ne[1] = t->ne[2] = t->ne[3] = 1;
-    if (!(t->gen = malloc((size_t)(dim / 2) * sizeof(float)))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    if (!(t->gen = fr_malloc((size_t)(dim / 2) * sizeof(float)))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     float lo_wl = (float)(old / lo), hi_wl = (float)(old / hi);
     for (int64_t i = 0; i < dim / 2; i++) {
         float freq = 1.0f / powf((float)base, (float)(2 * i) / (float)dim);
@@ -258,7 +259,7 @@ static int plan_list(cv_ctx *c, const char *name, const cJSON *list, int64_t wan
     t->n_dims = 1;
     t->ne[0] = n;
     t->ne[1] = t->ne[2] = t->ne[3] = 1;
-    if (!(t->gen = malloc((size_t)n * sizeof(float)))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+    if (!(t->gen = fr_malloc((size_t)n * sizeof(float)))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     int i = 0;
     for (const cJSON *e = list->child; e; e = e->next, i++) {
         if (!cJSON_IsNumber(e)) return fr_err_set(err, FRUGAL_E_FORMAT, "config.json: rope_scaling factor %d is not a number", i);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "convert/cv_internal.h"
 #include "convert/hfjson.h"
 
@@ -41,14 +42,14 @@ static int vocab_init(vocab *v, int64_t n, bool scores, fr_err *err) {
     memset(v, 0, sizeof *v);
     if (n <= 0 || n > (1 << 24)) return fr_err_set(err, FRUGAL_E_FORMAT, "vocabulary size %lld out of range", (long long)n);
     v->n = n;
-    v->tok = calloc((size_t)n, sizeof *v->tok);
-    v->type = calloc((size_t)n, sizeof *v->type);
-    v->score = scores ? calloc((size_t)n, sizeof *v->score) : NULL;
+    v->tok = fr_calloc((size_t)n, sizeof *v->tok);
+    v->type = fr_calloc((size_t)n, sizeof *v->type);
+    v->score = scores ? fr_calloc((size_t)n, sizeof *v->score) : NULL;
     if (!v->tok || !v->type || (scores && !v->score)) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
         char b[32];
         snprintf(b, sizeof b, "[PAD%lld]", (long long)i);
-        if (!(v->tok[i] = strdup(b))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+        if (!(v->tok[i] = fr_strdup(b))) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         v->type[i] = TT_UNUSED;
         if (scores) v->score[i] = -10000.0f;
     }
@@ -56,7 +57,7 @@ static int vocab_init(vocab *v, int64_t n, bool scores, fr_err *err) {
 }
 
 static int set_tok(vocab *v, int64_t id, const char *s, size_t len, fr_err *err) {
-    char *p = malloc(len + 1);
+    char *p = fr_malloc(len + 1);
     if (!p) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     memcpy(p, s, len);
     p[len] = 0;
@@ -136,7 +137,7 @@ static int read_bytes(const char *path, uint8_t **buf, size_t *len, fr_err *err)
     long n = -1;
     if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
     if (n < 0 || n > (256L << 20) || fseek(f, 0, SEEK_SET)) { fclose(f); return fr_err_set(err, FRUGAL_E_IO, "%s: not readable", path); }
-    *buf = malloc((size_t)n + 1);
+    *buf = fr_malloc((size_t)n + 1);
     if (!*buf) { fclose(f); return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); }
     size_t got = fread(*buf, 1, (size_t)n, f);
     fclose(f);
@@ -366,8 +367,8 @@ static int write_merges(cv_ctx *c, const cJSON *tj, const char *path, fr_err *er
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(hj_obj(tj, "model"), "merges");
     int n = cJSON_IsArray(m) ? cJSON_GetArraySize(m) : 0;
     if (!n) return FRUGAL_OK;
-    gguf_str *s = calloc((size_t)n, sizeof *s);
-    char **own = calloc((size_t)n, sizeof *own);
+    gguf_str *s = fr_calloc((size_t)n, sizeof *s);
+    char **own = fr_calloc((size_t)n, sizeof *own);
     int rc = (!s || !own) ? fr_err_set(err, FRUGAL_E_NOMEM, "out of memory") : 0;
     int i = 0;
     for (const cJSON *e = m->child; e && !rc; e = e->next, i++) {
@@ -378,7 +379,7 @@ static int write_merges(cv_ctx *c, const cJSON *tj, const char *path, fr_err *er
             break;
         }
         size_t la = strlen(a->valuestring), lb = strlen(b->valuestring);
-        char *o = own[i] = malloc(2 * (la + lb) + 2);
+        char *o = own[i] = fr_malloc(2 * (la + lb) + 2);
         if (!o) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); break; }
         size_t k = 0;
         for (int part = 0; part < 2; part++) {
@@ -484,7 +485,7 @@ static int special_ids(cv_ctx *c, const cJSON *tj, const cJSON *tcfg, int64_t n_
 }
 
 static int write_vocab(cv_ctx *c, const vocab *v, const char *model, const char *pre, fr_err *err) {
-    gguf_str *s = malloc((size_t)v->n * sizeof *s);
+    gguf_str *s = fr_malloc((size_t)v->n * sizeof *s);
     if (!s) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     for (int64_t i = 0; i < v->n; i++) { s[i].ptr = v->tok[i]; s[i].len = strlen(v->tok[i]); }
     int rc = gguf_writer_set_str(c->w, "tokenizer.ggml.model", model);

@@ -1,4 +1,5 @@
 /* hfjson.c - reading JSON files of a Hugging Face folder (see hfjson.h). */
+#include "core/fault.h"
 #include "convert/hfjson.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@ bool hj_exists(const char *path) {
 
 char *hj_path(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
+    char *p = fr_malloc(a + b + 2);
     if (!p) return NULL;
     memcpy(p, dir, a);
     p[a] = '/';
@@ -36,7 +37,7 @@ static int read_all(const char *path, char **buf, size_t *len, fr_err *err) {
         fclose(f);
         return fr_err_set(err, FRUGAL_E_IO, "%s: not a readable file of at most 512 MiB", path);
     }
-    if (!(p = malloc((size_t)n + 1))) {
+    if (!(p = fr_malloc((size_t)n + 1))) {
         fclose(f);
         return fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory reading %ld bytes", path, n);
     }

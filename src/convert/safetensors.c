@@ -1,4 +1,5 @@
 /* safetensors.c - the safetensors reader (see safetensors.h). */
+#include "core/fault.h"
 #include "convert/safetensors.h"
 
 #include <dirent.h>
@@ -113,7 +114,7 @@ int st_parse_header(const char *json, size_t len, uint64_t data_len, st_tensor *
         return fr_err_set(err, FRUGAL_E_FORMAT, "header is not a JSON object");
     }
     size_t cap = (size_t)cJSON_GetArraySize(root), k = 0;
-    st_tensor *t = calloc(cap ? cap : 1, sizeof *t);
+    st_tensor *t = fr_calloc(cap ? cap : 1, sizeof *t);
     if (!t) {
         cJSON_Delete(root);
         return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory for %zu tensors", cap);
@@ -121,7 +122,7 @@ int st_parse_header(const char *json, size_t len, uint64_t data_len, st_tensor *
     for (const cJSON *e = root->child; e && !rc; e = e->next) {
         if (!e->string) { rc = fr_err_set(err, FRUGAL_E_FORMAT, "header entry without a name"); break; }
         if (!strcmp(e->string, "__metadata__")) continue;
-        if (!(t[k].name = strdup(e->string))) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); break; }
+        if (!(t[k].name = fr_strdup(e->string))) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); break; }
         rc = parse_entry(e, data_len, &t[k++], err);
     }
     cJSON_Delete(root);
@@ -182,7 +183,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 /* The shard file names of an index (sorted, unique) into m->paths. */
 static int index_files(const char *dir, const cJSON *wm, const char *ipath, st_model *m, fr_err *err) {
     int n = cJSON_GetArraySize(wm);
-    char **names = calloc(n ? (size_t)n : 1, sizeof *names);
+    char **names = fr_calloc(n ? (size_t)n : 1, sizeof *names);
     if (!names) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     int k = 0;
     for (const cJSON *e = wm->child; e; e = e->next) {
@@ -194,7 +195,7 @@ static int index_files(const char *dir, const cJSON *wm, const char *ipath, st_m
         names[k++] = e->valuestring;
     }
     qsort(names, (size_t)k, sizeof *names, cmp_str);
-    m->paths = calloc(k ? (size_t)k : 1, sizeof *m->paths);
+    m->paths = fr_calloc(k ? (size_t)k : 1, sizeof *m->paths);
     if (!m->paths) { free(names); return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); }
     for (int i = 0; i < k; i++) {
         if (i && !strcmp(names[i], names[i - 1])) continue;
@@ -205,15 +206,15 @@ static int index_files(const char *dir, const cJSON *wm, const char *ipath, st_m
 }
 
 static int open_all(st_model *m, fr_err *err) {
-    m->maps = calloc((size_t)m->n_files, sizeof *m->maps);
-    m->sizes = calloc((size_t)m->n_files, sizeof *m->sizes);
+    m->maps = fr_calloc((size_t)m->n_files, sizeof *m->maps);
+    m->sizes = fr_calloc((size_t)m->n_files, sizeof *m->sizes);
     if (!m->maps || !m->sizes) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     for (int i = 0; i < m->n_files; i++) {
         st_tensor *t;
         size_t n;
         int rc = open_file(m->paths[i], i, &m->maps[i], &m->sizes[i], &t, &n, err);
         if (rc) return rc;
-        st_tensor *all = realloc(m->tensors, (m->n_tensors + n + 1) * sizeof *all);
+        st_tensor *all = fr_realloc(m->tensors, (m->n_tensors + n + 1) * sizeof *all);
         if (!all) { st_tensors_free(t, n); return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); }
         memcpy(all + m->n_tensors, t, n * sizeof *t);
         free(t);
@@ -241,7 +242,7 @@ static int check_index(const st_model *m, const cJSON *wm, const char *ipath, fr
 
 int st_model_open(const char *dir, st_model **out, fr_err *err) {
     *out = NULL;
-    st_model *m = calloc(1, sizeof *m);
+    st_model *m = fr_calloc(1, sizeof *m);
     char *ipath = hj_path(dir, "model.safetensors.index.json");
     if (!m || !ipath) { free(m); free(ipath); return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory"); }
     cJSON *idx = NULL;
@@ -252,7 +253,7 @@ int st_model_open(const char *dir, st_model **out, fr_err *err) {
             rc = fr_err_set(err, FRUGAL_E_FORMAT, "%s: no \"weight_map\" object", ipath);
         if (!rc) rc = index_files(dir, wm, ipath, m, err);
     } else {
-        m->paths = calloc(1, sizeof *m->paths);
+        m->paths = fr_calloc(1, sizeof *m->paths);
         if (!m->paths || !(m->paths[0] = hj_path(dir, "model.safetensors")))
             rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         else if (!hj_exists(m->paths[0]))

@@ -10,6 +10,7 @@
  * caller sees n_sleeping > 0 and broadcasts, or the worker sees the new generation
  * before it waits. When there are more threads than cores, long spins would steal
  * the CPU from the threads doing the work, hence sched_yield() in longer waits. */
+#include "core/fault.h"
 #include "core/pool.h"
 
 #include <pthread.h>
@@ -75,15 +76,15 @@ static void *worker(void *a) {
 
 fr_pool *fr_pool_new(int n_threads) {
     if (n_threads < 1) n_threads = 1;
-    fr_pool *p = calloc(1, sizeof *p);
+    fr_pool *p = fr_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    p->threads = fr_calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) { free(p); return NULL; }
     for (int i = 1; i < n_threads; i++) {
-        worker_arg *wa = malloc(sizeof *wa);
+        worker_arg *wa = fr_malloc(sizeof *wa);
         if (!wa || (wa->p = p, wa->ith = i, pthread_create(&p->threads[i], NULL, worker, wa))) {
             free(wa);
             p->n = i; /* run with the threads we got */

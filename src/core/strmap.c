@@ -1,3 +1,4 @@
+#include "core/fault.h"
 #include "core/strmap.h"
 
 #include <stdlib.h>
@@ -34,7 +35,7 @@ int fr_strmap_init(fr_strmap *m, size_t n_expected) {
         if (cap > SIZE_MAX / 4) return FRUGAL_E_NOMEM;
         cap *= 2;
     }
-    m->slots = calloc(cap, sizeof *m->slots);
+    m->slots = fr_calloc(cap, sizeof *m->slots);
     if (!m->slots) return FRUGAL_E_NOMEM;
     m->cap = cap;
     return FRUGAL_OK;
@@ -50,7 +51,7 @@ void fr_strmap_free(fr_strmap *m) {
 static int grow(fr_strmap *m) {
     if (m->cap > SIZE_MAX / (2 * sizeof *m->slots)) return FRUGAL_E_NOMEM;
     size_t ncap = m->cap * 2;
-    fr_strmap_entry *ns = calloc(ncap, sizeof *ns);
+    fr_strmap_entry *ns = fr_calloc(ncap, sizeof *ns);
     if (!ns) return FRUGAL_E_NOMEM;
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key) continue;

@@ -7,7 +7,7 @@
  * as entries actually parse, instead of trusting the header counts. */
 #include "gguf/gguf.h"
 
-#include "io/fault.h"
+#include "core/fault.h"
 #include "io/mapguard.h"
 
 #include "core/types.h"
@@ -229,7 +229,7 @@ static int parse_value(cursor *c, gguf_kv *kv, uint32_t t, const char *key) {
     }
     kv->arr_data = c->base + start;
     if (n == 0) return FRUGAL_OK;
-    kv->arr_strs = malloc((size_t)n * sizeof *kv->arr_strs);
+    kv->arr_strs = fr_malloc((size_t)n * sizeof *kv->arr_strs);
     if (!kv->arr_strs)
         return fr_err_set(c->err, FRUGAL_E_NOMEM, "metadata key '%s': out of memory for %llu strings", key,
                           (unsigned long long)n);
@@ -248,7 +248,7 @@ static int grow(void **arr, uint64_t *cap, uint64_t want, size_t es) {
     if (want <= *cap) return FRUGAL_OK;
     uint64_t nc = *cap ? *cap * 2 : 16;
     if (nc < want) nc = want;
-    void *p = realloc(*arr, (size_t)nc * es);
+    void *p = fr_realloc(*arr, (size_t)nc * es);
     if (!p) return FRUGAL_E_NOMEM;
     memset((char *)p + (size_t)*cap * es, 0, (size_t)(nc - *cap) * es);
     *arr = p;
@@ -273,8 +273,8 @@ static int sort_names(const gguf_str *(*get)(const gguf_file *, uint64_t), const
                       uint64_t **out, uint64_t *dup) {
     *out = NULL;
     if (n == 0) return FRUGAL_OK;
-    name_idx *tmp = malloc((size_t)n * sizeof *tmp);
-    uint64_t *idx = malloc((size_t)n * sizeof *idx);
+    name_idx *tmp = fr_malloc((size_t)n * sizeof *tmp);
+    uint64_t *idx = fr_malloc((size_t)n * sizeof *idx);
     if (!tmp || !idx) { free(tmp); free(idx); return FRUGAL_E_NOMEM; }
     for (uint64_t i = 0; i < n; i++) { tmp[i].s = *get(f, i); tmp[i].i = i; }
     qsort(tmp, (size_t)n, sizeof *tmp, name_idx_cmp);
@@ -473,8 +473,8 @@ int gguf_open(const char *path, gguf_file **out, fr_err *err) {
     }
     if (st.st_size == 0) { close(fd); return fr_err_set(err, FRUGAL_E_FORMAT, "truncated: file is empty"); }
 
-    gguf_file_priv *p = fr_fault_hit(FR_FAULT_ALLOC) ? NULL : calloc(1, sizeof *p);
-    char *pc = p ? strdup(path) : NULL;
+    gguf_file_priv *p = fr_calloc(1, sizeof *p);
+    char *pc = p ? fr_strdup(path) : NULL;
     if (!p || !pc) {
         free(p);
         close(fd);

@@ -7,6 +7,7 @@
  * temp file beside the target first and is renamed into place only after
  * everything succeeded (io/outfile.h: created exclusively, synced, removed on
  * errors and signals; a target that is a device or FIFO is refused). */
+#include "core/fault.h"
 #include "gguf/gguf.h"
 
 #include "core/types.h"
@@ -54,7 +55,7 @@ static void bb_put(bbuf *b, const void *src, size_t n) {
     if (b->len + n > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 64;
         while (nc < b->len + n) nc *= 2;
-        uint8_t *np = realloc(b->p, nc);
+        uint8_t *np = fr_realloc(b->p, nc);
         if (!np) { b->oom = true; return; }
         b->p = np;
         b->cap = nc;
@@ -78,7 +79,7 @@ static void bb_str(bbuf *b, const char *s, uint64_t len) {
 /* ------------------------------------------------------------ writer */
 
 gguf_writer *gguf_writer_new(void) {
-    gguf_writer *w = calloc(1, sizeof *w);
+    gguf_writer *w = fr_calloc(1, sizeof *w);
     if (w) w->alignment = 32;
     return w;
 }
@@ -114,12 +115,12 @@ static int put_kv(gguf_writer *w, const char *key, bbuf *b) {
     }
     if (w->n_kv == w->cap_kv) {
         size_t nc = w->cap_kv ? w->cap_kv * 2 : 16;
-        wkv *nk = realloc(w->kv, nc * sizeof *nk);
+        wkv *nk = fr_realloc(w->kv, nc * sizeof *nk);
         if (!nk) { free(b->p); return FRUGAL_E_NOMEM; }
         w->kv = nk;
         w->cap_kv = nc;
     }
-    char *k = strdup(key);
+    char *k = fr_strdup(key);
     if (!k) { free(b->p); return FRUGAL_E_NOMEM; }
     w->kv[w->n_kv++] = (wkv){k, b->p, b->len};
     return FRUGAL_OK;
@@ -267,12 +268,12 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
         if (strcmp(w->t[i].name, name) == 0) return FRUGAL_E_INVALID_ARG;
     if (w->n_t == w->cap_t) {
         size_t nc = w->cap_t ? w->cap_t * 2 : 16;
-        wtensor *nt = realloc(w->t, nc * sizeof *nt);
+        wtensor *nt = fr_realloc(w->t, nc * sizeof *nt);
         if (!nt) return FRUGAL_E_NOMEM;
         w->t = nt;
         w->cap_t = nc;
     }
-    t.name = strdup(name);
+    t.name = fr_strdup(name);
     if (!t.name) return FRUGAL_E_NOMEM;
     w->t[w->n_t++] = t; /* owns t.name now (gcc -fanalyzer's "leak of t.name" misses this) */
     return FRUGAL_OK;
@@ -327,7 +328,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_fill_fn fill, void 
     }
     if (hdr.oom) { free(hdr.p); return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory building GGUF header"); }
 
-    uint8_t *fbuf = max_fill ? malloc((size_t)max_fill) : NULL;
+    uint8_t *fbuf = max_fill ? fr_malloc((size_t)max_fill) : NULL;
     if (max_fill && !fbuf) {
         free(hdr.p);
         return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory for a %llu-byte write buffer",

@@ -1,7 +1,7 @@
 /* outfile.c - see outfile.h. */
 #include "io/outfile.h"
 
-#include "io/fault.h"
+#include "core/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,8 +79,8 @@ int fr_outfile_open(fr_outfile *o, const char *path, fr_err *err) {
     int rc = fr_outfile_check_target(path, err);
     if (rc) return rc;
     size_t pl = strlen(path);
-    o->path = strdup(path);
-    o->tmp = malloc(pl + 48);
+    o->path = fr_strdup(path);
+    o->tmp = fr_malloc(pl + 48);
     if (!o->path || !o->tmp || fr_fault_hit(FR_FAULT_ALLOC)) {
         release(o);
         return fr_err_set(err, FRUGAL_E_NOMEM, "%s: out of memory for the temp file name", path);
@@ -125,7 +125,7 @@ int fr_outfile_write(fr_outfile *o, const void *p, size_t n, fr_err *err) {
 /* fsync the directory holding path, so the rename itself is durable (best effort:
  * some file systems refuse to open or sync directories). */
 static void sync_dir(const char *path) {
-    char *copy = strdup(path);
+    char *copy = fr_strdup(path);
     if (!copy) return;
     int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {

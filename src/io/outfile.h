@@ -12,7 +12,7 @@
  *   is the default (a program with its own handler keeps it and should call
  *   fr_outfile_abort itself); it removes every open temp file and then lets the
  *   signal take its default course (the process ends as it would have).
- * Writes go through the fault layer (io/fault.h): an injected failure is EIO. */
+ * Writes go through the fault layer (core/fault.h): an injected failure is EIO. */
 #ifndef FRUGAL_OUTFILE_H
 #define FRUGAL_OUTFILE_H
 

@@ -2,6 +2,7 @@
  * where it matters for matching llama.cpp's logits: activations are quantized to
  * the weight type's vec_dot_type before the dot products; RoPE angles are built
  * by repeated multiplication with theta_scale as ggml does. */
+#include "core/fault.h"
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -58,7 +59,7 @@ typedef struct {
 static void il_rows_fallback(const fr_weight *w, long r0, long r1, const matmul_job *j, float *y) {
     const fr_type_traits *tr = fr_type_traits_get(w->type);
     const size_t w_row = fr_row_size(w->type, w->n_in);
-    uint8_t *row = malloc(w_row);
+    uint8_t *row = fr_malloc(w_row);
     if (!row) abort(); /* one row of scratch; the forward pass has no error path here */
     for (long r = r0; r < r1; r++) {
         const uint8_t *g = (const uint8_t *)w->data + (size_t)(r / FR_IL_ROWS) * FR_IL_ROWS * w_row;

@@ -1,3 +1,4 @@
+#include "core/fault.h"
 #include "kernels/dispatch.h"
 #include "kv/kv_cache.h"
 
@@ -37,10 +38,10 @@ uint64_t fr_kv_pool_bytes(int kv_type, int row, int n_global, int n_blocks, int 
 
 /* The sliding-window part of a RAM pool: which layers, their ranks, the slots. */
 static int swa_init(fr_kv_pool *p, const fr_kv_swa_cfg *swa, fr_err *err) {
-    p->swa_local = malloc((size_t)p->n_layer);
-    p->layer_rank = malloc(sizeof(int) * (size_t)p->n_layer);
-    p->slot_of = malloc(sizeof(int) * (size_t)p->n_blocks);
-    p->free_slots = malloc(sizeof(int) * (size_t)(swa->n_slots > 0 ? swa->n_slots : 1));
+    p->swa_local = fr_malloc((size_t)p->n_layer);
+    p->layer_rank = fr_malloc(sizeof(int) * (size_t)p->n_layer);
+    p->slot_of = fr_malloc(sizeof(int) * (size_t)p->n_blocks);
+    p->free_slots = fr_malloc(sizeof(int) * (size_t)(swa->n_slots > 0 ? swa->n_slots : 1));
     if (!p->swa_local || !p->layer_rank || !p->slot_of || !p->free_slots)
         return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (KV pool tables)");
     int n_global = 0;
@@ -83,9 +84,9 @@ int fr_kv_pool_init(fr_kv_pool *p, int kv_type, int n_layer, int n_tokens, int r
     if (swa && (disk_dir || swa->n_slots <= 0 || swa->n_slots > p->n_blocks))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "sliding-window KV layout: needs a RAM pool and 1..%d slots",
                           p->n_blocks);
-    p->refs = calloc((size_t)p->n_blocks, sizeof(int));
-    p->free_list = malloc(sizeof(int) * (size_t)p->n_blocks);
-    p->tmp = malloc(p->page_bytes);
+    p->refs = fr_calloc((size_t)p->n_blocks, sizeof(int));
+    p->free_list = fr_malloc(sizeof(int) * (size_t)p->n_blocks);
+    p->tmp = fr_malloc(p->page_bytes);
     if (!p->refs || !p->free_list || !p->tmp) {
         fr_kv_pool_free(p);
         return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (KV pool tables)");
@@ -196,7 +197,7 @@ static int grow_table(fr_kv_cache *kv, int need, fr_err *err) {
     if (need <= kv->cap_blocks) return FRUGAL_OK;
     int cap = kv->cap_blocks ? kv->cap_blocks * 2 : 8;
     while (cap < need) cap *= 2;
-    int *nb = realloc(kv->blocks, sizeof(int) * (size_t)cap);
+    int *nb = fr_realloc(kv->blocks, sizeof(int) * (size_t)cap);
     if (!nb) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (KV block table)");
     kv->blocks = nb;
     kv->cap_blocks = cap;

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/fault.h"
+#include "core/fault.h"
 #include "kv/kv_cache.h"
 #include "mem/alloc.h"
 
@@ -54,17 +54,17 @@ int fr_kv_disk_open(fr_kv_pool *p, const char *dir, uint64_t ram_bytes, fr_err *
                           "--kv-ram %.0f KiB is too small: the disk tier needs at least %.0f KiB (one layer's "
                           "KV pages + 2)", ram_bytes / 1024.0, min_frames * p->page_bytes / 1024.0);
     if (frames > (uint64_t)n_pages) frames = (uint64_t)n_pages;
-    fr_kv_disk *d = calloc(1, sizeof *d);
+    fr_kv_disk *d = fr_calloc(1, sizeof *d);
     if (!d) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     d->fd = -1;
     d->n_pages = n_pages;
     p->n_frames = (int)frames;
-    d->frame_of = malloc(sizeof(int) * (size_t)n_pages);
-    d->on_disk = calloc((size_t)n_pages, 1);
-    d->page_of = malloc(sizeof(int) * frames);
-    d->last_use = calloc(frames, sizeof(uint64_t));
-    d->pinned = calloc(frames, sizeof(unsigned));
-    d->dirty = calloc(frames, 1);
+    d->frame_of = fr_malloc(sizeof(int) * (size_t)n_pages);
+    d->on_disk = fr_calloc((size_t)n_pages, 1);
+    d->page_of = fr_malloc(sizeof(int) * frames);
+    d->last_use = fr_calloc(frames, sizeof(uint64_t));
+    d->pinned = fr_calloc(frames, sizeof(unsigned));
+    d->dirty = fr_calloc(frames, 1);
     p->disk = d;
     p->frames = fr_mem_alloc(FR_MEM_KV, frames * p->page_bytes);
     if (!d->frame_of || !d->on_disk || !d->page_of || !d->last_use || !d->pinned || !d->dirty || !p->frames) {
@@ -104,7 +104,7 @@ void fr_kv_disk_close(fr_kv_pool *p) {
 }
 
 static int full_pwrite(int fd, const uint8_t *buf, size_t n, off_t off) {
-    if (fr_fault_hit(FR_FAULT_IO)) return ENOSPC; /* tests: io/fault.h */
+    if (fr_fault_hit(FR_FAULT_IO)) return ENOSPC; /* tests: core/fault.h */
     while (n) {
         ssize_t w = pwrite(fd, buf, n, off);
         if (w < 0 && errno == EINTR) continue;

@@ -1,6 +1,6 @@
 #include "mem/alloc.h"
 
-#include "io/fault.h"
+#include "core/fault.h"
 
 #include "frugal.h"
 
@@ -48,7 +48,7 @@ static void bump_peak(int i, uint64_t now) {
 }
 
 void *fr_mem_alloc(fr_mem_cat cat, size_t n) {
-    if (fr_fault_hit(FR_FAULT_ALLOC)) return NULL; /* tests: io/fault.h */
+    if (fr_fault_hit(FR_FAULT_ALLOC)) return NULL; /* tests: core/fault.h */
     if ((unsigned)cat >= FR_MEM_COUNT) cat = FR_MEM_OTHER;
     if (n == 0) n = 1;
     uint64_t budget = atomic_load(&g_budget);

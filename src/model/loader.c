@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "core/progress.h"
 #include "core/types.h"
 #include "kernels/interleave.h"
@@ -207,7 +208,7 @@ int fr_model_bind(frugal_model *m, fr_err *err) {
     m->layers = fr_mem_alloc(FR_MEM_WEIGHTS, sizeof(fr_layer) * (size_t)m->hp.n_layer);
     if (!m->layers) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     memset(m->layers, 0, sizeof(fr_layer) * (size_t)m->hp.n_layer);
-    uint8_t *used = calloc(m->file->n_tensors + 1, 1);
+    uint8_t *used = fr_calloc(m->file->n_tensors + 1, 1);
     if (!used) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     m->owned_bytes += sizeof(fr_layer) * (size_t)m->hp.n_layer;
     rc = bind_all(m, used, err);

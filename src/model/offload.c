@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "backend/backend.h"
 #include "frugal.h"
 #include "kernels/dispatch.h"
@@ -57,7 +58,7 @@ static int upload_weight(fr_offload *o, const fr_weight *w, fr_err *err) {
     if (!w->data || !src || !o->be->ops->type_ok(w->type)) return FRUGAL_OK; /* stays on the CPU */
     if (o->n_res == o->cap_res) {
         const int cap = o->cap_res ? 2 * o->cap_res : 64;
-        resident *r = realloc(o->res, sizeof *r * (size_t)cap);
+        resident *r = fr_realloc(o->res, sizeof *r * (size_t)cap);
         if (!r) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         o->res = r, o->cap_res = cap;
     }
@@ -113,7 +114,7 @@ static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err
 
 int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_offload **out, fr_err *err) {
     *out = NULL;
-    fr_offload *o = calloc(1, sizeof *o);
+    fr_offload *o = fr_calloc(1, sizeof *o);
     if (!o) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     pthread_mutex_init(&o->mu, NULL);
     const char *kind = getenv("FRUGAL_BACKEND");
@@ -168,7 +169,7 @@ bool fr_offload_has(const fr_offload *o, const fr_weight *w) { return o && !o->f
 /* *p holds at least n bytes of host memory. */
 static int host_room(void **p, size_t *have, size_t n) {
     if (*have >= n) return 1;
-    void *q = realloc(*p, n);
+    void *q = fr_realloc(*p, n);
     if (!q) return 0;
     *p = q, *have = n;
     return 1;

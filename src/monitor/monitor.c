@@ -1,4 +1,5 @@
 /* monitor.c - the sysfs/procfs readers (see monitor.h). */
+#include "core/fault.h"
 #include "monitor/monitor.h"
 
 #include <dirent.h>
@@ -47,7 +48,7 @@ static double now_s(void) {
 }
 
 static void list_add(file_list *l, const char *path) {
-    if (l->n < MAX_FILES && (l->path[l->n] = strdup(path))) l->n++;
+    if (l->n < MAX_FILES && (l->path[l->n] = fr_strdup(path))) l->n++;
 }
 
 static void list_free(file_list *l) {
@@ -70,7 +71,7 @@ static void logf_(fr_monitor *m, const char *fmt, ...) {
 static void garbage(fr_monitor *m, const char *path) {
     for (int i = 0; i < m->warned.n; i++)
         if (!strcmp(m->warned.path[i], path)) return;
-    if (m->warned.n < MAX_FILES) m->warned.path[m->warned.n++] = strdup(path);
+    if (m->warned.n < MAX_FILES) m->warned.path[m->warned.n++] = fr_strdup(path);
     logf_(m, "warning: monitor: %s: unreadable contents, ignored", path);
 }
 
@@ -181,7 +182,7 @@ static void find_rapl(fr_monitor *m) {
 }
 
 fr_monitor *fr_monitor_new(const char *root, int verbose, fr_monitor_log_fn log, void *log_user) {
-    fr_monitor *m = calloc(1, sizeof *m);
+    fr_monitor *m = fr_calloc(1, sizeof *m);
     if (!m) return NULL;
     if (!root) root = getenv("FRUGAL_SYSFS_ROOT");
     if (!root || !*root) root = "/";

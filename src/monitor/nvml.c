@@ -2,6 +2,7 @@
  * link-time dependency on the NVIDIA driver, and a machine without it simply has no
  * GPU readings. Only the handful of entry points we read are resolved; their
  * signatures are NVML's stable C ABI (nvml.h): every call returns 0 on success. */
+#include "core/fault.h"
 #include "monitor/monitor.h"
 
 #include <dlfcn.h>
@@ -27,7 +28,7 @@ struct fr_nvml {
 fr_nvml *fr_nvml_open(const char *lib_path) {
     void *lib = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) return NULL;
-    fr_nvml *g = calloc(1, sizeof *g);
+    fr_nvml *g = fr_calloc(1, sizeof *g);
     if (!g) { dlclose(lib); return NULL; }
     g->lib = lib;
     int (*init)(void);

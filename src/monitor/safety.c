@@ -1,4 +1,5 @@
 /* safety.c - see safety.h. */
+#include "core/fault.h"
 #include "monitor/safety.h"
 
 #include <errno.h>
@@ -74,7 +75,7 @@ int fr_safety_new(const frugal_safety_policy *p, const char *root, int start_thr
     *out = NULL;
     int rc = check_policy(p, err);
     if (rc) return rc;
-    fr_safety *s = calloc(1, sizeof *s);
+    fr_safety *s = fr_calloc(1, sizeof *s);
     if (!s) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     s->p = *p;
     s->log = log;

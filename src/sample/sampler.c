@@ -5,6 +5,7 @@
  * buffer that grows with n_vocab. All filtering works on a candidate list of
  * (id, logit) pairs; the draw walks that list in a fixed order with our own
  * xoshiro256** generator, so a given seed gives the same tokens everywhere. */
+#include "core/fault.h"
 #include "sample/sampler.h"
 
 #include <float.h>
@@ -84,13 +85,13 @@ void frugal_sampler_params_default(frugal_sampler_params *p) {
 
 /* Returns a sampler with a copy of *p (defaults when p is NULL), or NULL on OOM. */
 frugal_sampler *frugal_sampler_new(const frugal_sampler_params *p) {
-    frugal_sampler *s = calloc(1, sizeof *s);
+    frugal_sampler *s = fr_calloc(1, sizeof *s);
     if (!s) return NULL;
     if (p) s->p = *p;
     else frugal_sampler_params_default(&s->p);
     if (s->p.repeat_last_n < 0) s->p.repeat_last_n = 0;
     if (s->p.repeat_last_n > 0) {
-        s->hist = malloc((size_t)s->p.repeat_last_n * sizeof *s->hist);
+        s->hist = fr_malloc((size_t)s->p.repeat_last_n * sizeof *s->hist);
         if (!s->hist) { free(s); return NULL; }
         s->hist_cap = s->p.repeat_last_n;
     }
@@ -128,9 +129,9 @@ void frugal_sampler_accept(frugal_sampler *s, int32_t token) {
  * all-zero, which apply_penalties relies on. */
 static bool ensure_cap(frugal_sampler *s, int n) {
     if (n <= s->cap) return true;
-    cand *c = malloc((size_t)n * sizeof *c);
-    int32_t *k = calloc((size_t)n, sizeof *k);
-    double *pr = malloc((size_t)n * sizeof *pr);
+    cand *c = fr_malloc((size_t)n * sizeof *c);
+    int32_t *k = fr_calloc((size_t)n, sizeof *k);
+    double *pr = fr_malloc((size_t)n * sizeof *pr);
     if (!c || !k || !pr) {
         free(c); free(k); free(pr);
         return false;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
@@ -158,7 +159,7 @@ static int pieces_push(pieces *p, size_t len) {
     if (len == 0) return FRUGAL_OK;  /* empty pieces encode to nothing: drop them */
     if (p->n == p->cap) {
         size_t nc = p->cap ? p->cap * 2 : 64;
-        size_t *nv = realloc(p->len, nc * sizeof *nv);
+        size_t *nv = fr_realloc(p->len, nc * sizeof *nv);
         if (!nv) return FRUGAL_E_NOMEM;
         p->len = nv;
         p->cap = nc;
@@ -354,7 +355,7 @@ static int pre_split(int pre, const uint32_t *cpts, size_t n, pieces *out, fr_er
             collapsed = fr_regex_wants_collapsed(pat);
             if ((rc = fr_regex_compile(pat, collapsed, &re, err)) != FRUGAL_OK) break;
             if (txt_mode != (int)collapsed) {
-                if (!txt && !(txt = malloc((n ? n : 1) * sizeof *txt))) {
+                if (!txt && !(txt = fr_malloc((n ? n : 1) * sizeof *txt))) {
                     rc = FRUGAL_E_NOMEM;
                     fr_regex_free(re);
                     break;
@@ -400,7 +401,7 @@ static bool bg_less(const bigram *a, const bigram *b) {
 static int bheap_push(bheap *h, bigram b) {
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 64;
-        bigram *nv = realloc(h->v, nc * sizeof *nv);
+        bigram *nv = fr_realloc(h->v, nc * sizeof *nv);
         if (!nv) return FRUGAL_E_NOMEM;
         h->v = nv;
         h->cap = nc;
@@ -445,7 +446,7 @@ static int bpe_word(const fr_tokenizer *t, const char *w, size_t wn, bool ignore
         if (id >= 0) return fr_tokvec_push(out, id);
     }
     if (*sym_cap < wn) {
-        bsym *ns = realloc(*sym_buf, wn * sizeof *ns);
+        bsym *ns = fr_realloc(*sym_buf, wn * sizeof *ns);
         if (!ns) return FRUGAL_E_NOMEM;
         *sym_buf = ns;
         *sym_cap = wn;
@@ -509,7 +510,7 @@ int fr_bpe_encode(const fr_tokenizer *t, const char *text, size_t len, fr_tokvec
     if (rc == FRUGAL_OK) {
         size_t maxp = 0;
         for (size_t k = 0; k < pc.n; k++) if (pc.len[k] > maxp) maxp = pc.len[k];
-        if (!(w = malloc(maxp * 8 + 1))) rc = FRUGAL_E_NOMEM;
+        if (!(w = fr_malloc(maxp * 8 + 1))) rc = FRUGAL_E_NOMEM;
     }
     size_t start = 0;
     for (size_t k = 0; rc == FRUGAL_OK && k < pc.n; k++) {

@@ -7,6 +7,7 @@
  * choice. That reproduces ECMAScript's ordered choice exactly. Repeats of a node that
  * always consumes exactly one character (a set, or a group of lookaheads plus one set)
  * are run iteratively, so long words do not deepen the recursion. */
+#include "core/fault.h"
 #include "tokenizer/regex.h"
 
 #include <stdlib.h>
@@ -53,7 +54,7 @@ static void node_free(rx_node *nd) {
 }
 
 static rx_node *node_new(int type) {
-    rx_node *nd = calloc(1, sizeof *nd);
+    rx_node *nd = fr_calloc(1, sizeof *nd);
     if (nd) nd->type = type;
     return nd;
 }
@@ -61,7 +62,7 @@ static rx_node *node_new(int type) {
 static bool set_add(rx_node *s, uint32_t lo, uint32_t hi) {
     if (s->nr == s->rcap) {
         int nc = s->rcap ? s->rcap * 2 : 8;
-        rx_range *nr = realloc(s->r, (size_t)nc * sizeof *nr);
+        rx_range *nr = fr_realloc(s->r, (size_t)nc * sizeof *nr);
         if (!nr) return false;
         s->r = nr;
         s->rcap = nc;
@@ -75,7 +76,7 @@ static bool set_add(rx_node *s, uint32_t lo, uint32_t hi) {
 static bool seq_push(rx_seq *q, rx_node *nd) {
     if (q->n == q->cap) {
         int nc = q->cap ? q->cap * 2 : 4;
-        rx_node **nv = realloc(q->v, (size_t)nc * sizeof *nv);
+        rx_node **nv = fr_realloc(q->v, (size_t)nc * sizeof *nv);
         if (!nv) return false;
         q->v = nv;
         q->cap = nc;
@@ -88,7 +89,7 @@ static bool seq_push(rx_seq *q, rx_node *nd) {
 static rx_seq *alt_add(rx_node *a) {
     if (a->nalts == a->acap) {
         int nc = a->acap ? a->acap * 2 : 4;
-        rx_seq *na = realloc(a->alts, (size_t)nc * sizeof *na);
+        rx_seq *na = fr_realloc(a->alts, (size_t)nc * sizeof *na);
         if (!na) return NULL;
         a->alts = na;
         a->acap = nc;
@@ -430,7 +431,7 @@ int fr_regex_compile(const char *pattern, bool collapsed, fr_regex **out, fr_err
         int code = ps.code ? ps.code : FRUGAL_E_INTERNAL;
         return fr_err_set(err, code, "regex '%s': %s", pattern, ps.why ? ps.why : "parse error");
     }
-    fr_regex *re = malloc(sizeof *re);
+    fr_regex *re = fr_malloc(sizeof *re);
     if (!re) { node_free(root); return fr_err_set(err, FRUGAL_E_NOMEM, "regex: out of memory"); }
     re->root = root;
     re->collapsed = collapsed;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "tokenizer/tokenizer_impl.h"
 
 typedef struct spm_sym {
@@ -35,7 +36,7 @@ static int bg_before(const spm_bigram *a, const spm_bigram *b) {
 static int heap_push(spm_heap *h, spm_bigram b) {
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 64;
-        spm_bigram *nv = realloc(h->v, nc * sizeof *nv);
+        spm_bigram *nv = fr_realloc(h->v, nc * sizeof *nv);
         if (!nv) return FRUGAL_E_NOMEM;
         h->v = nv;
         h->cap = nc;
@@ -118,7 +119,7 @@ static char *escape_spaces(const char *text, size_t len, size_t *out_len) {
     for (size_t i = 0; i < len; i++) n_sp += text[i] == ' ';
     if (n_sp > (SIZE_MAX - len - 1) / 2) return NULL;
     size_t n = len + 2 * n_sp;
-    char *buf = malloc(n + 1);
+    char *buf = fr_malloc(n + 1);
     if (!buf) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -145,7 +146,7 @@ int fr_spm_encode(const fr_tokenizer *t, const char *text, size_t len, fr_tokvec
     if (n > (size_t)INT32_MAX) { free(esc); return FRUGAL_E_INVALID_ARG; }
 
     spm_ctx c = { .t = t, .text = esc };
-    c.syms = malloc(n * sizeof *c.syms);
+    c.syms = fr_malloc(n * sizeof *c.syms);
     int rc = c.syms ? FRUGAL_OK : FRUGAL_E_NOMEM;
     int n_sym = 0;
     for (size_t off = 0; rc == FRUGAL_OK && off < n;) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "core/strmap.h"
 #include "tokenizer/tokenizer_impl.h"
 
@@ -54,7 +55,7 @@ int fr_tokvec_push(fr_tokvec *v, int32_t id) {
     if (v->n == v->cap) {
         size_t nc = v->cap ? v->cap * 2 : 64;
         if (nc > SIZE_MAX / sizeof *v->ids) return FRUGAL_E_NOMEM;
-        int32_t *ni = realloc(v->ids, nc * sizeof *ni);
+        int32_t *ni = fr_realloc(v->ids, nc * sizeof *ni);
         if (!ni) return FRUGAL_E_NOMEM;
         v->ids = ni;
         v->cap = nc;
@@ -140,9 +141,9 @@ static int load_tokens(fr_tokenizer *t, const gguf_kv *kv, fr_err *err) {
         if (l > UINT32_MAX - total) return fr_err_set(err, FRUGAL_E_FORMAT, "tokenizer.ggml.tokens: texts too large");
         total += l;
     }
-    t->pool = malloc(total + 1);
-    t->off = malloc(n * sizeof *t->off);
-    t->len = malloc(n * sizeof *t->len);
+    t->pool = fr_malloc(total + 1);
+    t->off = fr_malloc(n * sizeof *t->off);
+    t->len = fr_malloc(n * sizeof *t->len);
     if (!t->pool || !t->off || !t->len) return fr_err_set(err, FRUGAL_E_NOMEM, "tokenizer: out of memory");
     int rc = fr_strmap_init(&t->tok_map, (size_t)n);
     if (rc) return fr_err_set(err, rc, "tokenizer: out of memory");
@@ -180,8 +181,8 @@ static int load_merges(fr_tokenizer *t, const gguf_file *f, fr_err *err) {
         total += (size_t)kv->arr_strs[i].len;
     }
     t->n_merges = (int)kv->arr_n;
-    t->merge_pool = malloc(total + 1);
-    t->merge_split = malloc((kv->arr_n ? kv->arr_n : 1) * sizeof *t->merge_split);
+    t->merge_pool = fr_malloc(total + 1);
+    t->merge_split = fr_malloc((kv->arr_n ? kv->arr_n : 1) * sizeof *t->merge_split);
     int rc = fr_strmap_init(&t->merge_map, (size_t)kv->arr_n);
     if (!t->merge_pool || !t->merge_split || rc) return fr_err_set(err, FRUGAL_E_NOMEM, "tokenizer: out of memory");
     size_t pos = 0;
@@ -226,7 +227,7 @@ static int build_piece(const fr_tokenizer *t, int32_t id, char **buf, size_t *n,
     if (need > *cap) {
         size_t nc = *cap ? *cap : 1 << 16;
         while (nc < need) nc *= 2;
-        char *nb = realloc(*buf, nc);
+        char *nb = fr_realloc(*buf, nc);
         if (!nb) return FRUGAL_E_NOMEM;
         *buf = nb;
         *cap = nc;
@@ -459,10 +460,10 @@ static int load_impl(fr_tokenizer *t, const gguf_file *f, fr_err *err) {
         return fr_err_set(err, FRUGAL_E_FORMAT, "tokenizer.ggml.token_type: not an integer array of %d", n);
 
     if ((rc = load_tokens(t, toks, err))) return rc;
-    t->score = malloc((size_t)n * sizeof *t->score);
-    t->type = malloc((size_t)n);
-    t->attr = malloc((size_t)n * sizeof *t->attr);
-    t->eog = calloc((size_t)n, 1);
+    t->score = fr_malloc((size_t)n * sizeof *t->score);
+    t->type = fr_malloc((size_t)n);
+    t->attr = fr_malloc((size_t)n * sizeof *t->attr);
+    t->eog = fr_calloc((size_t)n, 1);
     if (!t->score || !t->type || !t->attr || !t->eog) return fr_err_set(err, FRUGAL_E_NOMEM, "tokenizer: out of memory");
     for (int i = 0; i < n; i++) {
         t->score[i] = scores ? (float)gguf_arr_f64(scores, (uint64_t)i) : 0.0f;
@@ -521,15 +522,15 @@ static int load_impl(fr_tokenizer *t, const gguf_file *f, fr_err *err) {
         else if (a & A_NORMAL) t->type[i] = FR_TOKTYPE_NORMAL;
     }
 
-    t->special = malloc((size_t)n * sizeof *t->special);
+    t->special = fr_malloc((size_t)n * sizeof *t->special);
     if (!t->special) return fr_err_set(err, FRUGAL_E_NOMEM, "tokenizer: out of memory");
     for (int i = 0; i < n; i++)
         if (t->attr[i] & (A_CONTROL | A_USER_DEFINED | A_UNKNOWN)) t->special[t->n_special++] = i;
     qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special_len, t);
 
     size_t pn = 0, pcap = 0;
-    t->piece_off = malloc((size_t)n * sizeof *t->piece_off);
-    t->piece_len = malloc((size_t)n * sizeof *t->piece_len);
+    t->piece_off = fr_malloc((size_t)n * sizeof *t->piece_off);
+    t->piece_len = fr_malloc((size_t)n * sizeof *t->piece_len);
     if (!t->piece_off || !t->piece_len) return fr_err_set(err, FRUGAL_E_NOMEM, "tokenizer: out of memory");
     for (int i = 0; i < n; i++) {
         size_t before = pn;
@@ -546,7 +547,7 @@ int fr_tokenizer_load(const gguf_file *f, fr_tokenizer **out, fr_err *err) {
     if (!out) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "tokenizer: NULL output");
     *out = NULL;
     if (!f) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "tokenizer: NULL file");
-    fr_tokenizer *t = calloc(1, sizeof *t);
+    fr_tokenizer *t = fr_calloc(1, sizeof *t);
     if (!t) return fr_err_set(err, FRUGAL_E_NOMEM, "tokenizer: out of memory");
     int rc = load_impl(t, f, err);
     if (rc != FRUGAL_OK) {
@@ -582,7 +583,7 @@ typedef struct fragvec {
 static int frag_push(fragvec *fv, frag f) {
     if (fv->n == fv->cap) {
         size_t nc = fv->cap ? fv->cap * 2 : 16;
-        frag *nv = realloc(fv->v, nc * sizeof *nv);
+        frag *nv = fr_realloc(fv->v, nc * sizeof *nv);
         if (!nv) return FRUGAL_E_NOMEM;
         fv->v = nv;
         fv->cap = nc;
@@ -663,7 +664,7 @@ static int tokenize_vec(const fr_tokenizer *t, const char *text, size_t len, boo
              * or follows a special token */
             size_t pre = t->add_space_prefix && prev_special ? 1 : 0;
             if (fr.len + pre > buf_cap) {
-                char *nb = realloc(buf, fr.len + pre);
+                char *nb = fr_realloc(buf, fr.len + pre);
                 if (!nb) { rc = FRUGAL_E_NOMEM; break; }
                 buf = nb;
                 buf_cap = fr.len + pre;

@@ -1,4 +1,5 @@
 /* unicode.c - code point classes, UTF-8 and the GPT-2 byte mapping (see unicode.h). */
+#include "core/fault.h"
 #include "tokenizer/unicode.h"
 
 #include <stdlib.h>
@@ -76,7 +77,7 @@ size_t fr_utf8_encode(uint32_t cp, char out[4]) {
 }
 
 int fr_utf8_to_cpts(const char *s, size_t len, uint32_t **out, size_t *n) {
-    uint32_t *v = malloc((len ? len : 1) * sizeof *v);
+    uint32_t *v = fr_malloc((len ? len : 1) * sizeof *v);
     if (!v) return -1;
     size_t k = 0, off = 0;
     while (off < len) v[k++] = fr_utf8_decode(s, len, &off);

@@ -7,6 +7,7 @@
 
 #include <vulkan/vulkan.h>
 
+#include "core/fault.h"
 #include "backend/vulkan/vk.h"
 #include "backend/vulkan/vk_shaders.h"
 
@@ -155,7 +156,7 @@ static int make_layouts(fr_vk *vk, fr_err *err) {
 
 int fr_vk_open(int index, fr_vk **out, fr_err *err) {
     *out = NULL;
-    fr_vk *vk = calloc(1, sizeof *vk);
+    fr_vk *vk = fr_calloc(1, sizeof *vk);
     if (!vk) return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: out of memory");
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "frugal",
                              .pEngineName = "frugal", .apiVersion = VK_API_VERSION_1_1};
@@ -228,7 +229,7 @@ static int buf_alloc(fr_vk *vk, size_t n, int host, fr_vk_buf **out, fr_err *err
     if (!host && vk->budget && atomic_load(&vk->cur) + n > vk->budget)
         return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: %zu bytes of device memory would exceed the budget of %llu",
                           n, (unsigned long long)vk->budget);
-    fr_vk_buf *b = calloc(1, sizeof *b);
+    fr_vk_buf *b = fr_calloc(1, sizeof *b);
     if (!b) return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: out of memory");
     b->size = n;
     b->staging = host;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/fault.h"
 #include "backend/backend.h"
 #include "backend/vulkan/vk.h"
 #include "backend/vulkan/vk_ops.h"
@@ -70,7 +71,7 @@ int fr_backend_vulkan_open(int device, fr_backend **out, fr_err *err) {
     fr_vk *vk = NULL;
     int rc = fr_vk_open(device, &vk, err);
     if (rc) return rc;
-    fr_backend *b = calloc(1, sizeof *b);
+    fr_backend *b = fr_calloc(1, sizeof *b);
     if (!b) {
         fr_vk_close(vk);
         return fr_err_set(err, FRUGAL_E_NOMEM, "vulkan: out of memory");

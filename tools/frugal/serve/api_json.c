@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "serve.h"
 
 /* ------------------------------------------------------------------ errors */
@@ -133,8 +134,8 @@ static int get_bool(const cJSON *obj, const char *name, int *out, srv_error *e) 
 /* Concatenated text of a message's content: a string, or an array of
  * {"type":"text","text":...} parts. malloc'd, or NULL with e set. */
 static char *message_text(const cJSON *content, srv_error *e) {
-    if (!content) return strdup("");
-    if (cJSON_IsString(content)) return strdup(content->valuestring);
+    if (!content) return fr_strdup("");
+    if (cJSON_IsString(content)) return fr_strdup(content->valuestring);
     if (!cJSON_IsArray(content)) {
         set_err(e, 400, "messages", "message content must be a string or an array of text parts");
         return NULL;
@@ -155,7 +156,7 @@ static char *message_text(const cJSON *content, srv_error *e) {
             return NULL;
         }
     }
-    return b.p ? b.p : strdup("");
+    return b.p ? b.p : fr_strdup("");
 }
 
 /* Render root["messages"] with the configured template. malloc'd or NULL. */
@@ -165,8 +166,8 @@ static char *render_messages(const srv_config *cfg, const cJSON *root, srv_error
     if (!cJSON_IsArray(msgs)) { set_err(e, 400, "messages", "'messages' must be an array"); return NULL; }
     int n = cJSON_GetArraySize(msgs);
     if (n == 0) { set_err(e, 400, "messages", "'messages' must not be empty"); return NULL; }
-    srv_msg *m = calloc((size_t)n, sizeof *m);
-    char **texts = calloc((size_t)n, sizeof *texts);
+    srv_msg *m = fr_calloc((size_t)n, sizeof *m);
+    char **texts = fr_calloc((size_t)n, sizeof *texts);
     char *out = NULL;
     int i = 0, ok = m && texts;
     if (!ok) set_err(e, 500, NULL, "out of memory");
@@ -189,7 +190,7 @@ static char *render_messages(const srv_config *cfg, const cJSON *root, srv_error
         srv_buf b = {0};
         /* a format may render nothing (llama2 with only a system message): an
          * empty prompt, refused later as such, not an allocation failure */
-        if (srv_template_render(cfg->tmpl, m, n, &b) != 0 || !(out = b.p ? b.p : strdup(""))) {
+        if (srv_template_render(cfg->tmpl, m, n, &b) != 0 || !(out = b.p ? b.p : fr_strdup(""))) {
             srv_buf_free(&b);
             set_err(e, 500, NULL, "out of memory");
         }
@@ -232,9 +233,10 @@ static int tokenize_into(const srv_config *cfg, int kind, const char *text, srv_
     if (cfg->max_piece > 0 && len / (size_t)cfg->max_piece > bound) { too_long(cfg, kind, "more than", e); return -1; }
     if (len > (size_t)1 << 28) { too_long(cfg, kind, "more than", e); return -1; }
     int cap = len + 8 < (size_t)cfg->max_prompt + 8 ? (int)len + 8 : cfg->max_prompt + 8;
-    r->prompt = malloc((size_t)cap * sizeof *r->prompt);
+    r->prompt = fr_malloc((size_t)cap * sizeof *r->prompt);
     if (!r->prompt) { set_err(e, 500, NULL, "out of memory"); return -1; }
     int n = frugal_tokenize(cfg->model, text, len, 1, 1, r->prompt, cap);
+    if (n == INT32_MIN) { set_err(e, 500, NULL, "tokenization failed (out of memory)"); return -1; }
     if (n < 0 && -n > cap) { too_long(cfg, kind, "more than", e); return -1; }
     if (n < 0) { set_err(e, 500, NULL, "tokenization failed"); return -1; }
     r->n_prompt = n;
@@ -248,7 +250,7 @@ static int prompt_ids(const srv_config *cfg, const cJSON *arr, srv_req *r, srv_e
         too_long(cfg, SRV_KIND_COMPLETION, "more than", e);
         return -1;
     }
-    r->prompt = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->prompt);
+    r->prompt = fr_malloc((size_t)(n > 0 ? n : 1) * sizeof *r->prompt);
     if (!r->prompt) { set_err(e, 500, NULL, "out of memory"); return -1; }
     const cJSON *t;
     cJSON_ArrayForEach(t, arr) {
@@ -282,7 +284,7 @@ static int parse_stop(const cJSON *root, srv_req *r, srv_error *e) {
     if (!st) return 0;
     if (cJSON_IsString(st)) {
         if (!*st->valuestring) return 0;
-        if (!(r->stop[r->n_stop++] = strdup(st->valuestring))) { set_err(e, 500, NULL, "out of memory"); return -1; }
+        if (!(r->stop[r->n_stop++] = fr_strdup(st->valuestring))) { set_err(e, 500, NULL, "out of memory"); return -1; }
         return 0;
     }
     if (!cJSON_IsArray(st)) { set_err(e, 400, "stop", "'stop' must be a string or an array of strings"); return -1; }
@@ -291,7 +293,7 @@ static int parse_stop(const cJSON *root, srv_req *r, srv_error *e) {
     cJSON_ArrayForEach(s, st) {
         if (!cJSON_IsString(s)) { set_err(e, 400, "stop", "'stop' must be a string or an array of strings"); return -1; }
         if (!*s->valuestring) continue;
-        if (!(r->stop[r->n_stop++] = strdup(s->valuestring))) { set_err(e, 500, NULL, "out of memory"); return -1; }
+        if (!(r->stop[r->n_stop++] = fr_strdup(s->valuestring))) { set_err(e, 500, NULL, "out of memory"); return -1; }
     }
     return 0;
 }
@@ -303,8 +305,8 @@ static int parse_bias(const srv_config *cfg, const cJSON *root, srv_req *r, srv_
     if (!cJSON_IsObject(lb)) { set_err(e, 400, "logit_bias", "'logit_bias' must be an object"); return -1; }
     int n = cJSON_GetArraySize(lb);
     if (n > 1024) { set_err(e, 400, "logit_bias", "at most 1024 entries in 'logit_bias'"); return -1; }
-    r->bias_tok = malloc((size_t)(n ? n : 1) * sizeof *r->bias_tok);
-    r->bias_val = malloc((size_t)(n ? n : 1) * sizeof *r->bias_val);
+    r->bias_tok = fr_malloc((size_t)(n ? n : 1) * sizeof *r->bias_tok);
+    r->bias_val = fr_malloc((size_t)(n ? n : 1) * sizeof *r->bias_val);
     if (!r->bias_tok || !r->bias_val) { set_err(e, 500, NULL, "out of memory"); return -1; }
     const cJSON *b;
     cJSON_ArrayForEach(b, lb) {
@@ -399,7 +401,7 @@ srv_req *srv_parse_request(const srv_config *cfg, int kind, const char *body, si
         free(text);
         if (rc) goto fail;
         const char *end = srv_template_end_marker(cfg->tmpl);
-        if (end && r->n_stop < SRV_MAX_STOP && !(r->stop[r->n_stop++] = strdup(end))) {
+        if (end && r->n_stop < SRV_MAX_STOP && !(r->stop[r->n_stop++] = fr_strdup(end))) {
             set_err(e, 500, NULL, "out of memory");
             goto fail;
         }

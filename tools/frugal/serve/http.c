@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "serve.h"
 
 enum { EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_HEALTH, EP_METRICS, EP_OTHER, EP_COUNT };
@@ -82,6 +83,7 @@ typedef struct conn {
     int ep, status;
     srv_buf body;
     int too_large;
+    int no_memory; /* the body could not be kept: answer 503 once it is read */
     double t0;
 } conn;
 
@@ -154,7 +156,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     srv_http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        conn_track *t = ci ? calloc(1, sizeof *t) : NULL;
+        conn_track *t = ci ? fr_calloc(1, sizeof *t) : NULL;
         *socket_context = t;
         if (!t) return; /* out of memory: the idle timeout still applies */
         t->fd = ci->connect_fd;
@@ -225,16 +227,35 @@ static void *reaper_main(void *arg) {
 
 /* ------------------------------------------------------------------ responses */
 
+/* The answer when memory ran out: static, so that sending it allocates nothing of ours. */
+static const char k_oom_json[] =
+    "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+
+/* Queue a static body; the connection is closed after it (used when memory ran out,
+ * so nothing about the connection's state can be trusted to be kept). */
+static enum MHD_Result respond_static(struct MHD_Connection *c, unsigned status, const char *body) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 /* Queue body (malloc'd, ownership taken; NULL = out of memory -> 500). */
 static enum MHD_Result respond(conn *cn, int status, const char *ctype, char *body) {
     if (!body) {
-        status = 500;
-        ctype = "application/json";
-        body = strdup("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
-        if (!body) return MHD_NO;
+        cn->status = 500;
+        return respond_static(cn->c, 500, k_oom_json);
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) { free(body); return MHD_NO; }
+    if (!resp) {
+        free(body);
+        cn->status = 500;
+        return respond_static(cn->c, 500, k_oom_json);
+    }
     MHD_add_response_header(resp, "Content-Type", ctype);
     if (status == 405) {
         MHD_add_response_header(resp, "Allow", cn->ep == EP_CHAT || cn->ep == EP_COMPLETIONS ? "POST" : "GET");
@@ -383,9 +404,9 @@ static int stream_fill(stream_ctx *st) {
         pthread_mutex_lock(&r->mu);
     }
     size_t n_text = r->text.len - st->text_sent;
-    char *text = n_text ? malloc(n_text) : NULL;
+    char *text = n_text ? fr_malloc(n_text) : NULL;
     int n_lp = r->n_lp - st->lp_sent;
-    srv_lp *lp = n_lp ? malloc((size_t)n_lp * sizeof *lp) : NULL;
+    srv_lp *lp = n_lp ? fr_malloc((size_t)n_lp * sizeof *lp) : NULL;
     int oom = (n_text && !text) || (n_lp && !lp);
     if (!oom) {
         if (n_text) memcpy(text, r->text.p + st->text_sent, n_text);
@@ -473,7 +494,7 @@ static enum MHD_Result handle_generate(srv_http *h, conn *cn) {
     /* generation is bounded by cfg->timeout; the idle timeout must not cut it */
     MHD_set_connection_option(cn->c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     if (r->stream) {
-        stream_ctx *st = calloc(1, sizeof *st);
+        stream_ctx *st = fr_calloc(1, sizeof *st);
         struct MHD_Response *resp = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
                                                                           stream_reader, st, stream_free) : NULL;
         if (!resp) {
@@ -542,8 +563,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     if (!cn) {
         /* headers are in: everything decidable without the body is decided now */
-        cn = calloc(1, sizeof *cn);
-        if (!cn) return MHD_NO;
+        cn = fr_calloc(1, sizeof *cn);
+        if (!cn) { /* no state for this request: answer 503 and close */
+            track_wait(h, c, 0);
+            return respond_static(c, 503, k_oom_json);
+        }
         *con_cls = cn;
         pthread_mutex_lock(&h->mu);
         h->in_flight++;
@@ -565,7 +589,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             srv_error e = {401, "invalid_request_error", NULL, "invalid_api_key", "invalid or missing API key (Authorization: Bearer KEY)"};
             return respond_error(cn, &e);
         }
-        if (cn->ep == EP_HEALTH) return respond(cn, 200, "application/json", strdup("{\"status\":\"ok\"}"));
+        if (cn->ep == EP_HEALTH) return respond(cn, 200, "application/json", fr_strdup("{\"status\":\"ok\"}"));
         if (cn->ep == EP_MODELS) return respond(cn, 200, "application/json", srv_json_models(cfg));
         if (cn->ep == EP_METRICS) return respond(cn, 200, "text/plain; version=0.0.4", render_metrics(h));
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -578,14 +602,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (cn->too_large || cn->body.len + *upload_data_size > cfg->max_body) {
             cn->too_large = 1;
             srv_buf_free(&cn->body);
-        } else if (srv_buf_append(&cn->body, upload_data, *upload_data_size) != 0) {
-            return MHD_NO;
+        } else if (cn->no_memory || srv_buf_append(&cn->body, upload_data, *upload_data_size) != 0) {
+            cn->no_memory = 1; /* read the rest and drop it, so that the client reads the answer */
+            srv_buf_free(&cn->body);
         }
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (cn->status) return MHD_YES; /* already answered */
     if (cn->too_large) return fail(cn, 413, "body_too_large", "request body too large");
+    if (cn->no_memory) {
+        cn->status = 503;
+        return respond_static(c, 503, k_oom_json);
+    }
     return handle_generate(h, cn);
 }
 
@@ -636,7 +665,7 @@ srv_http *srv_http_start(const srv_config *cfg, srv_sched *sched, const char *ho
         snprintf(err, errlen, "cannot resolve host '%s': %s", host, gai_strerror(g));
         return NULL;
     }
-    srv_http *h = calloc(1, sizeof *h);
+    srv_http *h = fr_calloc(1, sizeof *h);
     if (!h) { freeaddrinfo(ai); snprintf(err, errlen, "out of memory"); return NULL; }
     h->cfg = cfg;
     h->sched = sched;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "serve.h"
 
 enum { PREFILL_CHUNK = 64, PREFILL_BUDGET = 256 };
@@ -53,7 +54,7 @@ struct srv_sched {
 
 srv_sched *srv_sched_new(const frugal_model *model, frugal_context *ctx, int n_slots, int n_ctx,
                          int queue_cap) {
-    srv_sched *s = calloc(1, sizeof *s);
+    srv_sched *s = fr_calloc(1, sizeof *s);
     if (!s) return NULL;
     s->model = model;
     s->ctx = ctx;
@@ -64,11 +65,11 @@ srv_sched *srv_sched_new(const frugal_model *model, frugal_context *ctx, int n_s
     s->n_vocab = info.n_vocab;
     s->queue_cap = queue_cap;
     int max_items = n_slots + PREFILL_BUDGET;
-    s->slots = calloc((size_t)n_slots, sizeof *s->slots);
-    s->items = calloc((size_t)max_items, sizeof *s->items);
-    s->item_slot = calloc((size_t)max_items, sizeof *s->item_slot);
-    s->queue = calloc((size_t)(queue_cap > 0 ? queue_cap : 1), sizeof *s->queue);
-    s->biased = calloc((size_t)s->n_vocab, sizeof *s->biased);
+    s->slots = fr_calloc((size_t)n_slots, sizeof *s->slots);
+    s->items = fr_calloc((size_t)max_items, sizeof *s->items);
+    s->item_slot = fr_calloc((size_t)max_items, sizeof *s->item_slot);
+    s->queue = fr_calloc((size_t)(queue_cap > 0 ? queue_cap : 1), sizeof *s->queue);
+    s->biased = fr_calloc((size_t)s->n_vocab, sizeof *s->biased);
     if (!s->slots || !s->items || !s->item_slot || !s->queue || !s->biased ||
         pthread_mutex_init(&s->mu, NULL) != 0) {
         free(s->slots); free(s->items); free(s->item_slot); free(s->queue); free(s->biased);
@@ -237,7 +238,7 @@ static void on_logits(srv_sched *s, int i, const float *logits) {
     if (r->n_logprobs >= 0) {
         if (r->n_lp == r->cap_lp) {
             int nc = r->cap_lp ? r->cap_lp * 2 : 16;
-            srv_lp *p = realloc(r->lp, (size_t)nc * sizeof *p);
+            srv_lp *p = fr_realloc(r->lp, (size_t)nc * sizeof *p);
             if (p) { r->lp = p; r->cap_lp = nc; }
         }
         if (r->n_lp < r->cap_lp) r->lp[r->n_lp++] = lp;

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "serve.h"
 #include "../args.h"
 
@@ -13,7 +14,7 @@ int srv_buf_append(srv_buf *b, const void *data, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap : 256;
         while (nc < b->len + n + 1) nc *= 2;
-        char *p = realloc(b->p, nc);
+        char *p = fr_realloc(b->p, nc);
         if (!p) return -1;
         b->p = p;
         b->cap = nc;
@@ -34,7 +35,7 @@ int srv_buf_printf(srv_buf *b, const char *fmt, ...) {
     va_end(ap);
     if (n < 0) return -1;
     if ((size_t)n < sizeof tmp) return srv_buf_append(b, tmp, (size_t)n);
-    char *big = malloc((size_t)n + 1);
+    char *big = fr_malloc((size_t)n + 1);
     if (!big) return -1;
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
@@ -112,7 +113,7 @@ size_t srv_utf8_complete_len(const char *str, size_t n) {
 
 char *srv_utf8_sanitize(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
-    char *out = malloc(n * 3 + 1); /* each bad byte becomes 3 bytes at most */
+    char *out = fr_malloc(n * 3 + 1); /* each bad byte becomes 3 bytes at most */
     if (!out) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
@@ -134,7 +135,7 @@ char *srv_utf8_sanitize(const char *str, size_t n) {
 /* ------------------------------------------------------------------ requests */
 
 srv_req *srv_req_new(void) {
-    srv_req *r = calloc(1, sizeof *r);
+    srv_req *r = fr_calloc(1, sizeof *r);
     if (!r) return NULL;
     if (pthread_mutex_init(&r->mu, NULL) != 0) { free(r); return NULL; }
     if (pthread_cond_init(&r->cv, NULL) != 0) {

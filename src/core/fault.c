@@ -1,10 +1,13 @@
 /* fault.c - see fault.h. */
-#include "io/fault.h"
+#include "core/fault.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <execinfo.h>
+#endif
 
 static _Atomic uint64_t g_calls[FR_FAULT_KINDS];
 static _Atomic uint64_t g_fail_at[FR_FAULT_KINDS];
@@ -40,7 +43,17 @@ int fr_fault_hit(fr_fault_kind kind) {
     if (!atomic_load_explicit(&g_env_read, memory_order_relaxed)) read_env();
     uint64_t n = atomic_fetch_add_explicit(&g_calls[kind], 1, memory_order_relaxed) + 1;
     uint64_t at = atomic_load_explicit(&g_fail_at[kind], memory_order_relaxed);
-    return at != 0 && n == at;
+    if (at == 0 || n != at) return 0;
+#ifdef __GLIBC__
+    /* FRUGAL_FAULT_TRACE=1: where the injected failure lands (addresses for addr2line) */
+    const char *tr = getenv("FRUGAL_FAULT_TRACE");
+    if (tr && *tr == '1') {
+        void *frames[24];
+        fprintf(stderr, "frugal: injected %s fault #%llu at:\n", k_names[kind], (unsigned long long)n);
+        backtrace_symbols_fd(frames, backtrace(frames, 24), 2);
+    }
+#endif
+    return 1;
 }
 
 void fr_fault_arm(fr_fault_kind kind, uint64_t n) {
@@ -53,3 +66,11 @@ void fr_fault_arm(fr_fault_kind kind, uint64_t n) {
 uint64_t fr_fault_calls(fr_fault_kind kind) {
     return (unsigned)kind < FR_FAULT_KINDS ? atomic_load(&g_calls[kind]) : 0;
 }
+
+void *fr_malloc(size_t n) { return fr_fault_hit(FR_FAULT_ALLOC) ? NULL : malloc(n); }
+
+void *fr_calloc(size_t count, size_t n) { return fr_fault_hit(FR_FAULT_ALLOC) ? NULL : calloc(count, n); }
+
+void *fr_realloc(void *p, size_t n) { return fr_fault_hit(FR_FAULT_ALLOC) ? NULL : realloc(p, n); }
+
+char *fr_strdup(const char *s) { return fr_fault_hit(FR_FAULT_ALLOC) ? NULL : strdup(s); }

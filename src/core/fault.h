@@ -13,6 +13,7 @@
 #ifndef FRUGAL_FAULT_H
 #define FRUGAL_FAULT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum fr_fault_kind { FR_FAULT_ALLOC = 0, FR_FAULT_IO = 1, FR_FAULT_KINDS } fr_fault_kind;
@@ -27,5 +28,14 @@ void fr_fault_arm(fr_fault_kind kind, uint64_t n);
 
 /* Calls of `kind` counted since the last arm (or process start). */
 uint64_t fr_fault_calls(fr_fault_kind kind);
+
+/* malloc / calloc / realloc / strdup with the allocation hook in front: NULL (as on
+ * ENOMEM) when the hook says fail, else exactly the libc call. Small bookkeeping
+ * allocations use these; large buffers go through the accounting layer (mem/alloc.h).
+ * fr_realloc leaves `p` untouched when it fails, as realloc does. */
+void *fr_malloc(size_t n);
+void *fr_calloc(size_t count, size_t n);
+void *fr_realloc(void *p, size_t n);
+char *fr_strdup(const char *s);
 
 #endif
