@@ -137,8 +137,8 @@ void frugal_model_get_info(const frugal_model *m, frugal_model_info *info) {
     /* dominant type = the one holding the most parameters (a Q4_0 file whose big
      * output matrix is Q6_K is still "Q4_0") */
     enum { N_SLOTS = 16 }; /* distinct matrix types in one file: a handful */
-    uint32_t types[N_SLOTS];
-    uint64_t params[N_SLOTS];
+    uint32_t types[N_SLOTS] = {0};
+    uint64_t params[N_SLOTS] = {0}; /* zeroed: -fanalyzer cannot see that only filled slots are read */
     int n_types = 0;
     for (uint64_t i = 0; i < m->file->n_tensors; i++) {
         const gguf_tensor *t = &m->file->tensors[i];

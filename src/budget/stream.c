@@ -204,9 +204,10 @@ static int read_layer(fr_stream *s, int il, uint8_t *buf, fr_err *err) {
 static void view_layer(const fr_stream *s, int il, uint8_t *buf, fr_layer *out) {
     *out = s->m->layers[il];
     for (int j = 0; j < N_MAT; j++) {
-        if (!mat(out, j) || skipped(s->dense_only, j)) continue;
-        mat_mut(out, j)->data = buf + s->io[il].w_dst[j];
-        mat_mut(out, j)->layout = FR_LAYOUT_ROWS; /* as in the file */
+        fr_weight *w = mat_mut(out, j);
+        if (!w || skipped(s->dense_only, j)) continue;
+        w->data = buf + s->io[il].w_dst[j];
+        w->layout = FR_LAYOUT_ROWS; /* as in the file */
     }
 }
 

@@ -557,12 +557,15 @@ static bool is_sint(gguf_vtype t) {
     return t == GGUF_VT_INT8 || t == GGUF_VT_INT16 || t == GGUF_VT_INT32 || t == GGUF_VT_INT64;
 }
 
-/* Find key or fail with "missing". (gcc -fanalyzer reports "dereference of NULL
- * 'kv'" in the getters below: it cannot see across translation units that
- * fr_err_set returns its non-zero code, so it assumes rc may be 0 with *kv NULL.) */
+/* Find key or fail with "missing". The error code is returned as a constant, not
+ * through fr_err_set's return value: gcc -fanalyzer cannot see across translation
+ * units that the latter is non-zero, and would report the getters' use of kv. */
 static int find_req(const gguf_file *f, const char *key, const gguf_kv **kv, fr_err *err) {
     *kv = gguf_find_kv(f, key);
-    if (!*kv) return fr_err_set(err, FRUGAL_E_FORMAT, "missing metadata key '%s'", key);
+    if (!*kv) {
+        fr_err_set(err, FRUGAL_E_FORMAT, "missing metadata key '%s'", key);
+        return FRUGAL_E_FORMAT;
+    }
     return FRUGAL_OK;
 }
 

@@ -663,11 +663,11 @@ static int tokenize_vec(const fr_tokenizer *t, const char *text, size_t len, boo
             /* llama.cpp prefixes a space to every text fragment that starts the input
              * or follows a special token */
             size_t pre = t->add_space_prefix && prev_special ? 1 : 0;
-            if (fr.len + pre > buf_cap) {
-                char *nb = fr_realloc(buf, fr.len + pre);
+            if (!buf || fr.len + pre > buf_cap) { /* never NULL below, even for an empty fragment */
+                char *nb = fr_realloc(buf, fr.len + pre + 1);
                 if (!nb) { rc = FRUGAL_E_NOMEM; break; }
                 buf = nb;
-                buf_cap = fr.len + pre;
+                buf_cap = fr.len + pre + 1;
             }
             if (pre) buf[0] = ' ';
             memcpy(buf + pre, text + fr.off, fr.len);
