@@ -97,6 +97,11 @@ int main(int argc, char **argv) {
     const fr_hparams *hp = &m->hp;
     const int n_max = hp->n_layer * FR_LAYER_MATRICES + 1;
     const fr_weight **ws = malloc(sizeof *ws * (size_t)n_max);
+    if (!ws) {
+        fprintf(stderr, "error: out of memory\n");
+        frugal_model_free(m);
+        return 1;
+    }
     int k = 0;
     size_t total = 0, max_in = 0, max_out = 0, qbytes = 0;
     for (int il = 0; il < hp->n_layer; il++) {

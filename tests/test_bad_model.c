@@ -81,7 +81,7 @@ static void truncations(const char *dir) {
 static void flips(const char *dir) {
     char path[512];
     snprintf(path, sizeof path, "%s/flip.gguf", dir);
-    char *copy = malloc(g_len);
+    char *copy = tu_malloc(g_len);
     size_t n_cases = 0, n_loaded = 0;
     for (size_t at = 0; at < g_data_offset; at += (at < 512 ? 1 : 13)) {
         memcpy(copy, g_data, g_len);

@@ -38,7 +38,7 @@ int main(void) {
     size_t row = sizeof(float) * (size_t)nv;
 
     /* reference: each sequence alone, prompt then STEPS single tokens */
-    float *ref = malloc(row * NSEQ * (STEPS + 1));
+    float *ref = tu_malloc(row * NSEQ * (STEPS + 1));
     int32_t toks[NSEQ][PLEN + STEPS];
     for (int s = 0; s < NSEQ; s++) {
         seq_tokens(s, toks[s], PLEN + STEPS);
@@ -103,7 +103,7 @@ int main(void) {
     int32_t a = 7, b = 9;
     frugal_batch_item two[2] = {{a, 0, 1}, {b, 4, 1}};
     CHECK(frugal_eval_batch(c, two, 2, &err) == FRUGAL_OK);
-    float *fa = malloc(row), *fb = malloc(row);
+    float *fa = tu_malloc(row), *fb = tu_malloc(row);
     memcpy(fa, frugal_get_logits(c, 0), row);
     memcpy(fb, frugal_get_logits(c, 1), row);
     for (int w = 0; w < 2; w++) { /* same continuation from scratch */

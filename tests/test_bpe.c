@@ -34,7 +34,7 @@ static uint64_t fnv(const char *s, size_t n) {
 
 static void hm_put(hmap *m, const char *k, size_t kl, int32_t val) {
     if ((m->n + 1) * 2 > m->cap) {
-        hmap nm = {calloc(m->cap ? m->cap * 2 : 1024, sizeof(hent)), m->cap ? m->cap * 2 : 1024, 0};
+        hmap nm = {tu_calloc(m->cap ? m->cap * 2 : 1024, sizeof(hent)), m->cap ? m->cap * 2 : 1024, 0};
         for (size_t i = 0; i < m->cap; i++)
             if (m->v[i].key) {
                 size_t j = fnv(m->v[i].key, m->v[i].klen) & (nm.cap - 1);
@@ -50,7 +50,7 @@ static void hm_put(hmap *m, const char *k, size_t kl, int32_t val) {
         if (m->v[j].klen == kl && !memcmp(m->v[j].key, k, kl)) return;  /* first wins */
         j = (j + 1) & (m->cap - 1);
     }
-    m->v[j].key = malloc(kl + 1);
+    m->v[j].key = tu_malloc(kl + 1);
     memcpy(m->v[j].key, k, kl);
     m->v[j].klen = kl;
     m->v[j].val = val;
@@ -233,7 +233,7 @@ static void test_long_inputs(void) {
         "falcon", "gpt-2", "qwen2", "poro-chat", "viking", "tekken", "chameleon", "gpt-4o",
         "superbpe", "bailingmoe", "seed-coder"};
     const size_t n = 20000;
-    char *letters = malloc(n + 1), *digits = malloc(n + 1), *spaces = malloc(n + 2);
+    char *letters = tu_malloc(n + 1), *digits = tu_malloc(n + 1), *spaces = tu_malloc(n + 2);
     for (size_t i = 0; i < n; i++) { letters[i] = (char)('a' + (i % 7 == 3 ? 'B' - 'b' : 0)); digits[i] = '7'; spaces[i] = ' '; }
     letters[n] = digits[n] = 0;
     spaces[n] = 'x';
@@ -428,7 +428,7 @@ static uint64_t rd_u(rd *r, int bytes) {
 static char *rd_str(rd *r, size_t *len) {
     uint64_t n = rd_u(r, 8);
     if (r->bad || n > (1u << 20)) { r->bad = true; return NULL; }
-    char *s = malloc(n + 1);
+    char *s = tu_malloc(n + 1);
     if (fread(s, 1, n, r->f) != n) r->bad = true;
     s[n] = 0;
     *len = n;
@@ -463,14 +463,14 @@ static bool load_vocab(const char *path, fr_tokenizer *t, int32_t *bos) {
     int32_t *types = NULL;
     bool ok = load_vocab_kv(path, t, bos, &texts, &tlens, &ntext, &types, &ntypes);
     if (ok && types && ntypes == ntext) {
-        t->ud = calloc(ntext + 1, sizeof *t->ud);
+        t->ud = tu_calloc(ntext + 1, sizeof *t->ud);
         for (size_t i = 0; i < ntext; i++)
             if (types[i] == FR_TOKTYPE_USER_DEFINED && texts[i] && tlens[i] == strlen(texts[i])) {
                 t->ud[t->n_ud++] = texts[i];
                 texts[i] = NULL;
             }
         qsort(t->ud, t->n_ud, sizeof *t->ud, by_len_desc);
-        t->ud_len = calloc(t->n_ud + 1, sizeof *t->ud_len);
+        t->ud_len = tu_calloc(t->n_ud + 1, sizeof *t->ud_len);
         for (size_t i = 0; i < t->n_ud; i++) t->ud_len[i] = strlen(t->ud[i]);
     }
     for (size_t i = 0; i < ntext; i++) free(texts[i]);
@@ -523,8 +523,8 @@ static bool load_vocab_kv(const char *path, fr_tokenizer *t, int32_t *bos, char 
             uint32_t et = (uint32_t)rd_u(&r, 4);
             uint64_t n = rd_u(&r, 8);
             if (toks && n < (1u << 24)) {
-                *texts = calloc(n, sizeof **texts);
-                *tlens = calloc(n, sizeof **tlens);
+                *texts = tu_calloc(n, sizeof **texts);
+                *tlens = tu_calloc(n, sizeof **tlens);
                 *ntext = n;
             }
             for (uint64_t j = 0; j < n && !r.bad && et == 8; j++) {
@@ -538,7 +538,7 @@ static bool load_vocab_kv(const char *path, fr_tokenizer *t, int32_t *bos, char 
             uint32_t et = (uint32_t)rd_u(&r, 4);
             uint64_t n = rd_u(&r, 8);
             if (et != 5 || n >= (1u << 24)) { r.bad = true; break; }
-            *types = calloc(n, sizeof **types);
+            *types = tu_calloc(n, sizeof **types);
             *ntypes = n;
             for (uint64_t j = 0; j < n && !r.bad; j++) (*types)[j] = (int32_t)rd_u(&r, 4);
         } else if (!strcmp(key, "tokenizer.ggml.pre") && type == 8) {

@@ -95,7 +95,7 @@ static void check_model(const char *path, int n_layer, int n_expert, int n_used)
     frugal_model_get_info(m, &info);
     const int n_vocab = info.n_vocab, n_all = n_layer * n_expert;
     const size_t n_out = (size_t)(N_STEPS + 1) * (size_t)n_vocab;
-    float *ref = malloc(n_out * sizeof *ref), *got = malloc(n_out * sizeof *got);
+    float *ref = tu_malloc(n_out * sizeof *ref), *got = tu_malloc(n_out * sizeof *got);
     frugal_error err = FRUGAL_ERROR_INIT;
     frugal_expert_stats st;
     uint64_t req = 0;

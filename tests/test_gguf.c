@@ -120,7 +120,7 @@ static void test_round_trip(uint32_t align) {
     for (size_t i = 0; i < N_T; i++) {
         const tspec *s = &k_tensors[i];
         tbytes[i] = fr_row_size((fr_type)s->type, s->ne[0]) * (size_t)(s->ne[1] * s->ne[2] * s->ne[3]);
-        tdata[i] = malloc(tbytes[i]);
+        tdata[i] = tu_malloc(tbytes[i]);
         for (size_t j = 0; j < tbytes[i]; j++) tdata[i][j] = s->use_fill ? pattern(i, j) : (uint8_t)tu_rand_u64(&rng);
         CHECK(gguf_writer_add_tensor(w, s->name, s->type, s->n_dims, s->ne, s->use_fill ? NULL : tdata[i]) == FRUGAL_OK);
     }

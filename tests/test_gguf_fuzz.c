@@ -143,7 +143,7 @@ static void test_truncations(const uint8_t *b, uint64_t data_offset, uint64_t da
 }
 
 static void test_corruptions(const uint8_t *base, size_t len, uint64_t data_offset) {
-    uint8_t *b = malloc(len);
+    uint8_t *b = tu_malloc(len);
     fr_err err = FRUGAL_ERROR_INIT;
     int n_ok = 0, n_fail = 0, bad_code = 0;
     static const int modes = 4;

@@ -161,7 +161,7 @@ static void run_golden(const char *json_path, const char *models_dir, int n_ctx,
     const char *prompt = cJSON_GetObjectItem(g, "prompt")->valuestring;
     const cJSON *ptoks = cJSON_GetObjectItem(g, "prompt_tokens");
     int n_prompt = cJSON_GetArraySize(ptoks);
-    int32_t *golden_ids = calloc((size_t)n_prompt + 1, sizeof(int32_t));
+    int32_t *golden_ids = tu_calloc((size_t)n_prompt + 1, sizeof(int32_t));
     for (int i = 0; i < n_prompt; i++) golden_ids[i] = cJSON_GetArrayItem(ptoks, i)->valueint;
     int32_t ids[1024];
     int n = frugal_tokenize(m, prompt, strlen(prompt), 1, 1, ids, 1024);

@@ -93,9 +93,9 @@ static void check_dots(const char *lvl, uint64_t *rng) {
         for (int si = 0; si < 6; si++) {
             if (bs > 1 && si >= 4) break;
             const int n = bs > 1 ? nblocks[si] * bs : nfloat[si];
-            float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
-            float *ta = malloc(sizeof(float) * n), *tb = malloc(sizeof(float) * n);
-            void *w = malloc(fr_row_size(wt, n)), *yq = malloc(fr_row_size(vt, n));
+            float *x = tu_malloc(sizeof(float) * n), *y = tu_malloc(sizeof(float) * n);
+            float *ta = tu_malloc(sizeof(float) * n), *tb = tu_malloc(sizeof(float) * n);
+            void *w = tu_malloc(fr_row_size(wt, n)), *yq = tu_malloc(fr_row_size(vt, n));
             for (int kind = 0; kind < DATA_KINDS; kind++) {
                 gen(x, n, kind, bs, rng);
                 gen(y, n, (kind + 1) % DATA_KINDS, fr_type_traits_scalar(vt)->blck_size, rng);
@@ -123,9 +123,9 @@ static void check_quantizers(const char *lvl, uint64_t *rng) {
         fr_from_float_fn fa = ac->act_from_float ? ac->act_from_float : ac->from_float;
         for (int nbk = 1; nbk <= 33; nbk += 8) {
             const int n = nbk * sc->blck_size;
-            float *x = malloc(sizeof(float) * n);
+            float *x = tu_malloc(sizeof(float) * n);
             const size_t sz = fr_row_size(t, n);
-            uint8_t *a = malloc(sz), *b = malloc(sz);
+            uint8_t *a = tu_malloc(sz), *b = tu_malloc(sz);
             for (int kind = 0; kind < DATA_KINDS; kind++) {
                 gen(x, n, kind, sc->blck_size, rng);
                 memset(a, 0xAA, sz);
@@ -185,16 +185,16 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
         /* IL16: 5 groups, so a decode tile of 4 groups (F16) meets a last, single one */
         const int n_in = (sc->blck_size > 1 ? (legacy7 ? 7 : 3) * sc->blck_size : 100), n_out = il ? 80 : 37;
         const size_t rs = fr_row_size(wt, n_in), vrs = fr_row_size(vt, n_in);
-        uint8_t *wd = malloc(rs * n_out);
-        float *row = malloc(sizeof(float) * n_in), *ta = malloc(sizeof(float) * n_in),
-              *tb = malloc(sizeof(float) * n_in);
+        uint8_t *wd = tu_malloc(rs * n_out);
+        float *row = tu_malloc(sizeof(float) * n_in), *ta = tu_malloc(sizeof(float) * n_in),
+              *tb = tu_malloc(sizeof(float) * n_in);
         for (int r = 0; r < n_out; r++) {
             gen(row, n_in, r % DATA_KINDS, sc->blck_size, rng);
             quant_scalar(wt, row, wd + (size_t)r * rs, n_in, 0);
         }
         fr_weight w = {.data = wd, .type = wt, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
         const fr_weight w_rows = w;
-        uint8_t *wil = il ? malloc(rs * n_out) : NULL, *back = il ? malloc(rs) : NULL;
+        uint8_t *wil = il ? tu_malloc(rs * n_out) : NULL, *back = il ? tu_malloc(rs) : NULL;
         if (il) {
             fr_il_repack(&w, wil);
             int same = 1;
@@ -207,9 +207,9 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
         }
         for (int k = 0; k < (int)(sizeof ntoks / sizeof *ntoks); k++) {
             const int nt = ntoks[k];
-            float *x = malloc(sizeof(float) * n_in * nt);
-            float *y1 = malloc(sizeof(float) * n_out * nt), *y3 = malloc(sizeof(float) * n_out * nt);
-            void *qb = malloc(fr_matmul_scratch(&w, nt) + 1), *yq = malloc(vrs);
+            float *x = tu_malloc(sizeof(float) * n_in * nt);
+            float *y1 = tu_malloc(sizeof(float) * n_out * nt), *y3 = tu_malloc(sizeof(float) * n_out * nt);
+            void *qb = tu_malloc(fr_matmul_scratch(&w, nt) + 1), *yq = tu_malloc(vrs);
             for (int t = 0; t < nt; t++) gen(x + (size_t)t * n_in, n_in, t % DATA_KINDS, sc->blck_size, rng);
             fr_matmul(p1, &w, x, nt, y1, qb);
             fr_matmul(p3, &w, x, nt, y3, qb);
@@ -395,16 +395,16 @@ static void check_il_levels(fr_pool *p3) {
         const int n_in = wt == FR_TYPE_F16 ? 150 : (legacy ? 9 : 3) * sc->blck_size, n_out = 48;
         const size_t rs = fr_row_size(wt, n_in);
         uint64_t rng = 0x11e7e15u + (uint64_t)ti;
-        uint8_t *wd = malloc(rs * n_out), *wil = malloc(rs * n_out);
-        float *row = malloc(sizeof(float) * n_in), *x = malloc(sizeof(float) * n_in * 37);
-        float *ref = malloc(sizeof(float) * n_out * 37), *y = malloc(sizeof(float) * n_out * 37);
+        uint8_t *wd = tu_malloc(rs * n_out), *wil = tu_malloc(rs * n_out);
+        float *row = tu_malloc(sizeof(float) * n_in), *x = tu_malloc(sizeof(float) * n_in * 37);
+        float *ref = tu_malloc(sizeof(float) * n_out * 37), *y = tu_malloc(sizeof(float) * n_out * 37);
         for (int r = 0; r < n_out; r++) {
             gen(row, n_in, r % DATA_KINDS, sc->blck_size, &rng);
             quant_scalar(wt, row, wd + (size_t)r * rs, n_in, 0);
         }
         fr_weight w = {.data = wd, .type = wt, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
         fr_il_repack(&w, wil);
-        void *qb = malloc(fr_matmul_scratch(&w, 37));
+        void *qb = tu_malloc(fr_matmul_scratch(&w, 37));
         for (int k = 0; k < (int)(sizeof ntoks / sizeof *ntoks); k++) {
             const int nt = ntoks[k];
             for (int t = 0; t < nt; t++) gen(x + (size_t)t * n_in, n_in, t % DATA_KINDS, sc->blck_size, &rng);
@@ -442,9 +442,9 @@ static void check_attn(const char *lvl, uint64_t *rng) {
              * as F16, many heads' from a widened tile (both paths, both sizes); 200: generic */
             const int n = dims[di], nh = (int[]){10, 4, 7, 1, 3, 8, 2}[di];
             const size_t rs = fr_row_size(kt, n), qs = fr_row_size(t->vec_dot_type, n);
-            uint8_t *row = malloc(rs), *qc = malloc(qs * nh);
-            float *f = malloc(sizeof(float) * n * nh), *qf = malloc(sizeof(float) * n * nh);
-            float *acc = malloc(sizeof(float) * n * nh), *ref = malloc(sizeof(float) * n * nh);
+            uint8_t *row = tu_malloc(rs), *qc = tu_malloc(qs * nh);
+            float *f = tu_malloc(sizeof(float) * n * nh), *qf = tu_malloc(sizeof(float) * n * nh);
+            float *acc = tu_malloc(sizeof(float) * n * nh), *ref = tu_malloc(sizeof(float) * n * nh);
             float p[16 * 3], v[256];
             gen(f, n, 0, 1, rng);
             t->from_float(f, row, n);
@@ -456,9 +456,9 @@ static void check_attn(const char *lvl, uint64_t *rng) {
             if (t->attn_kdot) { /* 1, 16 and 37 rows (full and ragged 16-row tiles), into a strided s */
                 static const int nrows[] = {1, 16, 37};
                 enum { MAXR = 37 };
-                uint8_t *krows = malloc(rs * MAXR);
+                uint8_t *krows = tu_malloc(rs * MAXR);
                 const void *kp[MAXR];
-                float *sk = malloc(sizeof(float) * (MAXR + 3) * nh);
+                float *sk = tu_malloc(sizeof(float) * (MAXR + 3) * nh);
                 for (int r = 0; r < MAXR; r++) {
                     float kf[256];
                     gen(kf, n, 0, 1, rng);
@@ -481,7 +481,7 @@ static void check_attn(const char *lvl, uint64_t *rng) {
                 free(krows), free(sk);
             }
             if (t->attn_vacc) { /* 3 rows: the row, another (from the first query), the row again */
-                uint8_t *rows3 = malloc(3 * rs);
+                uint8_t *rows3 = tu_malloc(3 * rs);
                 const void *rp[3] = {rows3, rows3 + rs, rows3 + 2 * rs};
                 memcpy(rows3, row, rs);
                 for (int i = 0; i < n; i++) f[i] = -f[i];
@@ -516,8 +516,8 @@ static void check_elementwise(const char *lvl, uint64_t *rng) {
     static const int lens[] = {1, 15, 16, 33, 1000};
     for (int li = 0; li < 5; li++) {
         const int n = lens[li];
-        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n);
-        float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
+        float *a = tu_malloc(sizeof(float) * n), *b = tu_malloc(sizeof(float) * n), *u = tu_malloc(sizeof(float) * n);
+        float *o1 = tu_malloc(sizeof(float) * n), *o2 = tu_malloc(sizeof(float) * n);
         for (int i = 0; i < n; i++) {
             a[i] = b[i] = tu_rand_normal(rng) * (i % 7 == 0 ? 40.0f : 4.0f);
             u[i] = tu_rand_normal(rng);

@@ -87,7 +87,7 @@ static void gen_act(float *y, int n, int kind, uint64_t *rng) {
 /* sum |x_i y_i| and the exact dot of the dequantized rows */
 static void ref_dots(const fr_type_traits *tr, const void *w, const void *yq, int n, double *abs_s,
                      double *exact) {
-    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    float *a = tu_malloc(sizeof(float) * n), *b = tu_malloc(sizeof(float) * n);
     tr->to_float(w, a, n);
     fr_type_traits_scalar(tr->vec_dot_type)->to_float(yq, b, n);
     *abs_s = *exact = 0;
@@ -122,8 +122,8 @@ static void check_type(const lowbit_type *lt, const char *lvl, uint64_t *rng) {
                                      : vt->from_float;
     for (size_t si = 0; si < N_ELEMS(nblocks); si++) {
         const int n = nblocks[si] * sc->blck_size * (sc->blck_size == FR_QK ? 8 : 1);
-        uint8_t *w = malloc(fr_row_size(lt->t, n)), *yq = malloc(fr_row_size(sc->vec_dot_type, n));
-        float *y = malloc(sizeof(float) * n);
+        uint8_t *w = tu_malloc(fr_row_size(lt->t, n)), *yq = tu_malloc(fr_row_size(sc->vec_dot_type, n));
+        float *y = tu_malloc(sizeof(float) * n);
         for (int kind = 0; kind < 3; kind++) {
             rand_blocks(lt, w, n / sc->blck_size, rng);
             gen_act(y, n, kind, rng);
@@ -154,12 +154,12 @@ static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr
                                                                        : fr_type_traits_scalar(vt)->from_float;
     const int n_in = 3 * FR_QK_K, n_out = il ? 48 : 37;
     const size_t rs = fr_row_size(lt->t, n_in);
-    uint8_t *wd = malloc(rs * n_out), *yq = malloc(fr_row_size(vt, n_in)), *wil = il ? malloc(rs * n_out) : NULL;
+    uint8_t *wd = tu_malloc(rs * n_out), *yq = tu_malloc(fr_row_size(vt, n_in)), *wil = il ? tu_malloc(rs * n_out) : NULL;
     rand_blocks(lt, wd, n_out * n_in / sc->blck_size, rng);
     fr_weight w = {.data = wd, .type = lt->t, .n_in = n_in, .n_out = n_out, .layout = FR_LAYOUT_ROWS, .src = wd};
     if (il) {
         fr_il_repack(&w, wil);
-        uint8_t *back = malloc(rs);
+        uint8_t *back = tu_malloc(rs);
         int same = w.layout == FR_LAYOUT_IL16;
         for (int r = 0; r < n_out; r++) {
             fr_il_unpack_row(lt->t, wil + (size_t)(r / 16) * 16 * rs, n_in, r % 16, back);
@@ -171,9 +171,9 @@ static void check_matmul(const lowbit_type *lt, const char *lvl, fr_pool *p1, fr
     const char *tag = il ? " IL16" : "";
     for (size_t k = 0; k < sizeof ntoks / sizeof *ntoks; k++) {
         const int nt = ntoks[k];
-        float *x = malloc(sizeof(float) * n_in * nt), *y1 = malloc(sizeof(float) * n_out * nt),
-              *y3 = malloc(sizeof(float) * n_out * nt);
-        void *qb = malloc(fr_matmul_scratch(&w, nt) + 1);
+        float *x = tu_malloc(sizeof(float) * n_in * nt), *y1 = tu_malloc(sizeof(float) * n_out * nt),
+              *y3 = tu_malloc(sizeof(float) * n_out * nt);
+        void *qb = tu_malloc(fr_matmul_scratch(&w, nt) + 1);
         for (int t = 0; t < nt; t++) gen_act(x + (size_t)t * n_in, n_in, t % 3, rng);
         fr_matmul(p1, &w, x, nt, y1, qb);
         fr_matmul(p3, &w, x, nt, y3, qb);

@@ -30,7 +30,7 @@ static float *eval_all(frugal_model *m, int kv_type, const int32_t *toks, int n,
     frugal_context *c = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     if (frugal_context_new(m, &cp, &c, &err)) { CHECKF(0, "%s", err.message); return NULL; }
-    float *out = malloc(sizeof(float) * (size_t)n * n_vocab);
+    float *out = tu_malloc(sizeof(float) * (size_t)n * n_vocab);
     CHECK(frugal_eval(c, toks, n, 1, &err) == FRUGAL_OK);
     for (int i = 0; i < n; i++) memcpy(out + (size_t)i * n_vocab, frugal_get_logits(c, i), sizeof(float) * n_vocab);
     frugal_context_free(c);

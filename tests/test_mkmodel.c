@@ -65,7 +65,7 @@ static float *logits_of(const char *path, int *n_vocab) {
         int32_t toks[N_TOK];
         for (int i = 0; i < N_TOK; i++) toks[i] = (int32_t)((i * 7919 + 13) % info.n_vocab);
         if (frugal_eval(c, toks, N_TOK, 1, &err) == FRUGAL_OK) {
-            out = malloc(sizeof(float) * (size_t)N_TOK * info.n_vocab);
+            out = tu_malloc(sizeof(float) * (size_t)N_TOK * info.n_vocab);
             for (int i = 0; i < N_TOK; i++)
                 memcpy(out + (size_t)i * info.n_vocab, frugal_get_logits(c, i), sizeof(float) * info.n_vocab);
         }

@@ -51,7 +51,7 @@ static int ref_open(ref_state *r, const char *model, const char *text_path, int 
     char *text = tu_read_file(text_path, &len);
     if (!text) return -1;
     if (len && text[len - 1] == '\n') len--;
-    r->ids = malloc((len + 8) * sizeof *r->ids);
+    r->ids = tu_malloc((len + 8) * sizeof *r->ids);
     r->n_tok = r->ids ? frugal_tokenize(r->model, text, len, 1, 0, r->ids, (int)len + 8) : -1;
     free(text);
     return r->n_tok > 0 ? 0 : -1;
@@ -66,7 +66,7 @@ static void ref_close(ref_state *r) {
 /* Mean NLL over the scored positions of chunks [0, n_chunks), evaluating token by
  * token (batched = 0) or the whole chunk at once (batched = 1). NAN on failure. */
 static double ref_mean_nll(ref_state *r, int n_ctx, int n_chunks, int batched, long *count) {
-    int32_t *chunk = malloc((size_t)n_ctx * sizeof *chunk);
+    int32_t *chunk = tu_malloc((size_t)n_ctx * sizeof *chunk);
     if (!chunk) return NAN;
     double sum = 0;
     long n = 0;

@@ -231,8 +231,8 @@ static double rms_bound(fr_type t) {
 static void test_roundtrip(fr_type t) {
     const fr_type_traits *tr = tr_of(t);
     const int bs = tr->blck_size, nb = 24, n = bs * nb;
-    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
-    uint8_t *q = malloc(tr->type_size * nb);
+    float *x = tu_malloc(sizeof(float) * n), *y = tu_malloc(sizeof(float) * n);
+    uint8_t *q = tu_malloc(tr->type_size * nb);
     for (int kind = DATA_NORMAL; kind <= DATA_POSITIVE; kind++) {
         gen(x, n, kind);
         if (kind == DATA_NORMAL) memset(x + bs, 0, sizeof(float) * bs); /* one zero block */
@@ -340,7 +340,7 @@ static void random_blocks(fr_type t, void *dst, int n) {
  * dequantized values do not carry: add that documented difference m * (s - d*sum q). */
 static void dot_reference(fr_type t, const void *xq, const void *yq, int n, double *ref, double *mag) {
     const fr_type_traits *tr = tr_of(t), *ty = tr_of(tr->vec_dot_type);
-    float *xd = malloc(sizeof(float) * n), *yd = malloc(sizeof(float) * n);
+    float *xd = tu_malloc(sizeof(float) * n), *yd = tu_malloc(sizeof(float) * n);
     tr->to_float(xq, xd, n);
     ty->to_float(yq, yd, n);
     double s = 0, a = 0;
@@ -372,8 +372,8 @@ static void test_vec_dot(fr_type t) {
     for (size_t k = 0; k < N_ELEMS(nblocks); k++) {
         const int n = bs * nblocks[k];
         for (int variant = 0; variant < 3; variant++) {
-            float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
-            void *xq = malloc(fr_row_size(t, n)), *yq = malloc(fr_row_size(tr->vec_dot_type, n));
+            float *x = tu_malloc(sizeof(float) * n), *y = tu_malloc(sizeof(float) * n);
+            void *xq = tu_malloc(fr_row_size(t, n)), *yq = tu_malloc(fr_row_size(tr->vec_dot_type, n));
             gen(x, n, variant == 1 ? DATA_OUTLIERS : DATA_NORMAL);
             gen(y, n, variant == 2 ? DATA_POSITIVE : DATA_OUTLIERS);
             if (variant == 2 && tr->blck_size > 1) random_blocks(t, xq, n);
@@ -434,11 +434,11 @@ static bool compare_model(const char *src_rel, const char *dst_rel, cmp_stats st
          * FRUGAL_QUANT_FULL=1 compares every row. */
         if (rows > 2048 && !getenv("FRUGAL_QUANT_FULL")) rows = 2048;
         n = ts->ne[0] * rows;
-        float *f = malloc(sizeof(float) * (size_t)n);
+        float *f = tu_malloc(sizeof(float) * (size_t)n);
         const size_t qbytes = fr_row_size((fr_type)td->type, n);
         CHECK(qbytes > 0 && qbytes <= td->nbytes);
         if (!(qbytes > 0 && qbytes <= td->nbytes)) continue;
-        uint8_t *q = malloc(qbytes ? qbytes : 1);
+        uint8_t *q = tu_malloc(qbytes ? qbytes : 1);
         if (!f || !q) { free(f); free(q); CHECK(0); continue; }
         tr_of((fr_type)ts->type)->to_float(ts->data, f, n);
         tt->from_float(f, q, n);

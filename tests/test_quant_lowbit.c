@@ -53,7 +53,7 @@ static int compare_file(const gguf_file *f32, const char *mix) {
         const fr_type_traits *tr = fr_type_traits_scalar(t->type);
         const size_t rs = fr_row_size((fr_type)t->type, t->ne[0]);
         const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-        uint8_t *out = malloc(rs);
+        uint8_t *out = tu_malloc(rs);
         int64_t bad_blocks = 0, blocks = 0;
         for (int64_t r = 0; r < rows; r++) {
             tr->from_float((const float *)src->data + r * t->ne[0], out, t->ne[0]);
@@ -113,8 +113,8 @@ static void compare_mix(const char *f32_path, const char *mix) {
 static void check_roundtrip(uint32_t type, double bound, uint64_t *rng) {
     const fr_type_traits *tr = fr_type_traits_scalar(type);
     enum { N = 4096 };
-    float *x = malloc(sizeof(float) * N), *z = malloc(sizeof(float) * N);
-    uint8_t *q = malloc(fr_row_size((fr_type)type, N));
+    float *x = tu_malloc(sizeof(float) * N), *z = tu_malloc(sizeof(float) * N);
+    uint8_t *q = tu_malloc(fr_row_size((fr_type)type, N));
     for (int i = 0; i < N; i++) x[i] = tu_rand_normal(rng);
     tr->from_float(x, q, N);
     tr->to_float(q, z, N);
@@ -139,9 +139,9 @@ static void check_roundtrip(uint32_t type, double bound, uint64_t *rng) {
 static void check_weighted(uint32_t type, uint64_t *rng) {
     const fr_type_traits *tr = fr_type_traits_scalar(type);
     enum { N = 8192 };
-    float *x = malloc(sizeof(float) * N), *z = malloc(sizeof(float) * N), *imp = malloc(sizeof(float) * N);
+    float *x = tu_malloc(sizeof(float) * N), *z = tu_malloc(sizeof(float) * N), *imp = tu_malloc(sizeof(float) * N);
     const size_t rs = fr_row_size((fr_type)type, N);
-    uint8_t *a = malloc(rs), *b = malloc(rs);
+    uint8_t *a = tu_malloc(rs), *b = tu_malloc(rs);
     for (int i = 0; i < N; i++) {
         x[i] = tu_rand_normal(rng);
         imp[i] = expf(4.0f * (tu_rand_uniform(rng) - 0.5f)); /* 0.14 .. 7.4 */

@@ -68,8 +68,8 @@ static double rel_rmse(const float *a, const float *b, int64_t n) {
 static void test_roundtrip(fr_type ty, int heavy, uint64_t *rng) {
     const fr_type_traits *tr = fr_private_traits_scalar(ty);
     const int64_t n = 1024;
-    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
-    uint8_t *q = malloc(fr_row_size(ty, n));
+    float *x = tu_malloc(n * sizeof *x), *y = tu_malloc(n * sizeof *y);
+    uint8_t *q = tu_malloc(fr_row_size(ty, n));
     fill(x, n, heavy, rng);
     tr->from_float(x, q, n);
     tr->to_float(q, y, n);
@@ -117,9 +117,9 @@ static void test_roundtrip(fr_type ty, int heavy, uint64_t *rng) {
 
 /* vec_dot of one type at n values against the float dot of dequantized operands. */
 static void test_dot(const fr_type_traits *tr, fr_type ty, int n, int heavy, uint64_t *rng, const char *what) {
-    float *x = malloc((size_t)n * sizeof *x), *w = malloc((size_t)n * sizeof *w);
-    float *a = malloc((size_t)n * sizeof *a), *ad = malloc((size_t)n * sizeof *ad);
-    uint8_t *q = malloc(fr_row_size(ty, n)), *aq = malloc((size_t)n * 4 + 64);
+    float *x = tu_malloc((size_t)n * sizeof *x), *w = tu_malloc((size_t)n * sizeof *w);
+    float *a = tu_malloc((size_t)n * sizeof *a), *ad = tu_malloc((size_t)n * sizeof *ad);
+    uint8_t *q = tu_malloc(fr_row_size(ty, n)), *aq = tu_malloc((size_t)n * 4 + 64);
     fill(x, n, heavy, rng);
     for (int i = 0; i < n; i++) a[i] = tu_rand_normal(rng);
     tr->from_float(x, q, n);
@@ -213,7 +213,7 @@ static float *run_logits(const char *path, int *n_vocab) {
     if (nt > 0 && frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK && frugal_eval(c, toks, nt, 0, &err) == FRUGAL_OK) {
         const float *l = frugal_get_logits(c, -1);
         *n_vocab = info.n_vocab;
-        out = malloc((size_t)info.n_vocab * sizeof *out);
+        out = tu_malloc((size_t)info.n_vocab * sizeof *out);
         if (l && out) memcpy(out, l, (size_t)info.n_vocab * sizeof *out);
         else { free(out); out = NULL; }
     }
@@ -256,7 +256,7 @@ static void test_model(void) {
             if (!ts || ts->type != FR_TYPE_F32) { bad++; continue; }
             const fr_type_traits *tr = fr_type_traits_get(tq->type);
             size_t rs = fr_row_size((fr_type)tq->type, tq->ne[0]);
-            uint8_t *row = malloc(rs);
+            uint8_t *row = tu_malloc(rs);
             int64_t nrows = tq->ne[1] * tq->ne[2] * tq->ne[3];
             CHECK(tq->nbytes == rs * (uint64_t)nrows);
             for (int64_t r = 0; r < nrows && row; r++) {

@@ -277,7 +277,7 @@ static void test_distribution(void) {
  * between calls (bigger, then smaller) works. */
 static void test_logits_untouched(void) {
     enum { N = 5000 };
-    float *l = malloc(N * sizeof *l), *copy = malloc(N * sizeof *copy);
+    float *l = tu_malloc(N * sizeof *l), *copy = tu_malloc(N * sizeof *copy);
     uint64_t st = 5;
     for (int i = 0; i < N; i++) l[i] = tu_rand_normal(&st) * 4.0f;
     memcpy(copy, l, N * sizeof *l);

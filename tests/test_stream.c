@@ -83,8 +83,8 @@ static void test_identical(const char *rel) {
 
     const int steps = 6;
     int nv = info.n_vocab;
-    float *a = malloc(sizeof(float) * (size_t)nv * (steps + 1));
-    float *b = malloc(sizeof(float) * (size_t)nv * (steps + 1));
+    float *a = tu_malloc(sizeof(float) * (size_t)nv * (steps + 1));
+    float *b = tu_malloc(sizeof(float) * (size_t)nv * (steps + 1));
     CHECK(a && b);
     if (a && b) {
         frugal_error e1 = FRUGAL_ERROR_INIT, e2 = FRUGAL_ERROR_INIT;

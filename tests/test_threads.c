@@ -29,7 +29,7 @@ static float *run(const char *path, int n_threads, int *n_vocab, int *n_rows) {
         for (int i = 0; i < 9; i++) toks[i] = (i * 37 + 5) % info.n_vocab;
         *n_vocab = info.n_vocab;
         *n_rows = 9 + 4;
-        out = malloc(sizeof(float) * (size_t)info.n_vocab * (size_t)*n_rows);
+        out = tu_malloc(sizeof(float) * (size_t)info.n_vocab * (size_t)*n_rows);
         CHECK(frugal_eval(c, toks, 9, 1, &err) == FRUGAL_OK);
         for (int i = 0; i < 9; i++)
             memcpy(out + (size_t)i * info.n_vocab, frugal_get_logits(c, i), sizeof(float) * info.n_vocab);

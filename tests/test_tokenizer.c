@@ -197,7 +197,7 @@ static void test_vocab_file(const char *dir, const char *name) {
     char *oline = outp;
     int32_t *got = ids_buf;
     int32_t expect[4096];
-    char *dec = malloc(1 << 20);
+    char *dec = tu_malloc(1 << 20);
     while (pos < in_len) {
         const char *next = memmem(inp + pos, in_len - pos, SEP, sizeof SEP - 1);
         size_t clen = next ? (size_t)(next - (inp + pos)) : in_len - pos;

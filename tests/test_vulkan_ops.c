@@ -65,9 +65,9 @@ static int close_all(const char *what, const float *got, const float *want, size
 static void test_matmul(fr_type t, int64_t n_in, int64_t n_out, int n_tok) {
     const fr_type_traits *tr = fr_type_traits_scalar(t);
     const size_t rs = fr_row_size(t, n_in), w_off = 64; /* weights not at the buffer start */
-    float *wf = malloc(sizeof(float) * n_in * n_out), *wd = malloc(sizeof(float) * n_in * n_out);
-    float *x = malloc(sizeof(float) * n_in * n_tok), *y = malloc(sizeof(float) * n_out * n_tok);
-    uint8_t *wq = calloc(1, w_off + rs * n_out);
+    float *wf = tu_malloc(sizeof(float) * n_in * n_out), *wd = tu_malloc(sizeof(float) * n_in * n_out);
+    float *x = tu_malloc(sizeof(float) * n_in * n_tok), *y = tu_malloc(sizeof(float) * n_out * n_tok);
+    uint8_t *wq = tu_calloc(1, w_off + rs * n_out);
     fill(wf, n_in * n_out, 1.0f);
     fill(x, n_in * n_tok, 1.0f);
     for (int64_t r = 0; r < n_out; r++) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,4 +86,22 @@ bool tu_temp_left(const char *path) {
         if (strncmp(e->d_name, prefix, pl) == 0 && (e->d_name[pl] == '\0' || e->d_name[pl] == '.')) found = true;
     closedir(d);
     return found;
+}
+
+void *tu_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "test: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+void *tu_calloc(size_t count, size_t n) {
+    void *p = calloc(count ? count : 1, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "test: out of memory (%zu x %zu bytes)\n", count, n);
+        exit(1);
+    }
+    return p;
 }

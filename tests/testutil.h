@@ -31,6 +31,11 @@ float tu_rand_uniform(uint64_t *state);   /* [0,1) */
 float tu_rand_normal(uint64_t *state);    /* N(0,1) */
 
 /* Read a whole file (NUL-terminated); NULL on failure. Caller frees. */
+/* malloc / calloc that end the test with a message when memory runs out: test code
+ * never has to check (and the static analyzer sees the result is never NULL). */
+void *tu_malloc(size_t n) __attribute__((malloc, returns_nonnull));
+void *tu_calloc(size_t count, size_t n) __attribute__((malloc, returns_nonnull));
+
 char *tu_read_file(const char *path, size_t *len);
 /* 1 when a temp file of an output `path` is left beside it: any entry of its
  * directory named "<basename>.tmp" or "<basename>.tmp.*" (io/outfile.h's names). */

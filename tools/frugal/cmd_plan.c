@@ -60,7 +60,6 @@ static void print_json(const frugal_plan *p) { /* without the closing brace: the
                p->expert_streaming ? "true" : "false", p->experts, p->expert_slots,
                (unsigned long long)p->dense_bytes, (unsigned long long)p->expert_cache_bytes, (unsigned long long)p->expert_slot_bytes, p->expert_hit_uniform,
                p->expert_read_per_token);
-    printf("}\n");
 }
 
 /* The -ngl / --vram split (model/offload.h's rule), after the memory plan. */
