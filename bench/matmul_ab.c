@@ -59,7 +59,12 @@ static int make(variant *v, uint64_t *rng) {
     const size_t rs = fr_row_size(v->type, N_IN);
     uint8_t *rows = malloc(rs * N_OUT), *il = v->il ? malloc(rs * N_OUT) : NULL;
     float *x = malloc(sizeof(float) * N_IN);
-    if (!rows || (v->il && !il) || !x || !tr->from_float) return -1;
+    if (!rows || (v->il && !il) || !x || !tr->from_float) {
+        free(rows);
+        free(il);
+        free(x);
+        return -1;
+    }
     for (int r = 0; r < N_DISTINCT; r++) {
         for (int i = 0; i < N_IN; i++) x[i] = rnd_normal(rng);
         tr->from_float(x, rows + (size_t)r * rs, N_IN);

@@ -51,7 +51,7 @@ static int load_config(cv_ctx *c, fr_err *err) {
         const cJSON *a0 = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 0) : NULL;
         rc = fr_err_set(err, FRUGAL_E_UNSUPPORTED,
                         "%s: unsupported architecture '%s' (supported: Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE, "
-                        "Gemma 1/2/3, Phi-3, GPT-2)", path, cJSON_IsString(a0) ? a0->valuestring : "(none given)");
+                        "Gemma 1/2/3, Phi-3, GPT-2)", path, a0 && cJSON_IsString(a0) ? a0->valuestring : "(none given)");
     }
     free(path);
     return rc;

@@ -256,7 +256,7 @@ static const cv_family k_families[] = {
 const cv_family *cv_family_find(const cJSON *config) {
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(config, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
-    if (!cJSON_IsString(a0)) return NULL;
+    if (!a0 || !cJSON_IsString(a0)) return NULL; /* (the NULL test: for -fanalyzer) */
     for (size_t i = 0; i < sizeof k_families / sizeof k_families[0]; i++)
         for (const char *const *n = k_families[i].hf_arch; *n; n++)
             if (!strcmp(*n, a0->valuestring)) return &k_families[i];

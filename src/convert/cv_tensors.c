@@ -249,7 +249,7 @@ static int plan_rope_freqs(cv_ctx *c, fr_err *err) {
 /* A generated 1-D F32 tensor from a JSON list of numbers. */
 static int plan_list(cv_ctx *c, const char *name, const cJSON *list, int64_t want, fr_err *err) {
     int n = cJSON_GetArraySize(list);
-    if (!cJSON_IsArray(list) || n != want)
+    if (!list || !cJSON_IsArray(list) || n != want)
         return fr_err_set(err, FRUGAL_E_FORMAT, "config.json: rope_scaling needs %lld long_factor and short_factor values",
                           (long long)want);
     cv_tensor *t = new_tensor(c, err);
