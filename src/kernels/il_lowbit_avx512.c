@@ -73,6 +73,19 @@ static inline __m512i dpb(__m512i acc, __m512i w, const int8_t *p) {
     return acc;
 }
 
+/* One 32-value sub-block of 16 rows against one token's activations q: the first 16
+ * values (w[0..3]) accumulate into *s0, the last 16 (w[4..7]) into *s1, two chains
+ * interleaved so the dot-product units overlap. */
+static inline void dpb_sub(__m512i *s0, __m512i *s1, const __m512i *w, const int8_t *q) {
+    __m512i a = *s0, b = *s1;
+    for (int i = 0; i < 4; i++) {
+        a = dpb(a, w[i], q + 4 * i);
+        b = dpb(b, w[4 + i], q + 16 + 4 * i);
+    }
+    *s0 = a;
+    *s1 = b;
+}
+
 static inline __m512i srl32(__m512i v, int n) { return _mm512_srl_epi32(v, _mm_cvtsi32_si128(n)); }
 static inline __m512i sll32(__m512i v, int n) { return _mm512_sll_epi32(v, _mm_cvtsi32_si128(n)); }
 
@@ -118,14 +131,8 @@ FR_INLINE void q3_pair(int T, int p, const uint8_t *blk, const int32_t *scs, con
     const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
     for (int t = 0; t < T; t++) {
         const int8_t *q = a[t]->qs + 32 * p;
-        __m512i s0 = dpb(_mm512_set1_epi32(a[t]->c[2 * p]), w[0], q);
-        __m512i s1 = dpb(_mm512_set1_epi32(a[t]->c[2 * p + 1]), w[4], q + 16);
-        s0 = dpb(s0, w[1], q + 4);
-        s1 = dpb(s1, w[5], q + 20);
-        s0 = dpb(s0, w[2], q + 8);
-        s1 = dpb(s1, w[6], q + 24);
-        s0 = dpb(s0, w[3], q + 12);
-        s1 = dpb(s1, w[7], q + 28);
+        __m512i s0 = _mm512_set1_epi32(a[t]->c[2 * p]), s1 = _mm512_set1_epi32(a[t]->c[2 * p + 1]);
+        dpb_sub(&s0, &s1, w, q);
         /* low word from s0, high word from s1 (ternlog 0xE4: c ? a : b) */
         const __m512i pr = _mm512_ternarylogic_epi32(s0, _mm512_slli_epi32(s1, 16), lo16, 0xE4);
         isum[t] = _mm512_dpwssd_epi32(isum[t], pr, scp);
@@ -147,14 +154,8 @@ FR_INLINE void x4_sub(int T, int j, const uint8_t *blk, const int32_t *scs, cons
     }
     for (int t = 0; t < T; t++) {
         const int8_t *q = a[t]->qs + 32 * j;
-        __m512i s0 = dpb(_mm512_set1_epi32(a[t]->c[j]), w[0], q);
-        __m512i s1 = dpb(_mm512_setzero_si512(), w[4], q + 16);
-        s0 = dpb(s0, w[1], q + 4);
-        s1 = dpb(s1, w[5], q + 20);
-        s0 = dpb(s0, w[2], q + 8);
-        s1 = dpb(s1, w[6], q + 24);
-        s0 = dpb(s0, w[3], q + 12);
-        s1 = dpb(s1, w[7], q + 28);
+        __m512i s0 = _mm512_set1_epi32(a[t]->c[j]), s1 = _mm512_setzero_si512();
+        dpb_sub(&s0, &s1, w, q);
         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
     }
 }

@@ -56,23 +56,13 @@ static void list_free(file_list *l) {
     l->n = 0;
 }
 
-static void logf_(fr_monitor *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(fr_monitor *m, const char *fmt, ...) {
-    char msg[PATH_LEN + 128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (m->log) m->log(m->log_user, msg);
-    else fprintf(stderr, "frugal: %s\n", msg);
-}
 
 /* Warn once per path that its contents did not parse. */
 static void garbage(fr_monitor *m, const char *path) {
     for (int i = 0; i < m->warned.n; i++)
         if (!strcmp(m->warned.path[i], path)) return;
     if (m->warned.n < MAX_FILES) m->warned.path[m->warned.n++] = fr_strdup(path);
-    logf_(m, "warning: monitor: %s: unreadable contents, ignored", path);
+    fr_monitor_logf(m->log, m->log_user, "warning: monitor: %s: unreadable contents, ignored", path);
 }
 
 /* Read a small file into buf (NUL-terminated). 0: missing/unreadable/empty. */
@@ -201,7 +191,7 @@ fr_monitor *fr_monitor_new(const char *root, int verbose, fr_monitor_log_fn log,
     rooted(m, m->stat, sizeof m->stat, "/proc/stat");
     const char *lib = getenv("FRUGAL_NVML_LIB");
     m->nvml = fr_nvml_open(lib && *lib ? lib : "libnvidia-ml.so.1");
-    if (!m->nvml && verbose) logf_(m, "GPU monitor unavailable (no NVML library or device)");
+    if (!m->nvml && verbose) fr_monitor_logf(m->log, m->log_user, "GPU monitor unavailable (no NVML library or device)");
     return m;
 }
 
@@ -380,4 +370,14 @@ void fr_monitor_free(fr_monitor *m) {
     for (int i = 0; i < m->warned.n; i++) free(m->warned.path[i]);
     fr_nvml_close(m->nvml);
     free(m);
+}
+
+void fr_monitor_logf(fr_monitor_log_fn log, void *user, const char *fmt, ...) {
+    char msg[PATH_LEN + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (log) log(user, msg);
+    else fprintf(stderr, "frugal: %s\n", msg);
 }

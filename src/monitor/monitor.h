@@ -38,6 +38,10 @@ typedef struct fr_readings {
  * for an unavailable GPU monitor. */
 typedef void (*fr_monitor_log_fn)(void *user, const char *msg);
 
+/* Format a message and hand it to log(user, msg), or print it to stderr as
+ * "frugal: msg" when log is NULL (the monitor's and the safety policy's one sink). */
+void fr_monitor_logf(fr_monitor_log_fn log, void *user, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 typedef struct fr_monitor fr_monitor;
 
 /* A monitor reading below root (NULL: $FRUGAL_SYSFS_ROOT, else "/"). The NVML

@@ -43,16 +43,6 @@ static double mono_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void say(fr_safety *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(fr_safety *s, const char *fmt, ...) {
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (s->log) s->log(s->log_user, msg);
-    else fprintf(stderr, "frugal: %s\n", msg);
-}
 
 static void *poll_main(void *arg);
 
@@ -202,10 +192,10 @@ void fr_safety_poll(fr_safety *s) {
     if (!s->throttling && over(&s->p, &r, false, why, sizeof why)) {
         s->throttling = true;
         s->n_throttle_on++;
-        say(s, "safety: throttling to %.0f%% duty: %s", s->p.duty * 100, why);
+        fr_monitor_logf(s->log, s->log_user, "safety: throttling to %.0f%% duty: %s", s->p.duty * 100, why);
     } else if (s->throttling && !over(&s->p, &r, true, why, sizeof why)) {
         s->throttling = false;
-        say(s, "safety: throttle lifted (cpu temp %.1f C, cpu util %.1f %%)", r.cpu_temp_c, r.cpu_util_pct);
+        fr_monitor_logf(s->log, s->log_user, "safety: throttle lifted (cpu temp %.1f C, cpu util %.1f %%)", r.cpu_temp_c, r.cpu_util_pct);
     }
     if (mem_pressured(&s->p, &r, why, sizeof why)) {
         s->calm = 0;
@@ -274,13 +264,13 @@ void fr_safety_applied(fr_safety *s, int level, int up, int64_t bytes, const cha
         s->level = level;
         s->freed[level] = bytes > 0 ? bytes : 0;
         s->n_degrade++;
-        say(s, "safety: degrade step %d (%s): %s, freed %.1f MiB; because %s", level, names[level], what,
+        fr_monitor_logf(s->log, s->log_user, "safety: degrade step %d (%s): %s, freed %.1f MiB; because %s", level, names[level], what,
             bytes / 1048576.0, s->cause);
     } else {
         s->level = level - 1;
         s->freed[level] = 0;
         s->n_recover++;
-        say(s, "safety: undo step %d (%s): %s; %s", level, names[level], what, s->cause);
+        fr_monitor_logf(s->log, s->log_user, "safety: undo step %d (%s): %s; %s", level, names[level], what, s->cause);
     }
     pthread_mutex_unlock(&s->mu);
 }
