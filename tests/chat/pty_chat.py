@@ -44,7 +44,11 @@ check(wait_for(b"> ", 0), "the prompt appears")
 mark = len(out)
 os.write(fd, b"hello\r")
 check(wait_for(b"\n> ", mark + 6), "an answer, then the prompt again")
+mark = len(out)
 os.write(fd, b"\x03")
+# the terminal flushes its input queue on the interrupt (no NOFLSH): type the next
+# line once the new prompt shows, as a person would
+check(wait_for(b"> ", mark), "a new prompt after Ctrl-C")
 mark = len(out)
 os.write(fd, b"/stats\r")
 check(wait_for(b"stats: turns 1, messages 2", mark), "Ctrl-C at the prompt does not leave")
