@@ -28,6 +28,33 @@ if ldd "$LIB" | grep -q libasan; then
 fi
 echo "python: $PY ($("$PY" --version 2>&1)), library: $LIB"
 
+# every ctypes mirror of a public struct has the C struct's size (a field added on one
+# side only would make the library write past the Python buffer)
+CC_=${CC:-cc}
+if command -v "$CC_" >/dev/null 2>&1; then
+    cat >"$TMP/sizes.c" <<'C'
+#include <stdio.h>
+#include "frugal.h"
+#define P(py, c) printf("%s %zu\n", py, sizeof(c))
+int main(void) {
+    P("Error", frugal_error); P("ModelParams", frugal_model_params); P("ModelInfo", frugal_model_info);
+    P("ContextParams", frugal_context_params); P("SamplerParams", frugal_sampler_params); P("Plan", frugal_plan);
+    P("SafetyPolicy", frugal_safety_policy); P("Readings", frugal_readings); P("ChatMsg", frugal_chat_msg);
+    return 0;
+}
+C
+    if "$CC_" -I"$HERE/../include" -o "$TMP/sizes" "$TMP/sizes.c" 2>"$TMP/cc.err"; then
+        "$TMP/sizes" | while read -r name size; do
+            got=$(cd "$HERE/../python" && "$PY" -c "import ctypes, frugal._lib as L; print(ctypes.sizeof(L.$name))" 2>&1)
+            [ "$got" = "$size" ] && echo "struct $name: $size bytes in C and Python" ||
+                { echo "FAIL: struct $name: C $size bytes, Python $got"; echo x >>"$TMP/size_fail"; }
+        done
+        [ -f "$TMP/size_fail" ] && bad "a Python struct mirror differs from C" || ok
+    else
+        echo "(no C compiler works here: struct sizes not compared: $(head -1 "$TMP/cc.err"))"
+    fi
+fi
+
 # the suite runs on a copy, so nothing is written into the source tree
 cp -r "$HERE/../python" "$TMP/pkg"
 rm -rf "$TMP/pkg/build" "$TMP/pkg/"*.egg-info "$TMP/pkg/frugal/libfrugal.so"
