@@ -29,6 +29,8 @@ struct fr_offload {
     resident *res;
     int n_res, cap_res;
     int first_layer, n_layers;
+    uint64_t budget;                 /* --vram (0: none) */
+    uint64_t res_dev, res_host;      /* residents' bytes on the device / their host copies */
     fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
     size_t xb_n, yb_n; /* bytes: CHUNK tokens of the widest input and output */
     float *xr;        /* host: the input rounded as the CPU rounds it */
@@ -71,12 +73,18 @@ static int upload_weight(fr_offload *o, const fr_weight *w, fr_err *err) {
         return rc;
     }
     o->res[o->n_res++] = (resident){w->data, b, w->type, w->n_in, w->n_out};
+    o->res_dev += dev_bytes(bytes), o->res_host += bytes;
     return FRUGAL_OK;
 }
 
 /* Free the residents from index `from` on (a layer that did not fit entirely). */
 static void drop_from(fr_offload *o, int from) {
-    while (o->n_res > from) o->be->ops->buf_free(o->be, o->res[--o->n_res].buf);
+    while (o->n_res > from) {
+        const resident *r = &o->res[--o->n_res];
+        const uint64_t bytes = fr_row_size(r->type, r->n_in) * (uint64_t)r->n_out;
+        o->res_dev -= dev_bytes(bytes), o->res_host -= bytes;
+        o->be->ops->buf_free(o->be, r->buf);
+    }
 }
 
 static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err *err) {
@@ -121,6 +129,7 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_o
     int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
     if (!rc) {
         if (vram_budget) o->be->ops->set_budget(o->be, vram_budget);
+        o->budget = vram_budget;
         /* the activation buffers first (CHUNK tokens), so the budget counts them too */
         size_t xn, yn;
         act_sizes(m, &xn, &yn);
@@ -259,6 +268,23 @@ int fr_offload_first_layer(const fr_offload *o) { return o ? o->first_layer : 0;
 const char *fr_offload_device(const fr_offload *o) { return o ? o->be->name : "CPU"; }
 uint64_t fr_offload_mem_current(const fr_offload *o) { return o ? o->be->ops->mem_current(o->be) : 0; }
 uint64_t fr_offload_mem_peak(const fr_offload *o) { return o ? o->be->ops->mem_peak(o->be) : 0; }
+
+int fr_offload_software(const fr_offload *o) { return o ? o->be->is_cpu_device : 0; }
+uint64_t fr_offload_mem_budget(const fr_offload *o) { return !o ? 0 : o->budget ? o->budget : o->be->mem_total; }
+uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes) {
+    if (host_bytes) *host_bytes = o ? o->res_host : 0;
+    return o ? o->res_dev : 0;
+}
+
+int fr_offload_read_bandwidth(fr_offload *o, size_t bytes, double *gbs, size_t *probed, fr_err *err) {
+    *gbs = 0, *probed = 0;
+    if (!o || !o->be->ops->read_bandwidth)
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "no device bandwidth probe (no device layers)");
+    pthread_mutex_lock(&o->mu); /* the probe's submissions between products, never inside one */
+    const int rc = o->be->ops->read_bandwidth(o->be, bytes, gbs, probed, err);
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
 
 /* Device bytes of w when it would be placed (0: it stays on the CPU). type_ok: the
  * Vulkan kernels' types (the backend the CLI opens). */

@@ -47,5 +47,15 @@ int fr_offload_first_layer(const fr_offload *o);
 const char *fr_offload_device(const fr_offload *o);
 uint64_t fr_offload_mem_current(const fr_offload *o);
 uint64_t fr_offload_mem_peak(const fr_offload *o);
+/* 1: the device is a software one (lavapipe) running on the CPU. */
+int fr_offload_software(const fr_offload *o);
+/* The device memory budget: --vram, else the device's memory (0: unknown or no offload). */
+uint64_t fr_offload_mem_budget(const fr_offload *o);
+/* Device bytes of the resident matrices (what one decode step reads there); *host_bytes:
+ * the same matrices' bytes on the host (what the CPU no longer reads per token). */
+uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes);
+/* The device's read bandwidth in GB/s (backend.h's read_bandwidth), serialised with the
+ * products. FRUGAL_E_UNSUPPORTED when o is NULL or the backend has no probe. */
+int fr_offload_read_bandwidth(fr_offload *o, size_t bytes, double *gbs, size_t *probed, fr_err *err);
 
 #endif
