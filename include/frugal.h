@@ -74,6 +74,8 @@ typedef struct frugal_model_params {
                           frugal_model_load fails (FRUGAL_E_UNSUPPORTED naming why). */
     uint64_t vram_budget; /* device memory the upload may use (0: what the driver gives);
                           layers past it run on the CPU */
+    int gpu_stream;       /* 1: layers past vram_budget are copied to the device before
+                          use, into two rotating buffers inside the budget (--gpu-stream) */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);
@@ -403,6 +405,9 @@ typedef struct frugal_gpu_info {
     int first_layer, n_gpu_layers;
     uint64_t mem_used, mem_peak, mem_budget;
     uint64_t device_weight_bytes, host_weight_bytes;
+    int n_stream_layers;    /* --gpu-stream: layers copied to the device before use */
+    uint64_t h2d_bytes;     /* bytes those copies moved since load */
+    double h2d_seconds;     /* and the seconds they took */
 } frugal_gpu_info;
 /* 1 and *out filled when the model has a device (even with 0 layers placed), else 0. */
 int frugal_model_gpu_info(const frugal_model *model, frugal_gpu_info *out);

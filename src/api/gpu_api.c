@@ -19,6 +19,7 @@ int frugal_model_gpu_info(const frugal_model *model, frugal_gpu_info *out) {
     out->mem_peak = fr_offload_mem_peak(o);
     out->mem_budget = fr_offload_mem_budget(o);
     out->device_weight_bytes = fr_offload_resident_bytes(o, &out->host_weight_bytes);
+    out->n_stream_layers = fr_offload_stream_stats(o, &out->h2d_bytes, &out->h2d_seconds);
     return 1;
 }
 

@@ -1,7 +1,8 @@
 /* bench_gpu.h - bench's device figures with -ngl: the device's name and memory, its read
  * bandwidth (a shader summing a buffer in device memory) and the split roofline of
  * generation: per token, the device's bytes at the device's bandwidth plus the CPU's
- * bytes (weights left on the CPU, cached K/V) at the CPU's bandwidth. */
+ * bytes (weights left on the CPU, cached K/V) at the CPU's bandwidth, plus with
+ * --gpu-stream the streamed bytes at the measured copy bandwidth. */
 #ifndef FRUGAL_BENCH_GPU_H
 #define FRUGAL_BENCH_GPU_H
 
@@ -14,9 +15,18 @@ typedef struct bench_gpu {
     frugal_gpu_info gi;
     double bw_gbs;       /* device read bandwidth (<= 0: the probe failed) */
     size_t probed;       /* bytes of the probe's buffer */
+    uint64_t h2d0;       /* --gpu-stream: copied bytes / seconds when the tg test began */
+    double h2d0_s;
+    double h2d_per_token; /* bytes copied to the device per generated token (tg test) */
+    double h2d_gbs;       /* and the copies' bandwidth in GB/s (0: no copies) */
 } bench_gpu;
 
-/* Fill g from the loaded model and probe the device (buffer of up to mib MiB; 0: 256,
+/* --gpu-stream: mark the copy counters before the tg test, and after it turn them into
+ * bytes per token over its tokens (warm-up included) and the copy bandwidth. */
+void bench_gpu_stream_start(const frugal_model *model, bench_gpu *g);
+void bench_gpu_stream_end(const frugal_model *model, bench_gpu *g, double tokens);
+
+/* Fill g's memory figures from the model (keeping the stream figures) and probe the device (buffer of up to mib MiB; 0: 256,
  * 32 on a software device). g->on stays 0 without a device. A failed probe warns. */
 void bench_gpu_probe(frugal_model *model, int mib, bench_gpu *g);
 

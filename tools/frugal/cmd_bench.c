@@ -59,6 +59,9 @@ static void usage(FILE *out) {
             "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
             "                         N > layers also the output matrix; no device: an error\n"
             "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
+            "  --gpu-stream           layers past --vram are copied to the device before use,\n"
+            "                         into two rotating buffers within the budget (JSON:\n"
+            "                         stream_layers, h2d_bytes_per_token, h2d_gbs)\n"
             "  --device-bw-mib N      device bandwidth probe buffer in MiB (default 256; 32 on a\n"
             "                         software device); with -ngl bench prints the device, its\n"
             "                         bandwidth and the split roofline (JSON: device, device_bw_gbs,\n"
@@ -530,7 +533,7 @@ int cmd_bench(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
-    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget, mp.gpu_stream = gpu.gpu_stream;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
         goto done;
@@ -566,8 +569,6 @@ int cmd_bench(int argc, char **argv) {
     if (env.bw_gbs <= 0)
         fprintf(stderr, "frugal: warning: the bandwidth probe failed; no roofline figures\n");
 
-    bench_gpu_probe(model, dev_bw_mib, &env.gpu);
-
     frugal_expert_stats es;
     if (frugal_context_expert_stats(ctx, &es)) { /* streamed experts: the disk is the bound */
         env.expert_bytes = es.expert_bytes;
@@ -592,11 +593,14 @@ int cmd_bench(int argc, char **argv) {
         tests[i].samples = calloc((size_t)reps, sizeof *tests[i].samples);
         tests[i].bw = calloc((size_t)reps, sizeof *tests[i].bw);
         if (!tests[i].samples || !tests[i].bw) { cli_error("bench: out of memory"); goto done; }
+        if (tests[i].is_gen) bench_gpu_stream_start(model, &env.gpu);
         if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, n_depth, toks, model_path, env.threads,
                      env.bw_gbs > 0 ? env.bw_bytes : 0, test_bytes(&env, tests[i].is_gen)) != 0)
             goto done;
+        if (tests[i].is_gen) bench_gpu_stream_end(model, &env.gpu, (double)(reps + 1) * tests[i].n);
         if (!json) print_row(&env, &tests[i]);
     }
+    bench_gpu_probe(model, dev_bw_mib, &env.gpu); /* after the tests: their peak, not the probe's */
     if (json) print_json(&env, tests, n_tests, ctx);
     else print_summary(&env, tests, n_tests);
     if (!json && use_safety) {
