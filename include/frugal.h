@@ -74,6 +74,8 @@ typedef struct frugal_model_params {
                           frugal_model_load fails (FRUGAL_E_UNSUPPORTED naming why). */
     uint64_t vram_budget; /* device memory the upload may use (0: what the driver gives);
                           layers past it run on the CPU */
+    int gpu_stream;       /* 1: layers past vram_budget are copied to the device before
+                          use, into two rotating buffers inside the budget (--gpu-stream) */
 } frugal_model_params;
 
 void frugal_model_params_default(frugal_model_params *p);
@@ -392,6 +394,28 @@ typedef struct frugal_gpu_plan {
     uint64_t cpu_weight_bytes; /* the matrices left on the CPU */
 } frugal_gpu_plan;
 void frugal_plan_gpu(const frugal_model *model, int n_gpu_layers, uint64_t vram_bytes, frugal_gpu_plan *out);
+
+/* The device a loaded model's layers run on (-ngl): its name, the placed layers, device
+ * memory now / peak since load / budget (--vram, else the device's memory), and the
+ * bytes one decode step reads on the device versus the host bytes of those matrices
+ * (frugal_model_decode_bytes minus host_weight_bytes is what the CPU still reads). */
+typedef struct frugal_gpu_info {
+    char device[256];
+    int software; /* 1: a software device (lavapipe), the CPU's own memory */
+    int first_layer, n_gpu_layers;
+    uint64_t mem_used, mem_peak, mem_budget;
+    uint64_t device_weight_bytes, host_weight_bytes;
+    int n_stream_layers;    /* --gpu-stream: layers copied to the device before use */
+    uint64_t h2d_bytes;     /* bytes those copies moved since load */
+    double h2d_seconds;     /* and the seconds they took */
+} frugal_gpu_info;
+/* 1 and *out filled when the model has a device (even with 0 layers placed), else 0. */
+int frugal_model_gpu_info(const frugal_model *model, frugal_gpu_info *out);
+/* The device's read bandwidth in GB/s over a buffer of up to max_bytes of device memory
+ * (halved until it fits the budget; *probed_bytes: the size used), or a negative value
+ * with err set (no device, driver error). Frees its buffer before returning. */
+double frugal_model_gpu_read_bandwidth(frugal_model *model, size_t max_bytes, size_t *probed_bytes,
+                                       frugal_error *err);
 
 /* Plan model for a budget (0: none), context n_ctx (<= 0: the default a context
  * gets), KV type (FRUGAL_KV_*) and threads (<= 0: the model's), with measured

@@ -4,6 +4,9 @@
  *    the plain CPU path within 1e-4 (the products go through the same kernels, one
  *    thread; only the split of the work differs) - checks the placement, the
  *    resident-weight lookup and the transfers on any machine, GPU or not.
+ *    With --gpu-stream and a budget for one layer plus the two stream buffers, the
+ *    three other layers are copied in before use: same tokens, logits within 1e-4,
+ *    peak within the budget, every streamed byte counted.
  * 2. On a Vulkan device (skipped without one): a --vram budget that holds only some
  *    layers: the peak device memory stays within it (measured by the accounting) and
  *    the greedy tokens are the CPU's.
@@ -19,6 +22,8 @@
 #include "testutil.h"
 
 enum { N_GEN = 24 };
+static int g_stream;          /* --gpu-stream for the next generate() */
+static frugal_gpu_info g_info; /* its device figures after the run */
 
 /* Greedy tokens (and the last logits) of a prompt; 0 ok. */
 static int generate(const char *path, int ngl, uint64_t vram, int32_t *out, float *last, int n_vocab_max,
@@ -28,6 +33,7 @@ static int generate(const char *path, int ngl, uint64_t vram, int32_t *out, floa
     mp.n_threads = 2;
     mp.n_gpu_layers = ngl;
     mp.vram_budget = vram;
+    mp.gpu_stream = g_stream;
     mp.no_repack = 1; /* row-major kernels on both paths: the same sums in the same order */
     frugal_model *m = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
@@ -56,6 +62,7 @@ static int generate(const char *path, int ngl, uint64_t vram, int32_t *out, floa
         rc = frugal_eval(ctx, &out[i], 1, 0, &err);
     }
     if (rc) fprintf(stderr, "eval: %s\n", err.message);
+    frugal_model_gpu_info(m, &g_info);
     if (peak) *peak = fr_offload_mem_peak(m->offload);
     if (n_layers_dev) *n_layers_dev = fr_offload_n_layers(m->offload);
     if (failed) *failed = fr_offload_failed(m->offload);
@@ -81,6 +88,26 @@ int main(void) {
     float worst = 0;
     for (int v = 0; v < 2048; v++) worst = fmaxf(worst, fabsf(l_cpu[v] - l_dev[v]));
     CHECKF(worst <= 1e-4f, "cpu backend: logits differ by %g", worst);
+
+    /* --gpu-stream on the CPU backend: one resident layer, three streamed */
+    const uint64_t sbudget = 1900u << 10;
+    uint64_t speak = 0;
+    g_stream = 1, failed = 1;
+    CHECK(generate(path, -1, sbudget, t_dev, l_dev, NV, &speak, &n_dev, &failed) == 0);
+    g_stream = 0;
+    CHECKF(n_dev == 1 && g_info.n_stream_layers == 3, "stream: %d resident, %d streamed", n_dev,
+           g_info.n_stream_layers);
+    CHECK(!failed);
+    printf("--gpu-stream: %llu bytes copied in %d steps, resident layer %llu bytes\n",
+           (unsigned long long)g_info.h2d_bytes, N_GEN + 1, (unsigned long long)g_info.device_weight_bytes);
+    CHECKF(speak <= sbudget, "stream: peak %llu over %llu", (unsigned long long)speak, (unsigned long long)sbudget);
+    /* the prompt step and N_GEN steps each copy all three layers (two slots rotate) */
+    CHECKF(g_info.h2d_bytes % (N_GEN + 1) == 0 && g_info.h2d_bytes > 2 * g_info.device_weight_bytes * (N_GEN + 1),
+           "stream: %llu bytes copied", (unsigned long long)g_info.h2d_bytes);
+    CHECK(memcmp(t_cpu, t_dev, sizeof t_cpu) == 0);
+    worst = 0;
+    for (int v = 0; v < 2048; v++) worst = fmaxf(worst, fabsf(l_cpu[v] - l_dev[v]));
+    CHECKF(worst <= 1e-4f, "stream: logits differ by %g", worst);
     unsetenv("FRUGAL_BACKEND");
 
     /* 2: Vulkan with a budget for about half the weights */

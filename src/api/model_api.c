@@ -47,7 +47,8 @@ static uint64_t context_reserve(const frugal_model *m) {
  * automatic one (< 0) says once that it runs on the CPU. */
 static int place_on_device(frugal_model *m, const frugal_model_params *params, fr_err *err) {
     fr_err e = FRUGAL_ERROR_INIT;
-    int rc = fr_offload_new(m, params->n_gpu_layers, params->vram_budget, &m->offload, &e);
+    int rc = fr_offload_new(m, params->n_gpu_layers, params->vram_budget, params->gpu_stream, &m->offload,
+                            &e);
     if (rc == FRUGAL_E_UNSUPPORTED && params->n_gpu_layers < 0) {
         fprintf(stderr, "frugal: no GPU (%s): running on the CPU\n", e.message);
         return FRUGAL_OK;

@@ -48,6 +48,9 @@ typedef struct fr_backend_ops {
     int (*attn_decode)(fr_backend *b, fr_bbuf *q, size_t q_off, fr_bbuf *k, fr_bbuf *v, int n_kv, int kv_stride,
                        int n_head, int n_head_kv, int head_dim, float scale, float softcap, fr_bbuf *o, size_t o_off,
                        fr_bbuf *scratch, fr_err *err);
+    /* the device's read bandwidth (GB/s) over a buffer of up to `bytes` (*probed: the
+     * size that fitted); NULL where the backend has no probe (the CPU: bench has its own) */
+    int (*read_bandwidth)(fr_backend *b, size_t bytes, double *gbs, size_t *probed, fr_err *err);
 } fr_backend_ops;
 
 struct fr_backend {

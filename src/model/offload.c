@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/fault.h"
 #include "backend/backend.h"
@@ -22,18 +23,38 @@ typedef struct {
     fr_bbuf *buf;
     fr_type type;
     int64_t n_in, n_out;
+    size_t off; /* byte offset in buf (a stream slot: the matrix's place in its layer) */
 } resident;
+
+/* A matrix of a layer that did not fit (--gpu-stream): copied into a slot before use. */
+typedef struct {
+    const void *key, *src;
+    int layer;
+    size_t off, bytes; /* place in the slot, row-major bytes */
+    fr_type type;
+    int64_t n_in, n_out;
+} streamed;
 
 struct fr_offload {
     fr_backend *be;
     resident *res;
     int n_res, cap_res;
     int first_layer, n_layers;
+    uint64_t budget;                 /* --vram (0: none) */
+    uint64_t res_dev, res_host;      /* residents' bytes on the device / their host copies */
     fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
     size_t xb_n, yb_n; /* bytes: CHUNK tokens of the widest input and output */
     float *xr;        /* host: the input rounded as the CPU rounds it */
     void *xq;         /* host: the input in the weight type's vec_dot_type */
     size_t xr_n, xq_n;
+    streamed *st; /* --gpu-stream: the matrices of the layers that did not fit */
+    int n_st, cap_st;
+    fr_bbuf *slot[2];   /* two rotating layer buffers (double buffering) */
+    int slot_layer[2];  /* the layer each holds (-1: none) */
+    int next_slot;      /* the one the next copy overwrites */
+    size_t slot_n;      /* bytes of each: the largest streamed layer */
+    uint64_t h2d_bytes; /* copied into the slots since load, and the seconds it took */
+    double h2d_s;
     bool failed;
     pthread_mutex_t mu; /* one stream per device: one product at a time */
 };
@@ -70,13 +91,119 @@ static int upload_weight(fr_offload *o, const fr_weight *w, fr_err *err) {
         if (b) o->be->ops->buf_free(o->be, b);
         return rc;
     }
-    o->res[o->n_res++] = (resident){w->data, b, w->type, w->n_in, w->n_out};
+    o->res[o->n_res++] = (resident){w->data, b, w->type, w->n_in, w->n_out, 0};
+    o->res_dev += dev_bytes(bytes), o->res_host += bytes;
     return FRUGAL_OK;
 }
 
 /* Free the residents from index `from` on (a layer that did not fit entirely). */
 static void drop_from(fr_offload *o, int from) {
-    while (o->n_res > from) o->be->ops->buf_free(o->be, o->res[--o->n_res].buf);
+    while (o->n_res > from) {
+        const resident *r = &o->res[--o->n_res];
+        const uint64_t bytes = fr_row_size(r->type, r->n_in) * (uint64_t)r->n_out;
+        o->res_dev -= dev_bytes(bytes), o->res_host -= bytes;
+        o->be->ops->buf_free(o->be, r->buf);
+    }
+}
+
+/* ---- --gpu-stream: the layers past the budget, copied into two rotating slots */
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; } /* any shader's word alignment */
+
+static bool on_device(const fr_offload *o, const fr_weight *w) {
+    return w->data && row_major(w) && o->be->ops->type_ok(w->type);
+}
+
+/* Slot bytes of layer il: its device-typed matrices, each at a 16-byte aligned offset. */
+static size_t slot_bytes(const fr_offload *o, const frugal_model *m, int il) {
+    size_t n = 0;
+    for (int j = 0; j < FR_LAYER_MATRICES; j++) {
+        const fr_weight *w = &m->layers[il].mat[j];
+        if (fr_layer_mat_repackable(j) && on_device(o, w)) n = align16(n) + fr_row_size(w->type, w->n_in) * w->n_out;
+    }
+    return align16(n);
+}
+
+static int add_streamed_layer(fr_offload *o, const frugal_model *m, int il, fr_err *err) {
+    size_t off = 0;
+    for (int j = 0; j < FR_LAYER_MATRICES; j++) {
+        const fr_weight *w = &m->layers[il].mat[j];
+        if (!fr_layer_mat_repackable(j) || !on_device(o, w)) continue;
+        if (o->n_st == o->cap_st) {
+            const int cap = o->cap_st ? 2 * o->cap_st : 32;
+            streamed *t = fr_realloc(o->st, sizeof *t * (size_t)cap);
+            if (!t) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
+            o->st = t, o->cap_st = cap;
+        }
+        const size_t bytes = fr_row_size(w->type, w->n_in) * (size_t)w->n_out;
+        o->st[o->n_st++] = (streamed){w->data, row_major(w), il, off, bytes, w->type, w->n_in, w->n_out};
+        off = align16(off + bytes);
+    }
+    return FRUGAL_OK;
+}
+
+static void free_slots(fr_offload *o) {
+    for (int k = 0; k < 2; k++)
+        if (o->slot[k]) o->be->ops->buf_free(o->be, o->slot[k]), o->slot[k] = NULL;
+}
+
+/* The two slots, sized for the largest layer that might stream, taken from the budget
+ * before any layer is placed (so resident layers + slots stay within it). No room: a
+ * message, and the layers past the budget run on the CPU as without the flag. */
+static int open_slots(fr_offload *o, const frugal_model *m, fr_err *err) {
+    size_t mx = 0;
+    for (int il = o->first_layer; il < m->hp.n_layer; il++) {
+        const size_t n = slot_bytes(o, m, il);
+        mx = n > mx ? n : mx;
+    }
+    if (!mx) return FRUGAL_OK;
+    int rc = FRUGAL_OK;
+    for (int k = 0; k < 2 && !rc; k++) rc = o->be->ops->buf_new(o->be, mx, &o->slot[k], err);
+    if (rc == FRUGAL_E_NOMEM) {
+        free_slots(o);
+        fprintf(stderr, "frugal: %s: %s: no room for two stream buffers of %.2f MiB, --gpu-stream off\n", o->be->name,
+                err->message, mx / 1048576.0);
+        fr_err_clear(err);
+        return FRUGAL_OK;
+    }
+    o->slot_n = mx, o->slot_layer[0] = o->slot_layer[1] = -1;
+    return rc;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The slot holding layer il, copying it into the older slot when neither does (called
+ * under o->mu; the copy waits for the products before it, which read the slot). */
+static int load_layer(fr_offload *o, int il, fr_bbuf **out, fr_err *err) {
+    for (int k = 0; k < 2; k++)
+        if (o->slot_layer[k] == il) {
+            *out = o->slot[k];
+            return FRUGAL_OK;
+        }
+    const int k = o->next_slot;
+    o->next_slot ^= 1;
+    o->slot_layer[k] = -1;
+    const double t0 = now_s();
+    for (int i = 0; i < o->n_st; i++) {
+        if (o->st[i].layer != il) continue;
+        const int rc = o->be->ops->upload(o->be, o->slot[k], o->st[i].off, o->st[i].src, o->st[i].bytes, err);
+        if (rc) return rc;
+        o->h2d_bytes += o->st[i].bytes;
+    }
+    o->h2d_s += now_s() - t0;
+    o->slot_layer[k] = il;
+    *out = o->slot[k];
+    return FRUGAL_OK;
+}
+
+static const streamed *find_st(const fr_offload *o, const void *key) {
+    for (int i = 0; i < o->n_st; i++)
+        if (o->st[i].key == key) return &o->st[i];
+    return NULL;
 }
 
 static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err *err) {
@@ -88,11 +215,20 @@ static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err
         int rc = FRUGAL_OK;
         for (int j = 0; j < FR_LAYER_MATRICES && !rc; j++)
             if (fr_layer_mat_repackable(j)) rc = upload_weight(o, &m->layers[il].mat[j], err);
-        if (rc == FRUGAL_E_NOMEM) { /* keep what fits, the rest runs on the CPU */
+        if (rc == FRUGAL_E_NOMEM) { /* keep what fits, the rest runs on the CPU or streams */
             drop_from(o, mark);
-            fprintf(stderr, "frugal: %s: %s: layers %d-%d run on the CPU\n", o->be->name, err->message, il,
-                    n_layer - 1);
-            fr_err_clear(err);
+            if (o->slot[0]) {
+                fr_err_clear(err);
+                rc = FRUGAL_OK;
+                for (int k = il; k < n_layer && !rc; k++) rc = add_streamed_layer(o, m, k, err);
+                if (rc == FRUGAL_E_NOMEM) return rc;
+                fprintf(stderr, "frugal: %s: layers %d-%d past the budget are streamed (2 buffers of %.2f MiB)\n",
+                        o->be->name, il, n_layer - 1, o->slot_n / 1048576.0);
+            } else {
+                fprintf(stderr, "frugal: %s: %s: layers %d-%d run on the CPU\n", o->be->name, err->message, il,
+                        n_layer - 1);
+                fr_err_clear(err);
+            }
             return FRUGAL_OK;
         }
         if (rc) return rc;
@@ -112,7 +248,8 @@ static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err
     return FRUGAL_OK;
 }
 
-int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_offload **out, fr_err *err) {
+int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, int stream, fr_offload **out,
+                   fr_err *err) {
     *out = NULL;
     fr_offload *o = fr_calloc(1, sizeof *o);
     if (!o) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
@@ -121,6 +258,7 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_o
     int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
     if (!rc) {
         if (vram_budget) o->be->ops->set_budget(o->be, vram_budget);
+        o->budget = vram_budget;
         /* the activation buffers first (CHUNK tokens), so the budget counts them too */
         size_t xn, yn;
         act_sizes(m, &xn, &yn);
@@ -133,7 +271,13 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_o
             *out = o;
             return FRUGAL_OK;
         }
+        if (!rc && stream) {
+            const int n = n_gpu_layers < 0 || n_gpu_layers > m->hp.n_layer ? m->hp.n_layer : n_gpu_layers;
+            o->first_layer = m->hp.n_layer - n;
+            rc = open_slots(o, m, err);
+        }
         if (!rc) rc = place_layers(o, m, n_gpu_layers, err);
+        if (!rc && !o->n_st) free_slots(o); /* everything fitted: the slots are not needed */
     }
     if (rc) {
         fr_offload_free(o);
@@ -147,11 +291,13 @@ void fr_offload_free(fr_offload *o) {
     if (!o) return;
     if (o->be) {
         drop_from(o, 0);
+        free_slots(o);
         if (o->xb) o->be->ops->buf_free(o->be, o->xb);
         if (o->yb) o->be->ops->buf_free(o->be, o->yb);
         fr_backend_close(o->be);
     }
     free(o->res);
+    free(o->st);
     free(o->xr);
     free(o->xq);
     pthread_mutex_destroy(&o->mu);
@@ -164,7 +310,9 @@ static const resident *find(const fr_offload *o, const void *key) {
     return NULL;
 }
 
-bool fr_offload_has(const fr_offload *o, const fr_weight *w) { return o && !o->failed && find(o, w->data); }
+bool fr_offload_has(const fr_offload *o, const fr_weight *w) {
+    return o && !o->failed && (find(o, w->data) || find_st(o, w->data));
+}
 
 /* *p holds at least n bytes of host memory. */
 static int host_room(void **p, size_t *have, size_t n) {
@@ -211,7 +359,7 @@ static int run_products(fr_offload *o, int n, const resident *const *r, const fl
         int rc = op->upload(o->be, o->xb, 0, xc, sizeof(float) * (size_t)r[0]->n_in * nt, err);
         size_t off = 0;
         for (int k = 0; k < n && !rc; k++) {
-            rc = op->matmul(o->be, r[k]->type, r[k]->buf, 0, r[k]->n_in, r[k]->n_out, o->xb, 0, nt, o->yb, off, err);
+            rc = op->matmul(o->be, r[k]->type, r[k]->buf, r[k]->off, r[k]->n_in, r[k]->n_out, o->xb, 0, nt, o->yb, off, err);
             off += (size_t)r[k]->n_out * nt;
         }
         off = 0;
@@ -233,13 +381,25 @@ bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws,
     enum { MAX_W = 4 };
     if (!o || o->failed || n_w < 1 || n_w > MAX_W) return false;
     const resident *r[MAX_W];
+    resident tmp[MAX_W]; /* streamed matrices: their place in the slot holding their layer */
+    const streamed *s[MAX_W];
     for (int k = 0; k < n_w; k++) {
         r[k] = find(o, ws[k]->data);
+        s[k] = r[k] ? NULL : find_st(o, ws[k]->data);
+        if (s[k]) tmp[k] = (resident){s[k]->key, NULL, s[k]->type, s[k]->n_in, s[k]->n_out, s[k]->off}, r[k] = &tmp[k];
         if (!r[k] || r[k]->n_in != r[0]->n_in || vdt_of(r[k]->type) != vdt_of(r[0]->type)) return false;
+        if (s[k] && s[0] && s[k]->layer != s[0]->layer) return false; /* one layer's slot at a time */
+        if (!s[k] != !s[0]) return false;
     }
     pthread_mutex_lock(&o->mu);
     fr_err err = FRUGAL_ERROR_INIT;
-    const int rc = o->failed ? -1 : run_products(o, n_w, r, x, n_tok, ys, &err);
+    int rc = o->failed ? -1 : FRUGAL_OK;
+    if (!rc && s[0]) {
+        fr_bbuf *slot = NULL;
+        rc = load_layer(o, s[0]->layer, &slot, &err);
+        for (int k = 0; k < n_w; k++) tmp[k].buf = slot;
+    }
+    if (!rc) rc = run_products(o, n_w, r, x, n_tok, ys, &err);
     if (rc > 0) { /* no way to fail a forward pass here: say so once, go on on the CPU */
         fprintf(stderr, "frugal: %s: %s: continuing on the CPU\n", o->be->name, err.message);
         o->failed = true;
@@ -259,6 +419,33 @@ int fr_offload_first_layer(const fr_offload *o) { return o ? o->first_layer : 0;
 const char *fr_offload_device(const fr_offload *o) { return o ? o->be->name : "CPU"; }
 uint64_t fr_offload_mem_current(const fr_offload *o) { return o ? o->be->ops->mem_current(o->be) : 0; }
 uint64_t fr_offload_mem_peak(const fr_offload *o) { return o ? o->be->ops->mem_peak(o->be) : 0; }
+
+int fr_offload_software(const fr_offload *o) { return o ? o->be->is_cpu_device : 0; }
+int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *seconds) {
+    *bytes = 0, *seconds = 0;
+    if (!o || !o->n_st) return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&o->mu); /* the counters move under it */
+    *bytes = o->h2d_bytes, *seconds = o->h2d_s;
+    pthread_mutex_unlock((pthread_mutex_t *)&o->mu);
+    int n = 0;
+    for (int i = 0; i < o->n_st; i++) n += i == 0 || o->st[i].layer != o->st[i - 1].layer;
+    return n;
+}
+uint64_t fr_offload_mem_budget(const fr_offload *o) { return !o ? 0 : o->budget ? o->budget : o->be->mem_total; }
+uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes) {
+    if (host_bytes) *host_bytes = o ? o->res_host : 0;
+    return o ? o->res_dev : 0;
+}
+
+int fr_offload_read_bandwidth(fr_offload *o, size_t bytes, double *gbs, size_t *probed, fr_err *err) {
+    *gbs = 0, *probed = 0;
+    if (!o || !o->be->ops->read_bandwidth)
+        return fr_err_set(err, FRUGAL_E_UNSUPPORTED, "no device bandwidth probe (no device layers)");
+    pthread_mutex_lock(&o->mu); /* the probe's submissions between products, never inside one */
+    const int rc = o->be->ops->read_bandwidth(o->be, bytes, gbs, probed, err);
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
 
 /* Device bytes of w when it would be placed (0: it stays on the CPU). type_ok: the
  * Vulkan kernels' types (the backend the CLI opens). */

@@ -21,9 +21,13 @@ struct frugal_model;
  * upload the matrices of the placed layers (n_gpu_layers < 0: all layers and the
  * output). vram_budget > 0 caps the device memory used. When the device runs out of
  * memory (or budget) the layers uploaded so far stay, the rest run on the CPU, with a
- * message on stderr. Errors: FRUGAL_E_UNSUPPORTED when no device opens (the caller
+ * message on stderr; with stream != 0 (--gpu-stream) those layers are copied instead,
+ * one layer at a time before its products, into two rotating device buffers sized for
+ * the largest layer and reserved from the budget first (the copy is synchronous: it
+ * does not overlap the products yet). Errors: FRUGAL_E_UNSUPPORTED when no device opens (the caller
  * decides between an error and the CPU path). */
-int fr_offload_new(struct frugal_model *m, int n_gpu_layers, uint64_t vram_budget, fr_offload **out, fr_err *err);
+int fr_offload_new(struct frugal_model *m, int n_gpu_layers, uint64_t vram_budget, int stream, fr_offload **out,
+                   fr_err *err);
 void fr_offload_free(fr_offload *o);
 
 /* y[n_tok][n_out] = x * W^T on the device when W is resident there: returns true
@@ -47,5 +51,18 @@ int fr_offload_first_layer(const fr_offload *o);
 const char *fr_offload_device(const fr_offload *o);
 uint64_t fr_offload_mem_current(const fr_offload *o);
 uint64_t fr_offload_mem_peak(const fr_offload *o);
+/* 1: the device is a software one (lavapipe) running on the CPU. */
+int fr_offload_software(const fr_offload *o);
+/* --gpu-stream: layers streamed (0: none), bytes copied into the slots since load and
+ * the seconds those copies took. */
+int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *seconds);
+/* The device memory budget: --vram, else the device's memory (0: unknown or no offload). */
+uint64_t fr_offload_mem_budget(const fr_offload *o);
+/* Device bytes of the resident matrices (what one decode step reads there); *host_bytes:
+ * the same matrices' bytes on the host (what the CPU no longer reads per token). */
+uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes);
+/* The device's read bandwidth in GB/s (backend.h's read_bandwidth), serialised with the
+ * products. FRUGAL_E_UNSUPPORTED when o is NULL or the backend has no probe. */
+int fr_offload_read_bandwidth(fr_offload *o, size_t bytes, double *gbs, size_t *probed, fr_err *err);
 
 #endif

@@ -218,6 +218,8 @@ size_t cli_utf8_valid_len(const unsigned char *s, size_t n) {
     return len;
 }
 
+int cli_gpu_stream = 0;
+
 int cli_gpu_options(int ngl, const char *vram, frugal_model_params *mp) {
     uint64_t bytes = 0;
     if (vram && frugal_parse_size(vram, &bytes) != 0) {
@@ -227,5 +229,6 @@ int cli_gpu_options(int ngl, const char *vram, frugal_model_params *mp) {
     if (vram && ngl == 0) ngl = -1; /* a VRAM budget alone: as many layers as fit */
     mp->n_gpu_layers = ngl;
     mp->vram_budget = bytes;
+    mp->gpu_stream = cli_gpu_stream;
     return 0;
 }

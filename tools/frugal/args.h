@@ -58,11 +58,14 @@ size_t cli_utf8_valid_len(const unsigned char *s, size_t n);
 int cli_kv_options(const char *kv_type, const char *kv_policy, frugal_context_params *cp);
 
 /* The GPU flags of run, bench, perplexity and serve (llama.cpp's names): -ngl /
- * --gpu-layers / --n-gpu-layers N (-1: all, when a device exists) and --vram SIZE. */
+ * --gpu-layers / --n-gpu-layers N (-1: all, when a device exists), --vram SIZE and
+ * --gpu-stream (one flag per process: the CLI runs one subcommand). */
+extern int cli_gpu_stream;
 #define CLI_GPU_OPTS(ngl, vram)                                                  \
     {"-ngl", "--gpu-layers", OPT_INT, &(ngl), -1, 1 << 20},                      \
     {NULL, "--n-gpu-layers", OPT_INT, &(ngl), -1, 1 << 20},                      \
-    {NULL, "--vram", OPT_STR, &(vram), 0, 0}
+    {NULL, "--vram", OPT_STR, &(vram), 0, 0},                                    \
+    {NULL, "--gpu-stream", OPT_FLAG, &cli_gpu_stream, 0, 0}
 /* Put the GPU flags into mp. 0 ok; otherwise the usage error has been printed. */
 int cli_gpu_options(int ngl, const char *vram, frugal_model_params *mp);
 

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "bench_gpu.h"
 #include "safety_cli.h"
 #include "frugal.h"
 
@@ -58,6 +59,14 @@ static void usage(FILE *out) {
             "  -ngl, --gpu-layers N   the last N layers' matrices on the GPU (Vulkan; -1: all);\n"
             "                         N > layers also the output matrix; no device: an error\n"
             "  --vram SIZE            device memory the layers may use (K/M/G); alone: -ngl -1\n"
+            "  --gpu-stream           layers past --vram are copied to the device before use,\n"
+            "                         into two rotating buffers within the budget (JSON:\n"
+            "                         stream_layers, h2d_bytes_per_token, h2d_gbs)\n"
+            "  --device-bw-mib N      device bandwidth probe buffer in MiB (default 256; 32 on a\n"
+            "                         software device); with -ngl bench prints the device, its\n"
+            "                         bandwidth and the split roofline (JSON: device, device_bw_gbs,\n"
+            "                         device_bytes_per_token, cpu_bytes_per_token,\n"
+            "                         device_roofline_tokens_per_s, device_roofline_pct, device_mem_*)\n"
             "  --no-repack          keep the weights in the file mapping (zero-copy) instead of\n"
             "                       repacking them for the faster prefill kernels\n"
             "  --json               print a JSON array, one object per test: test, n_prompt,\n"
@@ -272,6 +281,7 @@ typedef struct bench_env {
     double bw_gbs;        /* < 0: the probe failed */
     size_t bw_bytes;
     double disk_gbs;      /* streamed experts: the model file's read bandwidth (<= 0: unknown) */
+    bench_gpu gpu;        /* -ngl: the device's figures (bench_gpu.h) */
     uint64_t expert_bytes;    /* exact bytes of one expert */
 } bench_env;
 
@@ -333,6 +343,9 @@ static void print_summary(const bench_env *e, const bench_test *tests, int n_tes
            (double)e->bytes_per_token / (1 << 20), (unsigned long long)e->bytes_per_token);
     printf("K/V read per generated token: %.2f MiB (the cached rows attention reads, mean over the test)\n",
            e->kv_read_per_token / (1 << 20));
+    const bench_test *tg = n_tests && tests[n_tests - 1].is_gen ? &tests[n_tests - 1] : NULL;
+    bench_gpu_print_text(stdout, &e->gpu, (double)e->bytes_per_token, e->kv_read_per_token, e->bw_gbs,
+                         tg ? tg->name : NULL, tg ? tg->median : 0.0);
     if (e->bw_gbs <= 0) {
         printf("read bandwidth: probe failed (no memory for a %.0f MiB buffer)\n",
                (double)e->bw_bytes / (1 << 20));
@@ -385,6 +398,8 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests,
             printf("\"disk_roofline_tokens_per_s\": %.6g, \"disk_roofline_pct\": %.6g, ", roof,
                    roof > 0 ? 100.0 * tps / roof : 0.0);
         }
+        bench_gpu_print_json(stdout, &e->gpu, (double)e->bytes_per_token, bt->is_gen ? e->kv_read_per_token : 0.0,
+                             e->bw_gbs, bt->mean);
         printf("\"model\": ");
         json_string(stdout, e->path);
         printf(", \"model_desc\": ");
@@ -453,7 +468,7 @@ static int monitor_ab(frugal_context *ctx, const frugal_model *model, const benc
 
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *mem_str = NULL, *kv_str = "f16", *kv_policy = NULL;
-    int n_prompt = 128, n_gen = 64, n_depth = 0, n_threads = 0, reps = 5, bw_mib = 0, json = 0, no_repack = 0;
+    int n_prompt = 128, n_gen = 64, n_depth = 0, n_threads = 0, reps = 5, bw_mib = 0, dev_bw_mib = 0, json = 0, no_repack = 0;
     int mon_ab = 0;
     safety_flags sf = SAFETY_FLAGS_INIT;
     int ngl = 0; /* GPU flags (args.h) */
@@ -468,6 +483,7 @@ int cmd_bench(int argc, char **argv) {
         {"-t", "--threads", OPT_INT, &n_threads, 0, 4096},
         {"-r", "--repetitions", OPT_INT, &reps, 1, 10000},
         {NULL, "--bw-mib", OPT_INT, &bw_mib, 0, 1 << 20},
+        {NULL, "--device-bw-mib", OPT_INT, &dev_bw_mib, 0, 1 << 16},
         {NULL, "--json", OPT_FLAG, &json, 0, 0},
         {NULL, "--mem", OPT_STR, &mem_str, 0, 0},
         {NULL, "--no-repack", OPT_FLAG, &no_repack, 0, 0},
@@ -517,7 +533,7 @@ int cmd_bench(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
-    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget, mp.gpu_stream = gpu.gpu_stream;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message);
         goto done;
@@ -577,11 +593,14 @@ int cmd_bench(int argc, char **argv) {
         tests[i].samples = calloc((size_t)reps, sizeof *tests[i].samples);
         tests[i].bw = calloc((size_t)reps, sizeof *tests[i].bw);
         if (!tests[i].samples || !tests[i].bw) { cli_error("bench: out of memory"); goto done; }
+        if (tests[i].is_gen) bench_gpu_stream_start(model, &env.gpu);
         if (run_test(ctx, model, env.mi.n_vocab, &tests[i], reps, n_depth, toks, model_path, env.threads,
                      env.bw_gbs > 0 ? env.bw_bytes : 0, test_bytes(&env, tests[i].is_gen)) != 0)
             goto done;
+        if (tests[i].is_gen) bench_gpu_stream_end(model, &env.gpu, (double)(reps + 1) * tests[i].n);
         if (!json) print_row(&env, &tests[i]);
     }
+    bench_gpu_probe(model, dev_bw_mib, &env.gpu); /* after the tests: their peak, not the probe's */
     if (json) print_json(&env, tests, n_tests, ctx);
     else print_summary(&env, tests, n_tests);
     if (!json && use_safety) {

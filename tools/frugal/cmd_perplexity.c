@@ -374,7 +374,7 @@ int cmd_perplexity(int argc, char **argv) {
     frugal_model_params_default(&mp);
     mp.n_threads = n_threads;
     mp.no_repack = no_repack;
-    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget, mp.gpu_stream = gpu.gpu_stream;
     progress_library(progress_lines);
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) { cli_error("%s", err.message); goto done; }
     frugal_context_params cp = policy; /* defaults + the KV flags */

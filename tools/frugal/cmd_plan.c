@@ -59,7 +59,7 @@ static void print_json(const frugal_plan *p) { /* without the closing brace: the
                "\"expert_cache_bytes\": %llu, \"expert_slot_bytes\": %llu, \"expert_hit_uniform\": %.4f, \"expert_read_per_token\": %.0f",
                p->expert_streaming ? "true" : "false", p->experts, p->expert_slots,
                (unsigned long long)p->dense_bytes, (unsigned long long)p->expert_cache_bytes, (unsigned long long)p->expert_slot_bytes, p->expert_hit_uniform,
-               p->expert_read_per_token);
+               p->expert_read_per_token); /* the caller closes the object, after the GPU keys */
 }
 
 /* The -ngl / --vram split (model/offload.h's rule), after the memory plan. */

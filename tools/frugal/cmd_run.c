@@ -245,7 +245,7 @@ int cmd_run(int argc, char **argv) {
     mp.n_threads = n_threads;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
-    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget, mp.gpu_stream = gpu.gpu_stream;
     if (frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {
         cli_error("%s", err.message); /* already names the file */
         goto done;

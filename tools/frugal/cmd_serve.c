@@ -173,7 +173,7 @@ int cmd_serve(int argc, char **argv) {
     mp.vocab_only = render != NULL;
     mp.mem_budget = mem_budget;
     mp.no_repack = no_repack;
-    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget;
+    mp.n_gpu_layers = gpu.n_gpu_layers, mp.vram_budget = gpu.vram_budget, mp.gpu_stream = gpu.gpu_stream;
     frugal_model *model = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     if (model_path && frugal_model_load(model_path, &mp, &model, &err) != FRUGAL_OK) {

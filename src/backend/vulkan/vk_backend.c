@@ -61,9 +61,13 @@ static int v_attn(fr_backend *b, fr_bbuf *q, size_t q_off, fr_bbuf *k, fr_bbuf *
                              softcap, VB(o), o_off, VB(scratch), err);
 }
 
+static int v_read_bw(fr_backend *b, size_t bytes, double *gbs, size_t *probed, fr_err *err) {
+    return fr_vk_read_bandwidth(VK(b), bytes, gbs, probed, err);
+}
+
 static const fr_backend_ops vk_backend_ops = {
     v_close, v_buf_new, v_buf_free, v_upload, v_download, v_sync, v_cur, v_peak, v_budget,
-    fr_vk_type_ok, v_matmul, v_norm, v_rope, v_act, v_add, v_softmax, v_attn,
+    fr_vk_type_ok, v_matmul, v_norm, v_rope, v_act, v_add, v_softmax, v_attn, v_read_bw,
 };
 
 int fr_backend_vulkan_open(int device, fr_backend **out, fr_err *err) {

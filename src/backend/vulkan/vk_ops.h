@@ -51,4 +51,9 @@ int fr_vk_attn_decode(fr_vk *vk, fr_vk_buf *q, size_t q_off, fr_vk_buf *k, fr_vk
                       int n_head, int n_head_kv, int head_dim, float scale, float softcap, fr_vk_buf *o,
                       size_t o_off, fr_vk_buf *scratch, fr_err *err);
 
+/* The device's read bandwidth in GB/s (*gbs): a buffer of `bytes` in device memory (halved
+ * until it fits the memory or budget, down to 64 KiB; *probed: the size used) summed by a
+ * shader, best of four timed passes; the buffer is freed before return (vk_probe.c). */
+int fr_vk_read_bandwidth(fr_vk *vk, size_t bytes, double *gbs, size_t *probed, fr_err *err);
+
 #endif

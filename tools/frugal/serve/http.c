@@ -322,6 +322,30 @@ static int render_safety(srv_buf *b, const frugal_readings *r) {
     return rc;
 }
 
+/* The device's memory (-ngl): bytes held now, peak since load, budget (--vram, else
+ * the device's memory), the layers placed, and its name as a label of an info gauge. */
+static int render_gpu(srv_buf *b, const frugal_gpu_info *g) {
+    char name[2 * sizeof g->device];
+    size_t k = 0;
+    for (const char *c = g->device; *c && k + 2 < sizeof name; c++) { /* label escaping */
+        if (*c == '"' || *c == '\\') name[k++] = '\\';
+        name[k++] = *c == '\n' ? ' ' : *c;
+    }
+    name[k] = 0;
+    return srv_buf_printf(b,
+        "# HELP frugal_device_info the device the GPU layers run on\n"
+        "# TYPE frugal_device_info gauge\nfrugal_device_info{device=\"%s\"} 1\n"
+        "# TYPE frugal_device_layers gauge\nfrugal_device_layers %d\n"
+        "# HELP frugal_device_memory_bytes device memory held now (weights, activations)\n"
+        "# TYPE frugal_device_memory_bytes gauge\nfrugal_device_memory_bytes %llu\n"
+        "# HELP frugal_device_memory_peak_bytes device memory peak since load\n"
+        "# TYPE frugal_device_memory_peak_bytes gauge\nfrugal_device_memory_peak_bytes %llu\n"
+        "# HELP frugal_device_memory_budget_bytes --vram, else the device's memory\n"
+        "# TYPE frugal_device_memory_budget_bytes gauge\nfrugal_device_memory_budget_bytes %llu\n",
+        name, g->n_gpu_layers, (unsigned long long)g->mem_used, (unsigned long long)g->mem_peak,
+        (unsigned long long)g->mem_budget);
+}
+
 static char *render_metrics(srv_http *h) {
     srv_sched_stats st;
     srv_sched_get_stats(h->sched, &st);
@@ -367,6 +391,7 @@ static char *render_metrics(srv_http *h) {
         "# TYPE frugal_connections_cut_total counter\nfrugal_connections_cut_total %llu\n",
         (unsigned long long)n_cut);
     if (st.have_safety) rc |= render_safety(&b, &st.safety);
+    if (st.have_gpu) rc |= render_gpu(&b, &st.gpu);
     if (rc) { srv_buf_free(&b); return NULL; }
     return b.p;
 }

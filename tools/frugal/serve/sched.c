@@ -110,6 +110,7 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *st) {
     st->kv_capacity = s->kv_cap;
     pthread_mutex_unlock(&s->mu);
     st->have_safety = frugal_get_readings(s->ctx, &st->safety, NULL) == FRUGAL_OK;
+    st->have_gpu = frugal_model_gpu_info(s->model, &st->gpu); /* the counters are atomics */
 }
 
 /* ------------------------------------------------------------------ request ends */

@@ -150,6 +150,8 @@ typedef struct srv_sched_stats {
     uint64_t kv_used, kv_allocated, kv_capacity;
     int have_safety;              /* a safety policy is set: its readings */
     frugal_readings safety;
+    int have_gpu;                 /* layers on a device (-ngl): its memory figures */
+    frugal_gpu_info gpu;
 } srv_sched_stats;
 
 /* ctx must have n_seq_max >= n_slots sequences of n_ctx tokens each. The scheduler
