@@ -27,7 +27,7 @@ class Error(ctypes.Structure):
 class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", c_int), ("verbose", c_int), ("vocab_only", c_int),
                 ("mem_budget", c_uint64), ("no_repack", c_int),
-                ("n_gpu_layers", c_int), ("vram_budget", c_uint64)]
+                ("n_gpu_layers", c_int), ("vram_budget", c_uint64), ("gpu_stream", c_int)]
 
 
 class ModelInfo(ctypes.Structure):
