@@ -69,7 +69,8 @@ static const q_target k_targets[] = {
     {"q2_k", FR_TYPE_Q2_K, FR_FTYPE_Q2_K}, {"q3_k", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
     {"q3_k_s", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_S}, {"q3_k_m", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
     {"q3_k_l", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_L}, {"iq4_nl", FR_TYPE_IQ4_NL, FR_FTYPE_IQ4_NL},
-    {"iq4_xs", FR_TYPE_IQ4_XS, FR_FTYPE_IQ4_XS},
+    {"iq4_xs", FR_TYPE_IQ4_XS, FR_FTYPE_IQ4_XS}, {"iq3_s", FR_TYPE_IQ3_S, FR_FTYPE_IQ3_S},
+    {"iq3_m", FR_TYPE_IQ3_S, FR_FTYPE_IQ3_M},
     /* frugal-only types: llama_ftype has no number for them; 1024 is its
      * LLAMA_FTYPE_GUESSED ("no single type"), also used for policy auto */
     {"i8c", FR_TYPE_I8C, 1024}, {"nf4", FR_TYPE_NF4, 1024}, {"fp8o", FR_TYPE_FP8O, 1024},
@@ -403,13 +404,13 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
         if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
     if (!tg)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, "
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, iq3_s, iq3_m, "
                           "f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
     if (!policy && p->calib && *p->calib && !fr_quantize_weighted_ok(tg->type))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
                           "quantize: --calib goes with --policy auto or a type with an importance-weighted writer "
-                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs), not '%s'",
+                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs, iq3_s, iq3_m), not '%s'",
                           p->type);
     if (p->keep_first < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: keep_first must be >= 0");
     if (same_file(in_path, out_path))
