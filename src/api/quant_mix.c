@@ -6,7 +6,15 @@
 
 bool fr_mix_lowbit(uint32_t ftype) {
     return ftype == FR_FTYPE_Q2_K || ftype == FR_FTYPE_Q3_K_S || ftype == FR_FTYPE_Q3_K_M ||
-           ftype == FR_FTYPE_Q3_K_L || ftype == FR_FTYPE_IQ4_NL || ftype == FR_FTYPE_IQ4_XS;
+           ftype == FR_FTYPE_Q3_K_L || ftype == FR_FTYPE_IQ4_NL || ftype == FR_FTYPE_IQ4_XS ||
+           ftype == FR_FTYPE_IQ3_S || ftype == FR_FTYPE_IQ3_M || fr_mix_needs_calib(ftype);
+}
+
+bool fr_mix_needs_calib(uint32_t ftype) { return ftype == FR_FTYPE_IQ2_XXS || ftype == FR_FTYPE_IQ2_XS; }
+
+fr_type fr_mix_output(uint32_t ftype) { return fr_mix_needs_calib(ftype) ? FR_TYPE_Q5_K : FR_TYPE_Q6_K; }
+
+fr_type fr_mix_embd(uint32_t ftype, fr_type def) { return fr_mix_needs_calib(ftype) ? FR_TYPE_Q2_K : def;
 }
 
 static fr_type attn_v(uint32_t ftype, fr_type def, int i, int n_gqa) {
@@ -16,6 +24,10 @@ static fr_type attn_v(uint32_t ftype, fr_type def, int i, int n_gqa) {
     case FR_FTYPE_Q3_K_L: return FR_TYPE_Q5_K;
     case FR_FTYPE_IQ4_NL:
     case FR_FTYPE_IQ4_XS: return n_gqa >= 4 ? FR_TYPE_Q5_K : def;
+    case FR_FTYPE_IQ3_S: return n_gqa >= 4 ? FR_TYPE_Q4_K : def;
+    case FR_FTYPE_IQ3_M: return FR_TYPE_Q4_K;
+    case FR_FTYPE_IQ2_XXS:
+    case FR_FTYPE_IQ2_XS: return n_gqa >= 4 ? FR_TYPE_Q4_K : FR_TYPE_Q2_K;
     default: return def;
     }
 }
@@ -29,6 +41,10 @@ static fr_type ffn_down(uint32_t ftype, fr_type def, int i, int n) {
     /* without an importance matrix the first eighth gets Q5_K */
     case FR_FTYPE_IQ4_NL:
     case FR_FTYPE_IQ4_XS: return i < n / 8 ? FR_TYPE_Q5_K : def;
+    /* IQ3_M: the first eighth (dense models) gets Q4_K; IQ3_S keeps its type */
+    case FR_FTYPE_IQ3_M: return i < n / 8 ? FR_TYPE_Q4_K : def;
+    case FR_FTYPE_IQ2_XXS:
+    case FR_FTYPE_IQ2_XS: return i < n / 8 ? FR_TYPE_Q2_K : def;
     default: return def;
     }
 }
@@ -38,10 +54,12 @@ fr_type fr_mix_rule(uint32_t ftype, fr_mix_role role, fr_type def, int i, int n,
     case FR_MIX_ATTN_V: return attn_v(ftype, def, i, n_gqa);
     case FR_MIX_FFN_DOWN: return ffn_down(ftype, def, i, n);
     case FR_MIX_ATTN_OUT:
-        return ftype == FR_FTYPE_Q2_K ? FR_TYPE_Q3_K : ftype == FR_FTYPE_Q3_K_M ? FR_TYPE_Q4_K
-               : ftype == FR_FTYPE_Q3_K_L                                      ? FR_TYPE_Q5_K
-                                                                               : def;
-    case FR_MIX_ATTN_QKV: return ftype == FR_FTYPE_Q3_K_M || ftype == FR_FTYPE_Q3_K_L ? FR_TYPE_Q4_K : def;
+        return ftype == FR_FTYPE_Q2_K                                  ? FR_TYPE_Q3_K
+               : ftype == FR_FTYPE_Q3_K_M || ftype == FR_FTYPE_IQ3_M ? FR_TYPE_Q4_K
+               : ftype == FR_FTYPE_Q3_K_L                              ? FR_TYPE_Q5_K
+                                                                       : def;
+    case FR_MIX_ATTN_QKV:
+        return ftype == FR_FTYPE_Q3_K_M || ftype == FR_FTYPE_Q3_K_L || ftype == FR_FTYPE_IQ3_M ? FR_TYPE_Q4_K : def;
     }
     return def;
 }
@@ -50,7 +68,10 @@ fr_type fr_mix_fallback(fr_type t) {
     switch (t) {
     case FR_TYPE_Q2_K:
     case FR_TYPE_Q3_K: return FR_TYPE_Q4_0;
-    case FR_TYPE_IQ4_XS: return FR_TYPE_IQ4_NL;
+    case FR_TYPE_IQ4_XS:
+    case FR_TYPE_IQ3_S:
+    case FR_TYPE_IQ2_XXS:
+    case FR_TYPE_IQ2_XS: return FR_TYPE_IQ4_NL;
     case FR_TYPE_Q4_K: return FR_TYPE_Q5_0;
     case FR_TYPE_Q5_K: return FR_TYPE_Q5_1;
     case FR_TYPE_Q6_K: return FR_TYPE_Q8_0;

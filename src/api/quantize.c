@@ -69,7 +69,9 @@ static const q_target k_targets[] = {
     {"q2_k", FR_TYPE_Q2_K, FR_FTYPE_Q2_K}, {"q3_k", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
     {"q3_k_s", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_S}, {"q3_k_m", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
     {"q3_k_l", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_L}, {"iq4_nl", FR_TYPE_IQ4_NL, FR_FTYPE_IQ4_NL},
-    {"iq4_xs", FR_TYPE_IQ4_XS, FR_FTYPE_IQ4_XS},
+    {"iq4_xs", FR_TYPE_IQ4_XS, FR_FTYPE_IQ4_XS}, {"iq3_s", FR_TYPE_IQ3_S, FR_FTYPE_IQ3_S},
+    {"iq3_m", FR_TYPE_IQ3_S, FR_FTYPE_IQ3_M}, {"iq2_xxs", FR_TYPE_IQ2_XXS, FR_FTYPE_IQ2_XXS},
+    {"iq2_xs", FR_TYPE_IQ2_XS, FR_FTYPE_IQ2_XS},
     /* frugal-only types: llama_ftype has no number for them; 1024 is its
      * LLAMA_FTYPE_GUESSED ("no single type"), also used for policy auto */
     {"i8c", FR_TYPE_I8C, 1024}, {"nf4", FR_TYPE_NF4, 1024}, {"fp8o", FR_TYPE_FP8O, 1024},
@@ -159,9 +161,9 @@ static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t 
     const fr_type_traits *tr = fr_type_traits_get(def);
     if (strcmp(name, "output.weight") == 0 || (!c->has_output && strcmp(name, "token_embd.weight") == 0)) {
         if (ne0 % tr->blck_size != 0) t = FR_TYPE_Q8_0;
-        else if (def != FR_TYPE_Q8_0) t = FR_TYPE_Q6_K;
+        else if (def != FR_TYPE_Q8_0) t = fr_mix_output(ftype);
     } else if (strcmp(name, "token_embd.weight") == 0) {
-        /* the target type, for the ftypes we support */
+        t = fr_mix_embd(ftype, def); /* the target type but for the IQ2 mixes */
     } else if (strstr(name, "attn_v.weight")) {
         if (ftype == 15 && use_more_bits(c->i_wv, c->n_wv)) t = FR_TYPE_Q6_K;
         if (fr_mix_lowbit(ftype)) t = fr_mix_rule(ftype, FR_MIX_ATTN_V, def, c->i_wv, c->n_wv, c->n_gqa);
@@ -403,13 +405,17 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
         if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
     if (!tg)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, "
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, "
                           "f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
     if (!policy && p->calib && *p->calib && !fr_quantize_weighted_ok(tg->type))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
                           "quantize: --calib goes with --policy auto or a type with an importance-weighted writer "
-                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs), not '%s'",
+                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs), not '%s'",
+                          p->type);
+    if (!policy && fr_mix_needs_calib(tg->ftype) && !(p->calib && *p->calib))
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                          "quantize: type '%s' needs importance weights: add --calib TEXT (a calibration text)",
                           p->type);
     if (p->keep_first < 0) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "quantize: keep_first must be >= 0");
     if (same_file(in_path, out_path))
@@ -442,6 +448,14 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
     if (!st.pool || !st.scratch || !w) { rc = fr_err_set(err, FRUGAL_E_NOMEM, "quantize: out of memory"); goto done; }
     if (policy && (rc = apply_policy(&st, in_path, p, log, err))) goto done;
     if (!policy && p->calib && *p->calib && (rc = apply_calib(&st, in_path, p->calib, log, err))) goto done;
+    for (size_t i = 0; i < st.n; i++) { /* IQ2 tensors have only the weighted writer */
+        const q_item *it = &st.items[i];
+        if (it->out_type != (fr_type)it->src->type && !fr_type_traits_get(it->out_type)->from_float && !it->imp) {
+            rc = fr_err_set(err, FRUGAL_E_UNSUPPORTED, "quantize: tensor '%s': the calibration gave no importance for it, "
+                            "and %s cannot be written without", it->name, fr_type_name(it->out_type));
+            goto done;
+        }
+    }
 
     for (uint64_t i = 0; rc == FRUGAL_OK && i < f->n_kv; i++) rc = gguf_writer_copy_kv(w, &f->kv[i]);
     if (!rc) rc = gguf_writer_set_u32(w, "general.quantization_version", 2);
