@@ -7,6 +7,8 @@
 #                       stderr matches the pattern (empty pattern: not checked); the
 #                       output is left in $TMP/out and $TMP/err
 #   test_finish NAME  : print "NAME: N passed, N failed" and return non-zero on failures
+#   need_vulkan MODEL : exit 77 (skip) with the reason unless `frugal run -ngl 1` works
+#                       on MODEL, i.e. a Vulkan device is there
 test_setup() {
     FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
     SHARED=${FRUGAL_SHARED_DIR:-}
@@ -42,4 +44,12 @@ expect_exit() {
 test_finish() {
     echo "$1: $pass passed, $fail failed"
     [ "$fail" -eq 0 ]
+}
+
+need_vulkan() {
+    local probe
+    if ! probe=$("$FRUGAL" run -m "$1" -p x -n 1 -ngl 1 2>&1 >/dev/null); then
+        echo "SKIP: no Vulkan device: $probe"
+        exit 77
+    fi
 }

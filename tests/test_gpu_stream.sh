@@ -11,9 +11,8 @@ M="$SHARED/models/fortune-3m-q8_0.gguf"
 [ -f "$M" ] || { echo "SKIP: ../shared models not found"; exit 77; }
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: python3 not found"; exit 77; }
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-if ! "$FRUGAL" run -m "$M" -p "x" -n 1 -ngl 1 >/dev/null 2>"$TMP/probe"; then
-    echo "SKIP: no Vulkan device: $(cat "$TMP/probe")"; exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+need_vulkan "$M"
 fail=0
 P="The meaning of life is"
 # budgets: activations (~0.3 MiB) + the two layer buffers + one resident layer, so one

@@ -13,9 +13,8 @@ command -v curl >/dev/null 2>&1 || { echo "SKIP: curl not found"; exit 77; }
 TMP=$(mktemp -d)
 spid=""
 trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$TMP"' EXIT
-if ! "$FRUGAL" run -m "$M" -p "x" -n 1 -ngl 1 >/dev/null 2>"$TMP/probe"; then
-    echo "SKIP: no Vulkan device: $(cat "$TMP/probe")"; exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+need_vulkan "$M"
 fail=0
 
 # serve with the given flags, one completion, then /metrics into $TMP/metrics

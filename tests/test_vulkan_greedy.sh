@@ -8,12 +8,8 @@ FRUGAL=${FRUGAL:?}
 SHARED=${FRUGAL_SHARED_DIR:-$(dirname "$0")/../../shared}
 [ -f "$SHARED/models/fortune-3m-q8_0.gguf" ] || { echo "SKIP: ../shared models not found"; exit 77; }
 M="$SHARED/models/fortune-3m-q8_0.gguf"
-if ! "$FRUGAL" run -m "$M" -p "x" -n 1 -ngl 1 >/dev/null 2>"${TMPDIR:-/tmp}/vkprobe.$$"; then
-    echo "SKIP: no Vulkan device: $(cat "${TMPDIR:-/tmp}/vkprobe.$$")"
-    rm -f "${TMPDIR:-/tmp}/vkprobe.$$"
-    exit 77
-fi
-rm -f "${TMPDIR:-/tmp}/vkprobe.$$"
+. "$(dirname "$0")/lib.sh"
+need_vulkan "$M"
 fail=0
 P="The meaning of life is"
 for m in f32 q8_0 q4_0 q4_k_m; do
