@@ -1,4 +1,5 @@
 /* experts.c - the expert cache (see experts.h). */
+#include "core/thread.h"
 #include "core/fault.h"
 #include "budget/experts.h"
 
@@ -403,7 +404,7 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     for (int k = 0; k < x->n_total; k++) x->slot_of[k] = -1;
     if ((rc = fill_slots(x, err))) goto fail;
     for (; x->n_started < N_IO; x->n_started++)
-        if (pthread_create(&x->thread[x->n_started], NULL, io_main, x) != 0) {
+        if (fr_thread_create(&x->thread[x->n_started], io_main, x) != 0) {
             rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the expert I/O threads");
             goto fail;
         }

@@ -1,4 +1,5 @@
 /* stream.c - out-of-core layer streaming (see stream.h). */
+#include "core/thread.h"
 #include "budget/stream.h"
 #include "core/fault.h"
 #include "kernels/interleave.h"
@@ -364,7 +365,7 @@ static int stream_new(frugal_model *m, int n_resident, int n_io_buf, bool dense_
         s->ring[b].data = (uint8_t *)(((uintptr_t)s->ring[b].raw + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
     }
     if (s->n_streamed > 0) {
-        if (pthread_create(&s->thread, NULL, io_main, s) != 0) {
+        if (fr_thread_create(&s->thread, io_main, s) != 0) {
             rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the I/O thread");
             goto fail;
         }

@@ -10,6 +10,7 @@
  * caller sees n_sleeping > 0 and broadcasts, or the worker sees the new generation
  * before it waits. When there are more threads than cores, long spins would steal
  * the CPU from the threads doing the work, hence sched_yield() in longer waits. */
+#include "core/thread.h"
 #include "core/fault.h"
 #include "core/pool.h"
 
@@ -85,7 +86,7 @@ fr_pool *fr_pool_new(int n_threads) {
     if (!p->threads) { free(p); return NULL; }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = fr_malloc(sizeof *wa);
-        if (!wa || (wa->p = p, wa->ith = i, pthread_create(&p->threads[i], NULL, worker, wa))) {
+        if (!wa || (wa->p = p, wa->ith = i, fr_thread_create(&p->threads[i], worker, wa))) {
             free(wa);
             p->n = i; /* run with the threads we got */
             break;

@@ -1,4 +1,5 @@
 /* safety.c - see safety.h. */
+#include "core/thread.h"
 #include "core/fault.h"
 #include "monitor/safety.h"
 
@@ -81,7 +82,7 @@ int fr_safety_new(const frugal_safety_policy *p, const char *root, int start_thr
     }
     fr_safety_poll(s); /* the first decisions come before the first step */
     if (start_thread) {
-        if (pthread_create(&s->thread, NULL, poll_main, s) != 0) {
+        if (fr_thread_create(&s->thread, poll_main, s) != 0) {
             fr_safety_free(s);
             return fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the monitor thread");
         }

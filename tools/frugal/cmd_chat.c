@@ -462,9 +462,13 @@ static char *read_line(int tty) {
     if (tty) {
         for (;;) {
             g_interrupted = 0;
+            errno = 0;
             char *l = readline("> ");
-            /* libedit returns NULL on Ctrl-C too: only Ctrl-D (end of input) leaves */
-            if (!l && g_interrupted) { fputc('\n', stdout); continue; }
+            /* libedit returns NULL on Ctrl-C too: only Ctrl-D (end of input) leaves.
+             * EINTR as well as the flag: the interrupt may be taken by a thread other
+             * than this one (one the library did not start), and then the flag can be
+             * set a moment after readline returns */
+            if (!l && (g_interrupted || errno == EINTR)) { fputc('\n', stdout); continue; }
             if (l && *l) add_history(l);
             return l;
         }

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/thread.h"
 #include "core/fault.h"
 #include "serve.h"
 
@@ -698,7 +699,7 @@ srv_http *srv_http_start(const srv_config *cfg, srv_sched *sched, const char *ho
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->tmu, NULL);
     pthread_cond_init(&h->tcv, NULL);
-    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+    if (fr_thread_create(&h->reaper, reaper_main, h) != 0) {
         freeaddrinfo(ai);
         snprintf(err, errlen, "cannot start a thread");
         http_free(h);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/thread.h"
 #include "core/fault.h"
 #include "serve.h"
 
@@ -414,7 +415,7 @@ static void *sched_main(void *arg) {
 }
 
 int srv_sched_start(srv_sched *s) {
-    if (pthread_create(&s->thread, NULL, sched_main, s) != 0) return -1;
+    if (fr_thread_create(&s->thread, sched_main, s) != 0) return -1;
     s->started = 1;
     return 0;
 }
