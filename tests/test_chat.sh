@@ -88,6 +88,9 @@ for _ in $(seq 600); do grep -q "^stats: turns 1" "$TMP/out" && break; sleep 0.1
 kill -INT $pid
 printf '/stats\n' >&3
 exec 3>&-
+# never hang the suite: a chat that does not leave at the end of input is killed
+for _ in $(seq 1200); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -9 $pid 2>/dev/null
 wait $pid
 rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c '^stats: turns 1' "$TMP/out")" = 2 ] && ok || bad "SIGINT at the prompt: rc $rc, $(cat "$TMP/out")"
