@@ -336,6 +336,49 @@ static void test_vocab_dir(void) {
     }
 }
 
+/* ---------------------------------------------------------------- bytes without a token */
+
+/* fuzz_tokenizer's finding (session 2): starcoder's byte-level vocabulary has no token
+ * for the byte 0xF1 (nor 0xC0, 0xC1, 0xF5..0xFF), so valid UTF-8 holding U+5F32B
+ * (f1 9f 8c ab) cannot come back byte for byte. Like llama.cpp (a symbol missing from
+ * the vocabulary falls back to its single bytes, and a byte without a token is
+ * dropped) frugal drops exactly that byte: every other byte round-trips, nothing
+ * crashes, the ids stay inside the vocabulary. */
+static void test_uncovered_byte(void) {
+    const char *dir = tu_shared("vocab");
+    if (!dir) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ggml-vocab-starcoder.gguf", dir);
+    fr_err err = { 0 };
+    fr_tokenizer *t = load_vocab(path, &err);
+    if (!t) { printf("SKIP part: %s: %s\n", path, err.message); return; }
+    uint8_t has[256] = { 0 };
+    char piece[8];
+    for (int i = 0; i < fr_tokenizer_n_vocab(t); i++)
+        if (fr_token_to_piece(t, i, piece, sizeof piece, false) == 1) has[(uint8_t)piece[0]] = 1;
+    CHECK(!has[0xF1] && has[0x9F] && has[0x07] && has[0xF0]);
+    static const char in[] = "\x09\x0a  \x0a   \x07    w   @  \x0a\xf0\x9f\x9a\x82nmal) \xf0\x9f\x98\xb6"
+                             "\xe2\x80\x8d\xf1\x9f\x8c\xab\xef\xb8\x8f (multipl";
+    const size_t len = sizeof in - 1;
+    CHECK(len == 54);
+    int n = tok(t, in, len, false, false);
+    CHECKF(n > 0, "starcoder: tokenize gave %d", n);
+    for (int i = 0; i < n; i++) CHECK(ids_buf[i] >= 0 && ids_buf[i] < fr_tokenizer_n_vocab(t));
+    char out[256], want[256];
+    int d = fr_detokenize(t, ids_buf, n > 0 ? n : 0, out, sizeof out, false, false);
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) if (has[(uint8_t)in[i]]) want[w++] = in[i];
+    CHECK(w == len - 1);
+    CHECKF(d == (int)w && memcmp(out, want, w) == 0, "starcoder: %d bytes back, want the input less 0xF1 (%zu)", d, w);
+    /* the same text without that code point round-trips whole */
+    static const char ok_in[] = "\x09\x0a  \x0a   \x07    w   @  \x0a\xf0\x9f\x9a\x82nmal) \xf0\x9f\x98\xb6"
+                                "\xe2\x80\x8d\xef\xb8\x8f (multipl";
+    n = tok(t, ok_in, sizeof ok_in - 1, false, false);
+    d = fr_detokenize(t, ids_buf, n > 0 ? n : 0, out, sizeof out, false, false);
+    CHECK(n > 0 && d == (int)(sizeof ok_in - 1) && memcmp(out, ok_in, sizeof ok_in - 1) == 0);
+    fr_tokenizer_free(t);
+}
+
 /* ---------------------------------------------------------------- golden prompts */
 
 static void test_golden(void) {
@@ -410,6 +453,7 @@ int main(void) {
         printf("note: ../shared absent, only the synthetic vocabulary was tested\n");
     }
     test_vocab_dir();
+    test_uncovered_byte();
     test_golden();
     return tu_finish("test_tokenizer");
 }
