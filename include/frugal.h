@@ -371,10 +371,16 @@ typedef struct frugal_plan {
 
 /* Counters of a context's expert cache (see frugal_plan): requests (one distinct
  * expert of one layer per evaluated batch) found cached / read from the file, the
- * bytes read for them (page-aligned), the exact bytes of one expert, slots, experts. */
+ * bytes read (page-aligned; reads on a prediction included), the exact bytes of one
+ * expert, slots, experts; experts read ahead on a prediction of the next layer's
+ * picks, and how many of those the layer picked (counted in misses); the recent
+ * (decayed) count of predicted experts and of those picked, read ahead or not (reads
+ * ahead start while >= 80 % are right). */
 typedef struct frugal_expert_stats {
     uint64_t hits, misses, bytes_read, expert_bytes;
     int slots, experts;
+    uint64_t prefetched, prefetch_used;
+    uint64_t guesses, guesses_right;
 } frugal_expert_stats;
 
 /* 1 and *out filled when ctx streams experts (a MoE model under a budget that does
@@ -431,6 +437,14 @@ int frugal_plan_memory(const frugal_model *model, uint64_t budget, int n_ctx, in
  * reads after dropping the file's page cache where O_DIRECT is refused). < 0 on
  * failure. */
 double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes);
+
+/* Random-read bandwidth of path's device in GB/s, as expert streaming reads it:
+ * n_threads threads (1..64; the expert cache runs 4 I/O threads, each request one of an
+ * expert's three matrices) each reading req_bytes (rounded up to 4 KiB) at random
+ * aligned offsets with O_DIRECT, max_bytes (0: 512 MiB) in all. < 0 on failure or
+ * where O_DIRECT is refused. */
+double frugal_measure_random_read_bandwidth(const char *path, uint64_t req_bytes, int n_threads,
+                                            uint64_t max_bytes);
 
 /* "123", "64K", "256M", "2G", "1.5G" (powers of 1024, optional B/iB) -> bytes.
  * 0 ok, -1 malformed or zero. */

@@ -61,6 +61,12 @@ for a in mixtral qwen3moe; do
         req=$(echo "$line" | sed -E 's/.* ([0-9]+) hits, ([0-9]+) misses.*/\1 + \2/')
         # 15 steps after the prompt, each n_layer x 2 picks; the prompt adds more
         check "$a: $k slots: requests counted ($req >= $((15 * L * 2)))" [ "$(($req))" -ge $((15 * L * 2)) ]
+        # reads ahead on every next-layer guess (a random model's guesses are too often
+        # wrong for the default 80 % rule to start them): the same tokens, and counted
+        t=$(FRUGAL_EXPERT_PREDICT_MIN=0 run_tokens "$M" --mem $mem --stats)
+        check "$a: $k slots, reading ahead on every guess: same tokens" [ "$t" = "$first" ]
+        ra=$(sed -nE 's/.* ([0-9]+) read ahead on a prediction, ([0-9]+) of them picked.*/\1 \2/p' "$TMP/run.err")
+        check "$a: $k slots: reads ahead counted ($ra)" [ "${ra%% *}" -gt 0 ] 2>/dev/null
     done
     expect_exit 0 "" plan -m "$M" --mem $((min + L * slot)) -c 128 -t 2 --no-measure
     check "$a: plan text shows the split" grep -q "expert cache" "$TMP/out"

@@ -81,7 +81,8 @@ static int alloc_scratch(frugal_context *c, fr_err *err) {
     if (K) {
         c->moe_sel = fr_calloc(B * K, sizeof(int));
         c->moe_rows = fr_calloc(B, sizeof(int));
-        if (!c->moe_sel || !c->moe_rows) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (expert routing)");
+        c->moe_pred = fr_calloc(B * K, sizeof(int));
+        if (!c->moe_sel || !c->moe_rows || !c->moe_pred) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (expert routing)");
     }
     return FRUGAL_OK;
 }
@@ -187,6 +188,7 @@ void frugal_context_free(frugal_context *c) {
     free(c->b_out);
     free(c->moe_sel);
     free(c->moe_rows);
+    free(c->moe_pred);
     fr_kv_pool_free(&c->kv_pool);
     fr_mem_free(FR_MEM_SCRATCH, c->scratch, c->scratch_bytes);
     fr_mem_free(FR_MEM_SCRATCH, c->logits, c->logits_cap * sizeof(float));

@@ -19,7 +19,7 @@
 
 #define PAGE 4096u
 #define N_PART 3 /* gate, up, down */
-#define N_IO 2   /* I/O threads: two reads in flight keep a disk busier than one */
+#define N_IO 4   /* I/O threads: four ~1 MiB reads in flight keep a virtio disk busier than two */
 
 typedef struct slot {
     void *raw;                 /* accounted allocation (slot_bytes) */
@@ -27,6 +27,7 @@ typedef struct slot {
     int key;                   /* il * E + e, or -1 (empty) */
     int pins;                  /* > 0: in use or about to be; never evicted */
     bool loading;              /* an I/O thread is reading it */
+    bool predicted;            /* read on a prediction, not asked for by route() yet */
     uint64_t last_use;
     fr_weight w[N_PART];       /* views of the expert it holds */
 } slot;
@@ -44,9 +45,14 @@ typedef struct fr_experts {
     uint32_t *freq;            /* [n_total]: aged pick counts */
     int *order;                /* [E]: route()'s answer */
     int *queue;                /* [E]: keys the I/O thread reads for the current layer */
+    int *pf_queue;             /* [E]: keys predicted for the next layer (read after queue) */
     uint8_t *picked;           /* [E] scratch */
+    uint8_t *guess;            /* [E]: the last prediction's experts, of layer guess_layer */
+    int guess_layer;           /* -1: none pending */
+    double predict_min;        /* share of right guesses that starts reads ahead */
+    double guess_n, guess_right; /* predicted experts and those picked, decayed (under mu) */
     /* under mu */
-    int q_n, q_pos;
+    int q_n, q_pos, pf_n, pf_pos;
     uint64_t tick, picks_since_aging;
     fr_expert_stats st;
     pthread_t thread[N_IO];
@@ -181,36 +187,63 @@ static int load(fr_experts *x, slot *s, int key, bool skip_read, uint64_t *bytes
     return rc;
 }
 
-/* The slot to evict for a new expert (see experts.h), or -1 when all are pinned. */
-static int victim(const fr_experts *x) {
+/* The slot to evict for a new expert (see experts.h), or -1 when all are pinned.
+ * Predicted experts (about to be asked for) go last; a prediction's read never evicts
+ * another prediction. */
+static int victim(const fr_experts *x, bool for_prediction) {
     int best = -1;
     for (int i = 0; i < x->n_slots; i++) {
         const slot *s = &x->slots[i];
-        if (s->pins > 0 || s->loading) continue;
+        if (s->pins > 0 || s->loading || (for_prediction && s->predicted)) continue;
         if (s->key < 0) return i;
         if (best < 0) { best = i; continue; }
         const slot *b = &x->slots[best];
         uint32_t fs = x->freq[s->key], fb = x->freq[b->key];
-        if (fs < fb || (fs == fb && s->last_use < b->last_use)) best = i;
+        if (s->predicted != b->predicted) {
+            if (b->predicted) best = i;
+        } else if (fs < fb || (fs == fb && s->last_use < b->last_use)) {
+            best = i;
+        }
     }
     return best;
 }
 
+/* 1 when a predicted expert waits to be read (those cached meanwhile are skipped). */
+static bool prediction_pending(fr_experts *x) {
+    while (x->pf_pos < x->pf_n && x->slot_of[x->pf_queue[x->pf_pos]] >= 0) x->pf_pos++;
+    return x->pf_pos < x->pf_n;
+}
+
+/* The next read for an I/O thread, with its slot in *v: the current layer's misses
+ * first, then the predicted experts of the next layer. -1 when there is none (or no
+ * slot to read into). */
+static int next_read(fr_experts *x, int *v, bool *predicted) {
+    if (x->q_pos < x->q_n) {
+        *predicted = false;
+        return (*v = victim(x, false)) >= 0 ? x->queue[x->q_pos++] : -1;
+    }
+    *predicted = true;
+    return prediction_pending(x) && (*v = victim(x, true)) >= 0 ? x->pf_queue[x->pf_pos++] : -1;
+}
+
 /* An I/O thread: reads the queued experts of the current layer in queue order (each
- * thread the next one), each into a victim slot it pins for the consumer. */
+ * thread the next one), each into a victim slot it pins for the consumer; then the
+ * next layer's predicted experts, unpinned (route() pins them if picked). */
 static void *io_main(void *arg) {
     fr_experts *x = arg;
     pthread_mutex_lock(&x->mu);
     for (;;) {
-        int v = -1;
-        while (!x->stop && (x->q_pos >= x->q_n || (v = victim(x)) < 0)) pthread_cond_wait(&x->cv, &x->mu);
+        int v = -1, key = -1;
+        bool predicted = false;
+        while (!x->stop && (key = next_read(x, &v, &predicted)) < 0) pthread_cond_wait(&x->cv, &x->mu);
         if (x->stop) break;
-        const int key = x->queue[x->q_pos++];
         slot *s = &x->slots[v];
         if (s->key >= 0) x->slot_of[s->key] = -1;
         s->key = key;
-        s->pins = 1; /* the consumer's; put() releases it */
+        s->pins = predicted ? 0 : 1; /* the consumer's; put() releases it */
+        s->predicted = predicted;
         s->loading = true;
+        if (predicted) x->st.prefetched++;
         x->slot_of[key] = v;
         const bool failed = x->err_code != FRUGAL_OK;
         pthread_mutex_unlock(&x->mu);
@@ -236,6 +269,30 @@ static void count_pick(fr_experts *x, int key) {
     }
 }
 
+/* Prediction accuracy, kept whether or not its reads were started: how many of the
+ * guessed experts this layer picked (picked[] filled). Decayed so that it follows
+ * the current text, not the whole history. */
+static void score_guess(fr_experts *x) {
+    for (int e = 0; e < x->E; e++) {
+        if (!x->guess[e]) continue;
+        x->guess_n += 1.0;
+        x->guess_right += x->picked[e];
+    }
+    if (x->guess_n > 4096) x->guess_n *= 0.5, x->guess_right *= 0.5;
+    x->guess_layer = -1;
+    const char *pm = getenv("FRUGAL_EXPERT_PREDICT_MIN");
+    x->predict_min = pm && *pm ? atof(pm) : 0.8;
+}
+
+/* Reads on a prediction pay off only when most of them are picked: a disk-bound run
+ * loses the bandwidth of every wrong one. So they start once 64 guesses were scored
+ * and at least predict_min (0.8; FRUGAL_EXPERT_PREDICT_MIN overrides, 0 reads ahead
+ * from the first guess) of the recent ones were right. */
+static bool trust_guesses(const fr_experts *x) {
+    if (x->predict_min <= 0) return true;
+    return x->guess_n >= 64 && x->guess_right >= x->predict_min * x->guess_n;
+}
+
 static int src_route(void *user, int il, const int *sel, int n_sel, const int **order) {
     fr_experts *x = user;
     memset(x->picked, 0, (size_t)x->E);
@@ -246,26 +303,66 @@ static int src_route(void *user, int il, const int *sel, int n_sel, const int **
         x->picked[sel[i]] = 1;
         count_pick(x, il * x->E + sel[i]);
     }
-    int n_hit = 0, n_miss = 0;
+    x->pf_n = x->pf_pos = 0; /* predictions not started yet: the picks are known now */
+    if (x->guess_layer == il) score_guess(x);
+    int n_hit = 0, n_pred = 0, n_miss = 0;
     for (int e = 0; e < x->E; e++) {
         if (!x->picked[e]) continue;
         const int key = il * x->E + e, si = x->slot_of[key];
-        if (si >= 0) {
+        if (si >= 0 && !x->slots[si].predicted) {
             x->slots[si].pins++;
             x->order[n_hit++] = e;
-        } else {
+        }
+    }
+    for (int e = 0; e < x->E; e++) { /* read on a prediction: a miss the read came early for */
+        if (!x->picked[e]) continue;
+        const int key = il * x->E + e, si = x->slot_of[key];
+        if (si >= 0 && x->slots[si].predicted) {
+            x->slots[si].pins++;
+            x->slots[si].predicted = false;
+            x->order[n_hit + n_pred++] = e;
+        } else if (si < 0) {
             x->queue[n_miss++] = key;
         }
     }
-    for (int i = 0; i < n_miss; i++) x->order[n_hit + i] = x->queue[i] % x->E; /* read order */
+    for (int i = 0; i < x->n_slots; i++) x->slots[i].predicted = false; /* the rest: mispredicted */
+    for (int i = 0; i < n_miss; i++) x->order[n_hit + n_pred + i] = x->queue[i] % x->E; /* read order */
     x->st.hits += (uint64_t)n_hit;
-    x->st.misses += (uint64_t)n_miss;
+    x->st.misses += (uint64_t)(n_pred + n_miss);
+    x->st.prefetch_used += (uint64_t)n_pred;
+    x->st.guesses = (uint64_t)x->guess_n;
+    x->st.guesses_right = (uint64_t)x->guess_right;
     x->q_n = n_miss;
     x->q_pos = 0;
     pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(&x->mu);
     *order = x->order;
-    return n_hit + n_miss;
+    return n_hit + n_pred + n_miss;
+}
+
+/* Layer il will likely pick sel[]: remember the guess (scored by the next route()),
+ * and when recent guesses were mostly right, queue the distinct experts not cached,
+ * to be read once the current layer's misses are. */
+static void src_prefetch(void *user, int il, const int *sel, int n_sel) {
+    fr_experts *x = user;
+    if (il < 0 || il >= x->L) return;
+    memset(x->guess, 0, (size_t)x->E);
+    for (int i = 0; i < n_sel; i++)
+        if (sel[i] >= 0 && sel[i] < x->E) x->guess[sel[i]] = 1;
+    pthread_mutex_lock(&x->mu);
+    x->guess_layer = il;
+    x->pf_n = x->pf_pos = 0;
+    for (int e = 0; e < x->E && trust_guesses(x); e++)
+        if (x->guess[e] && x->slot_of[il * x->E + e] < 0) x->pf_queue[x->pf_n++] = il * x->E + e;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Layer il's router: the dense part is resident, so any layer's is at hand. */
+static const fr_weight *src_router(void *user, int il) {
+    fr_layer_source *d = fr_stream_source(((fr_experts *)user)->dense);
+    const fr_layer *L = d->acquire(d->user, il);
+    return L->mat[FR_WGATE_INP].data ? &L->mat[FR_WGATE_INP] : NULL;
 }
 
 static const fr_weight *src_get(void *user, int il, int e) {
@@ -323,7 +420,9 @@ static void experts_free(fr_experts *x) {
     free(x->freq);
     free(x->order);
     free(x->queue);
+    free(x->pf_queue);
     free(x->picked);
+    free(x->guess);
     fr_stream_free(x->dense);
     if (x->fd >= 0) close(x->fd);
     if (x->fd_direct >= 0) close(x->fd_direct);
@@ -373,7 +472,8 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     x->n_slots = n_slots;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
-    x->src = (fr_layer_source){x, src_acquire, src_release, src_check, src_destroy, src_route, src_get, src_put};
+    x->src = (fr_layer_source){x,          src_acquire, src_release, src_check,   src_destroy,
+                               src_route,  src_get,     src_put,     src_router,  src_prefetch};
     for (int j = 0; j < N_PART; j++) x->region[j] = region_bytes(m, j);
     x->slot_bytes = (size_t)fr_experts_slot_bytes(m);
     x->st.n_slots = n_slots;
@@ -396,8 +496,11 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     x->freq = fr_calloc((size_t)x->n_total, sizeof *x->freq);
     x->order = fr_calloc((size_t)x->E, sizeof *x->order);
     x->queue = fr_calloc((size_t)x->E, sizeof *x->queue);
+    x->pf_queue = fr_calloc((size_t)x->E, sizeof *x->pf_queue);
     x->picked = fr_calloc((size_t)x->E, 1);
-    if (!x->slots || !x->slot_of || !x->freq || !x->order || !x->queue || !x->picked) {
+    x->guess = fr_calloc((size_t)x->E, 1);
+    x->guess_layer = -1;
+    if (!x->slots || !x->slot_of || !x->freq || !x->order || !x->queue || !x->pf_queue || !x->picked || !x->guess) {
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         goto fail;
     }

@@ -10,10 +10,20 @@
  *
  * Flow of one MoE layer. The forward pass routes the batch and calls route(): the
  * distinct picked experts that are cached are pinned and listed first, the others are
- * queued for the I/O threads (two reads in flight), which start at once, while compute runs
+ * queued for the I/O threads (four reads in flight), which start at once, while compute runs
  * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
- * a layer's missing experts overlap the compute of its cached ones. There is no
- * prediction of the next layer's picks (its router needs this layer's output).
+ * a layer's missing experts overlap the compute of its cached ones.
+ *
+ * Prediction. Right after route(), the forward pass applies the next layer's router
+ * (resident with the dense part: router()) to this layer's FFN input and hands its
+ * picks to prefetch(). Once this layer's misses are read, the I/O threads read those
+ * predicted experts, unpinned and marked "predicted": evicted last, never by another
+ * prediction. So the next layer's reads overlap this layer's experts and the next
+ * layer's attention. The next route() pins the predicted experts it picks (counted as
+ * misses: they were read for this pick, early) and unmarks the rest (mispredictions:
+ * their bytes are read for nothing; stats: prefetched, prefetch_used). Every guess
+ * is scored against the picks, read or not; reads start only while >= 80 % of the
+ * recent guesses were right (a disk-bound run loses the bandwidth of a wrong one).
  *
  * Eviction: frequency-aware LRU. Each expert (layer, id) has a pick count, halved
  * for every expert each time as many picks as there are experts have been counted
@@ -42,6 +52,9 @@ typedef struct fr_expert_stats {
     uint64_t hits, misses;    /* requests found cached / read from the file */
     uint64_t bytes_read;      /* bytes read from the file for the misses (page-aligned) */
     uint64_t expert_bytes;    /* exact bytes of one expert's three matrices (largest layer) */
+    uint64_t prefetched;      /* reads started on a prediction (bytes in bytes_read) */
+    uint64_t prefetch_used;   /* of those, picked by their layer (counted as misses) */
+    uint64_t guesses, guesses_right; /* predicted experts and those picked, recent (decayed) */
     int n_slots, n_total;     /* cache slots; experts in the model (layers x experts) */
 } fr_expert_stats;
 

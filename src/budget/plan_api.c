@@ -1,14 +1,18 @@
 /* plan_api.c - public API of the memory budget: measure a model's parts, run the
  * planner on them, and attach a layer stream to a context that needs one. */
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "core/fault.h"
+#include "core/thread.h"
 #include "core/types.h"
 #include "frugal.h"
 #include "mem/alloc.h"
@@ -207,6 +211,10 @@ int frugal_context_expert_stats(const frugal_context *c, frugal_expert_stats *ou
     out->expert_bytes = st.expert_bytes;
     out->slots = st.n_slots;
     out->experts = st.n_total;
+    out->prefetched = st.prefetched;
+    out->prefetch_used = st.prefetch_used;
+    out->guesses = st.guesses;
+    out->guesses_right = st.guesses_right;
     return 1;
 }
 
@@ -254,4 +262,63 @@ double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes) {
     }
     fr_mem_free(FR_MEM_IO, raw, chunk + 4096);
     return done > 0 && dt > 0 ? (double)done / dt / 1e9 : -1.0;
+}
+
+/* Random reads for frugal_measure_random_read_bandwidth: a shared byte budget, each
+ * thread its own request stream. */
+typedef struct rr_job {
+    int fd;
+    uint64_t req, n_req;     /* request size; requests that fit in the file */
+    uint64_t budget;         /* bytes still to read (under mu) */
+    uint64_t done;
+    int failed;
+    pthread_mutex_t mu;
+} rr_job;
+
+static void *rr_main(void *arg) {
+    rr_job *j = arg;
+    void *raw = fr_mem_alloc(FR_MEM_IO, j->req + 4096);
+    uint8_t *buf = raw ? (uint8_t *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095) : NULL;
+    uint64_t seed = (uint64_t)(uintptr_t)&raw ^ 0x9E3779B97F4A7C15ull;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        const bool go = buf && !j->failed && j->budget >= j->req;
+        if (go) j->budget -= j->req;
+        else if (!buf) j->failed = 1;
+        pthread_mutex_unlock(&j->mu);
+        if (!go) break;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const off_t off = (off_t)((seed >> 17) % j->n_req * j->req);
+        ssize_t r;
+        do r = pread(j->fd, buf, (size_t)j->req, off);
+        while (r < 0 && errno == EINTR);
+        pthread_mutex_lock(&j->mu);
+        if (r != (ssize_t)j->req) j->failed = 1;
+        else j->done += (uint64_t)r;
+        pthread_mutex_unlock(&j->mu);
+    }
+    fr_mem_free(FR_MEM_IO, raw, j->req + 4096);
+    return NULL;
+}
+
+double frugal_measure_random_read_bandwidth(const char *path, uint64_t req_bytes, int n_threads, uint64_t max_bytes) {
+    if (!path || n_threads < 1 || n_threads > 64) return -1.0;
+    req_bytes = (req_bytes + 4095) & ~(uint64_t)4095;
+    if (!req_bytes) req_bytes = 1u << 20;
+    if (!max_bytes) max_bytes = 512ull << 20;
+    rr_job j = {.fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT), .req = req_bytes, .budget = max_bytes};
+    if (j.fd < 0) return -1.0; /* no O_DIRECT: random reads would measure the page cache */
+    struct stat st;
+    if (fstat(j.fd, &st) != 0 || (uint64_t)st.st_size < 2 * req_bytes) { close(j.fd); return -1.0; }
+    j.n_req = (uint64_t)st.st_size / req_bytes;
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_t t[64];
+    int started = 0;
+    const double t0 = now_s();
+    while (started < n_threads && fr_thread_create(&t[started], rr_main, &j) == 0) started++;
+    for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
+    const double dt = now_s() - t0;
+    pthread_mutex_destroy(&j.mu);
+    close(j.fd);
+    return started && !j.failed && j.done && dt > 0 ? (double)j.done / dt / 1e9 : -1.0;
 }

@@ -192,23 +192,27 @@ static fr_weight expert_view(const fr_weight *w, int e, int n_expert) {
     return v;
 }
 
-/* Token t's experts: softmax over every router logit, the n_used most probable (in
- * order), their probabilities renormalised to sum 1 (Mixtral, Qwen3-MoE). */
-static void route_token(const fr_hparams *hp, float *logits, int *sel, float *w) {
-    const int E = hp->n_expert, K = hp->n_expert_used;
-    fr_softmax(logits, E);
-    float sum = 0.0f;
+/* sel[0..K) = the indices of the K largest of lg[0..E), largest first (ties: lowest index). */
+static void top_k(const float *lg, int E, int K, int *sel) {
     for (int k = 0; k < K; k++) {
         int best = -1;
         for (int e = 0; e < E; e++) {
             bool taken = false;
             for (int j = 0; j < k; j++) taken |= sel[j] == e;
-            if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
+            if (!taken && (best < 0 || lg[e] > lg[best])) best = e;
         }
         sel[k] = best;
-        w[k] = logits[best];
-        sum += w[k];
     }
+}
+
+/* Token t's experts: softmax over every router logit, the n_used most probable (in
+ * order), their probabilities renormalised to sum 1 (Mixtral, Qwen3-MoE). */
+static void route_token(const fr_hparams *hp, float *logits, int *sel, float *w) {
+    const int E = hp->n_expert, K = hp->n_expert_used;
+    fr_softmax(logits, E);
+    top_k(logits, E, K, sel);
+    float sum = 0.0f;
+    for (int k = 0; k < K; k++) sum += w[k] = logits[sel[k]];
     for (int k = 0; k < K; k++) w[k] /= sum;
 }
 
@@ -241,8 +245,23 @@ static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L
         memcpy(ctx->moe_out + (size_t)ctx->moe_rows[r] * d, ctx->moe_y + (size_t)r * d, (size_t)d * sizeof(float));
 }
 
-/* y (in xb) = mixture-of-experts block of h (in xb): router, picks, the picked
- * experts, their outputs weighted and summed in pick order (as the reference). */
+/* Prediction of layer il + 1's picks, so a streaming source can read them while this
+ * layer and the next one's attention compute: that layer's router applied to this
+ * layer's normalised FFN input (the residual stream changes little from one layer to
+ * the next; the norm's weights differ, the top picks mostly do not). Only the top-K
+ * order matters, so no softmax. */
+static void predict_next(frugal_context *ctx, const fr_batch *b, int il) {
+    fr_layer_source *src = ctx->layer_src;
+    const fr_hparams *hp = &ctx->model->hp;
+    if (!src || !src->expert_prefetch || !src->expert_router || il + 1 >= hp->n_layer) return;
+    const fr_weight *router = src->expert_router(src->user, il + 1);
+    if (!router) return;
+    const int E = hp->n_expert, K = hp->n_expert_used;
+    fr_matmul(ctx->pool, router, ctx->xb, b->n, ctx->moe_logits, ctx->qbuf);
+    for (int t = 0; t < b->n; t++) top_k(ctx->moe_logits + (size_t)t * E, E, K, ctx->moe_pred + (size_t)t * K);
+    src->expert_prefetch(src->user, il + 1, ctx->moe_pred, b->n * K);
+}
+
 /* --- expert streaming hook (budget/experts.c) --- The picked experts, in the order a
  * streaming source asks (cached first), each held in memory only while it runs. */
 static void run_experts(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
@@ -253,6 +272,7 @@ static void run_experts(frugal_context *ctx, const fr_batch *b, const fr_layer *
     }
     const int *order = NULL;
     const int n = src->expert_route(src->user, il, ctx->moe_sel, b->n * ctx->model->hp.n_expert_used, &order);
+    predict_next(ctx, b, il); /* after route(): this layer's reads are queued first */
     for (int i = 0; i < n; i++) {
         run_expert(ctx, b, L, order[i], src->expert_get(src->user, il, order[i]));
         src->expert_put(src->user, il, order[i]);
@@ -260,6 +280,8 @@ static void run_experts(frugal_context *ctx, const fr_batch *b, const fr_layer *
 }
 /* --- end of the expert streaming hook --- */
 
+/* y (in xb) = mixture-of-experts block of h (in xb): router, picks, the picked
+ * experts, their outputs weighted and summed in pick order (as the reference). */
 static void moe_block(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
     const fr_hparams *hp = &ctx->model->hp;
     const int n = b->n, d = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;

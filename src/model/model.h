@@ -107,6 +107,12 @@ typedef struct fr_layer_source {
     int (*expert_route)(void *user, int il, const int *sel, int n_sel, const int **order);
     const fr_weight *(*expert_get)(void *user, int il, int e);
     void (*expert_put)(void *user, int il, int e);
+    /* Optional prediction (NULL: none). router: layer il's router matrix when the
+     * source holds it resident (callable at any time, no acquire), else NULL.
+     * prefetch: a hint that layer il will likely pick sel[0..n_sel): the source may
+     * start reading those experts now (after the current layer's own reads). */
+    const fr_weight *(*expert_router)(void *user, int il);
+    void (*expert_prefetch)(void *user, int il, const int *sel, int n_sel);
 } fr_layer_source;
 
 #define FR_MAX_UBATCH 512 /* most tokens one forward pass takes */
@@ -139,9 +145,10 @@ struct frugal_context {
     float *fused;                    /* output of a fused QKV or gate+up matrix (NULL: none) */
     /* mixture of experts (NULL without): router logits [B][n_expert], the picked
      * experts' outputs [B][n_used][n_embd] and weights [B][n_used], a gathered input
-     * and output [B][n_embd]; picks [B][n_used] and gathered token ids [B] */
+     * and output [B][n_embd]; picks [B][n_used], gathered token ids [B] and the next
+     * layer's predicted picks [B][n_used] */
     float *moe_logits, *moe_out, *moe_w, *moe_in, *moe_y;
-    int *moe_sel, *moe_rows;
+    int *moe_sel, *moe_rows, *moe_pred;
     const float *rope_factors;       /* frequency divisors for this context (NULL: none) */
     void *qbuf;
     /* per-token batch bookkeeping for n_ubatch tokens */
