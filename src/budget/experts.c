@@ -376,6 +376,14 @@ static const fr_weight *src_get(void *user, int il, int e) {
     return s->w;
 }
 
+static int src_ready(void *user, int il, int e) {
+    fr_experts *x = user;
+    pthread_mutex_lock(&x->mu);
+    const int si = x->slot_of[il * x->E + e], ready = si >= 0 && !x->slots[si].loading;
+    pthread_mutex_unlock(&x->mu);
+    return ready;
+}
+
 static void src_put(void *user, int il, int e) {
     fr_experts *x = user;
     pthread_mutex_lock(&x->mu);
@@ -472,8 +480,8 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     x->n_slots = n_slots;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
-    x->src = (fr_layer_source){x,          src_acquire, src_release, src_check,   src_destroy,
-                               src_route,  src_get,     src_put,     src_router,  src_prefetch};
+    x->src = (fr_layer_source){x,          src_acquire, src_release, src_check,    src_destroy,  src_route,
+                               src_get,    src_put,     src_router,  src_ready,    src_prefetch};
     for (int j = 0; j < N_PART; j++) x->region[j] = region_bytes(m, j);
     x->slot_bytes = (size_t)fr_experts_slot_bytes(m);
     x->st.n_slots = n_slots;

@@ -31,6 +31,7 @@ struct fr_pool {
     _Atomic int n_done;
     _Atomic int n_sleeping;
     _Atomic int quit;
+    _Atomic int park;        /* 1: waiting workers sleep at once (see fr_pool_park) */
     fr_pool_fn fn;
     void *arg;
 };
@@ -50,6 +51,7 @@ static unsigned long wait_for_work(fr_pool *p, unsigned long seen) {
     for (int i = 0; i < SPIN_BEFORE_SLEEP; i++) {
         unsigned long g = atomic_load(&p->gen);
         if (g != seen || atomic_load(&p->quit)) return g;
+        if (atomic_load(&p->park)) break;
         if (i >= SPIN_BEFORE_YIELD) sched_yield();
         else cpu_relax();
     }
@@ -110,10 +112,15 @@ void fr_pool_free(fr_pool *p) {
 
 int fr_pool_size(const fr_pool *p) { return p ? p->n : 1; }
 
+void fr_pool_park(fr_pool *p) {
+    if (p) atomic_store(&p->park, 1);
+}
+
 void fr_pool_run(fr_pool *p, fr_pool_fn fn, void *arg) {
     if (!p || p->n == 1) { fn(arg, 0, 1); return; }
     p->fn = fn;
     p->arg = arg;
+    atomic_store(&p->park, 0);
     atomic_store(&p->n_done, 0);
     atomic_fetch_add(&p->gen, 1); /* publishes fn/arg (seq_cst) */
     if (atomic_load(&p->n_sleeping) > 0) {

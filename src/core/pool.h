@@ -15,6 +15,10 @@ fr_pool *fr_pool_new(int n_threads);
 void fr_pool_free(fr_pool *p);
 int fr_pool_size(const fr_pool *p);
 void fr_pool_run(fr_pool *p, fr_pool_fn fn, void *arg);
+/* The caller is about to block for a while (a read from disk): idle workers go to
+ * sleep now instead of spinning (their sched_yield loop would take the CPU from the
+ * threads the caller waits for). The next fr_pool_run wakes them. */
+void fr_pool_park(fr_pool *p);
 
 /* The share [*start, *end) of n items for thread ith of nth (contiguous, balanced). */
 static inline void fr_split(long n, int ith, int nth, long *start, long *end) {

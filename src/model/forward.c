@@ -274,6 +274,8 @@ static void run_experts(frugal_context *ctx, const fr_batch *b, const fr_layer *
     const int n = src->expert_route(src->user, il, ctx->moe_sel, b->n * ctx->model->hp.n_expert_used, &order);
     predict_next(ctx, b, il); /* after route(): this layer's reads are queued first */
     for (int i = 0; i < n; i++) {
+        /* about to wait for the disk: the idle workers sleep instead of spinning */
+        if (src->expert_ready && !src->expert_ready(src->user, il, order[i])) fr_pool_park(ctx->pool);
         run_expert(ctx, b, L, order[i], src->expert_get(src->user, il, order[i]));
         src->expert_put(src->user, il, order[i]);
     }

@@ -112,6 +112,8 @@ typedef struct fr_layer_source {
      * prefetch: a hint that layer il will likely pick sel[0..n_sel): the source may
      * start reading those experts now (after the current layer's own reads). */
     const fr_weight *(*expert_router)(void *user, int il);
+    /* Optional: 1 when expert e of layer il is in memory (get() will not block). */
+    int (*expert_ready)(void *user, int il, int e);
     void (*expert_prefetch)(void *user, int il, const int *sel, int n_sel);
 } fr_layer_source;
 
