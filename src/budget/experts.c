@@ -26,7 +26,8 @@ typedef struct slot {
     uint8_t *data;             /* page-aligned */
     int key;                   /* il * E + e, or -1 (empty) */
     int pins;                  /* > 0: in use or about to be; never evicted */
-    bool loading;              /* an I/O thread is reading it */
+    bool loading;              /* I/O threads are reading it: parts claimed, parts done */
+    int next_part, parts_done;
     bool predicted;            /* read on a prediction, not asked for by route() yet */
     uint64_t last_use;
     fr_weight w[N_PART];       /* views of the expert it holds */
@@ -161,30 +162,35 @@ static void probe_direct(fr_experts *x, uint8_t *page) {
     if (r < 0) { close(x->fd_direct); x->fd_direct = -1; }
 }
 
-/* Read expert `key` into slot s and point its views there (even after an error, so
- * the forward pass always gets valid pointers). *bytes: bytes requested from the file. */
-static int load(fr_experts *x, slot *s, int key, bool skip_read, uint64_t *bytes, fr_err *err) {
+/* Point slot s's views at expert `key`'s three matrices in its buffer (their bytes
+ * arrive by read_part; the views are valid even after a read error, so the forward
+ * pass always gets usable pointers). */
+static void set_views(fr_experts *x, slot *s, int key) {
     const int il = key / x->E, e = key % x->E;
     size_t pos = 0;
-    int rc = FRUGAL_OK;
-    *bytes = 0;
     for (int j = 0; j < N_PART; j++) {
+        const fr_weight *st = stack(x->m, il, j);
         const uint64_t off = part_off(x->m, il, j, e), len = part_len(x->m, il, j);
-        const uint64_t a = off & ~(uint64_t)(PAGE - 1), a_end = (off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
-        if (!skip_read && !rc) {
-            rc = read_range(x, a, a_end, off + len, s->data + pos, err);
-            *bytes += a_end - a;
-        }
         fr_weight *w = &s->w[j];
-        *w = *stack(x->m, il, j);
+        *w = *st;
         w->n_out /= x->E;
-        w->data = s->data + pos + (off - a);
-        w->src = (const uint8_t *)(stack(x->m, il, j)->src ? stack(x->m, il, j)->src : stack(x->m, il, j)->data) +
-                 (uint64_t)e * len;
+        w->data = s->data + pos + (off & (PAGE - 1));
+        w->src = (const uint8_t *)(st->src ? st->src : st->data) + (uint64_t)e * len;
         w->layout = FR_LAYOUT_ROWS;
         pos += x->region[j];
     }
-    return rc;
+}
+
+/* Read part j (gate, up, down) of slot s's expert into its place in the slot.
+ * *bytes: bytes requested from the file. */
+static int read_part(fr_experts *x, slot *s, int j, uint64_t *bytes, fr_err *err) {
+    const int il = s->key / x->E, e = s->key % x->E;
+    const uint64_t off = part_off(x->m, il, j, e), len = part_len(x->m, il, j);
+    const uint64_t a = off & ~(uint64_t)(PAGE - 1), a_end = (off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+    size_t pos = 0;
+    for (int k = 0; k < j; k++) pos += x->region[k];
+    *bytes = a_end - a;
+    return read_range(x, a, a_end, off + len, s->data + pos, err);
 }
 
 /* The slot to evict for a new expert (see experts.h), or -1 when all are pinned.
@@ -226,33 +232,54 @@ static int next_read(fr_experts *x, int *v, bool *predicted) {
     return prediction_pending(x) && (*v = victim(x, true)) >= 0 ? x->pf_queue[x->pf_pos++] : -1;
 }
 
-/* An I/O thread: reads the queued experts of the current layer in queue order (each
- * thread the next one), each into a victim slot it pins for the consumer; then the
- * next layer's predicted experts, unpinned (route() pins them if picked). */
+/* The next part to read, its slot returned and its index in *j; NULL when there is
+ * none. The unclaimed parts of experts already started come first (an expert is ready
+ * soonest when its three matrices are read side by side), then a new expert from the
+ * queues: its victim slot is taken, pinned for the consumer unless predicted. */
+static slot *next_part(fr_experts *x, int *j) {
+    for (int i = 0; i < x->n_slots; i++) {
+        slot *s = &x->slots[i];
+        if (s->loading && s->next_part < N_PART) { *j = s->next_part++; return s; }
+    }
+    int v = -1;
+    bool predicted = false;
+    const int key = next_read(x, &v, &predicted);
+    if (key < 0) return NULL;
+    slot *s = &x->slots[v];
+    if (s->key >= 0) x->slot_of[s->key] = -1;
+    s->key = key;
+    s->pins = predicted ? 0 : 1; /* the consumer's; put() releases it */
+    s->predicted = predicted;
+    s->loading = true;
+    s->next_part = 1;
+    s->parts_done = 0;
+    if (predicted) x->st.prefetched++;
+    x->slot_of[key] = v;
+    set_views(x, s, key);
+    *j = 0;
+    return s;
+}
+
+/* An I/O thread: reads the parts of the queued experts of the current layer in queue
+ * order (the threads share them part by part, so four reads stay in flight to the end
+ * of a layer's misses), each expert into a victim slot pinned for the consumer; then
+ * the next layer's predicted experts, unpinned (route() pins them if picked). */
 static void *io_main(void *arg) {
     fr_experts *x = arg;
     pthread_mutex_lock(&x->mu);
     for (;;) {
-        int v = -1, key = -1;
-        bool predicted = false;
-        while (!x->stop && (key = next_read(x, &v, &predicted)) < 0) pthread_cond_wait(&x->cv, &x->mu);
+        slot *s = NULL;
+        int j = -1;
+        while (!x->stop && !(s = next_part(x, &j))) pthread_cond_wait(&x->cv, &x->mu);
         if (x->stop) break;
-        slot *s = &x->slots[v];
-        if (s->key >= 0) x->slot_of[s->key] = -1;
-        s->key = key;
-        s->pins = predicted ? 0 : 1; /* the consumer's; put() releases it */
-        s->predicted = predicted;
-        s->loading = true;
-        if (predicted) x->st.prefetched++;
-        x->slot_of[key] = v;
         const bool failed = x->err_code != FRUGAL_OK;
         pthread_mutex_unlock(&x->mu);
         fr_err e = FRUGAL_ERROR_INIT;
         uint64_t bytes = 0;
-        int rc = load(x, s, key, failed, &bytes, &e);
+        int rc = failed ? FRUGAL_OK : read_part(x, s, j, &bytes, &e);
         pthread_mutex_lock(&x->mu);
         if (rc && x->err_code == FRUGAL_OK) { x->err_code = rc; x->err = e; }
-        s->loading = false;
+        if (++s->parts_done == N_PART) s->loading = false;
         x->st.bytes_read += bytes;
         pthread_cond_broadcast(&x->cv);
     }
@@ -358,12 +385,6 @@ static void src_prefetch(void *user, int il, const int *sel, int n_sel) {
     pthread_mutex_unlock(&x->mu);
 }
 
-/* Layer il's router: the dense part is resident, so any layer's is at hand. */
-static const fr_weight *src_router(void *user, int il) {
-    fr_layer_source *d = fr_stream_source(((fr_experts *)user)->dense);
-    const fr_layer *L = d->acquire(d->user, il);
-    return L->mat[FR_WGATE_INP].data ? &L->mat[FR_WGATE_INP] : NULL;
-}
 
 static const fr_weight *src_get(void *user, int il, int e) {
     fr_experts *x = user;
@@ -456,9 +477,12 @@ static int fill_slots(fr_experts *x, fr_err *err) {
         if (i >= x->n_total) continue;
         const int key = (i % x->L) * x->E + (i / x->L);
         uint64_t bytes;
-        int rc = load(x, s, key, false, &bytes, err);
-        if (rc) return rc;
         s->key = key;
+        set_views(x, s, key);
+        for (int j = 0; j < N_PART; j++) {
+            int rc = read_part(x, s, j, &bytes, err);
+            if (rc) return rc;
+        }
         x->slot_of[key] = i;
         fr_progress("experts", (uint64_t)i + 1, (uint64_t)x->n_slots);
     }
@@ -480,8 +504,8 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
     x->n_slots = n_slots;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
-    x->src = (fr_layer_source){x,          src_acquire, src_release, src_check,    src_destroy,  src_route,
-                               src_get,    src_put,     src_router,  src_ready,    src_prefetch};
+    x->src = (fr_layer_source){x,       src_acquire, src_release, src_check,    src_destroy,
+                               src_route, src_get,   src_put,     src_ready,    src_prefetch};
     for (int j = 0; j < N_PART; j++) x->region[j] = region_bytes(m, j);
     x->slot_bytes = (size_t)fr_experts_slot_bytes(m);
     x->st.n_slots = n_slots;

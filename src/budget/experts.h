@@ -14,13 +14,12 @@
  * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
  * a layer's missing experts overlap the compute of its cached ones.
  *
- * Prediction. Right after route(), the forward pass applies the next layer's router
- * (resident with the dense part: router()) to this layer's FFN input and hands its
- * picks to prefetch(). Once this layer's misses are read, the I/O threads read those
- * predicted experts, unpinned and marked "predicted": evicted last, never by another
- * prediction. So the next layer's reads overlap this layer's experts and the next
- * layer's attention. The next route() pins the predicted experts it picks (counted as
- * misses: they were read for this pick, early) and unmarks the rest (mispredictions:
+ * Prediction. Before a MoE layer's attention, the forward pass applies the layer's
+ * router to the attention's normalised input and hands its picks to prefetch(): the
+ * I/O threads start reading those experts (unpinned, marked "predicted": evicted
+ * last, never by another prediction) while the attention computes. route() then pins
+ * the predicted experts it picks (counted as misses: they were read for this pick,
+ * early) and unmarks the rest (mispredictions:
  * their bytes are read for nothing; stats: prefetched, prefetch_used). Every guess
  * is scored against the picks, read or not; reads start only while >= 80 % of the
  * recent guesses were right (a disk-bound run loses the bandwidth of a wrong one).

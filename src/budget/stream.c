@@ -310,7 +310,7 @@ static int stream_new(frugal_model *m, int n_resident, int n_io_buf, bool dense_
     s->n_buf = s->n_streamed < n_io_buf ? s->n_streamed : n_io_buf;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->src = (fr_layer_source){s, src_acquire, src_release, src_check, src_destroy, NULL, NULL, NULL, NULL, NULL, NULL};
+    s->src = (fr_layer_source){s, src_acquire, src_release, src_check, src_destroy, NULL, NULL, NULL, NULL, NULL};
     int rc = FRUGAL_OK;
 
     s->fd = open(m->path, O_RDONLY | O_CLOEXEC);

@@ -245,21 +245,19 @@ static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L
         memcpy(ctx->moe_out + (size_t)ctx->moe_rows[r] * d, ctx->moe_y + (size_t)r * d, (size_t)d * sizeof(float));
 }
 
-/* Prediction of layer il + 1's picks, so a streaming source can read them while this
- * layer and the next one's attention compute: that layer's router applied to this
- * layer's normalised FFN input (the residual stream changes little from one layer to
- * the next; the norm's weights differ, the top picks mostly do not). Only the top-K
+/* Prediction of this layer's picks, so a streaming source can read them while the
+ * attention computes: the layer's router applied to the attention's normalised input
+ * (x + attention output, normalised by the FFN norm, is what it will see; the
+ * attention output is small beside x, so the top picks mostly agree). Only the top-K
  * order matters, so no softmax. */
-static void predict_next(frugal_context *ctx, const fr_batch *b, int il) {
+static void predict_picks(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
     fr_layer_source *src = ctx->layer_src;
     const fr_hparams *hp = &ctx->model->hp;
-    if (!src || !src->expert_prefetch || !src->expert_router || il + 1 >= hp->n_layer) return;
-    const fr_weight *router = src->expert_router(src->user, il + 1);
-    if (!router) return;
+    if (!src || !src->expert_prefetch || !L->mat[FR_WGATE_INP].data) return;
     const int E = hp->n_expert, K = hp->n_expert_used;
-    fr_matmul(ctx->pool, router, ctx->xb, b->n, ctx->moe_logits, ctx->qbuf);
+    fr_matmul(ctx->pool, &L->mat[FR_WGATE_INP], ctx->xb, b->n, ctx->moe_logits, ctx->qbuf);
     for (int t = 0; t < b->n; t++) top_k(ctx->moe_logits + (size_t)t * E, E, K, ctx->moe_pred + (size_t)t * K);
-    src->expert_prefetch(src->user, il + 1, ctx->moe_pred, b->n * K);
+    src->expert_prefetch(src->user, il, ctx->moe_pred, b->n * K);
 }
 
 /* --- expert streaming hook (budget/experts.c) --- The picked experts, in the order a
@@ -272,7 +270,6 @@ static void run_experts(frugal_context *ctx, const fr_batch *b, const fr_layer *
     }
     const int *order = NULL;
     const int n = src->expert_route(src->user, il, ctx->moe_sel, b->n * ctx->model->hp.n_expert_used, &order);
-    predict_next(ctx, b, il); /* after route(): this layer's reads are queued first */
     for (int i = 0; i < n; i++) {
         /* about to wait for the disk: the idle workers sleep instead of spinning */
         if (src->expert_ready && !src->expert_ready(src->user, il, order[i])) fr_pool_park(ctx->pool);
@@ -346,7 +343,10 @@ static void run_layer(frugal_context *ctx, const fr_batch *b, const fr_layer *L,
             step(ctx, b, L, il, STEP_NORM, L->vec[op->w], op->b ? L->vec[op->b] : NULL, *pending);
             *pending = NULL;
             break;
-        case FR_OP_ATTN: attn_block(ctx, b, L, il); break;
+        case FR_OP_ATTN:
+            predict_picks(ctx, b, L, il); /* reads ahead overlap the attention */
+            attn_block(ctx, b, L, il);
+            break;
         case FR_OP_FFN: ffn_block(ctx, b, L, il); break;
         case FR_OP_POST_NORM: step(ctx, b, L, il, STEP_POST_NORM, L->vec[op->w], NULL, NULL); break;
         case FR_OP_ADD: *pending = ctx->xb; break;

@@ -107,12 +107,9 @@ typedef struct fr_layer_source {
     int (*expert_route)(void *user, int il, const int *sel, int n_sel, const int **order);
     const fr_weight *(*expert_get)(void *user, int il, int e);
     void (*expert_put)(void *user, int il, int e);
-    /* Optional prediction (NULL: none). router: layer il's router matrix when the
-     * source holds it resident (callable at any time, no acquire), else NULL.
-     * prefetch: a hint that layer il will likely pick sel[0..n_sel): the source may
-     * start reading those experts now (after the current layer's own reads). */
-    const fr_weight *(*expert_router)(void *user, int il);
-    /* Optional: 1 when expert e of layer il is in memory (get() will not block). */
+    /* Optional (NULL: none). ready: 1 when expert e of layer il is in memory (get()
+     * will not block). prefetch: a hint, before route(), that layer il will likely
+     * pick sel[0..n_sel): the source may start reading those experts now. */
     int (*expert_ready)(void *user, int il, int e);
     void (*expert_prefetch)(void *user, int il, const int *sel, int n_sel);
 } fr_layer_source;
