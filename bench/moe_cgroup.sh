@@ -11,7 +11,7 @@
 #    forecast bytes read per token with uniform routing.
 # 3. For each mode (--mem $MEM, then no budget) the file's page cache is dropped, a
 #    fresh memory cgroup capped at $CAP bytes is made, and `frugal bench -p 0 -n $NGEN
-#    -r 1` runs in it (nice'd); a Python wrapper reads the process's peak RSS and the
+#    -r $REPS` runs in it (nice'd); a Python wrapper reads the process's peak RSS and the
 #    bytes it read from storage (wait4's rusage: ru_maxrss, ru_inblock), the cgroup's
 #    peak usage and OOM kills.
 # 4. Prints, per mode: exit status, OOM kills, peak RSS, generation tok/s; with
@@ -20,7 +20,7 @@
 # The model and the cgroups are removed at the end. Env: CAP (bytes, default 1.2e9),
 # MEM (default 1000M), NGEN (default 32), SHAPE (mkmodel flags), SKEW (mkmodel --expert-skew, default 0:
 # uniform routing, the worst case), KEEP=1 keeps the model, MODEL=path reuses one,
-# MODES (default "mem nomem").
+# MODES (default "mem nomem"), REPS (default 3).
 set -u
 FRUGAL=${1:-$(dirname "$0")/../build/frugal}
 FRUGAL=$(cd "$(dirname "$FRUGAL")" && pwd)/$(basename "$FRUGAL")
@@ -29,6 +29,7 @@ VOCAB=$SHARED/vocab/ggml-vocab-llama-spm.gguf
 CAP=${CAP:-1200000000}
 MEM=${MEM:-1000M}
 NGEN=${NGEN:-32}
+REPS=${REPS:-3}   # repetitions; bench probes the disk before each (a virtio disk varies 2x)
 SKEW=${SKEW:-0}
 base=${TMPDIR:-/tmp}
 WORK=${2:-$(mktemp -d "$base/moe_cgroup.XXXXXX")}
@@ -107,7 +108,7 @@ sed 's/^/  /' "$WORK/plan.txt"
 for mode in ${MODES:-mem nomem}; do
     cg=$(make_cgroup "$mode") || die "cannot make a memory cgroup"
     CGS+=("$cg")
-    args=("$FRUGAL" bench -m "$M" -p 0 -n "$NGEN" -r 1 -t 2 --bw-mib 4)
+    args=("$FRUGAL" bench -m "$M" -p 0 -n "$NGEN" -r "$REPS" -t 2 --bw-mib 4)
     [ "$mode" = mem ] && args+=(--mem "$MEM")
     drop_cache "$M"
     t0=$SECONDS

@@ -616,6 +616,11 @@ typedef struct frugal_readings {
     uint64_t n_recover;                  /* degrade steps undone */
     uint64_t n_polls;
     double poll_cpu_s, poll_wall_s;      /* monitor thread CPU time, and its lifetime */
+    /* the Vulkan device while layers run there (-ngl), -1 otherwise: device memory frugal
+     * holds and its budget (--vram, else the device's memory); the driver's budget for
+     * this process on the device-local heap and its usage there (VK_EXT_memory_budget,
+     * which counts other processes' allocations; -1 where the driver lacks it) */
+    int64_t vk_mem_used, vk_mem_budget, vk_heap_budget, vk_heap_usage;
 } frugal_readings;
 
 /* Watch the machine while ctx generates (frugal_generate, the server's batches):

@@ -29,6 +29,22 @@ cpu=$("$FRUGAL" run -m "$M" -p "$P" -n 32 --temp 0 2>/dev/null)
 if [ "$out" = "$cpu" ] && echo "$err" | grep -q "on the CPU"; then echo "ok   --vram 64K: CPU path with a message"
 else echo "FAIL --vram 64K: '$err'"; fail=1; fi
 
+# the safety readings include the device's memory while layers run there (issue 20's
+# Vulkan monitor): frugal's device bytes within the budget; none on the CPU
+err=$("$FRUGAL" run -m "$M" -p "$P" -n 4 -ngl 99 --vram 64M --stats --max-temp 150 2>&1 >/dev/null)
+used=$(echo "$err" | sed -nE 's/^safety: Vulkan device memory ([0-9.]+) of ([0-9.]+) MiB budget.*/\1 \2/p')
+if [ -n "$used" ] && awk -v u="${used% *}" -v b="${used#* }" 'BEGIN { exit !(u > 0 && u <= b && b == 64) }'
+then echo "ok   readings: Vulkan device memory $used MiB"
+else echo "FAIL readings: no Vulkan device memory line: $(echo "$err" | grep safety)"; fail=1; fi
+json=$("$FRUGAL" bench -m "$M" -p 0 -n 2 -r 1 -ngl 99 --json --max-temp 150 2>/dev/null)
+if echo "$json" | grep -qE '"vk_mem_used_bytes": [1-9][0-9]*' && echo "$json" | grep -q '"vk_heap_budget_bytes": '
+then echo "ok   bench --json: vk_mem_used_bytes"
+else echo "FAIL bench --json lacks the device memory readings"; fail=1; fi
+err=$("$FRUGAL" run -m "$M" -p "$P" -n 2 --stats --max-temp 150 2>&1 >/dev/null)
+if echo "$err" | grep -q "^safety: peak" && ! echo "$err" | grep -q "Vulkan device memory"
+then echo "ok   readings on the CPU: no device line"
+else echo "FAIL readings on the CPU: $(echo "$err" | grep safety)"; fail=1; fi
+
 # bad values: usage errors naming the flag
 "$FRUGAL" run -m "$M" -p x -ngl -5 >/dev/null 2>&1; rc=$?
 [ $rc = 2 ] && echo "ok   -ngl -5: usage error" || { echo "FAIL -ngl -5: rc $rc"; fail=1; }

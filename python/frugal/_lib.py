@@ -80,7 +80,8 @@ class Readings(ctypes.Structure):
                 ("throttled_s", c_double), ("throttled_step_s", c_double), ("throttling", c_int),
                 ("degrade_level", c_int), ("n_throttle_on", c_uint64), ("n_degrade", c_uint64),
                 ("n_recover", c_uint64), ("n_polls", c_uint64), ("poll_cpu_s", c_double),
-                ("poll_wall_s", c_double)]
+                ("poll_wall_s", c_double), ("vk_mem_used", c_int64), ("vk_mem_budget", c_int64),
+                ("vk_heap_budget", c_int64), ("vk_heap_usage", c_int64)]
 
 
 class ChatMsg(ctypes.Structure):

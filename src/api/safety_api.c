@@ -11,6 +11,7 @@
 
 #include "budget/stream.h"
 #include "model/model.h"
+#include "model/offload.h"
 #include "monitor/safety.h"
 
 struct fr_safety_ctx {
@@ -99,10 +100,23 @@ int frugal_set_safety_policy(frugal_context *c, const frugal_safety_policy *p, f
     return FRUGAL_OK;
 }
 
+/* The Vulkan device's memory, read when asked (it is frugal's own accounting and one
+ * driver query, not a file to poll). */
+static void device_readings(const frugal_model *m, frugal_readings *r) {
+    const fr_offload *o = m ? m->offload : NULL;
+    uint64_t budget = 0, usage = 0;
+    r->vk_mem_used = o ? (int64_t)fr_offload_mem_current(o) : -1;
+    r->vk_mem_budget = o ? (int64_t)fr_offload_mem_budget(o) : -1;
+    const int known = fr_offload_heap_budget(o, &budget, &usage);
+    r->vk_heap_budget = known ? (int64_t)budget : -1;
+    r->vk_heap_usage = known ? (int64_t)usage : -1;
+}
+
 int frugal_get_readings(frugal_context *c, frugal_readings *r, frugal_error *err) {
     if (!c || !c->safety || !r)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "frugal_get_readings: no safety policy set");
     fr_safety_get(c->safety->s, r);
+    device_readings(c->model, r);
     return FRUGAL_OK;
 }
 

@@ -51,6 +51,9 @@ typedef struct fr_backend_ops {
     /* the device's read bandwidth (GB/s) over a buffer of up to `bytes` (*probed: the
      * size that fitted); NULL where the backend has no probe (the CPU: bench has its own) */
     int (*read_bandwidth)(fr_backend *b, size_t bytes, double *gbs, size_t *probed, fr_err *err);
+    /* the driver's budget and this process's usage of the device-local heap (Vulkan:
+     * VK_EXT_memory_budget): 1 and both set, 0 where the driver does not say; NULL: none */
+    int (*heap_budget)(const fr_backend *b, uint64_t *budget, uint64_t *usage);
 } fr_backend_ops;
 
 struct fr_backend {

@@ -168,7 +168,7 @@ static int cpu_attn(fr_backend *b, fr_bbuf *q, size_t q_off, fr_bbuf *k, fr_bbuf
 
 static const fr_backend_ops cpu_ops = {
     cpu_close, cpu_buf_new, cpu_buf_free, cpu_upload, cpu_download, cpu_sync, cpu_cur, cpu_peak, cpu_budget,
-    cpu_type_ok, cpu_matmul, cpu_norm, cpu_rope, cpu_act, cpu_add, cpu_softmax, cpu_attn, NULL,
+    cpu_type_ok, cpu_matmul, cpu_norm, cpu_rope, cpu_act, cpu_add, cpu_softmax, cpu_attn, NULL, NULL,
 };
 
 int fr_backend_cpu_open(fr_backend **out, fr_err *err) {

@@ -432,6 +432,9 @@ int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *second
     return n;
 }
 uint64_t fr_offload_mem_budget(const fr_offload *o) { return !o ? 0 : o->budget ? o->budget : o->be->mem_total; }
+int fr_offload_heap_budget(const fr_offload *o, uint64_t *budget, uint64_t *usage) {
+    return o && o->be->ops->heap_budget ? o->be->ops->heap_budget(o->be, budget, usage) : 0;
+}
 uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes) {
     if (host_bytes) *host_bytes = o ? o->res_host : 0;
     return o ? o->res_dev : 0;

@@ -58,6 +58,9 @@ int fr_offload_software(const fr_offload *o);
 int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *seconds);
 /* The device memory budget: --vram, else the device's memory (0: unknown or no offload). */
 uint64_t fr_offload_mem_budget(const fr_offload *o);
+/* The driver's heap budget and usage for this process (see fr_backend_ops.heap_budget):
+ * 1 and both set, else 0. */
+int fr_offload_heap_budget(const fr_offload *o, uint64_t *budget, uint64_t *usage);
 /* Device bytes of the resident matrices (what one decode step reads there); *host_bytes:
  * the same matrices' bytes on the host (what the CPU no longer reads per token). */
 uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes);

@@ -287,6 +287,7 @@ double fr_safety_duty(const fr_safety *s) { return s->p.duty; }
 
 void fr_readings_to_public(const fr_readings *in, frugal_readings *o) {
     memset(o, 0, sizeof *o);
+    o->vk_mem_used = o->vk_mem_budget = o->vk_heap_budget = o->vk_heap_usage = -1; /* the context fills them */
     o->cpu_temp_c = in->cpu_temp_c;
     o->cpu_freq_mhz = in->cpu_freq_mhz;
     o->cpu_util_pct = in->cpu_util_pct;

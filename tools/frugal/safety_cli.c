@@ -121,6 +121,10 @@ void safety_print_json(FILE *out, const frugal_readings *r) {
             (unsigned long long)r->n_polls);
     num(out, "poll_cpu_s", r->poll_cpu_s, 0);
     num(out, "poll_wall_s", r->poll_wall_s, 0);
+    inum(out, "vk_mem_used_bytes", r->vk_mem_used);
+    inum(out, "vk_mem_budget_bytes", r->vk_mem_budget);
+    inum(out, "vk_heap_budget_bytes", r->vk_heap_budget);
+    inum(out, "vk_heap_usage_bytes", r->vk_heap_usage);
     fputc('}', out);
 }
 
@@ -136,4 +140,12 @@ void safety_print_text(FILE *out, const frugal_readings *r) {
             "monitor %llu polls, %.3f %% of a core\n", r->throttled_s, (unsigned long long)r->n_throttle_on,
             r->degrade_level, (unsigned long long)r->n_degrade, (unsigned long long)r->n_recover,
             (unsigned long long)r->n_polls, overhead);
+    if (r->vk_mem_used >= 0) {
+        fprintf(out, "safety: Vulkan device memory %.1f of %.1f MiB budget", r->vk_mem_used / 1048576.0,
+                r->vk_mem_budget / 1048576.0);
+        if (r->vk_heap_budget >= 0)
+            fprintf(out, "; driver heap budget %.1f MiB, used %.1f MiB", r->vk_heap_budget / 1048576.0,
+                    r->vk_heap_usage / 1048576.0);
+        fputc('\n', out);
+    }
 }

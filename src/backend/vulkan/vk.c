@@ -42,6 +42,7 @@ struct fr_vk {
     fr_vk_buf *staging;            /* for buffers the host cannot map */
     _Atomic uint64_t cur, peak;
     uint64_t budget;
+    int has_mem_budget;            /* the device offers VK_EXT_memory_budget */
 };
 
 static int buf_alloc(fr_vk *vk, size_t n, int host, fr_vk_buf **out, fr_err *err);
@@ -51,6 +52,18 @@ static int vk_fail(fr_err *err, VkResult r, const char *what) {
 }
 
 /* Rank for the default pick: discrete GPU, integrated, virtual, CPU, other. */
+/* 1 when physical device d offers device extension `name`. */
+static int has_extension(VkPhysicalDevice d, const char *name) {
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(d, NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
+    VkExtensionProperties *ext = fr_calloc(n, sizeof *ext);
+    int found = 0;
+    if (ext && vkEnumerateDeviceExtensionProperties(d, NULL, &n, ext) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = strcmp(ext[i].extensionName, name) == 0;
+    free(ext);
+    return found;
+}
+
 static int type_rank(VkPhysicalDeviceType t) {
     switch (t) {
     case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
@@ -105,6 +118,7 @@ static int pick_device(fr_vk *vk, int index, fr_err *err) {
     vkGetPhysicalDeviceProperties(vk->phys, &vk->props);
     vkGetPhysicalDeviceMemoryProperties(vk->phys, &vk->memprops);
     compute_family(vk->phys, &vk->qfam);
+    vk->has_mem_budget = has_extension(vk->phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     return FRUGAL_OK;
 }
 
@@ -200,10 +214,29 @@ void fr_vk_close(fr_vk *vk) {
 const char *fr_vk_name(const fr_vk *vk) { return vk->props.deviceName; }
 int fr_vk_is_cpu(const fr_vk *vk) { return vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU; }
 
-uint64_t fr_vk_vram(const fr_vk *vk) {
+/* Index of the device-local heap (the first), -1 when none. */
+static int local_heap(const fr_vk *vk) {
     for (uint32_t i = 0; i < vk->memprops.memoryHeapCount; i++)
-        if (vk->memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) return vk->memprops.memoryHeaps[i].size;
-    return 0;
+        if (vk->memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) return (int)i;
+    return -1;
+}
+
+int fr_vk_heap_budget(const fr_vk *vk, uint64_t *budget, uint64_t *usage) {
+    const int h = local_heap(vk);
+    if (!vk->has_mem_budget || h < 0) return 0;
+    /* physical-device-level functionality of a device extension: usable when the
+     * device offers it (Vulkan 1.1 core vkGetPhysicalDeviceMemoryProperties2) */
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT bp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2, .pNext = &bp};
+    vkGetPhysicalDeviceMemoryProperties2(vk->phys, &mp);
+    *budget = bp.heapBudget[h];
+    *usage = bp.heapUsage[h];
+    return 1;
+}
+
+uint64_t fr_vk_vram(const fr_vk *vk) {
+    const int h = local_heap(vk);
+    return h < 0 ? 0 : vk->memprops.memoryHeaps[h].size;
 }
 
 uint64_t fr_vk_mem_current(const fr_vk *vk) { return atomic_load(&vk->cur); }

@@ -47,6 +47,10 @@ int fr_vk_download(fr_vk *vk, fr_vk_buf *b, size_t off, void *dst, size_t n, fr_
 uint64_t fr_vk_mem_current(const fr_vk *vk);
 uint64_t fr_vk_mem_peak(const fr_vk *vk);
 void fr_vk_set_budget(fr_vk *vk, uint64_t bytes);
+/* The driver's budget for this process on the device-local heap and its usage there
+ * (VK_EXT_memory_budget: other processes' allocations lower the budget): 1 and both
+ * set; 0 where the device does not offer the extension. */
+int fr_vk_heap_budget(const fr_vk *vk, uint64_t *budget, uint64_t *usage);
 
 /* Record one dispatch of shader `name` (a variant of vk_shaders.h) with n_bufs buffers
  * at bindings 0..n_bufs-1, pc_size bytes of push constants and gx*gy*gz workgroups.

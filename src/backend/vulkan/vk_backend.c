@@ -65,9 +65,13 @@ static int v_read_bw(fr_backend *b, size_t bytes, double *gbs, size_t *probed, f
     return fr_vk_read_bandwidth(VK(b), bytes, gbs, probed, err);
 }
 
+static int v_heap_budget(const fr_backend *b, uint64_t *budget, uint64_t *usage) {
+    return fr_vk_heap_budget(VK(b), budget, usage);
+}
+
 static const fr_backend_ops vk_backend_ops = {
     v_close, v_buf_new, v_buf_free, v_upload, v_download, v_sync, v_cur, v_peak, v_budget,
-    fr_vk_type_ok, v_matmul, v_norm, v_rope, v_act, v_add, v_softmax, v_attn, v_read_bw,
+    fr_vk_type_ok, v_matmul, v_norm, v_rope, v_act, v_add, v_softmax, v_attn, v_read_bw, v_heap_budget,
 };
 
 int fr_backend_vulkan_open(int device, fr_backend **out, fr_err *err) {
