@@ -124,6 +124,9 @@ if [ -f "$VOCAB" ]; then
     wait $pid
     check "recovery: run ok" test $? = 0
     check "recovery: step 3 evicted a layer" grep -q "degrade step 3 (stream more layers): resident layers 3 -> 1" "$TMP/rec.err"
+    # -c 128 holds 8 blocks of 16 tokens; the prompt and the tokens so far use some
+    check "recovery: step 2 gave free KV blocks' pages back" \
+        grep -qE "degrade step 2 \(shrink idle KV cache\): KV pages of [1-9][0-9]* free blocks given back to the kernel, freed [0-9.]+ MiB" "$TMP/rec.err"
     check "recovery: step 1 undone" grep -q "undo step 1 (drop the prefetch window): read-ahead back to 2" "$TMP/rec.err"
     check "recovery: step 3 undone" grep -q "undo step 3 (stream more layers): resident layers back to 3" "$TMP/rec.err"
     check "recovery: level 0 at the end" grep -q '"degrade_level": 0' "$TMP/rec.json"

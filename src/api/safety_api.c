@@ -65,8 +65,14 @@ static void degrade(frugal_context *c, int level, int up) {
                      fr_stream_resident(st), e.message);
         }
     } else if (level == 2) {
-        snprintf(what, sizeof what, "nothing to do: the KV pool is allocated once and %s",
-                 c->n_seq_max > 1 ? "idle sequences are the server's to clear" : "its one sequence is active");
+        /* the pool is allocated once: its unused blocks' pages go back to the kernel
+         * (RSS, not the accounting); idle sequences are the server's to clear */
+        if (up && (freed = (int64_t)fr_kv_pool_release_free(&c->kv_pool)) > 0)
+            snprintf(what, sizeof what, "KV pages of %d free blocks given back to the kernel", c->kv_pool.n_free);
+        else if (up)
+            snprintf(what, sizeof what, "nothing to do: no free KV block%s", c->kv_pool.disk ? " in RAM (disk tier)" : "");
+        else
+            snprintf(what, sizeof what, "KV pages come back as blocks are used");
     } else if (level == 4 && c->n_seq_max > 1) {
         snprintf(what, sizeof what, up ? "server admits half its slots" : "server admits every slot");
     }

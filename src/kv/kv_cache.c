@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "frugal.h"
 #include "mem/alloc.h"
@@ -128,6 +130,30 @@ void fr_kv_pool_free(fr_kv_pool *p) {
 }
 
 int fr_kv_pool_free_tokens(const fr_kv_pool *p) { return p->n_free * FR_KV_BLOCK; }
+
+/* Give [a, a + n) back to the kernel: the whole OS pages inside it. Bytes released. */
+static uint64_t release_range(uint8_t *a, size_t n) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)a + pg - 1) & ~(pg - 1), hi = ((uintptr_t)a + n) & ~(pg - 1);
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) return 0;
+    return hi - lo;
+}
+
+uint64_t fr_kv_pool_release_free(fr_kv_pool *p) {
+    if (!p || !p->frames || p->disk) return 0;
+    const int n_global = p->n_layer - p->n_local;
+    uint64_t released = 0;
+    for (int k = 0; k < n_global; k++)
+        for (int b = 0; b < p->n_blocks;) {
+            if (p->refs[b]) { b++; continue; }
+            int e = b;
+            while (e < p->n_blocks && !p->refs[e]) e++; /* a run of free blocks: one range */
+            released += release_range(p->frames + ((size_t)k * (size_t)p->n_blocks + (size_t)b) * p->page_bytes,
+                                      (size_t)(e - b) * p->page_bytes);
+            b = e;
+        }
+    return released;
+}
 
 /* A block's local-layer pages go back to the slot list. */
 static void slot_release(fr_kv_pool *p, int b) {

@@ -99,6 +99,13 @@ uint64_t fr_kv_pool_bytes(int kv_type, int row, int n_global, int n_blocks, int 
 void fr_kv_pool_free(fr_kv_pool *p);
 /* Tokens the pool's free blocks can hold. */
 int fr_kv_pool_free_tokens(const fr_kv_pool *p);
+/* Memory pressure (the safety policy's degrade step 2): the RAM pages of the blocks no
+ * sequence uses go back to the kernel (madvise DONTNEED; whole OS pages only). They
+ * read as zeros when a block is taken again, which is fine: a position's rows are
+ * written before attention reads them. The accounting is unchanged (the pool keeps its
+ * reservation); the resident set shrinks. RAM pools only (a disk tier's frames are its
+ * cache). Returns the bytes released. */
+uint64_t fr_kv_pool_release_free(fr_kv_pool *p);
 
 void fr_kv_seq_init(fr_kv_cache *kv, fr_kv_pool *pool, int n_max);
 /* Give every block back (the sequence becomes empty). */
