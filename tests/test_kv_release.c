@@ -99,6 +99,7 @@ int main(void) {
     CHECK(pool.n_free == 0 && fr_kv_pool_release_free(&pool) == 0);
     CHECK(rows_ok(&kv, 0, 4 * USED));
     fr_kv_seq_clear(&kv);
+    free(kv.blocks); /* the block table is the owner's (the context frees it likewise) */
     fr_kv_pool_free(&pool);
     return tu_finish("test_kv_release");
 }
