@@ -7,7 +7,10 @@
  *  - accounting: each single-token step makes exactly n_layer x n_used requests;
  *    with one slot they never hit (consecutive requests are other layers' experts); a cache of
  *    every expert never misses after its warm fill; the bytes read are those of the
- *    misses (the exact expert bytes up to page alignment);
+ *    misses (the exact expert bytes up to page alignment) plus the reads ahead that
+ *    were not picked;
+ *  - all of the above again with reads ahead on every guess of the layer's picks
+ *    (FRUGAL_EXPERT_PREDICT_MIN=0): same logits, reads ahead counted;
  *  - the planner sizes the cache from a budget through frugal_context_new (all accounted
  *    memory then within the budget), refuses a budget below dense weights + one
  *    slot naming the minimum;
@@ -70,6 +73,8 @@ static int run(frugal_model *m, int n_slots, uint64_t budget, float *out, frugal
     st->hits -= s0.hits;
     st->misses -= s0.misses;
     st->bytes_read -= s0.bytes_read;
+    st->prefetched -= s0.prefetched;
+    st->prefetch_used -= s0.prefetch_used;
     *step_req = st->hits + st->misses;
     frugal_context_free(c);
     return rc;
@@ -86,6 +91,8 @@ static frugal_model *load(const char *path, uint64_t budget) {
     CHECKF(frugal_model_load(path, &mp, &m, &err) == FRUGAL_OK, "%s: %s", path, err.message);
     return m;
 }
+
+static int g_read_ahead; /* FRUGAL_EXPERT_PREDICT_MIN=0: experts are read on every guess */
 
 /* One model: identical logits and exact accounting at several cache sizes. */
 static void check_model(const char *path, int n_layer, int n_expert, int n_used) {
@@ -114,9 +121,15 @@ static void check_model(const char *path, int n_layer, int n_expert, int n_used)
         if (slots[k] == 1) CHECKF(st.hits == 0, "one slot: %llu hits", (unsigned long long)st.hits);
         if (slots[k] == n_all) CHECKF(st.misses == 0, "all cached: %llu misses", (unsigned long long)st.misses);
         if (slots[k] < n_all) CHECKF(st.misses > 0, "%d slots: no misses", slots[k]);
-        CHECKF(st.bytes_read >= st.misses * st.expert_bytes && st.bytes_read <= st.misses * (st.expert_bytes + 6 * 4096),
-               "%llu bytes read for %llu misses of %llu bytes", (unsigned long long)st.bytes_read,
-               (unsigned long long)st.misses, (unsigned long long)st.expert_bytes);
+        /* experts read: the misses the router waited for, plus reads ahead not picked */
+        const uint64_t loads = st.misses + st.prefetched - st.prefetch_used;
+        CHECKF(st.prefetch_used <= st.prefetched && st.prefetch_used <= st.misses, "%llu reads ahead, %llu picked",
+               (unsigned long long)st.prefetched, (unsigned long long)st.prefetch_used);
+        CHECKF(st.bytes_read >= loads * st.expert_bytes && st.bytes_read <= loads * (st.expert_bytes + 6 * 4096),
+               "%llu bytes read for %llu loads of %llu bytes", (unsigned long long)st.bytes_read,
+               (unsigned long long)loads, (unsigned long long)st.expert_bytes);
+        if (g_read_ahead && slots[k] < n_all)
+            CHECKF(st.prefetched > 0, "%d slots, reading ahead on every guess: no read ahead", slots[k]);
     }
     /* through the planner: a budget of the minimum + one slot per layer */
     frugal_plan plan;
@@ -223,6 +236,12 @@ int main(void) {
         frugal_error err = FRUGAL_ERROR_INIT;
         CHECKF(frugal_mkmodel(&p, path[i], &err) == FRUGAL_OK, "%s", err.message);
         check_model(path[i], 3, k[i].n_expert, 2);
+        /* again, reading ahead on every guess of the next picks: same logits, exact counts */
+        setenv("FRUGAL_EXPERT_PREDICT_MIN", "0", 1);
+        g_read_ahead = 1;
+        check_model(path[i], 3, k[i].n_expert, 2);
+        unsetenv("FRUGAL_EXPERT_PREDICT_MIN");
+        g_read_ahead = 0;
     }
     check_truncated(path[1]);
     for (int i = 0; i < 2; i++) unlink(path[i]);
