@@ -372,7 +372,7 @@ typedef struct frugal_plan {
 /* Counters of a context's expert cache (see frugal_plan): requests (one distinct
  * expert of one layer per evaluated batch) found cached / read from the file, the
  * bytes read (page-aligned; reads on a prediction included), the exact bytes of one
- * expert, slots, experts; experts read ahead on a prediction of the next layer's
+ * expert, slots, experts; experts read ahead on a guess of a layer's
  * picks, and how many of those the layer picked (counted in misses); the recent
  * (decayed) count of predicted experts and of those picked, read ahead or not (reads
  * ahead start while >= 80 % are right). */

@@ -61,7 +61,7 @@ for a in mixtral qwen3moe; do
         req=$(echo "$line" | sed -E 's/.* ([0-9]+) hits, ([0-9]+) misses.*/\1 + \2/')
         # 15 steps after the prompt, each n_layer x 2 picks; the prompt adds more
         check "$a: $k slots: requests counted ($req >= $((15 * L * 2)))" [ "$(($req))" -ge $((15 * L * 2)) ]
-        # reads ahead on every next-layer guess (a random model's guesses are too often
+        # reads ahead on every guess of a layer's picks (a random model's guesses are too often
         # wrong for the default 80 % rule to start them): the same tokens, and counted
         t=$(FRUGAL_EXPERT_PREDICT_MIN=0 run_tokens "$M" --mem $mem --stats)
         check "$a: $k slots, reading ahead on every guess: same tokens" [ "$t" = "$first" ]

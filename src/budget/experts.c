@@ -46,7 +46,7 @@ typedef struct fr_experts {
     uint32_t *freq;            /* [n_total]: aged pick counts */
     int *order;                /* [E]: route()'s answer */
     int *queue;                /* [E]: keys the I/O thread reads for the current layer */
-    int *pf_queue;             /* [E]: keys predicted for the next layer (read after queue) */
+    int *pf_queue;             /* [E]: keys guessed for the layer about to run (read after queue) */
     uint8_t *picked;           /* [E] scratch */
     uint8_t *guess;            /* [E]: the last prediction's experts, of layer guess_layer */
     int guess_layer;           /* -1: none pending */
@@ -221,7 +221,7 @@ static bool prediction_pending(fr_experts *x) {
 }
 
 /* The next read for an I/O thread, with its slot in *v: the current layer's misses
- * first, then the predicted experts of the next layer. -1 when there is none (or no
+ * first, then the experts guessed for the layer about to run. -1 when there is none (or no
  * slot to read into). */
 static int next_read(fr_experts *x, int *v, bool *predicted) {
     if (x->q_pos < x->q_n) {
@@ -263,7 +263,7 @@ static slot *next_part(fr_experts *x, int *j) {
 /* An I/O thread: reads the parts of the queued experts of the current layer in queue
  * order (the threads share them part by part, so four reads stay in flight to the end
  * of a layer's misses), each expert into a victim slot pinned for the consumer; then
- * the next layer's predicted experts, unpinned (route() pins them if picked). */
+ * the experts guessed for the layer about to run, unpinned (route() pins them if picked). */
 static void *io_main(void *arg) {
     fr_experts *x = arg;
     pthread_mutex_lock(&x->mu);

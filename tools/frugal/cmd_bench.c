@@ -325,7 +325,7 @@ static void print_experts(const bench_env *e) {
            eio_bytes_per_token() / 1048576.0, need / 1048576.0, (double)g_eio.misses / g_eio.tokens,
            100.0 * eio_hit_rate());
     if (g_eio.guesses)
-        printf("next-layer prediction: %.1f %% of recent guesses right; read ahead %.2f experts per token, "
+        printf("expert prediction: %.1f %% of recent guesses right; read ahead %.2f experts per token, "
                "%.1f %% of them picked\n", 100.0 * g_eio.guesses_right / g_eio.guesses,
                (double)g_eio.prefetched / g_eio.tokens,
                g_eio.prefetched ? 100.0 * g_eio.prefetch_used / g_eio.prefetched : 0.0);
