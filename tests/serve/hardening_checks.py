@@ -12,7 +12,6 @@ JSON value and NUL characters in strings are 400; the Bearer scheme is matched
 case-insensitively and the key exactly. Prints "PASS name" / "FAIL name: why".
 """
 import json
-import os
 import socket
 import sys
 import time
@@ -138,18 +137,8 @@ check("slowloris: a header dripped byte by byte is cut at the header deadline", 
       f"still open after {took:.1f} s of dripping (--header-timeout 2)")
 
 # per-address limit: 8 idle connections from 127.0.0.2 fill its share
-def server_fds():
-    return len(os.listdir("/proc/%d/fd" % PID))
-
-
-fd0 = server_fds()
 held = [connect("127.0.0.2") for _ in range(8)]
-# wait (bounded) until the server has accepted all 8: a connect completes in the kernel
-# backlog before accept, and a loaded or sanitized server accepts late
-end = time.time() + 10
-while time.time() < end and server_fds() < fd0 + 8:
-    time.sleep(0.05)
-time.sleep(0.1)
+time.sleep(0.3)
 extra = connect("127.0.0.2")
 try:
     extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
