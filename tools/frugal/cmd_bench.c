@@ -298,9 +298,8 @@ typedef struct bench_env {
     uint64_t kv_bytes;          /* the whole KV cache of the benchmark context */
     double bw_gbs;        /* < 0: the probe failed */
     size_t bw_bytes;
-    double disk_gbs;      /* streamed experts: the model file's random-read bandwidth as the
-                             expert cache reads it (<= 0: unknown) */
-    double disk_seq_gbs;  /* ... and its sequential read bandwidth */
+    double disk_seq_gbs;  /* streamed experts: the model file's sequential read bandwidth (the
+                             roofline's is probed before each repetition: eio_probe_disk) */
     bench_gpu gpu;        /* -ngl: the device's figures (bench_gpu.h) */
     uint64_t expert_bytes;    /* exact bytes of one expert */
 } bench_env;
@@ -310,15 +309,15 @@ static double eio_bytes_per_token(void) { return g_eio.tokens ? (double)g_eio.by
 static double eio_hit_rate(void) {
     return g_eio.hits + g_eio.misses ? (double)g_eio.hits / (double)(g_eio.hits + g_eio.misses) : 0.0;
 }
-static double eio_disk_gbs(const bench_env *e) { return g_eio.disk_n ? g_eio.disk_sum / g_eio.disk_n : e->disk_gbs; }
-static double eio_roofline(const bench_env *e) {
-    const double gbs = eio_disk_gbs(e);
+static double eio_disk_gbs(void) { return g_eio.disk_n ? g_eio.disk_sum / g_eio.disk_n : 0.0; }
+static double eio_roofline(void) {
+    const double gbs = eio_disk_gbs();
     return gbs > 0 && eio_bytes_per_token() > 0 ? gbs * 1e9 / eio_bytes_per_token() : 0.0;
 }
 
 static void print_experts(const bench_env *e) {
     if (!g_eio.on || !g_eio.tokens) return;
-    const double tps = g_eio.seconds > 0 ? g_eio.tokens / g_eio.seconds : 0.0, roof = eio_roofline(e);
+    const double tps = g_eio.seconds > 0 ? g_eio.tokens / g_eio.seconds : 0.0, roof = eio_roofline();
     const double need = (double)g_eio.misses * (double)e->expert_bytes / g_eio.tokens;
     printf("experts: %.2f MiB read from the file per generated token (%.2f MiB needed by the %.2f picked experts "
            "per token that were not cached; hit rate %.1f %%)\n",
@@ -332,7 +331,7 @@ static void print_experts(const bench_env *e) {
     if (roof > 0)
         printf("disk roofline: %.2f tok/s (disk %.3f GB/s in expert-sized random reads, 4 in flight, mean of %d "
                "probes, one before each repetition; %.3f GB/s sequential / bytes read per token); generation %.2f "
-               "tok/s = %.1f %%\n", roof, eio_disk_gbs(e), g_eio.disk_n, e->disk_seq_gbs, tps, 100.0 * tps / roof);
+               "tok/s = %.1f %%\n", roof, eio_disk_gbs(), g_eio.disk_n, e->disk_seq_gbs, tps, 100.0 * tps / roof);
 }
 
 /* Bytes one token of the test reads from memory in the roofline model: the weights,
@@ -420,9 +419,9 @@ static void print_json(const bench_env *e, const bench_test *tests, int n_tests,
         else
             printf("\"bandwidth_gbs\": null, \"roofline_tokens_per_s\": null, \"roofline_pct\": null, ");
         if (bt->is_gen && g_eio.on && g_eio.tokens) {
-            const double roof = eio_roofline(e), tps = g_eio.seconds > 0 ? g_eio.tokens / g_eio.seconds : 0.0;
+            const double roof = eio_roofline(), tps = g_eio.seconds > 0 ? g_eio.tokens / g_eio.seconds : 0.0;
             printf("\"expert_bytes_read_per_token\": %.6g, \"expert_hit_rate\": %.6g, \"disk_bw_gbs\": %.6g, "
-                   "\"disk_seq_bw_gbs\": %.6g, ", eio_bytes_per_token(), eio_hit_rate(), eio_disk_gbs(e), e->disk_seq_gbs);
+                   "\"disk_seq_bw_gbs\": %.6g, ", eio_bytes_per_token(), eio_hit_rate(), eio_disk_gbs(), e->disk_seq_gbs);
             printf("\"disk_roofline_tokens_per_s\": %.6g, \"disk_roofline_pct\": %.6g, ", roof,
                    roof > 0 ? 100.0 * tps / roof : 0.0);
         }
@@ -601,10 +600,8 @@ int cmd_bench(int argc, char **argv) {
     frugal_expert_stats es;
     if (frugal_context_expert_stats(ctx, &es)) { /* streamed experts: the disk is the bound */
         env.expert_bytes = es.expert_bytes;
-        /* the roofline of expert streaming: the disk read the way the cache reads it
-         * (random, one expert matrix per request, 4 in flight); sequential for reference */
+        /* for reference: the roofline's random-read probes run before each repetition */
         env.disk_seq_gbs = frugal_measure_disk_bandwidth(model_path, 256ull << 20);
-        env.disk_gbs = frugal_measure_random_read_bandwidth(model_path, es.expert_bytes / 3, 4, 256ull << 20);
     }
 
     toks = malloc((size_t)(n_prompt > n_depth ? n_prompt : n_depth > 0 ? n_depth : 1) * sizeof *toks);
