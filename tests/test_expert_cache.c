@@ -43,7 +43,7 @@ static int run(frugal_model *m, int n_slots, uint64_t budget, float *out, frugal
     frugal_context *c = NULL;
     int rc = frugal_context_new(m, &cp, &c, err);
     if (rc) return rc;
-    if (n_slots > 0 && (rc = fr_experts_new(m, n_slots, &c->layer_src, err))) {
+    if (n_slots > 0 && (rc = fr_experts_new(m, n_slots, m->hp.n_layer, 1, &c->layer_src, err))) {
         frugal_context_free(c);
         return rc;
     }
@@ -131,10 +131,12 @@ static void check_model(const char *path, int n_layer, int n_expert, int n_used)
         if (g_read_ahead && slots[k] < n_all)
             CHECKF(st.prefetched > 0, "%d slots, reading ahead on every guess: no read ahead", slots[k]);
     }
-    /* through the planner: a budget of the minimum + one slot per layer */
+    /* through the planner: a budget of every dense part + one slot per layer */
     frugal_plan plan;
     CHECK(frugal_plan_memory(m, 1ull << 40, N_CTX, FRUGAL_KV_F16, 2, 0, 0, &plan, &err) == FRUGAL_OK);
-    const uint64_t slot = fr_experts_slot_bytes(m), budget = plan.min_bytes + (uint64_t)(n_layer - 1) * slot;
+    const uint64_t slot = fr_experts_slot_bytes(m);
+    const uint64_t dense_min = plan.always_bytes + plan.kv_bytes + plan.scratch_bytes + plan.overhead_bytes +
+                               plan.dense_bytes + slot, budget = dense_min + (uint64_t)(n_layer - 1) * slot;
     frugal_model_free(m);
     m = load(path, budget);
     if (m) {
@@ -191,7 +193,7 @@ static void check_truncated(const char *src_path) {
     frugal_context *c = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     CHECK(frugal_context_new(m, &cp, &c, &err) == FRUGAL_OK);
-    CHECK(c && fr_experts_new(m, 1, &c->layer_src, &err) == FRUGAL_OK);
+    CHECK(c && fr_experts_new(m, 1, m->hp.n_layer, 1, &c->layer_src, &err) == FRUGAL_OK);
     /* the globals lie at the front, the last layer's experts at the end: cut those */
     CHECK(truncate(path, (off_t)(len - (200u << 10))) == 0);
     signal(SIGALRM, on_alarm);

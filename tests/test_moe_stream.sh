@@ -3,8 +3,11 @@
 # `frugal mkmodel` writes (Mixtral's layout and qwen3moe's, with skewed routing):
 #   - frugal plan shows the split (dense / experts cached / streamed / cache) and a
 #     per-token read forecast; its JSON slot count follows the budget;
-#   - greedy tokens are identical with and without --mem at budgets from the minimum
-#     (dense weights + one expert slot) through "one expert per layer" to half the
+#   - below "dense weights + one expert slot" the dense parts of the last layers
+#     stream through a ring: at the minimum and between, tokens identical, peak RSS
+#     within the budget;
+#   - greedy tokens are identical with and without --mem at budgets from dense
+#     weights + one expert slot through "one expert per layer" to half the
 #     experts (scalar kernels: same arithmetic in every layout), and identical between
 #     budgets with the default kernels;
 #   - run --stats reports the cache's counters (slots as planned, requests counted);
@@ -43,11 +46,30 @@ for a in mixtral qwen3moe; do
     min=$(json_field "$TMP/p.json" min_bytes) slot=$(json_field "$TMP/p.json" expert_slot_bytes)
     n_exp=$(json_field "$TMP/p.json" experts)
     [ -n "$min" ] && [ -n "$slot" ] && [ -n "$n_exp" ] || { bad "$a: plan JSON lacks the expert figures"; continue; }
+    # the smallest budget that keeps every layer's dense part resident beside one slot
+    dmin=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))
+print(sum(p[k] for k in ("always_bytes", "kv_bytes", "scratch_bytes", "overhead_bytes", "dense_bytes",
+                         "expert_slot_bytes")))' "$TMP/p.json")
+    check "$a: streaming the dense parts lowers the minimum ($min < $dmin)" [ "$min" -lt "$dmin" ]
     ref=$(FRUGAL_KERNELS=scalar run_tokens "$M")
     case $ref in ERR*) bad "$a: run: $ref"; continue ;; esac
+    # below dmin the dense parts of the last layers stream through a ring, like whole layers
+    for mem in $min $(((min + dmin) / 2)); do
+        "$FRUGAL" plan -m "$M" --mem $mem -c 128 -t 2 --json --no-measure >"$TMP/p.json" 2>/dev/null
+        ns=$(json_field "$TMP/p.json" streamed_layers)
+        check "$a: plan at $mem streams experts" [ "$(json_field "$TMP/p.json" expert_streaming)" = True ]
+        check "$a: plan at $mem streams dense parts (${ns:-?})" [ "${ns:-0}" -gt 0 ]
+        check "$a: plan at $mem: forecast peak within the budget" \
+            [ "$(json_field "$TMP/p.json" forecast_peak_bytes)" -le $mem ]
+        check "$a: tokens with --mem $mem (dense parts streamed) equal those without (scalar)" \
+            [ "$(FRUGAL_KERNELS=scalar run_tokens "$M" --mem $mem)" = "$ref" ]
+        rss=$("$FRUGAL" run -m "$M" -p "Once upon a time" -n 16 --temp 0 -t 2 -c 128 --json --mem $mem 2>/dev/null |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["timings"]["peak_rss_bytes"])' 2>/dev/null)
+        check "$a: --mem $mem (dense parts streamed): peak RSS ${rss:-?} within it" [ "${rss:-0}" -gt 0 -a "${rss:-0}" -le $mem ]
+    done
     first=
     for k in 1 $L $((n_exp / 2)); do
-        mem=$((min + (k - 1) * slot))
+        mem=$((dmin + (k - 1) * slot))
         "$FRUGAL" plan -m "$M" --mem $mem -c 128 -t 2 --json --no-measure >"$TMP/p.json" 2>/dev/null
         check "$a: plan at $k slots streams experts" grep -q '"expert_streaming": true' "$TMP/p.json"
         check "$a: plan at $k slots has $k slots" [ "$(json_field "$TMP/p.json" expert_slots)" = "$k" ]
@@ -68,7 +90,7 @@ for a in mixtral qwen3moe; do
         ra=$(sed -nE 's/.* ([0-9]+) read ahead on a prediction, ([0-9]+) of them picked.*/\1 \2/p' "$TMP/run.err")
         check "$a: $k slots: reads ahead counted ($ra)" [ "${ra%% *}" -gt 0 ] 2>/dev/null
     done
-    expect_exit 0 "" plan -m "$M" --mem $((min + L * slot)) -c 128 -t 2 --no-measure
+    expect_exit 0 "" plan -m "$M" --mem $((dmin + L * slot)) -c 128 -t 2 --no-measure
     check "$a: plan text shows the split" grep -q "expert cache" "$TMP/out"
     check "$a: plan text forecasts reads per token" grep -q "forecast reads" "$TMP/out"
     # bench's context holds 8 tokens: its own minimum + one slot per layer

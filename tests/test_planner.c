@@ -169,14 +169,28 @@ static void test_experts(void) {
     CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK);
     CHECKF(p.expert_streaming && p.n_expert_slots == 20 && p.n_experts == 64, "slots %d", p.n_expert_slots);
     CHECK(p.dense_bytes == 40 * MiB && p.expert_cache_bytes == 60 * MiB && p.forecast_peak_bytes == 200 * MiB);
-    CHECK(p.min_bytes == 143 * MiB); /* fixed + dense + one slot */
+    CHECK(p.min_bytes == 123 * MiB); /* fixed + every dense part through 2 ring buffers + one slot */
     /* uniform routing: 4 layers x 2 picks x (1 - 20/64) misses x 2.5 MiB */
     CHECKF(fabs(p.expert_read_per_token - 4 * 2 * (44.0 / 64) * 2.5 * MiB) < 1.0, "%.0f", p.expert_read_per_token);
-    in.budget = 143 * MiB; /* the minimum: one slot */
-    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK && p.n_expert_slots == 1);
-    in.budget = 143 * MiB - 1;
+    in.budget = 143 * MiB; /* fixed + dense + one slot: every dense part resident */
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK && p.n_expert_slots == 1 && p.n_resident == 4 &&
+          p.n_streamed == 0 && p.forecast_peak_bytes == 143 * MiB);
+    /* less: the dense parts go first (a resident dense byte saves a read every token):
+     * layer 0's resident, layers 1-3's through 2 ring buffers, the rest (12 MiB) slots */
+    in.budget = 142 * MiB;
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK);
+    CHECKF(p.expert_streaming && p.n_resident == 1 && p.n_streamed == 3 && p.n_io_buf == 2 && p.n_expert_slots == 4,
+           "resident %d, streamed %d, buffers %d, slots %d", p.n_resident, p.n_streamed, p.n_io_buf, p.n_expert_slots);
+    CHECK(p.resident_bytes == 10 * MiB && p.io_bytes == 20 * MiB + 12 * MiB && p.forecast_peak_bytes == 142 * MiB);
+    CHECKF(fabs((double)p.streamed_bytes - (30 * MiB + p.expert_read_per_token)) < 2.0, "%llu",
+           (unsigned long long)p.streamed_bytes);
+    in.budget = 123 * MiB; /* the minimum: every dense part streamed, one slot */
+    CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK && p.n_expert_slots == 1 && p.n_resident == 0 &&
+          p.n_streamed == 4 && p.forecast_peak_bytes == 123 * MiB);
+    in.budget = 123 * MiB - 1;
     CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_E_NOMEM);
-    CHECKF(strstr(err.message, "143.0 MiB") && strstr(err.message, "one expert cache slot"), "%s", err.message);
+    CHECKF(strstr(err.message, "123.0 MiB") && strstr(err.message, "one expert cache slot") &&
+               strstr(err.message, "2 buffers of 10.0 MiB"), "%s", err.message);
     in.budget = 100 * MiB + 4 * L[0]; /* the whole model fits: no streaming */
     CHECK(fr_plan_compute(&in, &p, &err) == FRUGAL_OK && !p.streaming && !p.expert_streaming);
     in.n_expert_used = 17; /* more used than there are */

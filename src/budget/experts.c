@@ -19,7 +19,7 @@
 
 #define PAGE 4096u
 #define N_PART 3 /* gate, up, down */
-#define N_IO 4   /* I/O threads: four ~1 MiB reads in flight keep a virtio disk busier than two */
+#define N_IO FR_EXPERTS_IO_THREADS
 
 typedef struct slot {
     void *raw;                 /* accounted allocation (slot_bytes) */
@@ -489,7 +489,8 @@ static int fill_slots(fr_experts *x, fr_err *err) {
     return FRUGAL_OK;
 }
 
-int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *err) {
+int fr_experts_new(frugal_model *m, int n_slots, int n_dense_resident, int n_io_buf, fr_layer_source **out,
+                   fr_err *err) {
     *out = NULL;
     if (!has_experts(m) || n_slots < 1)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG, "expert cache: %s",
@@ -515,7 +516,7 @@ int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *
         for (int j = 0; j < N_PART; j++) b += part_len(m, il, j);
         if (b > x->st.expert_bytes) x->st.expert_bytes = b;
     }
-    int rc = fr_stream_new_dense(m, &x->dense, err); /* drops the mapping's pages, then reads */
+    int rc = fr_stream_new_dense(m, n_dense_resident, n_io_buf, &x->dense, err); /* drops the mapping's pages */
     if (rc) goto fail;
     x->fd = open(m->path, O_RDONLY | O_CLOEXEC);
     if (x->fd < 0) {

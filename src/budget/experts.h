@@ -2,8 +2,10 @@
  * whose dense weights are resident and whose experts live in a fixed-size cache,
  * read from the file on demand when the router picks them.
  *
- * Layout. Every layer's dense part (attention, norms, router) is read once into
- * accounted RAM (fr_stream_new_dense). The experts go through n_slots cache slots
+ * Layout. The dense parts (attention, norms, router) of the first n_dense_resident
+ * layers are read once into accounted RAM, the others are streamed through
+ * n_io_buf ring buffers every token, as whole layers are (fr_stream_new_dense;
+ * the planner streams them only when they do not all fit beside one slot). The experts go through n_slots cache slots
  * (FR_MEM_IO), each big enough for one expert's gate, up and down rows of any layer.
  * At creation the slots are filled with experts spread evenly over the layers (the
  * plan's "resident experts"); after that the cache decides what stays.
@@ -57,6 +59,10 @@ typedef struct fr_expert_stats {
     int n_slots, n_total;     /* cache slots; experts in the model (layers x experts) */
 } fr_expert_stats;
 
+/* I/O threads of an expert cache: four ~1 MiB reads in flight keep a virtio disk
+ * busier than two (the planner counts their stacks in its overhead). */
+#define FR_EXPERTS_IO_THREADS 4
+
 /* Accounted bytes of one cache slot for model m (0 without experts). */
 uint64_t fr_experts_slot_bytes(const frugal_model *m);
 
@@ -64,11 +70,13 @@ uint64_t fr_experts_slot_bytes(const frugal_model *m);
 uint64_t fr_experts_read_bytes(const frugal_model *m);
 
 /* Start expert streaming for m (a MoE model loaded with a budget, so its matrices
- * are not repacked) with n_slots >= 1 cache slots: dense parts resident, the slots
- * filled, the I/O threads started. *out is installed as a context's layer source (the
+ * are not repacked) with n_slots >= 1 cache slots: the dense parts of layers
+ * [0, n_dense_resident) resident, the others streamed through n_io_buf (1..3) ring
+ * buffers, the slots filled, the I/O threads started. *out is installed as a context's layer source (the
  * context owns it through destroy). Errors: FRUGAL_E_INVALID_ARG (no experts, bad
  * slot count), FRUGAL_E_IO, FRUGAL_E_NOMEM (over the accounting budget). */
-int fr_experts_new(frugal_model *m, int n_slots, fr_layer_source **out, fr_err *err);
+int fr_experts_new(frugal_model *m, int n_slots, int n_dense_resident, int n_io_buf, fr_layer_source **out,
+                   fr_err *err);
 
 /* The counters of src if it is an expert cache: 1 and *out filled; else 0. */
 int fr_experts_stats(const fr_layer_source *src, fr_expert_stats *out);

@@ -95,7 +95,9 @@ static int fill_inputs(const frugal_model *m, uint64_t budget, int n_ctx, int kv
     in->kv_bytes = kv_bytes;
     in->scratch_bytes = scratch;
     /* tokenizer tables (accounted) and the metadata pages the tokenizer reads */
-    in->overhead_bytes = fr_plan_base_overhead(n_threads) + fr_mem_current(FR_MEM_TOKENIZER) +
+    /* a mixture of experts adds the cache's I/O threads and the dense stream's */
+    const int n_io = fr_experts_slot_bytes(m) ? FR_EXPERTS_IO_THREADS + 1 : 0;
+    in->overhead_bytes = fr_plan_base_overhead(n_threads + n_io) + fr_mem_current(FR_MEM_TOKENIZER) +
                          m->file->data_offset;
     in->n_io_buf = 2;
     in->n_ctx = n_ctx;
@@ -192,7 +194,8 @@ int fr_context_apply_budget(frugal_context *c, uint64_t budget, int kv_type, fr_
         fprintf(stderr, "frugal: memory plan for %.1f MiB: %d layers resident, %d streamed, forecast peak %.1f MiB\n",
                 budget / 1048576.0, p.n_resident, p.n_streamed, p.forecast_peak_bytes / 1048576.0);
     if (!p.streaming) return FRUGAL_OK; /* everything fits: run from the mapping */
-    if (p.expert_streaming) return fr_experts_new(c->model, p.n_expert_slots, &c->layer_src, err);
+    if (p.expert_streaming)
+        return fr_experts_new(c->model, p.n_expert_slots, p.n_resident, p.n_io_buf, &c->layer_src, err);
     fr_stream *s;
     rc = fr_stream_new(c->model, p.n_resident, p.n_io_buf, &s, err);
     if (rc) return rc;

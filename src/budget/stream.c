@@ -382,8 +382,8 @@ int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out
     return stream_new(m, n_resident, n_io_buf, false, out, err);
 }
 
-int fr_stream_new_dense(frugal_model *m, fr_stream **out, fr_err *err) {
-    return stream_new(m, m->hp.n_layer, 1, true, out, err);
+int fr_stream_new_dense(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out, fr_err *err) {
+    return stream_new(m, n_resident, n_resident < m->hp.n_layer ? n_io_buf : 1, true, out, err);
 }
 
 void fr_stream_free(fr_stream *s) {

@@ -44,10 +44,11 @@ uint64_t fr_stream_dense_bytes(const frugal_model *m, int il);
  * FRUGAL_E_NOMEM (over the accounting budget or out of memory). */
 int fr_stream_new(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out, fr_err *err);
 
-/* Every layer resident without its stacked experts (their matrices keep pointing
- * into the mapping, which the caller must not touch: budget/experts.c reads them
- * per expert). Errors as fr_stream_new. */
-int fr_stream_new_dense(frugal_model *m, fr_stream **out, fr_err *err);
+/* As fr_stream_new, but every layer without its stacked experts (their matrices
+ * keep pointing into the mapping, which the caller must not touch: budget/experts.c
+ * reads them per expert): the dense parts of layers [0, n_resident) resident, the
+ * others streamed through n_io_buf ring buffers (ignored when all are resident). */
+int fr_stream_new_dense(frugal_model *m, int n_resident, int n_io_buf, fr_stream **out, fr_err *err);
 
 /* The layer source to install in a context (valid until fr_stream_free). Its
  * check() and destroy() hooks report the stream's error and free it. */

@@ -56,42 +56,88 @@ static void speed(const fr_plan_in *in, fr_plan *p) {
 static int too_small_moe(const fr_plan_in *in, const fr_plan *p, fr_err *err) {
     return fr_err_set(err, FRUGAL_E_NOMEM,
                       "memory budget %.1f MiB is below the minimum working set of %.1f MiB for a mixture of experts "
-                      "(dense weights of %d layers %.1f MiB + one expert cache slot %.1f MiB + KV cache %.1f MiB "
-                      "for %d tokens + scratch %.1f MiB + output head/norms %.1f MiB + overhead %.1f MiB)",
-                      mib(in->budget), mib(p->min_bytes), in->n_layer, mib(p->dense_bytes),
+                      "(dense weights of %d layers %.1f MiB streamed through %d buffers of %.1f MiB + one expert cache "
+                      "slot %.1f MiB + KV cache %.1f MiB for %d tokens + scratch %.1f MiB + output head/norms %.1f MiB "
+                      "+ overhead %.1f MiB)",
+                      mib(in->budget), mib(p->min_bytes), in->n_layer, mib(p->dense_bytes), p->n_io_buf,
+                      p->n_io_buf ? mib((p->min_bytes - p->resident_bytes - in->expert_slot_bytes - p->always_bytes -
+                                         p->kv_bytes - p->scratch_bytes - p->overhead_bytes) / (uint64_t)p->n_io_buf)
+                                  : 0.0,
                       mib(in->expert_slot_bytes), mib(p->kv_bytes), in->n_ctx, mib(p->scratch_bytes),
                       mib(p->always_bytes), mib(p->overhead_bytes));
 }
 
-/* Experts under a budget that does not hold the whole model (see fr_plan_compute). */
-static int plan_experts(const fr_plan_in *in, fr_plan *p, uint64_t fixed, fr_err *err) {
+/* Ring bytes for streaming the dense parts of layers [r, n_layer) through nbuf
+ * buffers sized for the largest of them (0 when r == n_layer). */
+static uint64_t dense_ring(const fr_plan_in *in, int r, int nbuf) {
+    uint64_t big = 0;
+    for (int i = r; i < in->n_layer; i++)
+        if (in->dense_bytes[i] > big) big = in->dense_bytes[i];
+    const int ns = in->n_layer - r;
+    return (uint64_t)(ns < nbuf ? ns : nbuf) * big;
+}
+
+/* The smallest working set of a mixture of experts: fixed + the cheapest split of
+ * the dense parts into a resident prefix and a ring + one cache slot. */
+static uint64_t moe_min_bytes(const fr_plan_in *in, uint64_t fixed, int nbuf) {
+    uint64_t prefix = 0, best = UINT64_MAX;
+    for (int k = 0; k <= in->n_layer; k++) {
+        const uint64_t cost = fixed + prefix + dense_ring(in, k, nbuf) + in->expert_slot_bytes;
+        if (cost < best) best = cost;
+        if (k < in->n_layer) prefix += in->dense_bytes[k];
+    }
+    return best;
+}
+
+/* Experts under a budget that does not hold the whole model (see fr_plan_compute).
+ * Memory goes to the dense parts first: a resident dense byte saves a read of it
+ * every token, a cache slot's byte only when its expert is picked (n_used / n_expert
+ * of the tokens with uniform routing). So the dense parts of layers [0, r) are
+ * resident for the largest r that leaves room for one cache slot, the others stream
+ * through a ring like whole layers do, and the rest of the budget becomes slots. */
+static int plan_experts(const fr_plan_in *in, fr_plan *p, uint64_t fixed, int nbuf, fr_err *err) {
     const int n_exp = in->n_layer * in->n_expert;
     uint64_t dense = 0;
     for (int i = 0; i < in->n_layer; i++) dense += in->dense_bytes[i];
     p->n_experts = n_exp;
     p->dense_bytes = dense;
-    p->min_bytes = fixed + dense + in->expert_slot_bytes;
-    if (in->budget < p->min_bytes) {
+    int r = -1;
+    uint64_t prefix = 0, min_cost = UINT64_MAX, prefix_r = 0, ring_r = 0;
+    for (int k = 0; k <= in->n_layer; k++) {
+        const uint64_t ring = dense_ring(in, k, nbuf), cost = fixed + prefix + ring + in->expert_slot_bytes;
+        if (cost < min_cost) {
+            min_cost = cost;
+            p->resident_bytes = prefix; /* the minimum's split, for the message */
+            p->n_io_buf = k < in->n_layer ? (in->n_layer - k < nbuf ? in->n_layer - k : nbuf) : 0;
+        }
+        if (cost <= in->budget) r = k, prefix_r = prefix, ring_r = ring;
+        if (k < in->n_layer) prefix += in->dense_bytes[k];
+    }
+    p->min_bytes = min_cost;
+    if (r < 0) {
         p->forecast_peak_bytes = p->min_bytes;
         return too_small_moe(in, p, err);
     }
-    uint64_t slots = (in->budget - fixed - dense) / in->expert_slot_bytes;
+    uint64_t slots = (in->budget - fixed - prefix_r - ring_r) / in->expert_slot_bytes;
     if (slots > (uint64_t)n_exp) slots = (uint64_t)n_exp;
     p->streaming = p->expert_streaming = true;
-    p->n_resident = in->n_layer; /* every layer's dense part */
+    p->n_resident = r; /* layers whose dense part is resident */
+    p->n_streamed = in->n_layer - r;
+    p->n_io_buf = p->n_streamed < nbuf ? p->n_streamed : nbuf;
     p->n_expert_slots = (int)slots;
     p->expert_cache_bytes = slots * in->expert_slot_bytes;
-    p->resident_bytes = dense;
-    p->io_bytes = p->expert_cache_bytes;
+    p->resident_bytes = prefix_r;
+    p->io_bytes = ring_r + p->expert_cache_bytes;
     p->expert_hit_uniform = (double)slots / n_exp;
     p->expert_read_per_token = (double)in->n_layer * in->n_expert_used * (1.0 - p->expert_hit_uniform) *
                                (double)in->expert_read_bytes;
-    p->streamed_bytes = (uint64_t)p->expert_read_per_token;
-    p->forecast_peak_bytes = fixed + dense + p->expert_cache_bytes;
-    /* speed: compute reads dense + the picked experts from RAM, the misses from disk */
+    p->streamed_bytes = (uint64_t)p->expert_read_per_token + (dense - prefix_r);
+    p->forecast_peak_bytes = fixed + prefix_r + p->io_bytes;
+    /* speed: compute reads dense + the picked experts from RAM, the misses (and the
+     * streamed dense parts) from disk */
     p->tok_s_bound = p->tok_s_overlap = 0.0;
     const double ram = (double)(p->always_bytes + dense) + (double)in->n_layer * in->n_expert_used * in->expert_bytes;
-    const double disk = p->expert_read_per_token;
+    const double disk = (double)p->streamed_bytes;
     if (in->mem_bw <= 0 || (disk > 0 && in->disk_bw <= 0)) return FRUGAL_OK;
     const double t_disk = disk > 0 ? disk / in->disk_bw : 0.0, t_mem = ram / in->mem_bw;
     p->tok_s_bound = 1.0 / (t_mem + t_disk);
@@ -133,7 +179,8 @@ int fr_plan_compute(const fr_plan_in *in, fr_plan *p, fr_err *err) {
     if (in->n_expert > 0 && in->dense_bytes) { /* experts: dense parts + one cache slot */
         uint64_t dense = 0;
         for (int i = 0; i < in->n_layer; i++) dense += in->dense_bytes[i];
-        if (fixed + dense + in->expert_slot_bytes < p->min_bytes) p->min_bytes = fixed + dense + in->expert_slot_bytes;
+        const uint64_t moe_min = moe_min_bytes(in, fixed, nbuf);
+        if (moe_min < p->min_bytes) p->min_bytes = moe_min;
         p->n_experts = in->n_layer * in->n_expert;
         p->dense_bytes = dense;
         p->expert_slot_bytes = in->expert_slot_bytes;
@@ -151,7 +198,7 @@ int fr_plan_compute(const fr_plan_in *in, fr_plan *p, fr_err *err) {
     if (in->n_expert > 0) {
         if (!in->dense_bytes || in->n_expert_used < 1 || in->n_expert_used > in->n_expert || !in->expert_slot_bytes)
             return fr_err_set(err, FRUGAL_E_INVALID_ARG, "planner: inconsistent expert figures");
-        return plan_experts(in, p, fixed, err);
+        return plan_experts(in, p, fixed, nbuf, err);
     }
     if (best < 0) {
         p->n_resident = arg_min;

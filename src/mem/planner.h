@@ -69,7 +69,8 @@ typedef struct fr_plan {
     uint64_t forecast_peak_bytes; /* forecast peak RSS */
     double tok_s_bound;           /* 1 / (resident/mem_bw + streamed/disk_bw); 0 unknown */
     double tok_s_overlap;         /* with perfect overlap: 1 / max(all/mem_bw, streamed/disk_bw) */
-    /* mixture of experts under a budget: dense parts resident, experts through a cache */
+    /* mixture of experts under a budget: the dense parts of layers [0, n_resident)
+     * resident, the others streamed (n_streamed, n_io_buf), experts through a cache */
     bool expert_streaming;
     int n_experts;                /* n_layer x n_expert */
     int n_expert_slots;           /* cache slots (filled at start: the resident experts) */
@@ -82,9 +83,10 @@ typedef struct fr_plan {
 
 /* Compute a plan. Layers are made resident in order 0, 1, ... while they fit (the
  * streamed ones then form one contiguous run the I/O thread reads in order). With
- * experts (in->n_expert > 0) every dense part is resident and the rest of the budget
- * becomes expert cache slots (at least one: the minimum working set is the dense
- * parts + one slot); the forecast then assumes uniform routing, the worst case for a
+ * experts (in->n_expert > 0) the dense parts (attention, router, norms) of as many
+ * layers as fit with one cache slot are resident, the others stream through a ring
+ * as whole layers do, and the rest of the budget becomes expert cache slots (at
+ * least one: the minimum working set is the cheapest such split + one slot); the forecast then assumes uniform routing, the worst case for a
  * cache: each of the n_layer x n_expert_used picks of a token is cached with
  * probability slots / experts.
  * Errors: FRUGAL_E_INVALID_ARG for an inconsistent input; FRUGAL_E_NOMEM when

@@ -31,10 +31,11 @@ static void usage(FILE *out) {
             "                     expert_streaming, experts, expert_slots, dense_bytes,\n"
             "                     expert_cache_bytes, expert_slot_bytes, expert_hit_uniform,\n"
             "                     expert_read_per_token\n\n"
-            "Mixtures of experts: every layer's dense part (attention, router, norms) stays\n"
-            "resident and the rest of the budget becomes an expert cache; experts not cached are\n"
-            "read from the file when the router picks them. The forecast assumes uniform\n"
-            "routing (the worst case for the cache).\n");
+            "Mixtures of experts: the layers' dense parts (attention, router, norms) stay\n"
+            "resident (those that do not fit beside one expert slot are streamed from the file\n"
+            "every token, like whole layers) and the rest of the budget becomes an expert cache;\n"
+            "experts not cached are read from the file when the router picks them. The forecast\n"
+            "assumes uniform routing (the worst case for the cache).\n");
 }
 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
@@ -91,7 +92,12 @@ static void print_text(const frugal_plan *p) {
     if (p->expert_streaming) {
         printf("experts           %d resident in a cache of %d slots, %d streamed (of %d)\n", p->expert_slots,
                p->expert_slots, p->experts - p->expert_slots, p->experts);
-        printf("  dense weights   %10.1f MiB (every layer's attention, router, norms)\n", mib(p->dense_bytes));
+        if (p->streamed_layers)
+            printf("  dense weights   %10.1f MiB (attention, router, norms): %d layers' resident, %d streamed "
+                   "through %d buffers of %.1f MiB in all\n", mib(p->dense_bytes), p->resident_layers,
+                   p->streamed_layers, p->io_buffers, mib(p->io_bytes - p->expert_cache_bytes));
+        else
+            printf("  dense weights   %10.1f MiB (every layer's attention, router, norms)\n", mib(p->dense_bytes));
         printf("  expert cache    %10.1f MiB (frequency-aware LRU)\n", mib(p->expert_cache_bytes));
         printf("  forecast reads  %10.2f MiB per token (uniform routing: hit rate %.1f %%)\n",
                p->expert_read_per_token / 1048576.0, 100.0 * p->expert_hit_uniform);
