@@ -65,8 +65,10 @@ typedef struct frugal_model_params {
                           shared between processes). 0 (default): without a budget, the
                           matrices the CPU has an interleaved GEMM for are copied at load
                           into that layout (same size; prefill 2-4x faster), if they fit
-                          in the memory available. FRUGAL_REPACK=0 in the environment
-                          forces 1. */
+                          in the memory available, and when all of them fit the other
+                          matrices are copied as they are (decode streams huge pages
+                          faster than a file mapping's 4 KiB pages). FRUGAL_REPACK=0 in
+                          the environment forces 1. */
     int n_gpu_layers;  /* layers on the GPU (Vulkan), as llama.cpp's -ngl: the last N
                           layers' matrices are uploaded at load, N > n_layer also the
                           output matrix. 0 (default): CPU only. < 0: all of them when a

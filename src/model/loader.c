@@ -230,14 +230,24 @@ static fr_weight *layer_matrix(fr_layer *L, int j) { return &L->mat[j]; }
 
 static size_t matrix_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
 
-/* Bytes a matrix takes in the block of IL16 copies (starts kept 64-byte aligned). */
-static size_t block_share(const fr_weight *w) { return w->data && fr_il_worth_it(w) ? (matrix_bytes(w) + 63) & ~(size_t)63 : 0; }
+/* Bytes a matrix takes in the block of copies (starts kept 64-byte aligned): `il`
+ * asks for the matrices that get the IL16 layout, !il for the others, which are
+ * copied as they are (row-major) only so that decode streams them through huge pages. */
+static size_t block_share(const fr_weight *w, bool il) {
+    if (!w->data || w->layout != FR_LAYOUT_ROWS || fr_il_worth_it(w) != il) return 0;
+    return (matrix_bytes(w) + 63) & ~(size_t)63;
+}
 
-/* Copy one matrix out of the mapping into dst in the IL16 layout and give the mapped
- * pages back: the copy replaces them, so RSS ends where it was. */
+/* Copy one matrix out of the mapping into dst (IL16 where that pays, else row-major)
+ * and give the mapped pages back: the copy replaces them, so RSS ends where it was. */
 static void repack_matrix(fr_weight *w, uint8_t *dst) {
     const size_t bytes = matrix_bytes(w);
-    fr_il_repack(w, dst);
+    if (fr_il_worth_it(w)) {
+        fr_il_repack(w, dst);
+    } else {
+        memcpy(dst, w->data, bytes);
+        w->data = dst;
+    }
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = ((uintptr_t)w->src + page - 1) & ~(page - 1), b = ((uintptr_t)w->src + bytes) & ~(page - 1);
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
@@ -246,44 +256,63 @@ static void repack_matrix(fr_weight *w, uint8_t *dst) {
 /* The output head is repacked unless it is the token embedding (read row by row). */
 static bool output_repacked(const frugal_model *m) { return m->output.src != m->tok_embd.src; }
 
+/* Bytes of the copies of every matrix repack_all would copy (il: the IL16 ones, else the others). */
+static uint64_t block_want(frugal_model *m, bool il) {
+    uint64_t want = 0;
+    for (int il_ = 0; il_ < m->hp.n_layer; il_++)
+        for (int j = 0; j < FR_LAYER_MATRICES; j++)
+            if (fr_layer_mat_repackable(j)) want += block_share(layer_matrix(&m->layers[il_], j), il);
+    if (output_repacked(m)) want += block_share(&m->output, il);
+    return want;
+}
+
+/* Copy every matrix with a share in the block (IL16 ones, and the others when `plain`). */
+static void repack_all(frugal_model *m, uint8_t *block, uint64_t want, bool plain) {
+    uint8_t *const start = block;
+    for (int il = 0; il < m->hp.n_layer; il++)
+        for (int j = 0; j < FR_LAYER_MATRICES; j++) {
+            fr_weight *w = layer_matrix(&m->layers[il], j);
+            const size_t share = fr_layer_mat_repackable(j) ? block_share(w, true) + (plain ? block_share(w, false) : 0) : 0;
+            if (share) repack_matrix(w, block);
+            block += share;
+            fr_progress("repack", (uint64_t)(block - start), want);
+        }
+    fr_weight *o = &m->output;
+    if (output_repacked(m) && block_share(o, true) + (plain ? block_share(o, false) : 0)) repack_matrix(o, block);
+    fr_progress("repack", want, want);
+}
+
 int fr_model_repack(frugal_model *m, uint64_t reserve, fr_err *err) {
     /* the copies replace mapped pages one matrix at a time, but unlike the mapping
      * they cannot be dropped under pressure: a model that does not fit in the memory
-     * left stays zero-copy (the kernel then pages it, slowly, instead of an OOM kill) */
-    uint64_t want = 0;
-    for (int il = 0; il < m->hp.n_layer; il++)
-        for (int j = 0; j < FR_LAYER_MATRICES; j++)
-            if (fr_layer_mat_repackable(j)) want += block_share(layer_matrix(&m->layers[il], j));
-    if (output_repacked(m)) want += block_share(&m->output);
-    if (want == 0) return FRUGAL_OK;
+     * left stays zero-copy (the kernel then pages it, slowly, instead of an OOM kill).
+     * The IL16 copies come first (prefill needs them); the plain copies only where
+     * both fit. */
+    const uint64_t want_il = block_want(m, true), want_plain = block_want(m, false);
     const uint64_t avail = fr_sys_memory_available();
-    if (avail && want + reserve > avail / 10 * 9) {
+    const bool plain = !avail || want_il + want_plain + reserve <= avail / 10 * 9;
+    const uint64_t want = want_il + (plain ? want_plain : 0);
+    if (want_il == 0 && !plain) return FRUGAL_OK;
+    if (avail && want_il + reserve > avail / 10 * 9) {
         /* printed always: the user should know why prefill is slower than it can be */
         fprintf(stderr,
                 "frugal: note: %.0f MiB of weights (+ %.0f MiB for a context) would not fit in the %.0f MiB of "
                 "memory available: kept in the file mapping, not repacked (slower prefill)\n",
-                want / 1048576.0, reserve / 1048576.0, avail / 1048576.0);
+                want_il / 1048576.0, reserve / 1048576.0, avail / 1048576.0);
         return FRUGAL_OK;
     }
+    if (want == 0) return FRUGAL_OK;
     /* one buffer for all copies rather than one per matrix: a big buffer is backed
      * by huge pages (mem/alloc.c), and an attention matrix alone (a few MiB) would
      * not be; such a matrix streams ~9 % faster through huge pages (no TLB miss per
-     * 4 KiB; 2-4 % more decode tok/s on the 1.1B Q4_0 model) */
+     * 4 KiB; 2-4 % more decode tok/s on the 1.1B Q4_0 model). That is also why the
+     * matrices without an IL16 layout are copied: a file mapping has 4 KiB pages. */
     uint8_t *block = fr_mem_alloc(FR_MEM_WEIGHTS, (size_t)want);
     if (!block)
         return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory repacking %.1f MiB of weights", want / 1048576.0);
     m->il_block = block;
     m->il_block_bytes = (size_t)want;
-    for (int il = 0; il < m->hp.n_layer; il++)
-        for (int j = 0; j < FR_LAYER_MATRICES; j++) {
-            fr_weight *w = layer_matrix(&m->layers[il], j);
-            const size_t share = fr_layer_mat_repackable(j) ? block_share(w) : 0;
-            if (share) repack_matrix(w, block);
-            block += share;
-            fr_progress("repack", (uint64_t)(block - (uint8_t *)m->il_block), want);
-        }
-    if (output_repacked(m) && block_share(&m->output)) repack_matrix(&m->output, block);
-    fr_progress("repack", want, want);
+    repack_all(m, block, want, plain);
     return FRUGAL_OK;
 }
 
