@@ -383,6 +383,9 @@ typedef struct frugal_expert_stats {
     int slots, experts;
     uint64_t prefetched, prefetch_used;
     uint64_t guesses, guesses_right;
+    double io_busy_s;  /* seconds with at least one expert read in flight */
+    double wait_s;     /* seconds the forward pass waited for an expert's read */
+    int io_threads;    /* reads the cache keeps in flight at most (its I/O threads) */
 } frugal_expert_stats;
 
 /* 1 and *out filled when ctx streams experts (a MoE model under a budget that does

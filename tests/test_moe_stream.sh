@@ -99,6 +99,8 @@ print(sum(p[k] for k in ("always_bytes", "kv_bytes", "scratch_bytes", "overhead_
         -t 2 --bw-mib 8
     check "$a: bench reports bytes read per token" grep -q "read from the file per generated token" "$TMP/out"
     check "$a: bench reports the disk roofline" grep -q "disk roofline" "$TMP/out"
+    check "$a: bench reports the disk's busy time and the waits" \
+        grep -qE "expert reads: disk busy [0-9.]+ ms per token .* waiting for them [0-9.]+ ms per token" "$TMP/out"
     expect_exit 1 "below the minimum working set of .* mixture of experts" plan -m "$M" --mem $((min - 4096)) \
         -c 128 --no-measure
     expect_exit 1 "below the minimum working set" run -m "$M" --mem $((min - 4096)) -c 128 -p hi -n 2

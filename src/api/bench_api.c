@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "frugal.h"
 #include "kernels/il_drive.h"
 #include "mem/alloc.h"
@@ -129,12 +130,6 @@ static void sum_task(void *arg, int ith, int nth) {
     pr->partial[(size_t)ith * PAD_WORDS] = pr->sum(pr->buf + a, (size_t)(b - a));
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 size_t frugal_bandwidth_probe_default_bytes(void) {
     /* 1 GiB is far past any last-level cache we expect (>= 4x a 256 MiB LLC), but a
      * small machine gets a quarter of its RAM instead. */
@@ -175,9 +170,9 @@ double frugal_measure_read_bandwidth(int n_threads, size_t bytes) {
         int ok = 1;
         for (int pass = 0; pass <= PASSES && ok; pass++) {
             pr.sum = pick_sum(pass & 1);
-            double t0 = now_s();
+            double t0 = fr_now_s();
             fr_pool_run(pool, sum_task, &pr);
-            double t = now_s() - t0;
+            double t = fr_now_s() - t0;
             uint64_t s = 0;
             for (int i = 0; i < nth; i++) s += pr.partial[(size_t)i * PAD_WORDS];
             ok = s == expect; /* every word was read, and read right */

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/fault.h"
 #include "frugal.h"
 #include "mem/alloc.h"
@@ -382,12 +383,6 @@ const float *frugal_get_logits(const frugal_context *c, int i) {
     return c->logits + (size_t)i * c->model->hp.n_vocab;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prompt, int n_prompt,
                     int n_predict, frugal_token_cb cb, void *user, frugal_timings *timings,
                     frugal_error *err) {
@@ -401,17 +396,17 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
     for (int i = 0; i < n_prompt; i++) frugal_sampler_accept(smpl, prompt[i]);
 
     frugal_safety_step(c, 0); /* degrade steps the policy already wants */
-    double t0 = now_ms();
+    double t0 = (fr_now_s() * 1e3);
     int rc = frugal_eval(c, prompt, n_prompt, 0, err);
     if (rc) return rc;
-    double t1 = now_ms();
+    double t1 = (fr_now_s() * 1e3);
     tm.n_prompt = n_prompt;
     tm.prompt_ms = t1 - t0;
 
     char piece[256];
     for (int k = 0; k < n_predict; k++) {
         int32_t tok = frugal_sampler_sample(smpl, frugal_get_logits(c, -1), m->hp.n_vocab);
-        if (k == 0) tm.ttft_ms = now_ms() - t0;
+        if (k == 0) tm.ttft_ms = (fr_now_s() * 1e3) - t0;
         frugal_sampler_accept(smpl, tok);
         if (frugal_token_is_eog(m, tok)) break;
         tm.n_gen++;
@@ -420,12 +415,12 @@ int frugal_generate(frugal_context *c, frugal_sampler *smpl, const int32_t *prom
         if (cb && cb(user, tok, piece, (size_t)len)) break;
         if (k + 1 == n_predict) break; /* no need to evaluate the last token */
         if (c->seqs[0].kv.n >= c->n_ctx && !c->kv_window && !c->kv_chunk) break;
-        double ts = now_ms();
+        double ts = (fr_now_s() * 1e3);
         rc = frugal_eval(c, &tok, 1, 0, err);
         if (rc) return rc;
-        frugal_safety_step(c, (now_ms() - ts) / 1000); /* throttle and degrade, between steps */
+        frugal_safety_step(c, ((fr_now_s() * 1e3) - ts) / 1000); /* throttle and degrade, between steps */
     }
-    tm.gen_ms = now_ms() - t1;
+    tm.gen_ms = (fr_now_s() * 1e3) - t1;
     tm.peak_rss_bytes = frugal_peak_rss();
     if (timings) *timings = tm;
     return FRUGAL_OK;

@@ -1,4 +1,5 @@
 /* experts.c - the expert cache (see experts.h). */
+#include "core/clock.h"
 #include "core/thread.h"
 #include "core/fault.h"
 #include "budget/experts.h"
@@ -55,6 +56,8 @@ typedef struct fr_experts {
     /* under mu */
     int q_n, q_pos, pf_n, pf_pos;
     uint64_t tick, picks_since_aging;
+    int in_flight;             /* reads the I/O threads are doing */
+    double busy_since;         /* when in_flight last rose from 0 */
     fr_expert_stats st;
     pthread_t thread[N_IO];
     int n_started;
@@ -273,12 +276,14 @@ static void *io_main(void *arg) {
         while (!x->stop && !(s = next_part(x, &j))) pthread_cond_wait(&x->cv, &x->mu);
         if (x->stop) break;
         const bool failed = x->err_code != FRUGAL_OK;
+        if (x->in_flight++ == 0) x->busy_since = fr_now_s();
         pthread_mutex_unlock(&x->mu);
         fr_err e = FRUGAL_ERROR_INIT;
         uint64_t bytes = 0;
         int rc = failed ? FRUGAL_OK : read_part(x, s, j, &bytes, &e);
         pthread_mutex_lock(&x->mu);
         if (rc && x->err_code == FRUGAL_OK) { x->err_code = rc; x->err = e; }
+        if (--x->in_flight == 0) x->st.io_busy_s += fr_now_s() - x->busy_since;
         if (++s->parts_done == N_PART) s->loading = false;
         x->st.bytes_read += bytes;
         pthread_cond_broadcast(&x->cv);
@@ -390,7 +395,11 @@ static const fr_weight *src_get(void *user, int il, int e) {
     fr_experts *x = user;
     const int key = il * x->E + e;
     pthread_mutex_lock(&x->mu);
-    while (x->slot_of[key] < 0 || x->slots[x->slot_of[key]].loading) pthread_cond_wait(&x->cv, &x->mu);
+    if (x->slot_of[key] < 0 || x->slots[x->slot_of[key]].loading) {
+        const double t0 = fr_now_s();
+        while (x->slot_of[key] < 0 || x->slots[x->slot_of[key]].loading) pthread_cond_wait(&x->cv, &x->mu);
+        x->st.wait_s += fr_now_s() - t0;
+    }
     slot *s = &x->slots[x->slot_of[key]];
     s->last_use = x->tick;
     pthread_mutex_unlock(&x->mu);

@@ -56,6 +56,8 @@ typedef struct fr_expert_stats {
     uint64_t prefetched;      /* reads started on a prediction (bytes in bytes_read) */
     uint64_t prefetch_used;   /* of those, picked by their layer (counted as misses) */
     uint64_t guesses, guesses_right; /* predicted experts and those picked, recent (decayed) */
+    double io_busy_s;         /* seconds with at least one read in flight (the disk's busy time) */
+    double wait_s;            /* seconds get() waited for a read (the forward pass stalled) */
     int n_slots, n_total;     /* cache slots; experts in the model (layers x experts) */
 } fr_expert_stats;
 

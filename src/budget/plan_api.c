@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "core/clock.h"
 #include "core/fault.h"
 #include "core/thread.h"
 #include "core/types.h"
@@ -218,13 +219,10 @@ int frugal_context_expert_stats(const frugal_context *c, frugal_expert_stats *ou
     out->prefetch_used = st.prefetch_used;
     out->guesses = st.guesses;
     out->guesses_right = st.guesses_right;
+    out->io_busy_s = st.io_busy_s;
+    out->wait_s = st.wait_s;
+    out->io_threads = FR_EXPERTS_IO_THREADS;
     return 1;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes) {
@@ -244,7 +242,7 @@ double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes) {
     if (!raw) { close(fd); return -1.0; }
     uint8_t *buf = (uint8_t *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095);
     uint64_t done = 0;
-    double t0 = now_s();
+    double t0 = fr_now_s();
     while (done < max_bytes) {
         ssize_t r = pread(fd, buf, chunk, (off_t)done);
         if (r < 0 && direct && done == 0) { /* O_DIRECT refused: buffered */
@@ -258,7 +256,7 @@ double frugal_measure_disk_bandwidth(const char *path, uint64_t max_bytes) {
         done += (uint64_t)r;
         if ((size_t)r < chunk) break;
     }
-    double dt = now_s() - t0;
+    double dt = fr_now_s() - t0;
     if (fd >= 0) {
         if (!direct) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
         close(fd);
@@ -317,10 +315,10 @@ double frugal_measure_random_read_bandwidth(const char *path, uint64_t req_bytes
     pthread_mutex_init(&j.mu, NULL);
     pthread_t t[64];
     int started = 0;
-    const double t0 = now_s();
+    const double t0 = fr_now_s();
     while (started < n_threads && fr_thread_create(&t[started], rr_main, &j) == 0) started++;
     for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
-    const double dt = now_s() - t0;
+    const double dt = fr_now_s() - t0;
     pthread_mutex_destroy(&j.mu);
     close(j.fd);
     return started && !j.failed && j.done && dt > 0 ? (double)j.done / dt / 1e9 : -1.0;

@@ -1,4 +1,5 @@
 /* safety.c - see safety.h. */
+#include "core/clock.h"
 #include "core/thread.h"
 #include "core/fault.h"
 #include "monitor/safety.h"
@@ -38,12 +39,6 @@ struct fr_safety {
     double throttled_s, throttled_step_s, poll_cpu_s, t_start;
 };
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 
 static void *poll_main(void *arg);
 
@@ -72,7 +67,7 @@ int fr_safety_new(const frugal_safety_policy *p, const char *root, int start_thr
     s->log = log;
     s->log_user = log_user;
     s->peak_cpu = s->peak_gpu = NAN;
-    s->t_start = mono_s();
+    s->t_start = fr_now_s();
     s->mon = fr_monitor_new(root, p->verbose, log, log_user);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -321,6 +316,6 @@ void fr_safety_get(fr_safety *s, frugal_readings *r) {
     r->n_recover = s->n_recover;
     r->n_polls = s->n_polls;
     r->poll_cpu_s = s->poll_cpu_s;
-    r->poll_wall_s = mono_s() - s->t_start;
+    r->poll_wall_s = fr_now_s() - s->t_start;
     pthread_mutex_unlock(&s->mu);
 }
