@@ -242,8 +242,7 @@ static void run_mutants(const gguf_file *src, const char *dir, const mutant_case
 }
 
 int main(void) {
-    const char *src = tu_shared("models/tinystories-xs-q8_0.gguf");
-    if (!src) tu_skip("../shared/models/tinystories-xs-q8_0.gguf not found");
+    const char *src = tu_need_shared("models/tinystories-xs-q8_0.gguf");
     g_data = tu_read_file(src, &g_len);
     CHECK(g_data != NULL);
     gguf_file *f = NULL;

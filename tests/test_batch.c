@@ -26,8 +26,7 @@ static void seq_tokens(int s, int32_t *t, int n) {
 }
 
 int main(void) {
-    const char *path = tu_shared("models/fortune-3m-q8_0.gguf");
-    if (!path) tu_skip("../shared/models/fortune-3m-q8_0.gguf not found");
+    const char *path = tu_need_shared("models/fortune-3m-q8_0.gguf");
     frugal_model *m = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     CHECK(frugal_model_load(path, NULL, &m, &err) == FRUGAL_OK);

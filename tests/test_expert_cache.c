@@ -211,8 +211,7 @@ static void check_truncated(const char *src_path) {
 }
 
 int main(void) {
-    const char *vocab = tu_shared("models/fortune-3m-f32.gguf");
-    if (!vocab) tu_skip("../shared/models/fortune-3m-f32.gguf not found (the vocabulary)");
+    const char *vocab = tu_need_shared("models/fortune-3m-f32.gguf");
     setenv("FRUGAL_KERNELS", "scalar", 1); /* every layout sums in the same order */
     static const struct { const char *arch; int n_expert; float skew; } k[] = {
         {"llama", 4, 0.0f},    /* Mixtral's layout */

@@ -66,8 +66,7 @@ static int run_past_context(frugal_model *m, const frugal_context_params *cp, co
 int main(void) {
     CHECK(frugal_kv_type_parse("k8v4") == FRUGAL_KV_K8V4);
     CHECK(frugal_kv_type_parse("q5_0") == -1);
-    const char *path = tu_shared("models/fortune-3m-f32.gguf");
-    if (!path) tu_skip("../shared/models/fortune-3m-f32.gguf not found");
+    const char *path = tu_need_shared("models/fortune-3m-f32.gguf");
     frugal_model *m = NULL;
     frugal_error err = FRUGAL_ERROR_INIT;
     CHECK(frugal_model_load(path, NULL, &m, &err) == FRUGAL_OK);

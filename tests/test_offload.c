@@ -72,8 +72,7 @@ static int generate(const char *path, int ngl, uint64_t vram, int32_t *out, floa
 }
 
 int main(void) {
-    const char *path = tu_shared("models/fortune-3m-q4_k_m.gguf");
-    if (!path) tu_skip("../shared/models/fortune-3m-q4_k_m.gguf not found");
+    const char *path = tu_need_shared("models/fortune-3m-q4_k_m.gguf");
     enum { NV = 1 << 16 };
     static float l_cpu[NV], l_dev[NV];
     int32_t t_cpu[N_GEN], t_dev[N_GEN];

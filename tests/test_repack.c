@@ -109,8 +109,7 @@ static void check_type(const char *vocab, const char *type, int want_rows) {
 }
 
 int main(void) {
-    const char *vocab = tu_shared("models/fortune-3m-f32.gguf");
-    if (!vocab) tu_skip("../shared/models/fortune-3m-f32.gguf not found (the vocabulary)");
+    const char *vocab = tu_need_shared("models/fortune-3m-f32.gguf");
     check_type(vocab, "f32", 1);  /* no IL16 layout: copied row-major */
     check_type(vocab, "q8_0", 0); /* IL16 where the CPU has the GEMM, else copied row-major */
     return tu_finish("test_repack");

@@ -22,6 +22,15 @@ const char *tu_shared(const char *rel) {
     return b;
 }
 
+const char *tu_need_shared(const char *rel) {
+    const char *p = tu_shared(rel);
+    if (!p) {
+        printf("SKIP: ../shared/%s not found\n", rel);
+        exit(77);
+    }
+    return p;
+}
+
 void tu_skip(const char *why) {
     printf("SKIP: %s\n", why);
     exit(77);

@@ -22,6 +22,8 @@ extern int tu_checks;
 const char *tu_shared(const char *rel);
 /* Print "SKIP: why" and exit 77. */
 void tu_skip(const char *why) __attribute__((noreturn));
+/* tu_shared(rel), or skip the test (exit 77, the path named) when it is absent. */
+const char *tu_need_shared(const char *rel) __attribute__((returns_nonnull));
 /* Print a summary line "N passed, N failed" and return the exit code. */
 int tu_finish(const char *name);
 
