@@ -90,7 +90,7 @@ int main(void) {
     CHECKF(worst <= 1e-4f, "cpu backend: logits differ by %g", worst);
 
     /* --gpu-stream on the CPU backend: one resident layer, three streamed */
-    const uint64_t sbudget = 1900u << 10;
+    const uint64_t sbudget = 2350u << 10; /* + whole-layer activations and one KV cache */
     uint64_t speak = 0;
     g_stream = 1, failed = 1;
     CHECK(generate(path, -1, sbudget, t_dev, l_dev, NV, &speak, &n_dev, &failed) == 0);
@@ -110,19 +110,19 @@ int main(void) {
     CHECKF(worst <= 1e-4f, "stream: logits differ by %g", worst);
     unsetenv("FRUGAL_BACKEND");
 
-    /* 2: Vulkan with a budget for about half the weights */
+    /* 2: Vulkan with a budget for about half the layers (matrices, KV caches, activations) */
     fr_backend *be = NULL;
     if (fr_backend_open("vulkan", -1, &be, NULL) != FRUGAL_OK) {
         printf("no Vulkan device: the --vram part is skipped\n");
         return tu_finish("test_offload");
     }
     fr_backend_close(be);
-    const uint64_t budget = 1200u << 10;
+    const uint64_t budget = 2000u << 10;
     uint64_t peak = 0;
     failed = 1;
     CHECK(generate(path, -1, budget, t_dev, l_dev, NV, &peak, &n_dev, &failed) == 0);
     CHECK(!failed); /* the device ran its layers to the end */
-    printf("--vram 1200K: %d of 4 layers on the device, peak device memory %.2f MiB\n", n_dev, peak / 1048576.0);
+    printf("--vram 2000K: %d of 4 layers on the device, peak device memory %.2f MiB\n", n_dev, peak / 1048576.0);
     CHECK(n_dev > 0 && n_dev < 4);
     CHECKF(peak <= budget, "peak device memory %llu over the budget %llu", (unsigned long long)peak,
            (unsigned long long)budget);
@@ -146,8 +146,11 @@ int main(void) {
     CHECK(frugal_model_load(path, &mp, &m, NULL) == FRUGAL_OK);
     if (m) {
         const uint64_t held = fr_offload_mem_current(m->offload);
-        CHECKF(g.weight_bytes + g.act_bytes == held, "plan: %llu bytes, held %llu",
-               (unsigned long long)(g.weight_bytes + g.act_bytes), (unsigned long long)held);
+        CHECKF(g.weight_bytes + g.act_bytes + g.kv_bytes == held, "plan: %llu bytes, held %llu",
+               (unsigned long long)(g.weight_bytes + g.act_bytes + g.kv_bytes), (unsigned long long)held);
+        CHECKF(g.whole && g.kv_bytes > 0 && fr_offload_whole_layers(m->offload) == n_dev,
+               "plan: whole %d, KV %llu bytes; %d whole layers placed", g.whole, (unsigned long long)g.kv_bytes,
+               fr_offload_whole_layers(m->offload));
     }
     frugal_model_free(m);
     return tu_finish("test_offload");

@@ -68,4 +68,25 @@ uint64_t fr_offload_resident_bytes(const fr_offload *o, uint64_t *host_bytes);
  * products. FRUGAL_E_UNSUPPORTED when o is NULL or the backend has no probe. */
 int fr_offload_read_bandwidth(fr_offload *o, size_t bytes, double *gbs, size_t *probed, fr_err *err);
 
+/* --- whole layers on the device (offload_layer.c) ---
+ * When the backend has the layer ops (backend.h: act_round, kv_store, attn_kv16) and
+ * every layer is a dense one of device types, each placed layer also gets its vectors
+ * and an F16 KV cache of min(n_ctx_train, 4096) positions in device memory, counted
+ * against the budget with its matrices (a layer that does not fit with them runs on
+ * the CPU or streams). FRUGAL_GPU_WHOLE=0 keeps the matrix-products-only path.
+ *
+ * Run the device layers [il, il + n) on batch b when il is the first of them and ctx
+ * can use the device caches (one sequence, F16 KV, no eviction policy, n_ctx within
+ * the device cache, no streaming source or observer; the first context that runs holds
+ * the caches until fr_offload_release): *pending is added into ctx->x, x goes up, the
+ * layers run, x comes down. Returns n (the caller continues at il + n), or 0 when the
+ * caller must run layer il itself (a one-line note says why, once). */
+struct frugal_context;
+struct fr_batch;
+int fr_offload_run_layers(struct frugal_context *ctx, const struct fr_batch *b, int il, const float **pending);
+/* ctx no longer uses the device caches (context freed). */
+void fr_offload_release(fr_offload *o, const void *ctx);
+/* Layers that run whole on the device (0: none, or only their products). */
+int fr_offload_whole_layers(const fr_offload *o);
+
 #endif
