@@ -65,6 +65,10 @@ typedef struct fr_backend_ops {
     int (*attn_kv16)(fr_backend *b, fr_bbuf *q, size_t q_off, int q_stride, int n_tok, fr_bbuf *kc, fr_bbuf *vc,
                      fr_bbuf *pos, int n_head, int n_head_kv, int head_dim, int window, float q_scale, float scale,
                      float softcap, fr_bbuf *o, size_t o_off, int o_stride, fr_err *err);
+    /* The host address of a buffer the host may write directly (the CPU's, host-visible
+     * device memory), or NULL (reach it only through upload/download). A write there is
+     * the caller's to order against the ops that read the buffer. NULL op: none. */
+    void *(*buf_host)(fr_backend *b, fr_bbuf *buf);
 } fr_backend_ops;
 
 struct fr_backend {

@@ -237,10 +237,15 @@ static int cpu_attn16(fr_backend *b, fr_bbuf *q, size_t q_off, int q_stride, int
     return FRUGAL_OK;
 }
 
+static void *cpu_buf_host(fr_backend *b, fr_bbuf *buf) {
+    (void)b;
+    return buf->p;
+}
+
 static const fr_backend_ops cpu_ops = {
     cpu_close, cpu_buf_new, cpu_buf_free, cpu_upload, cpu_download, cpu_sync, cpu_cur, cpu_peak, cpu_budget,
     cpu_type_ok, cpu_matmul, cpu_norm, cpu_rope, cpu_act, cpu_add, cpu_softmax, cpu_attn, NULL, NULL,
-    cpu_round, cpu_kv_store, cpu_attn16,
+    cpu_round, cpu_kv_store, cpu_attn16, cpu_buf_host,
 };
 
 int fr_backend_cpu_open(fr_backend **out, fr_err *err) {

@@ -95,6 +95,7 @@ static int add_streamed_layer(fr_offload *o, const frugal_model *m, int il, fr_e
 }
 
 static void free_slots(fr_offload *o) {
+    fr_stream_stop(o);
     for (int k = 0; k < 2; k++)
         if (o->slot[k]) o->be->ops->buf_free(o->be, o->slot[k]), o->slot[k] = NULL;
 }
@@ -119,37 +120,8 @@ static int open_slots(fr_offload *o, const frugal_model *m, fr_err *err) {
         return FRUGAL_OK;
     }
     o->slot_n = mx, o->slot_layer[0] = o->slot_layer[1] = -1;
+    fr_stream_start(o); /* the copy-ahead worker, where the slots are host-mapped */
     return rc;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The slot holding layer il, copying it into the older slot when neither does (called
- * under o->mu; the copy waits for the products before it, which read the slot). */
-static int load_layer(fr_offload *o, int il, fr_bbuf **out, fr_err *err) {
-    for (int k = 0; k < 2; k++)
-        if (o->slot_layer[k] == il) {
-            *out = o->slot[k];
-            return FRUGAL_OK;
-        }
-    const int k = o->next_slot;
-    o->next_slot ^= 1;
-    o->slot_layer[k] = -1;
-    const double t0 = now_s();
-    for (int i = 0; i < o->n_st; i++) {
-        if (o->st[i].layer != il) continue;
-        const int rc = o->be->ops->upload(o->be, o->slot[k], o->st[i].off, o->st[i].src, o->st[i].bytes, err);
-        if (rc) return rc;
-        o->h2d_bytes += o->st[i].bytes;
-    }
-    o->h2d_s += now_s() - t0;
-    o->slot_layer[k] = il;
-    *out = o->slot[k];
-    return FRUGAL_OK;
 }
 
 static const streamed *find_st(const fr_offload *o, const void *key) {
@@ -208,6 +180,8 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, int 
     fr_offload *o = fr_calloc(1, sizeof *o);
     if (!o) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     pthread_mutex_init(&o->mu, NULL);
+    pthread_mutex_init(&o->pf_mu, NULL);
+    pthread_cond_init(&o->pf_cv, NULL);
     const char *kind = getenv("FRUGAL_BACKEND");
     int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
     if (!rc) {
@@ -258,6 +232,8 @@ void fr_offload_free(fr_offload *o) {
     free(o->xr);
     free(o->xq);
     pthread_mutex_destroy(&o->mu);
+    pthread_mutex_destroy(&o->pf_mu);
+    pthread_cond_destroy(&o->pf_cv);
     free(o);
 }
 
@@ -353,7 +329,7 @@ bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws,
     int rc = o->failed ? -1 : FRUGAL_OK;
     if (!rc && s[0]) {
         fr_bbuf *slot = NULL;
-        rc = load_layer(o, s[0]->layer, &slot, &err);
+        rc = fr_stream_load(o, s[0]->layer, &slot, &err);
         for (int k = 0; k < n_w; k++) tmp[k].buf = slot;
     }
     if (!rc) rc = run_products(o, n_w, r, x, n_tok, ys, &err);
@@ -381,9 +357,10 @@ int fr_offload_software(const fr_offload *o) { return o ? o->be->is_cpu_device :
 int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *seconds) {
     *bytes = 0, *seconds = 0;
     if (!o || !o->n_st) return 0;
-    pthread_mutex_lock((pthread_mutex_t *)&o->mu); /* the counters move under it */
+    pthread_mutex_t *mu = (pthread_mutex_t *)&o->pf_mu; /* the counters move under it */
+    pthread_mutex_lock(mu);
     *bytes = o->h2d_bytes, *seconds = o->h2d_s;
-    pthread_mutex_unlock((pthread_mutex_t *)&o->mu);
+    pthread_mutex_unlock(mu);
     int n = 0;
     for (int i = 0; i < o->n_st; i++) n += i == 0 || o->st[i].layer != o->st[i - 1].layer;
     return n;

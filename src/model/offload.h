@@ -23,9 +23,11 @@ struct frugal_model;
  * memory (or budget) the layers uploaded so far stay, the rest run on the CPU, with a
  * message on stderr; with stream != 0 (--gpu-stream) those layers are copied instead,
  * one layer at a time before its products, into two rotating device buffers sized for
- * the largest layer and reserved from the budget first (the copy is synchronous: it
- * does not overlap the products yet). Errors: FRUGAL_E_UNSUPPORTED when no device opens (the caller
- * decides between an error and the CPU path). */
+ * the largest layer and reserved from the budget first; each layer is copied one layer
+ * ahead by a worker thread where the slots are host-mapped (offload_stream.c), so the
+ * copies overlap compute, else synchronously before its first product. Errors:
+ * FRUGAL_E_UNSUPPORTED when no device opens (the caller decides between an error and
+ * the CPU path). */
 int fr_offload_new(struct frugal_model *m, int n_gpu_layers, uint64_t vram_budget, int stream, fr_offload **out,
                    fr_err *err);
 void fr_offload_free(fr_offload *o);
@@ -54,8 +56,11 @@ uint64_t fr_offload_mem_peak(const fr_offload *o);
 /* 1: the device is a software one (lavapipe) running on the CPU. */
 int fr_offload_software(const fr_offload *o);
 /* --gpu-stream: layers streamed (0: none), bytes copied into the slots since load and
- * the seconds those copies took. */
+ * the seconds those copies took (a copy ahead counts once its layer is used). */
 int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *seconds);
+/* --gpu-stream: layers copied into their slot ahead of use, by the worker that overlaps
+ * the copies with compute (0 where the slots cannot be mapped: synchronous copies). */
+uint64_t fr_offload_stream_prefetched(const fr_offload *o);
 /* The device memory budget: --vram, else the device's memory (0: unknown or no offload). */
 uint64_t fr_offload_mem_budget(const fr_offload *o);
 /* The driver's heap budget and usage for this process (see fr_backend_ops.heap_budget):

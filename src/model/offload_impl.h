@@ -76,11 +76,28 @@ struct fr_offload {
     bool failed;
     pthread_mutex_t mu; /* one stream per device: one product at a time */
     fr_offload_whole whole; /* whole layers on the device (offload_layer.c) */
+    /* --gpu-stream copy-ahead (offload_stream.c): slot_layer, h2d_* and these under pf_mu */
+    pthread_mutex_t pf_mu;
+    pthread_cond_t pf_cv;
+    pthread_t pf_thread;
+    bool pf_on, pf_quit;
+    int pf_layer, pf_slot; /* the copy asked of the worker (pf_layer -1: none) */
+    uint64_t pf_done;      /* layers copied ahead of their use */
+    uint64_t ahead_bytes[2]; /* a slot's copy ahead, counted in h2d_* once its layer is used */
+    double ahead_s[2];
 };
 
 
 /* Bytes a buffer of n takes on the device (the Vulkan runtime rounds to words). */
 static inline uint64_t fr_dev_bytes(uint64_t n) { return (n + 3) & ~(uint64_t)3; }
+
+/* offload_stream.c: start / stop the copy-ahead worker of the two slots (nothing when
+ * the backend cannot map them or FRUGAL_GPU_PREFETCH=0); the slot holding streamed
+ * layer il, copied now unless the worker already has (called under o->mu, which keeps
+ * every device op synchronous: a slot is never read while the worker fills it). */
+void fr_stream_start(fr_offload *o);
+void fr_stream_stop(fr_offload *o);
+int fr_stream_load(fr_offload *o, int il, fr_bbuf **out, fr_err *err);
 
 /* offload_layer.c: whether the model's layers can run whole on this backend (env
  * FRUGAL_GPU_WHOLE=0 turns it off); allocate the activation buffers (before the

@@ -84,10 +84,15 @@ static int v_attn16(fr_backend *b, fr_bbuf *q, size_t q_off, int q_stride, int n
                            window, q_scale, scale, softcap, VB(o), o_off, o_stride, err);
 }
 
+static void *v_buf_host(fr_backend *b, fr_bbuf *x) {
+    (void)b;
+    return fr_vk_buf_host(VB(x));
+}
+
 static const fr_backend_ops vk_backend_ops = {
     v_close, v_buf_new, v_buf_free, v_upload, v_download, v_sync, v_cur, v_peak, v_budget,
     fr_vk_type_ok, v_matmul, v_norm, v_rope, v_act, v_add, v_softmax, v_attn, v_read_bw, v_heap_budget,
-    v_round, v_kv_store, v_attn16,
+    v_round, v_kv_store, v_attn16, v_buf_host,
 };
 
 int fr_backend_vulkan_open(int device, fr_backend **out, fr_err *err) {
