@@ -37,7 +37,7 @@ for ngl in 99 2; do
     else echo "FAIL long prompt -ngl $ngl: CPU '$cpu' vs device '$dev': $(cat "${TMPDIR:-/tmp}/vkerr.$$")"; fail=1; fi
 done
 # the other shared real models (Llama-shaped TinyStories, stories260K, a Chinese-poem model)
-for m in tinystories-xs-q8_0 tinystories-xs-f32 stories260K zh-poem-f32; do
+for m in tinystories-xs-q8_0 stories260K zh-poem-f32; do
     f="$SHARED/models/$m.gguf"
     [ -f "$f" ] || continue
     cpu=$("$FRUGAL" run -m "$f" -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
