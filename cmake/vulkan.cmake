@@ -31,7 +31,8 @@ set(_vk_variants
   "mm_f32|mul_mm.comp|WT_F32" "mm_f16|mul_mm.comp|WT_F16" "mm_q8_0|mul_mm.comp|WT_Q8_0"
   "mm_q4_0|mul_mm.comp|WT_Q4_0" "mm_q4_k|mul_mm.comp|WT_Q4_K" "mm_q6_k|mul_mm.comp|WT_Q6_K"
   "norm|norm.comp|" "rope|rope.comp|" "act|act.comp|" "add|add.comp|" "softmax|softmax.comp|"
-  "attn|attn_decode.comp|" "readsum|readsum.comp|")
+  "attn|attn_decode.comp|" "readsum|readsum.comp|" "attn_kv16|attn_kv16.comp|" "kv_store|kv_store.comp|"
+  "act_round|act_round.comp|")
 file(GLOB _vk_all_sources CONFIGURE_DEPENDS ${_vk_dir}/*.comp ${_vk_dir}/*.glsl)
 set(_vk_spv_list "")
 set(_vk_spv_files "")

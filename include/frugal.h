@@ -403,6 +403,10 @@ typedef struct frugal_gpu_plan {
     uint64_t weight_bytes;   /* device memory of the placed matrices */
     uint64_t act_bytes;      /* device memory of the activation buffers */
     uint64_t cpu_weight_bytes; /* the matrices left on the CPU */
+    uint64_t kv_bytes;    /* whole layers: device memory of their F16 KV caches (the default
+                             context, min(n_ctx_train, 4096) positions) and norm/bias vectors */
+    int whole;            /* 1: the placed layers run whole on the device (act_bytes includes
+                             their activation buffers); 0: only their matrix products */
 } frugal_gpu_plan;
 void frugal_plan_gpu(const frugal_model *model, int n_gpu_layers, uint64_t vram_bytes, frugal_gpu_plan *out);
 

@@ -49,6 +49,8 @@ int main(void) { tu_skip("cJSON not available (apt-get install libcjson-dev)"); 
  * GOLDEN_NGL_HALF the last half of them. */
 enum { GOLDEN_NGL_HALF = -2 };
 static int g_ngl;
+/* Called after each file's run with its model and context (NULL: nothing). */
+static void (*g_after_run)(frugal_model *m, frugal_context *ctx, const char *json_path);
 
 static double tolerance_for(const char *type) {
     if (!strcmp(type, "F32")) return 5e-3;
@@ -220,6 +222,7 @@ static void run_golden(const char *json_path, const char *models_dir, int n_ctx,
            slash ? slash + 1 : json_path, info.type_name, kv_type == FRUGAL_KV_F16 ? "f16" : "f32", cp.n_ctx, tol,
            st.worst_logit, mean, st.worst_lse, st.steps, st.greedy_checked, st.greedy_skipped);
     free(golden_ids);
+    if (g_after_run) g_after_run(m, ctx, json_path);
     frugal_context_free(ctx);
     frugal_model_free(m);
     cJSON_Delete(g);

@@ -6,14 +6,29 @@
  * the layers on the device, the split's hand-over at the middle); FRUGAL_GOLDEN_ALL=1
  * (or a name filter as argument) runs every golden file.
  *
- * The device sums float activations against the dequantized weights, where the CPU
- * (and llama.cpp) first quantize the activations to 8 bits for quantized weights; that
- * is closer to exact, and well inside the per-type tolerances above. */
+ * The placed layers run whole on the device (checked after each file): norms, RoPE,
+ * the F16 KV cache in device memory and attention over it, FFN, residual adds. Each
+ * product's input is rounded on the device as the CPU rounds it (8-bit blocks, F16),
+ * so device and CPU differ only in summation order. FRUGAL_GPU_WHOLE=0 runs the older
+ * path (only the matrix products on the device). */
 #define GOLDEN_MAIN_ELSEWHERE 1
 #include "test_golden.c"
 
 #ifdef FRUGAL_HAVE_CJSON
 #include "backend/backend.h"
+#include "model/model.h"
+#include "model/offload.h"
+
+/* Every placed layer ran whole on the device (its norms, attention over the device KV
+ * cache, FFN), not only its matrix products; FRUGAL_GPU_WHOLE=0 tests the latter. */
+static void check_whole(frugal_model *m, frugal_context *ctx, const char *json_path) {
+    (void)ctx;
+    const char *env = getenv("FRUGAL_GPU_WHOLE");
+    const int want = env && strcmp(env, "0") == 0 ? 0 : fr_offload_n_layers(m->offload);
+    CHECKF(fr_offload_n_layers(m->offload) > 0 && fr_offload_whole_layers(m->offload) == want,
+           "%s: %d of %d device layers ran whole", json_path, fr_offload_whole_layers(m->offload),
+           fr_offload_n_layers(m->offload));
+}
 
 int main(int argc, char **argv) {
     if (!tu_shared("golden") && !tu_shared("arch/golden")) tu_skip("../shared/golden and ../shared/arch not found");
@@ -37,6 +52,7 @@ int main(int argc, char **argv) {
         {"arch/golden", "synth-gemma2-q8_0.p1."}, {"arch/golden", "synth-phi3-q8_0.p1."},
         {"arch/golden", "synth-qwen3-q8_0.p1."},  {"arch/golden", "synth-llama3-q8_0.p1."},
     };
+    g_after_run = check_whole;
     const int modes[2] = {-1, GOLDEN_NGL_HALF};
     int n = 0;
     for (int i = 0; i < 2; i++) {

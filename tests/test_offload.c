@@ -24,6 +24,7 @@
 enum { N_GEN = 24 };
 static int g_stream;          /* --gpu-stream for the next generate() */
 static frugal_gpu_info g_info; /* its device figures after the run */
+static uint64_t g_prefetched;  /* its layers copied ahead of use (--gpu-stream) */
 
 /* Greedy tokens (and the last logits) of a prompt; 0 ok. */
 static int generate(const char *path, int ngl, uint64_t vram, int32_t *out, float *last, int n_vocab_max,
@@ -63,6 +64,7 @@ static int generate(const char *path, int ngl, uint64_t vram, int32_t *out, floa
     }
     if (rc) fprintf(stderr, "eval: %s\n", err.message);
     frugal_model_gpu_info(m, &g_info);
+    g_prefetched = fr_offload_stream_prefetched(m->offload);
     if (peak) *peak = fr_offload_mem_peak(m->offload);
     if (n_layers_dev) *n_layers_dev = fr_offload_n_layers(m->offload);
     if (failed) *failed = fr_offload_failed(m->offload);
@@ -88,10 +90,12 @@ int main(void) {
     for (int v = 0; v < 2048; v++) worst = fmaxf(worst, fabsf(l_cpu[v] - l_dev[v]));
     CHECKF(worst <= 1e-4f, "cpu backend: logits differ by %g", worst);
 
-    /* --gpu-stream on the CPU backend: one resident layer, three streamed */
-    const uint64_t sbudget = 1900u << 10;
+    /* --gpu-stream on the CPU backend: one resident layer, three streamed; first with
+     * synchronous copies (exact byte counts), then copied one layer ahead */
+    const uint64_t sbudget = 2350u << 10; /* + whole-layer activations and one KV cache */
     uint64_t speak = 0;
     g_stream = 1, failed = 1;
+    setenv("FRUGAL_GPU_PREFETCH", "0", 1);
     CHECK(generate(path, -1, sbudget, t_dev, l_dev, NV, &speak, &n_dev, &failed) == 0);
     g_stream = 0;
     CHECKF(n_dev == 1 && g_info.n_stream_layers == 3, "stream: %d resident, %d streamed", n_dev,
@@ -107,21 +111,38 @@ int main(void) {
     worst = 0;
     for (int v = 0; v < 2048; v++) worst = fmaxf(worst, fabsf(l_cpu[v] - l_dev[v]));
     CHECKF(worst <= 1e-4f, "stream: logits differ by %g", worst);
+    CHECK(g_prefetched == 0);
+    unsetenv("FRUGAL_GPU_PREFETCH");
+    g_stream = 1, failed = 1, speak = 0;
+    CHECK(generate(path, -1, sbudget, t_dev, l_dev, NV, &speak, &n_dev, &failed) == 0);
+    g_stream = 0;
+    CHECKF(n_dev == 1 && g_info.n_stream_layers == 3 && !failed, "stream ahead: %d resident, %d streamed", n_dev,
+           g_info.n_stream_layers);
+    /* every step after the first finds its layers copied ahead (3 per step) */
+    CHECKF(g_prefetched >= 3 * N_GEN, "stream ahead: %llu layers copied ahead", (unsigned long long)g_prefetched);
+    CHECKF(speak <= sbudget, "stream ahead: peak %llu over %llu", (unsigned long long)speak,
+           (unsigned long long)sbudget);
+    CHECK(memcmp(t_cpu, t_dev, sizeof t_cpu) == 0);
+    worst = 0;
+    for (int v = 0; v < 2048; v++) worst = fmaxf(worst, fabsf(l_cpu[v] - l_dev[v]));
+    CHECKF(worst <= 1e-4f, "stream ahead: logits differ by %g", worst);
+    printf("--gpu-stream ahead: %llu of %d layer copies made ahead of use\n", (unsigned long long)g_prefetched,
+           3 * (N_GEN + 1));
     unsetenv("FRUGAL_BACKEND");
 
-    /* 2: Vulkan with a budget for about half the weights */
+    /* 2: Vulkan with a budget for about half the layers (matrices, KV caches, activations) */
     fr_backend *be = NULL;
     if (fr_backend_open("vulkan", -1, &be, NULL) != FRUGAL_OK) {
         printf("no Vulkan device: the --vram part is skipped\n");
         return tu_finish("test_offload");
     }
     fr_backend_close(be);
-    const uint64_t budget = 1200u << 10;
+    const uint64_t budget = 2000u << 10;
     uint64_t peak = 0;
     failed = 1;
     CHECK(generate(path, -1, budget, t_dev, l_dev, NV, &peak, &n_dev, &failed) == 0);
     CHECK(!failed); /* the device ran its layers to the end */
-    printf("--vram 1200K: %d of 4 layers on the device, peak device memory %.2f MiB\n", n_dev, peak / 1048576.0);
+    printf("--vram 2000K: %d of 4 layers on the device, peak device memory %.2f MiB\n", n_dev, peak / 1048576.0);
     CHECK(n_dev > 0 && n_dev < 4);
     CHECKF(peak <= budget, "peak device memory %llu over the budget %llu", (unsigned long long)peak,
            (unsigned long long)budget);
@@ -145,8 +166,11 @@ int main(void) {
     CHECK(frugal_model_load(path, &mp, &m, NULL) == FRUGAL_OK);
     if (m) {
         const uint64_t held = fr_offload_mem_current(m->offload);
-        CHECKF(g.weight_bytes + g.act_bytes == held, "plan: %llu bytes, held %llu",
-               (unsigned long long)(g.weight_bytes + g.act_bytes), (unsigned long long)held);
+        CHECKF(g.weight_bytes + g.act_bytes + g.kv_bytes == held, "plan: %llu bytes, held %llu",
+               (unsigned long long)(g.weight_bytes + g.act_bytes + g.kv_bytes), (unsigned long long)held);
+        CHECKF(g.whole && g.kv_bytes > 0 && fr_offload_whole_layers(m->offload) == n_dev,
+               "plan: whole %d, KV %llu bytes; %d whole layers placed", g.whole, (unsigned long long)g.kv_bytes,
+               fr_offload_whole_layers(m->offload));
     }
     frugal_model_free(m);
     return tu_finish("test_offload");

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_vulkan_greedy.sh - greedy text is the same on the CPU and with layers on the
 # Vulkan device (all of them with the output matrix, and half), for every weight type
-# of the shared fortune model; plus the bad-input paths of -ngl / --vram.
+# of the shared fortune model and the other shared real models, with whole layers on the
+# device (a long prompt too) and with a --vram below the model; plus the bad-input
+# paths of -ngl / --vram.
 # Skips (77) without ../shared or without a Vulkan device.
 set -u
 FRUGAL=${FRUGAL:?}
@@ -21,6 +23,49 @@ for m in f32 q8_0 q4_0 q4_k_m; do
         else echo "FAIL $m -ngl $ngl: CPU '$cpu' vs device '$dev'"; fail=1; fi
     done
 done
+
+# whole layers on the device (norms, attention over the device KV cache, FFN): a prompt
+# of several 32-token chunks (prefill in pieces, each attending to the ones before), on
+# every layer and on the last half; the load line says the layers run whole
+LONG="The meaning of life is a question that has puzzled philosophers, poets and ordinary people for thousands of years. Some say it is to be happy, others that it is to help one another, and still others that there is no meaning at all, only what we make of it ourselves. What do you think"
+f="$SHARED/models/fortune-3m-q4_0.gguf"
+cpu=$("$FRUGAL" run -m "$f" -p "$LONG" -n 16 --temp 0 2>/dev/null)
+for ngl in 99 2; do
+    dev=$("$FRUGAL" run -m "$f" -p "$LONG" -n 16 --temp 0 -ngl $ngl 2>"${TMPDIR:-/tmp}/vkerr.$$")
+    if [ -n "$cpu" ] && [ "$cpu" = "$dev" ] && grep -q "whole layers" "${TMPDIR:-/tmp}/vkerr.$$"; then
+        echo "ok   long prompt -ngl $ngl: whole layers, same text"
+    else echo "FAIL long prompt -ngl $ngl: CPU '$cpu' vs device '$dev': $(cat "${TMPDIR:-/tmp}/vkerr.$$")"; fail=1; fi
+done
+# the other shared real models (Llama-shaped TinyStories, stories260K, a Chinese-poem model)
+for m in tinystories-xs-q8_0 stories260K zh-poem-f32; do
+    f="$SHARED/models/$m.gguf"
+    [ -f "$f" ] || continue
+    cpu=$("$FRUGAL" run -m "$f" -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
+    dev=$("$FRUGAL" run -m "$f" -p "Once upon a time" -n 24 --temp 0 -ngl 99 2>"${TMPDIR:-/tmp}/vkerr.$$")
+    if [ -n "$cpu" ] && [ "$cpu" = "$dev" ] && grep -q "whole layers" "${TMPDIR:-/tmp}/vkerr.$$"; then
+        echo "ok   $m -ngl 99: whole layers, same text"
+    else echo "FAIL $m -ngl 99: CPU '$cpu' vs device '$dev'"; fail=1; fi
+done
+# a KV type the device cache does not hold: one note, the matrix products only, the
+# CPU's text for that KV type
+cpu=$("$FRUGAL" run -m "$M" -p "$P" -n 16 --temp 0 --kv-type q8_0 2>/dev/null)
+dev=$("$FRUGAL" run -m "$M" -p "$P" -n 16 --temp 0 --kv-type q8_0 -ngl 99 2>"${TMPDIR:-/tmp}/vkerr.$$")
+n_note=$(grep -c "only the matrix products" "${TMPDIR:-/tmp}/vkerr.$$")
+if [ "$cpu" = "$dev" ] && [ "$n_note" = 1 ]; then echo "ok   --kv-type q8_0: one note, products only, same text"
+else echo "FAIL --kv-type q8_0: '$dev' vs '$cpu', $n_note notes"; fail=1; fi
+# --vram below the model: the layers that fit with their KV caches, peak device memory
+# (measured by the runtime's accounting) within the budget, the CPU's text
+f="$SHARED/models/fortune-3m-f32.gguf"
+cpu=$("$FRUGAL" run -m "$f" -p "$LONG" -n 16 --temp 0 2>/dev/null)
+dev=$("$FRUGAL" run -m "$f" -p "$LONG" -n 16 --temp 0 --vram 8M 2>"${TMPDIR:-/tmp}/vkerr.$$")
+if [ "$cpu" = "$dev" ] && grep -qE "[123] of 4 layers.*whole layers" "${TMPDIR:-/tmp}/vkerr.$$"; then
+    echo "ok   --vram 8M: $(grep -oE '[0-9] of 4 layers' "${TMPDIR:-/tmp}/vkerr.$$") whole, same text"
+else echo "FAIL --vram 8M: '$dev' vs '$cpu': $(cat "${TMPDIR:-/tmp}/vkerr.$$")"; fail=1; fi
+json=$("$FRUGAL" bench -m "$f" -p 40 -n 8 -r 1 --vram 8M --json 2>/dev/null)
+peak=$(echo "$json" | sed -nE 's/.*"device_mem_peak_bytes": ([0-9]+).*/\1/p' | head -1)
+if [ -n "$peak" ] && [ "$peak" -gt 0 ] && [ "$peak" -le $((8 << 20)) ]; then echo "ok   --vram 8M: peak $peak bytes"
+else echo "FAIL --vram 8M: peak '$peak' over the budget"; fail=1; fi
+rm -f "${TMPDIR:-/tmp}/vkerr.$$"
 
 # a budget too small for any layer: a message, the CPU path, the same text
 out=$("$FRUGAL" run -m "$M" -p "$P" -n 32 --temp 0 --vram 64K 2>"${TMPDIR:-/tmp}/vkerr.$$")

@@ -10,7 +10,13 @@
  *  - RoPE: the device computes theta = pos * base^(-2i/n_rot) with pow, the CPU by
  *    repeated multiplication; at position 1000 the angles differ by ~1e-4 rad: 2e-3.
  *  - GELU/GeGLU: both round through F16, but tanh may differ by an ulp before the
- *    rounding, which then moves the result by one F16 step: 2e-3 relative. */
+ *    rounding, which then moves the result by one F16 step: 2e-3 relative.
+ *  - act_round (a product's input rounded as the CPU kernels round it): the same
+ *    operations in float, so the same values: 1e-6 relative (the device's 127/amax may
+ *    be off by an ulp where its division is not exact; lavapipe's is).
+ *  - attention over the F16 cache: the attention weights are rounded to F16 on both
+ *    sides, and a different exp or summation order can move one by an F16 step
+ *    (5e-4 relative): 2e-3 relative to the outputs' scale. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +218,93 @@ static void test_attn(float softcap) {
     fr_vk_buf_free(vk, bs);
 }
 
+/* act_round: each row converted by the CPU's own quantizer (the active kernels', as the
+ * forward pass uses) and back; the device must reproduce it. Rows with an all-zero
+ * block and (Q8_K) a negative extreme included. */
+static void test_round(int mode) {
+    enum { ROWS = 5 };
+    const fr_type t = mode == FR_VK_ROUND_Q8_0 ? FR_TYPE_Q8_0 : mode == FR_VK_ROUND_Q8_K ? FR_TYPE_Q8_K : FR_TYPE_F16;
+    const int n = mode == FR_VK_ROUND_Q8_0 ? 7 * 32 : mode == FR_VK_ROUND_Q8_K ? 3 * 256 : 67;
+    static float x[ROWS * 768], want[ROWS * 768], got[ROWS * 768];
+    static uint8_t q[4096];
+    fill(x, (size_t)ROWS * n, 2.0f);
+    for (int j = 0; j < 32; j++) x[j] = 0.0f;   /* an all-zero block (Q8_0) */
+    x[n + 5] = -40.0f;                          /* a negative extreme */
+    const fr_type_traits *tr = fr_type_traits_get(t);
+    fr_from_float_fn conv = tr->act_from_float ? tr->act_from_float : tr->from_float;
+    for (int r = 0; r < ROWS; r++) {
+        conv(x + (size_t)r * n, q, n);
+        tr->to_float(q, want + (size_t)r * n, n);
+    }
+    fr_vk_buf *bx = buf_from(x, sizeof(float) * ROWS * n), *bo = buf_from(NULL, sizeof(float) * ROWS * n);
+    int rc = fr_vk_act_round(vk, mode, bx, 0, bo, 0, n, ROWS, NULL);
+    rc = rc ? rc : fr_vk_download(vk, bo, 0, got, sizeof(float) * ROWS * n, NULL);
+    CHECK(rc == 0);
+    close_all(mode == 0 ? "round Q8_0" : mode == 1 ? "round Q8_K" : "round F16", got, want, (size_t)ROWS * n,
+              max_abs(want, (size_t)ROWS * n), 1e-6f, 0);
+    fr_vk_buf_free(vk, bx), fr_vk_buf_free(vk, bo);
+}
+
+static float f16r(float v) { return fr_f16_to_f32(fr_f32_to_f16(v)); }
+
+/* kv_store + attn_kv16: two chunks of tokens stored into an F16 cache (the second from a
+ * strided fused buffer), then causal attention of the second chunk's tokens, against a
+ * reference that follows the CPU's F16-cache attention (q and weights rounded to F16). */
+static void test_kv_attn(float softcap, int window, float q_scale) {
+    enum { NH = 6, NKV = 2, HD = 20, KVD = NKV * HD, T1 = 45, T2 = 7, NCTX = 64, STRIDE = KVD * 2 + 3 };
+    static float k1[T1 * KVD], v1[T1 * KVD], f2[T2 * STRIDE], q[T2 * NH * HD], want[T2 * NH * HD], got[T2 * NH * HD];
+    static float kc[NCTX * KVD], vc[NCTX * KVD], s[NCTX];
+    int32_t p1[T1], p2[T2];
+    for (int t = 0; t < T1; t++) p1[t] = t;
+    for (int t = 0; t < T2; t++) p2[t] = T1 + t;
+    fill(k1, T1 * KVD, 1.0f), fill(v1, T1 * KVD, 1.0f), fill(f2, T2 * STRIDE, 1.0f), fill(q, T2 * NH * HD, 1.0f);
+    for (int t = 0; t < T1; t++)
+        for (int e = 0; e < KVD; e++) kc[t * KVD + e] = f16r(k1[t * KVD + e]), vc[t * KVD + e] = f16r(v1[t * KVD + e]);
+    for (int t = 0; t < T2; t++)
+        for (int e = 0; e < KVD; e++)
+            kc[(T1 + t) * KVD + e] = f16r(f2[t * STRIDE + e]), vc[(T1 + t) * KVD + e] = f16r(f2[t * STRIDE + KVD + e]);
+    const float scale = 1.0f / sqrtf(HD);
+    for (int t = 0; t < T2; t++) {
+        const int pos = T1 + t, lo = window && pos >= window ? pos - window + 1 : 0, n = pos + 1 - lo;
+        for (int h = 0; h < NH; h++) {
+            const int kh = h / (NH / NKV);
+            float qh[HD];
+            for (int e = 0; e < HD; e++) qh[e] = f16r(q[(t * NH + h) * HD + e] * q_scale);
+            for (int j = 0; j < n; j++) {
+                float d = 0;
+                for (int e = 0; e < HD; e++) d += qh[e] * kc[(lo + j) * KVD + kh * HD + e];
+                if (softcap > 0) d = tanhf(d / softcap) * softcap;
+                s[j] = d * scale;
+            }
+            fr_softmax(s, n);
+            for (int e = 0; e < HD; e++) {
+                float acc = 0;
+                for (int j = 0; j < n; j++) acc += f16r(s[j]) * vc[(lo + j) * KVD + kh * HD + e];
+                want[(t * NH + h) * HD + e] = acc;
+            }
+        }
+    }
+    fr_vk_buf *bk1 = buf_from(k1, sizeof k1), *bv1 = buf_from(v1, sizeof v1), *bf2 = buf_from(f2, sizeof f2);
+    fr_vk_buf *bp1 = buf_from(p1, sizeof p1), *bp2 = buf_from(p2, sizeof p2), *bq = buf_from(q, sizeof q);
+    fr_vk_buf *bkc = buf_from(NULL, NCTX * KVD * 2), *bvc = buf_from(NULL, NCTX * KVD * 2);
+    fr_vk_buf *bo = buf_from(NULL, sizeof got);
+    int rc = fr_vk_kv_store(vk, bk1, 0, bv1, 0, KVD, T1, KVD, bp1, bkc, bvc, NULL);
+    rc = rc ? rc : fr_vk_run(vk, NULL);
+    rc = rc ? rc : fr_vk_kv_store(vk, bf2, 0, bf2, KVD, STRIDE, T2, KVD, bp2, bkc, bvc, NULL);
+    rc = rc ? rc : fr_vk_attn_kv16(vk, bq, 0, NH * HD, T2, bkc, bvc, bp2, NH, NKV, HD, window, q_scale, scale, softcap,
+                                   bo, 0, NH * HD, NULL);
+    rc = rc ? rc : fr_vk_download(vk, bo, 0, got, sizeof got, NULL);
+    CHECK(rc == 0);
+    char what[160];
+    snprintf(what, sizeof what, "attention over the F16 cache (softcap %g, window %d, q_scale %g)", softcap, window,
+             q_scale);
+    close_all(what, got, want, T2 * NH * HD, max_abs(want, T2 * NH * HD), 2e-3f, 0);
+    fr_vk_buf *all[] = {bk1, bv1, bf2, bp1, bp2, bq, bkc, bvc, bo};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) fr_vk_buf_free(vk, all[i]);
+    frugal_error err = {0}; /* a head size the shader cannot hold: a clear error */
+    CHECK(fr_vk_attn_kv16(vk, bq, 0, 0, 1, bq, bq, bq, 2, 2, 258, 0, 1, 1, 0, bq, 0, 0, &err) == FRUGAL_E_INVALID_ARG);
+}
+
 /* accounting, budget, bad requests: clear errors, nothing leaks */
 static void test_runtime(void) {
     const uint64_t before = fr_vk_mem_current(vk);
@@ -257,6 +350,9 @@ static void run_all(void) {
     test_add_softmax();
     test_attn(0.0f);
     test_attn(30.0f);
+    for (int mode = 0; mode < 3; mode++) test_round(mode);
+    test_kv_attn(0.0f, 0, 1.0f);
+    test_kv_attn(30.0f, 16, 0.25f); /* soft-cap, sliding window, Gemma's pre-scaled queries */
     test_runtime();
 }
 

@@ -11,6 +11,7 @@
 #include "mem/planner.h"
 #include "api/safety_api.h"
 #include "budget/stream.h"
+#include "model/offload.h"
 #include "model/model.h"
 
 
@@ -179,6 +180,7 @@ int frugal_context_new(frugal_model *model, const frugal_context_params *params,
 
 void frugal_context_free(frugal_context *c) {
     if (!c) return;
+    fr_offload_release(c->model ? c->model->offload : NULL, c); /* the device KV cache */
     for (int i = 0; c->seqs && i < c->n_seq_max; i++) {
         fr_kv_seq_clear(&c->seqs[i].kv);
         free(c->seqs[i].kv.blocks);

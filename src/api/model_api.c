@@ -57,7 +57,8 @@ static int place_on_device(frugal_model *m, const frugal_model_params *params, f
     const int n = fr_offload_n_layers(m->offload), first = fr_offload_first_layer(m->offload);
     fprintf(stderr, "frugal: %s: %d of %d layers on the device", fr_offload_device(m->offload), n, m->hp.n_layer);
     if (n) fprintf(stderr, " (%d-%d)", first, first + n - 1);
-    fprintf(stderr, ", %.1f MiB of device memory\n", fr_offload_mem_current(m->offload) / 1048576.0);
+    fprintf(stderr, ", %.1f MiB of device memory%s\n", fr_offload_mem_current(m->offload) / 1048576.0,
+            fr_offload_whole_layers(m->offload) ? ", whole layers with their KV cache" : "");
     return FRUGAL_OK;
 }
 

@@ -54,6 +54,21 @@ typedef struct fr_backend_ops {
     /* the driver's budget and this process's usage of the device-local heap (Vulkan:
      * VK_EXT_memory_budget): 1 and both set, 0 where the driver does not say; NULL: none */
     int (*heap_budget)(const fr_backend *b, uint64_t *budget, uint64_t *usage);
+    /* Whole layers on the device (model/offload_layer.c); NULL where the backend lacks
+     * them (then only matrix products go there). act_round: a product's input rounded
+     * as the CPU kernels round it (FR_ROUND_*); kv_store / attn_kv16: the F16 KV cache
+     * and causal attention over it (vk_ops.h's fr_vk_kv_store / fr_vk_attn_kv16). */
+    int (*act_round)(fr_backend *b, int mode, fr_bbuf *x, size_t x_off, fr_bbuf *o, size_t o_off, int64_t n,
+                     int n_rows, fr_err *err);
+    int (*kv_store)(fr_backend *b, fr_bbuf *k, size_t k_off, fr_bbuf *v, size_t v_off, int src_stride, int n_tok,
+                    int row_len, fr_bbuf *pos, fr_bbuf *kc, fr_bbuf *vc, fr_err *err);
+    int (*attn_kv16)(fr_backend *b, fr_bbuf *q, size_t q_off, int q_stride, int n_tok, fr_bbuf *kc, fr_bbuf *vc,
+                     fr_bbuf *pos, int n_head, int n_head_kv, int head_dim, int window, float q_scale, float scale,
+                     float softcap, fr_bbuf *o, size_t o_off, int o_stride, fr_err *err);
+    /* The host address of a buffer the host may write directly (the CPU's, host-visible
+     * device memory), or NULL (reach it only through upload/download). A write there is
+     * the caller's to order against the ops that read the buffer. NULL op: none. */
+    void *(*buf_host)(fr_backend *b, fr_bbuf *buf);
 } fr_backend_ops;
 
 struct fr_backend {
@@ -67,6 +82,8 @@ struct fr_backend {
 
 /* Activation modes of ops->act. */
 enum { FR_ACT_SWIGLU = 0, FR_ACT_GEGLU = 1, FR_ACT_GELU = 2 };
+/* Rounding modes of ops->act_round: Q8_0 blocks, Q8_K blocks, F16 (as vk_ops.h). */
+enum { FR_ROUND_Q8_0 = 0, FR_ROUND_Q8_K = 1, FR_ROUND_F16 = 2 };
 
 /* Open a backend: kind "cpu" or "vulkan" (device: index, -1 the best one). NULL kind:
  * the first GPU backend that opens. FRUGAL_E_UNSUPPORTED with a message naming what is

@@ -166,9 +166,86 @@ static int cpu_attn(fr_backend *b, fr_bbuf *q, size_t q_off, fr_bbuf *k, fr_bbuf
     return FRUGAL_OK;
 }
 
+static float f16r(float v) { return fr_f16_to_f32(fr_f32_to_f16(v)); }
+
+/* The CPU kernels' own conversions there and back (quant_act.c, quant_k.c, F16). */
+static int cpu_round(fr_backend *b, int mode, fr_bbuf *x, size_t x_off, fr_bbuf *o, size_t o_off, int64_t n,
+                     int n_rows, fr_err *err) {
+    (void)b;
+    const fr_type t = mode == FR_ROUND_Q8_0 ? FR_TYPE_Q8_0 : mode == FR_ROUND_Q8_K ? FR_TYPE_Q8_K : FR_TYPE_F16;
+    const fr_type_traits *tr = fr_type_traits_get(t);
+    fr_from_float_fn conv = tr->act_from_float ? tr->act_from_float : tr->from_float;
+    void *tmp = fr_malloc(fr_row_size(t, n));
+    if (!tmp) return fr_err_set(err, FRUGAL_E_NOMEM, "cpu backend: out of memory");
+    for (int r = 0; r < n_rows; r++) {
+        conv(F(x, x_off + (size_t)r * n), tmp, n);
+        tr->to_float(tmp, F(o, o_off + (size_t)r * n), n);
+    }
+    free(tmp);
+    return FRUGAL_OK;
+}
+
+static int cpu_kv_store(fr_backend *b, fr_bbuf *k, size_t k_off, fr_bbuf *v, size_t v_off, int src_stride, int n_tok,
+                        int row_len, fr_bbuf *pos, fr_bbuf *kc, fr_bbuf *vc, fr_err *err) {
+    (void)b, (void)err;
+    const int32_t *p = (const int32_t *)(void *)pos->p;
+    for (int t = 0; t < n_tok; t++) {
+        uint16_t *kr = (uint16_t *)(void *)kc->p + (size_t)p[t] * row_len, *vr = (uint16_t *)(void *)vc->p + (size_t)p[t] * row_len;
+        for (int e = 0; e < row_len; e++) {
+            kr[e] = fr_f32_to_f16(F(k, k_off + (size_t)t * src_stride)[e]);
+            vr[e] = fr_f32_to_f16(F(v, v_off + (size_t)t * src_stride)[e]);
+        }
+    }
+    return FRUGAL_OK;
+}
+
+static int cpu_attn16(fr_backend *b, fr_bbuf *q, size_t q_off, int q_stride, int n_tok, fr_bbuf *kc, fr_bbuf *vc,
+                      fr_bbuf *pos, int n_head, int n_head_kv, int head_dim, int window, float q_scale, float scale,
+                      float softcap, fr_bbuf *o, size_t o_off, int o_stride, fr_err *err) {
+    (void)b;
+    const int32_t *p = (const int32_t *)(void *)pos->p;
+    const int row = n_head_kv * head_dim;
+    const uint16_t *K = (const uint16_t *)(void *)kc->p, *V = (const uint16_t *)(void *)vc->p;
+    int mx = 1;
+    for (int t = 0; t < n_tok; t++) mx = p[t] + 1 > mx ? p[t] + 1 : mx;
+    float *s = fr_malloc(sizeof(float) * (size_t)mx);
+    if (!s) return fr_err_set(err, FRUGAL_E_NOMEM, "cpu backend: out of memory");
+    for (int t = 0; t < n_tok; t++) {
+        const int lo = window > 0 && p[t] >= window ? p[t] - window + 1 : 0, n = p[t] + 1 - lo;
+        float qbuf[256];
+        for (int h = 0; h < n_head; h++) {
+            const int kh = h / (n_head / n_head_kv);
+            for (int e = 0; e < head_dim; e++) qbuf[e] = f16r(F(q, q_off + (size_t)t * q_stride + (size_t)h * head_dim)[e] * q_scale);
+            for (int j = 0; j < n; j++) {
+                const uint16_t *kr = K + (size_t)(lo + j) * row + (size_t)kh * head_dim;
+                float d = 0;
+                for (int e = 0; e < head_dim; e++) d += qbuf[e] * fr_f16_to_f32(kr[e]);
+                if (softcap > 0) d = tanhf(d / softcap) * softcap;
+                s[j] = d * scale;
+            }
+            fr_softmax(s, n);
+            float *out = F(o, o_off + (size_t)t * o_stride + (size_t)h * head_dim);
+            for (int e = 0; e < head_dim; e++) out[e] = 0;
+            for (int j = 0; j < n; j++) {
+                const float w = f16r(s[j]);
+                const uint16_t *vr = V + (size_t)(lo + j) * row + (size_t)kh * head_dim;
+                for (int e = 0; e < head_dim; e++) out[e] += w * fr_f16_to_f32(vr[e]);
+            }
+        }
+    }
+    free(s);
+    return FRUGAL_OK;
+}
+
+static void *cpu_buf_host(fr_backend *b, fr_bbuf *buf) {
+    (void)b;
+    return buf->p;
+}
+
 static const fr_backend_ops cpu_ops = {
     cpu_close, cpu_buf_new, cpu_buf_free, cpu_upload, cpu_download, cpu_sync, cpu_cur, cpu_peak, cpu_budget,
     cpu_type_ok, cpu_matmul, cpu_norm, cpu_rope, cpu_act, cpu_add, cpu_softmax, cpu_attn, NULL, NULL,
+    cpu_round, cpu_kv_store, cpu_attn16, cpu_buf_host,
 };
 
 int fr_backend_cpu_open(fr_backend **out, fr_err *err) {

@@ -363,6 +363,11 @@ void fr_forward(frugal_context *ctx, const fr_batch *b) {
     embed(ctx, b);
     const float *pending = NULL;
     for (int il = 0; il < hp->n_layer; il++) {
+        const int n_dev = fr_offload_run_layers(ctx, b, il, &pending); /* whole layers on the device */
+        if (n_dev) {
+            il += n_dev - 1;
+            continue;
+        }
         fr_layer_source *src = ctx->layer_src;
         const fr_layer *L = src ? src->acquire(src->user, il) : &m->layers[il];
         run_layer(ctx, b, L, il, &pending);

@@ -12,55 +12,7 @@
 #include "kernels/dispatch.h"
 #include "model/model.h"
 #include "model/offload.h"
-
-/* Tokens per device product: a batch is sent in pieces of this many (the tiled
- * kernel's tile), so the activation buffers have a fixed size, allocated at load
- * and counted against the budget. */
-enum { CHUNK = 32 };
-
-typedef struct {
-    const void *key; /* the fr_weight's data pointer, as the forward pass holds it */
-    fr_bbuf *buf;
-    fr_type type;
-    int64_t n_in, n_out;
-    size_t off; /* byte offset in buf (a stream slot: the matrix's place in its layer) */
-} resident;
-
-/* A matrix of a layer that did not fit (--gpu-stream): copied into a slot before use. */
-typedef struct {
-    const void *key, *src;
-    int layer;
-    size_t off, bytes; /* place in the slot, row-major bytes */
-    fr_type type;
-    int64_t n_in, n_out;
-} streamed;
-
-struct fr_offload {
-    fr_backend *be;
-    resident *res;
-    int n_res, cap_res;
-    int first_layer, n_layers;
-    uint64_t budget;                 /* --vram (0: none) */
-    uint64_t res_dev, res_host;      /* residents' bytes on the device / their host copies */
-    fr_bbuf *xb, *yb; /* activations in and out, grown on demand */
-    size_t xb_n, yb_n; /* bytes: CHUNK tokens of the widest input and output */
-    float *xr;        /* host: the input rounded as the CPU rounds it */
-    void *xq;         /* host: the input in the weight type's vec_dot_type */
-    size_t xr_n, xq_n;
-    streamed *st; /* --gpu-stream: the matrices of the layers that did not fit */
-    int n_st, cap_st;
-    fr_bbuf *slot[2];   /* two rotating layer buffers (double buffering) */
-    int slot_layer[2];  /* the layer each holds (-1: none) */
-    int next_slot;      /* the one the next copy overwrites */
-    size_t slot_n;      /* bytes of each: the largest streamed layer */
-    uint64_t h2d_bytes; /* copied into the slots since load, and the seconds it took */
-    double h2d_s;
-    bool failed;
-    pthread_mutex_t mu; /* one stream per device: one product at a time */
-};
-
-/* Bytes a buffer of n takes on the device (the Vulkan runtime rounds to words). */
-static uint64_t dev_bytes(uint64_t n) { return (n + 3) & ~(uint64_t)3; }
+#include "model/offload_impl.h"
 
 /* The activation buffers' sizes: CHUNK tokens of the widest input and output. */
 static void act_sizes(const frugal_model *m, size_t *xn, size_t *yn) {
@@ -92,7 +44,7 @@ static int upload_weight(fr_offload *o, const fr_weight *w, fr_err *err) {
         return rc;
     }
     o->res[o->n_res++] = (resident){w->data, b, w->type, w->n_in, w->n_out, 0};
-    o->res_dev += dev_bytes(bytes), o->res_host += bytes;
+    o->res_dev += fr_dev_bytes(bytes), o->res_host += bytes;
     return FRUGAL_OK;
 }
 
@@ -101,7 +53,7 @@ static void drop_from(fr_offload *o, int from) {
     while (o->n_res > from) {
         const resident *r = &o->res[--o->n_res];
         const uint64_t bytes = fr_row_size(r->type, r->n_in) * (uint64_t)r->n_out;
-        o->res_dev -= dev_bytes(bytes), o->res_host -= bytes;
+        o->res_dev -= fr_dev_bytes(bytes), o->res_host -= bytes;
         o->be->ops->buf_free(o->be, r->buf);
     }
 }
@@ -143,6 +95,7 @@ static int add_streamed_layer(fr_offload *o, const frugal_model *m, int il, fr_e
 }
 
 static void free_slots(fr_offload *o) {
+    fr_stream_stop(o);
     for (int k = 0; k < 2; k++)
         if (o->slot[k]) o->be->ops->buf_free(o->be, o->slot[k]), o->slot[k] = NULL;
 }
@@ -167,37 +120,8 @@ static int open_slots(fr_offload *o, const frugal_model *m, fr_err *err) {
         return FRUGAL_OK;
     }
     o->slot_n = mx, o->slot_layer[0] = o->slot_layer[1] = -1;
+    fr_stream_start(o); /* the copy-ahead worker, where the slots are host-mapped */
     return rc;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The slot holding layer il, copying it into the older slot when neither does (called
- * under o->mu; the copy waits for the products before it, which read the slot). */
-static int load_layer(fr_offload *o, int il, fr_bbuf **out, fr_err *err) {
-    for (int k = 0; k < 2; k++)
-        if (o->slot_layer[k] == il) {
-            *out = o->slot[k];
-            return FRUGAL_OK;
-        }
-    const int k = o->next_slot;
-    o->next_slot ^= 1;
-    o->slot_layer[k] = -1;
-    const double t0 = now_s();
-    for (int i = 0; i < o->n_st; i++) {
-        if (o->st[i].layer != il) continue;
-        const int rc = o->be->ops->upload(o->be, o->slot[k], o->st[i].off, o->st[i].src, o->st[i].bytes, err);
-        if (rc) return rc;
-        o->h2d_bytes += o->st[i].bytes;
-    }
-    o->h2d_s += now_s() - t0;
-    o->slot_layer[k] = il;
-    *out = o->slot[k];
-    return FRUGAL_OK;
 }
 
 static const streamed *find_st(const fr_offload *o, const void *key) {
@@ -215,8 +139,10 @@ static int place_layers(fr_offload *o, frugal_model *m, int n_gpu_layers, fr_err
         int rc = FRUGAL_OK;
         for (int j = 0; j < FR_LAYER_MATRICES && !rc; j++)
             if (fr_layer_mat_repackable(j)) rc = upload_weight(o, &m->layers[il].mat[j], err);
+        if (!rc) rc = fr_whole_place_layer(o, m, il, err); /* its vectors and KV cache */
         if (rc == FRUGAL_E_NOMEM) { /* keep what fits, the rest runs on the CPU or streams */
             drop_from(o, mark);
+            fr_whole_drop_layer(o, il);
             if (o->slot[0]) {
                 fr_err_clear(err);
                 rc = FRUGAL_OK;
@@ -254,6 +180,8 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, int 
     fr_offload *o = fr_calloc(1, sizeof *o);
     if (!o) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
     pthread_mutex_init(&o->mu, NULL);
+    pthread_mutex_init(&o->pf_mu, NULL);
+    pthread_cond_init(&o->pf_cv, NULL);
     const char *kind = getenv("FRUGAL_BACKEND");
     int rc = fr_backend_open(kind && *kind ? kind : "vulkan", -1, &o->be, err);
     if (!rc) {
@@ -271,6 +199,8 @@ int fr_offload_new(frugal_model *m, int n_gpu_layers, uint64_t vram_budget, int 
             *out = o;
             return FRUGAL_OK;
         }
+        /* whole layers: their activation buffers before any layer, as above */
+        if (!rc && fr_whole_supported(o, m)) rc = fr_whole_open(o, m, err);
         if (!rc && stream) {
             const int n = n_gpu_layers < 0 || n_gpu_layers > m->hp.n_layer ? m->hp.n_layer : n_gpu_layers;
             o->first_layer = m->hp.n_layer - n;
@@ -291,6 +221,7 @@ void fr_offload_free(fr_offload *o) {
     if (!o) return;
     if (o->be) {
         drop_from(o, 0);
+        fr_whole_free(o);
         free_slots(o);
         if (o->xb) o->be->ops->buf_free(o->be, o->xb);
         if (o->yb) o->be->ops->buf_free(o->be, o->yb);
@@ -301,6 +232,8 @@ void fr_offload_free(fr_offload *o) {
     free(o->xr);
     free(o->xq);
     pthread_mutex_destroy(&o->mu);
+    pthread_mutex_destroy(&o->pf_mu);
+    pthread_cond_destroy(&o->pf_cv);
     free(o);
 }
 
@@ -396,7 +329,7 @@ bool fr_offload_matmul_multi(fr_offload *o, int n_w, const fr_weight *const *ws,
     int rc = o->failed ? -1 : FRUGAL_OK;
     if (!rc && s[0]) {
         fr_bbuf *slot = NULL;
-        rc = load_layer(o, s[0]->layer, &slot, &err);
+        rc = fr_stream_load(o, s[0]->layer, &slot, &err);
         for (int k = 0; k < n_w; k++) tmp[k].buf = slot;
     }
     if (!rc) rc = run_products(o, n_w, r, x, n_tok, ys, &err);
@@ -424,9 +357,10 @@ int fr_offload_software(const fr_offload *o) { return o ? o->be->is_cpu_device :
 int fr_offload_stream_stats(const fr_offload *o, uint64_t *bytes, double *seconds) {
     *bytes = 0, *seconds = 0;
     if (!o || !o->n_st) return 0;
-    pthread_mutex_lock((pthread_mutex_t *)&o->mu); /* the counters move under it */
+    pthread_mutex_t *mu = (pthread_mutex_t *)&o->pf_mu; /* the counters move under it */
+    pthread_mutex_lock(mu);
     *bytes = o->h2d_bytes, *seconds = o->h2d_s;
-    pthread_mutex_unlock((pthread_mutex_t *)&o->mu);
+    pthread_mutex_unlock(mu);
     int n = 0;
     for (int i = 0; i < o->n_st; i++) n += i == 0 || o->st[i].layer != o->st[i - 1].layer;
     return n;
@@ -458,7 +392,7 @@ static uint64_t plan_bytes(const fr_weight *w) {
     if (!(t == FR_TYPE_F32 || t == FR_TYPE_F16 || t == FR_TYPE_Q8_0 || t == FR_TYPE_Q4_0 || t == FR_TYPE_Q4_K ||
           t == FR_TYPE_Q6_K))
         return 0;
-    return dev_bytes(fr_row_size(t, w->n_in) * (uint64_t)w->n_out);
+    return fr_dev_bytes(fr_row_size(t, w->n_in) * (uint64_t)w->n_out);
 }
 
 static uint64_t mat_bytes(const fr_weight *w) { return w->data ? fr_row_size(w->type, w->n_in) * (uint64_t)w->n_out : 0; }
@@ -476,8 +410,12 @@ void frugal_plan_gpu(const frugal_model *m, int n_gpu_layers, uint64_t vram, fru
     if (n_gpu_layers == 0 || !m->layers) return;
     size_t xn, yn;
     act_sizes(m, &xn, &yn);
-    uint64_t used = dev_bytes(xn) + dev_bytes(yn);
+    uint64_t used = fr_dev_bytes(xn) + fr_dev_bytes(yn);
     if (vram && used > vram) return;
+    /* whole layers: their activation buffers next (no room: products only, as at load) */
+    bool whole = fr_whole_supported(NULL, m);
+    if (whole && vram && used + fr_whole_act_bytes(m) > vram) whole = false;
+    if (whole) used += fr_whole_act_bytes(m);
     p->act_bytes = used;
     const int n = n_gpu_layers < 0 || n_gpu_layers > n_layer ? n_layer : n_gpu_layers;
     p->first_layer = n_layer - n;
@@ -488,8 +426,11 @@ void frugal_plan_gpu(const frugal_model *m, int n_gpu_layers, uint64_t vram, fru
                 layer += plan_bytes(&m->layers[il].mat[j]);
                 host += plan_bytes(&m->layers[il].mat[j]) ? mat_bytes(&m->layers[il].mat[j]) : 0;
             }
-        if (vram && used + layer > vram) return; /* the rest stays on the CPU, as at load */
-        used += layer;
+        const uint64_t kv = whole ? fr_whole_layer_bytes(m, il) : 0; /* its vectors and KV cache */
+        if (vram && used + layer + kv > vram) return; /* the rest stays on the CPU, as at load */
+        used += layer + kv;
+        p->kv_bytes += kv;
+        p->whole = whole;
         p->weight_bytes += layer;
         p->cpu_weight_bytes -= host;
         p->n_gpu_layers++;

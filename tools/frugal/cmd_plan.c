@@ -67,17 +67,18 @@ static void print_json(const frugal_plan *p) { /* without the closing brace: the
 static void print_gpu(const frugal_gpu_plan *g, int json) {
     if (json) {
         printf(", \"gpu_layers\": %d, \"gpu_first_layer\": %d, \"gpu_output\": %s, \"gpu_weight_bytes\": %llu, "
-               "\"gpu_act_bytes\": %llu, \"cpu_weight_bytes\": %llu",
+               "\"gpu_act_bytes\": %llu, \"gpu_kv_bytes\": %llu, \"gpu_whole_layers\": %s, \"cpu_weight_bytes\": %llu",
                g->n_gpu_layers, g->first_layer, g->output_on_gpu ? "true" : "false",
                (unsigned long long)g->weight_bytes, (unsigned long long)g->act_bytes,
-               (unsigned long long)g->cpu_weight_bytes);
+               (unsigned long long)g->kv_bytes, g->whole ? "true" : "false", (unsigned long long)g->cpu_weight_bytes);
         return;
     }
     if (g->n_gpu_layers) printf("GPU layers        %d of %d (%d-%d)%s\n", g->n_gpu_layers, g->n_layer, g->first_layer,
                                 g->first_layer + g->n_gpu_layers - 1, g->output_on_gpu ? " + output matrix" : "");
     else printf("GPU layers        0 of %d%s\n", g->n_layer, g->output_on_gpu ? " + output matrix" : "");
-    printf("  device memory   %10.1f MiB (matrices %.1f, activations %.1f)\n", mib(g->weight_bytes + g->act_bytes),
-           mib(g->weight_bytes), mib(g->act_bytes));
+    printf("  device memory   %10.1f MiB (matrices %.1f, activations %.1f, KV cache and vectors %.1f)%s\n",
+           mib(g->weight_bytes + g->act_bytes + g->kv_bytes), mib(g->weight_bytes), mib(g->act_bytes),
+           mib(g->kv_bytes), g->whole ? ", whole layers" : "");
     printf("  CPU matrices    %10.1f MiB\n", mib(g->cpu_weight_bytes));
 }
 

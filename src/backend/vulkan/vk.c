@@ -243,6 +243,7 @@ uint64_t fr_vk_mem_current(const fr_vk *vk) { return atomic_load(&vk->cur); }
 uint64_t fr_vk_mem_peak(const fr_vk *vk) { return atomic_load(&vk->peak); }
 void fr_vk_set_budget(fr_vk *vk, uint64_t bytes) { vk->budget = bytes; }
 size_t fr_vk_buf_size(const fr_vk_buf *b) { return b->size; }
+void *fr_vk_buf_host(const fr_vk_buf *b) { return b->map; }
 
 /* Memory type for a buffer: the first of `want` (in order of preference) the buffer
  * allows; -1 when none. */

@@ -37,6 +37,10 @@ int fr_vk_is_cpu(const fr_vk *vk);
 int fr_vk_buf_new(fr_vk *vk, size_t n, fr_vk_buf **out, fr_err *err);
 void fr_vk_buf_free(fr_vk *vk, fr_vk_buf *b);
 size_t fr_vk_buf_size(const fr_vk_buf *b);
+/* The buffer's persistent host mapping (host-visible memory; not in staging mode), or
+ * NULL. Writing there bypasses the stream: the caller makes sure no recorded or running
+ * dispatch reads the bytes it writes. */
+void *fr_vk_buf_host(const fr_vk_buf *b);
 
 /* Copy n bytes between host memory and the buffer at byte offset off. They wait for
  * the device (call them outside a recorded stream). FRUGAL_E_INTERNAL on a driver error. */

@@ -69,9 +69,30 @@ static int v_heap_budget(const fr_backend *b, uint64_t *budget, uint64_t *usage)
     return fr_vk_heap_budget(VK(b), budget, usage);
 }
 
+static int v_round(fr_backend *b, int mode, fr_bbuf *x, size_t x_off, fr_bbuf *o, size_t o_off, int64_t n,
+                   int n_rows, fr_err *err) {
+    return fr_vk_act_round(VK(b), mode, VB(x), x_off, VB(o), o_off, n, n_rows, err);
+}
+static int v_kv_store(fr_backend *b, fr_bbuf *k, size_t k_off, fr_bbuf *v, size_t v_off, int src_stride, int n_tok,
+                      int row_len, fr_bbuf *pos, fr_bbuf *kc, fr_bbuf *vc, fr_err *err) {
+    return fr_vk_kv_store(VK(b), VB(k), k_off, VB(v), v_off, src_stride, n_tok, row_len, VB(pos), VB(kc), VB(vc), err);
+}
+static int v_attn16(fr_backend *b, fr_bbuf *q, size_t q_off, int q_stride, int n_tok, fr_bbuf *kc, fr_bbuf *vc,
+                    fr_bbuf *pos, int n_head, int n_head_kv, int head_dim, int window, float q_scale, float scale,
+                    float softcap, fr_bbuf *o, size_t o_off, int o_stride, fr_err *err) {
+    return fr_vk_attn_kv16(VK(b), VB(q), q_off, q_stride, n_tok, VB(kc), VB(vc), VB(pos), n_head, n_head_kv, head_dim,
+                           window, q_scale, scale, softcap, VB(o), o_off, o_stride, err);
+}
+
+static void *v_buf_host(fr_backend *b, fr_bbuf *x) {
+    (void)b;
+    return fr_vk_buf_host(VB(x));
+}
+
 static const fr_backend_ops vk_backend_ops = {
     v_close, v_buf_new, v_buf_free, v_upload, v_download, v_sync, v_cur, v_peak, v_budget,
     fr_vk_type_ok, v_matmul, v_norm, v_rope, v_act, v_add, v_softmax, v_attn, v_read_bw, v_heap_budget,
+    v_round, v_kv_store, v_attn16, v_buf_host,
 };
 
 int fr_backend_vulkan_open(int device, fr_backend **out, fr_err *err) {

@@ -125,3 +125,39 @@ int fr_vk_attn_decode(fr_vk *vk, fr_vk_buf *q, size_t q_off, fr_vk_buf *k, fr_vk
     fr_vk_buf *bufs[5] = {q, k, v, o, scratch};
     return fr_vk_dispatch(vk, "attn", 5, bufs, &pc, sizeof pc, (uint32_t)n_head, 1, 1, err);
 }
+
+int fr_vk_act_round(fr_vk *vk, int mode, fr_vk_buf *x, size_t x_off, fr_vk_buf *o, size_t o_off, int64_t n,
+                    int n_rows, fr_err *err) {
+    const int64_t blk = mode == FR_VK_ROUND_Q8_0 ? 32 : mode == FR_VK_ROUND_Q8_K ? 256 : 1;
+    if (n % blk) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "vulkan: row of %lld values is not whole blocks", (long long)n);
+    const int64_t n_blocks = n / blk * n_rows;
+    const uint32_t pc[4] = {(uint32_t)n_blocks, (uint32_t)mode, (uint32_t)x_off, (uint32_t)o_off};
+    fr_vk_buf *bufs[2] = {x, o};
+    uint32_t gx, gy;
+    grid1d(n_blocks, 64, &gx, &gy);
+    return fr_vk_dispatch(vk, "act_round", 2, bufs, pc, sizeof pc, gx, gy, 1, err);
+}
+
+int fr_vk_kv_store(fr_vk *vk, fr_vk_buf *k, size_t k_off, fr_vk_buf *v, size_t v_off, int src_stride, int n_tok,
+                   int row_len, fr_vk_buf *pos, fr_vk_buf *kc, fr_vk_buf *vc, fr_err *err) {
+    if (row_len % 2) return fr_err_set(err, FRUGAL_E_INVALID_ARG, "vulkan: KV row of %d values is odd", row_len);
+    const uint32_t pc[5] = {(uint32_t)n_tok, (uint32_t)row_len, (uint32_t)k_off, (uint32_t)v_off, (uint32_t)src_stride};
+    fr_vk_buf *bufs[5] = {k, v, kc, vc, pos};
+    const int64_t n = (int64_t)n_tok * (row_len / 2);
+    return fr_vk_dispatch(vk, "kv_store", 5, bufs, pc, sizeof pc, (uint32_t)((n + 63) / 64), 1, 1, err);
+}
+
+int fr_vk_attn_kv16(fr_vk *vk, fr_vk_buf *q, size_t q_off, int q_stride, int n_tok, fr_vk_buf *kc, fr_vk_buf *vc,
+                    fr_vk_buf *pos, int n_head, int n_head_kv, int head_dim, int window, float q_scale, float scale,
+                    float softcap, fr_vk_buf *o, size_t o_off, int o_stride, fr_err *err) {
+    if (n_head_kv <= 0 || n_head % n_head_kv || head_dim % 2 || head_dim > 256)
+        return fr_err_set(err, FRUGAL_E_INVALID_ARG, "vulkan: attention of %d heads over %d KV heads of %d values",
+                          n_head, n_head_kv, head_dim);
+    struct {
+        uint32_t n_head, n_head_kv, head_dim, q_off, q_stride, o_off, o_stride, window;
+        float scale, softcap, q_scale;
+    } pc = {(uint32_t)n_head, (uint32_t)n_head_kv, (uint32_t)head_dim, (uint32_t)q_off, (uint32_t)q_stride,
+            (uint32_t)o_off, (uint32_t)o_stride, (uint32_t)(window > 0 ? window : 0), scale, softcap, q_scale};
+    fr_vk_buf *bufs[5] = {q, kc, vc, o, pos};
+    return fr_vk_dispatch(vk, "attn_kv16", 5, bufs, &pc, sizeof pc, (uint32_t)n_head, (uint32_t)n_tok, 1, err);
+}

@@ -51,6 +51,26 @@ int fr_vk_attn_decode(fr_vk *vk, fr_vk_buf *q, size_t q_off, fr_vk_buf *k, fr_vk
                       int n_head, int n_head_kv, int head_dim, float scale, float softcap, fr_vk_buf *o,
                       size_t o_off, fr_vk_buf *scratch, fr_err *err);
 
+/* A matrix product's input rounded as the CPU rounds it: n_rows rows of n values at x_off
+ * to o_off (o may be x); mode FR_VK_ROUND_Q8_0 (n a multiple of 32), _Q8_K (of 256), _F16. */
+enum { FR_VK_ROUND_Q8_0 = 0, FR_VK_ROUND_Q8_K = 1, FR_VK_ROUND_F16 = 2 };
+int fr_vk_act_round(fr_vk *vk, int mode, fr_vk_buf *x, size_t x_off, fr_vk_buf *o, size_t o_off, int64_t n,
+                    int n_rows, fr_err *err);
+
+/* F16 KV cache append: token t < n_tok's K and V rows (row_len floats, even, at k_off /
+ * v_off + t * src_stride of k and v) stored at row pos[t] of kc and vc (F16, row_len
+ * halves per row). */
+int fr_vk_kv_store(fr_vk *vk, fr_vk_buf *k, size_t k_off, fr_vk_buf *v, size_t v_off, int src_stride, int n_tok,
+                   int row_len, fr_vk_buf *pos, fr_vk_buf *kc, fr_vk_buf *vc, fr_err *err);
+
+/* Causal attention of n_tok query tokens over an F16 cache (rows of n_head_kv * head_dim
+ * halves): token t (queries at q_off + t * q_stride) attends to rows lo..pos[t] (lo =
+ * pos[t] - window + 1 with a window, else 0); scores = softcap(q * q_scale . k) * scale;
+ * output at o_off + t * o_stride. head_dim even and <= 256. */
+int fr_vk_attn_kv16(fr_vk *vk, fr_vk_buf *q, size_t q_off, int q_stride, int n_tok, fr_vk_buf *kc, fr_vk_buf *vc,
+                    fr_vk_buf *pos, int n_head, int n_head_kv, int head_dim, int window, float q_scale, float scale,
+                    float softcap, fr_vk_buf *o, size_t o_off, int o_stride, fr_err *err);
+
 /* The device's read bandwidth in GB/s (*gbs): a buffer of `bytes` in device memory (halved
  * until it fits the memory or budget, down to 64 KiB; *probed: the size used) summed by a
  * shader, best of four timed passes; the buffer is freed before return (vk_probe.c). */
