@@ -7,8 +7,8 @@
  *
  * Same search as core/quant_iq3s_w.c: round each value to the nearest magnitude, take
  * the pattern's grid point or the best of its 16 nearest; trial scales per sub-block,
- * 4-bit scales rounded against the block's largest, groups re-fitted, block scale by
- * least squares. A group with an odd number of negatives keeps the sign of all but its
+ * 4-bit scales rounded against the block's largest, groups re-fitted, block scale
+ * that keeps the weights' gain (see iq2_block). A group with an odd number of negatives keeps the sign of all but its
  * cheapest value (smallest weight * x^2), whose target becomes -|x|: the fit then
  * gives it the smallest magnitude, the least harm a wrong sign can do. */
 #include "core/quant_lowbit.h"
@@ -175,7 +175,16 @@ static float iq2_block(const iq2_tab *t, const float *x, const float *imp, int s
         qx += m * gx;
         q2 += m * m * g2;
     }
-    return q2 > 0 && qx > 0 ? qx / q2 : d;
+    if (!(q2 > 0 && qx > 0)) return d;
+    /* Not the least-squares d = qx / q2: that makes the error orthogonal to the
+     * quantized weights, which shrinks them by the relative error (~10 % at 2 bits),
+     * and each layer's output shrinks with them; the shrink compounds over layers
+     * (measured: outputs at 0.91 of the F32 ones, KL +36 % over the reference's).
+     * d = xx / qx makes the (weighted) error orthogonal to the weights themselves, so
+     * the matmul keeps its gain: KL 1.35e-01 -> 1.03e-01 on IQ2_XXS. */
+    float xx = 0;
+    for (int i = 0; i < FR_QK_K; i++) xx += w[i] * a[i] * a[i];
+    return xx / qx;
 }
 
 int fr_quantize_iq2_rows(fr_type type, const float *x, void *vy, int64_t n, const float *imp) {
