@@ -11,7 +11,8 @@ bool fr_mix_lowbit(uint32_t ftype) {
 }
 
 bool fr_mix_needs_calib(uint32_t ftype) {
-    return ftype == FR_FTYPE_IQ2_XXS || ftype == FR_FTYPE_IQ2_XS || ftype == FR_FTYPE_IQ2_S || ftype == FR_FTYPE_IQ2_M;
+    return ftype == FR_FTYPE_IQ2_XXS || ftype == FR_FTYPE_IQ2_XS || ftype == FR_FTYPE_IQ2_S || ftype == FR_FTYPE_IQ2_M ||
+           ftype == FR_FTYPE_IQ3_XXS;
 }
 
 /* IQ2_S and IQ2_M: llama.cpp gives them IQ3_S where the other IQ2 mixes take Q2_K */
@@ -20,7 +21,7 @@ static bool iq2_sm(uint32_t ftype) { return ftype == FR_FTYPE_IQ2_S || ftype == 
 fr_type fr_mix_output(uint32_t ftype) { return fr_mix_needs_calib(ftype) ? FR_TYPE_Q5_K : FR_TYPE_Q6_K; }
 
 fr_type fr_mix_embd(uint32_t ftype, fr_type def) {
-    return iq2_sm(ftype) ? FR_TYPE_IQ3_S : fr_mix_needs_calib(ftype) ? FR_TYPE_Q2_K : def;
+    return iq2_sm(ftype) || ftype == FR_FTYPE_IQ3_XXS ? FR_TYPE_IQ3_S : fr_mix_needs_calib(ftype) ? FR_TYPE_Q2_K : def;
 }
 
 static fr_type attn_v(uint32_t ftype, fr_type def, int i, int n_gqa) {
@@ -30,7 +31,8 @@ static fr_type attn_v(uint32_t ftype, fr_type def, int i, int n_gqa) {
     case FR_FTYPE_Q3_K_L: return FR_TYPE_Q5_K;
     case FR_FTYPE_IQ4_NL:
     case FR_FTYPE_IQ4_XS: return n_gqa >= 4 ? FR_TYPE_Q5_K : def;
-    case FR_FTYPE_IQ3_S: return n_gqa >= 4 ? FR_TYPE_Q4_K : def;
+    case FR_FTYPE_IQ3_S:
+    case FR_FTYPE_IQ3_XXS: return n_gqa >= 4 ? FR_TYPE_Q4_K : def;
     case FR_FTYPE_IQ3_M: return FR_TYPE_Q4_K;
     case FR_FTYPE_IQ2_XXS:
     case FR_FTYPE_IQ2_XS:
@@ -63,9 +65,10 @@ fr_type fr_mix_rule(uint32_t ftype, fr_mix_role role, fr_type def, int i, int n,
     switch (role) {
     case FR_MIX_ATTN_V: return attn_v(ftype, def, i, n_gqa);
     case FR_MIX_FFN_DOWN: return ffn_down(ftype, def, i, n);
-    case FR_MIX_ATTN_QK: return def;
+    /* IQ3_XXS: attn_q / attn_k drop to IQ2_S */
+    case FR_MIX_ATTN_QK: return ftype == FR_FTYPE_IQ3_XXS ? FR_TYPE_IQ2_S : def;
     case FR_MIX_ATTN_OUT:
-        if (iq2_sm(ftype)) return FR_TYPE_IQ3_S;
+        if (iq2_sm(ftype) || ftype == FR_FTYPE_IQ3_XXS) return FR_TYPE_IQ3_S;
         return ftype == FR_FTYPE_Q2_K                                  ? FR_TYPE_Q3_K
                : ftype == FR_FTYPE_Q3_K_M || ftype == FR_FTYPE_IQ3_M ? FR_TYPE_Q4_K
                : ftype == FR_FTYPE_Q3_K_L                              ? FR_TYPE_Q5_K
@@ -84,7 +87,8 @@ fr_type fr_mix_fallback(fr_type t) {
     case FR_TYPE_IQ3_S:
     case FR_TYPE_IQ2_XXS:
     case FR_TYPE_IQ2_XS:
-    case FR_TYPE_IQ2_S: return FR_TYPE_IQ4_NL;
+    case FR_TYPE_IQ2_S:
+    case FR_TYPE_IQ3_XXS: return FR_TYPE_IQ4_NL;
     case FR_TYPE_Q4_K: return FR_TYPE_Q5_0;
     case FR_TYPE_Q5_K: return FR_TYPE_Q5_1;
     case FR_TYPE_Q6_K: return FR_TYPE_Q8_0;
