@@ -247,6 +247,8 @@ int main(void) {
     check_iq2(FR_TYPE_IQ2_XS, 0.40, &rng);
     check_iq2(FR_TYPE_IQ2_S, 0.40, &rng);
     check_iq2(FR_TYPE_IQ3_XXS, 0.30, &rng);
+    check_iq2(FR_TYPE_IQ1_S, 0.70, &rng);
+    check_iq2(FR_TYPE_IQ1_M, 0.65, &rng);
     const char *fp = tu_shared("models/fortune-3m-f32.gguf");
     char fpath[4096];
     snprintf(fpath, sizeof fpath, "%s", fp ? fp : "");
@@ -256,8 +258,8 @@ int main(void) {
     }
     char calib[4096];
     snprintf(calib, sizeof calib, "%s", tu_shared("text/gpl-3.txt") ? tu_shared("text/gpl-3.txt") : "");
-    const char *mixes[] = {"iq3_s", "iq3_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs"};
-    for (int k = 0; k < 7; k++) {
+    const char *mixes[] = {"iq3_s", "iq3_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs", "iq1_s", "iq1_m"};
+    for (int k = 0; k < 9; k++) {
         char out[512];
         snprintf(out, sizeof out, "%s/%s.gguf", tu_tmpdir(), mixes[k]);
         frugal_quantize_params p;
@@ -265,7 +267,7 @@ int main(void) {
         p.type = mixes[k];
         p.n_threads = 2;
         frugal_error ferr = FRUGAL_ERROR_INIT;
-        if (k >= 2) { /* IQ2, IQ3_XXS: refused without a calibration text, then with one */
+        if (k >= 2) { /* IQ2, IQ3_XXS, IQ1: refused without a calibration text, then with one */
             CHECKF(frugal_quantize(fpath, out, &p, NULL, &ferr) != FRUGAL_OK && strstr(ferr.message, "--calib"),
                    "%s without --calib: %s", mixes[k], ferr.message);
             p.calib = calib;

@@ -12,7 +12,7 @@ bool fr_mix_lowbit(uint32_t ftype) {
 
 bool fr_mix_needs_calib(uint32_t ftype) {
     return ftype == FR_FTYPE_IQ2_XXS || ftype == FR_FTYPE_IQ2_XS || ftype == FR_FTYPE_IQ2_S || ftype == FR_FTYPE_IQ2_M ||
-           ftype == FR_FTYPE_IQ3_XXS;
+           ftype == FR_FTYPE_IQ3_XXS || ftype == FR_FTYPE_IQ1_S || ftype == FR_FTYPE_IQ1_M;
 }
 
 /* IQ2_S and IQ2_M: llama.cpp gives them IQ3_S where the other IQ2 mixes take Q2_K */
@@ -37,6 +37,8 @@ static fr_type attn_v(uint32_t ftype, fr_type def, int i, int n_gqa) {
     case FR_FTYPE_IQ2_XXS:
     case FR_FTYPE_IQ2_XS:
     case FR_FTYPE_IQ2_S:
+    case FR_FTYPE_IQ1_S:
+    case FR_FTYPE_IQ1_M:
     case FR_FTYPE_IQ2_M: return n_gqa >= 4 ? FR_TYPE_Q4_K : iq2_sm(ftype) ? FR_TYPE_IQ3_S : FR_TYPE_Q2_K;
     default: return def;
     }
@@ -56,6 +58,8 @@ static fr_type ffn_down(uint32_t ftype, fr_type def, int i, int n) {
     case FR_FTYPE_IQ2_XXS:
     case FR_FTYPE_IQ2_XS:
     case FR_FTYPE_IQ2_S:
+    case FR_FTYPE_IQ1_S:
+    case FR_FTYPE_IQ1_M:
     case FR_FTYPE_IQ2_M: return i >= n / 8 ? def : iq2_sm(ftype) ? FR_TYPE_IQ3_S : FR_TYPE_Q2_K;
     default: return def;
     }
@@ -69,6 +73,7 @@ fr_type fr_mix_rule(uint32_t ftype, fr_mix_role role, fr_type def, int i, int n,
     case FR_MIX_ATTN_QK: return ftype == FR_FTYPE_IQ3_XXS ? FR_TYPE_IQ2_S : def;
     case FR_MIX_ATTN_OUT:
         if (iq2_sm(ftype) || ftype == FR_FTYPE_IQ3_XXS) return FR_TYPE_IQ3_S;
+        if (ftype == FR_FTYPE_IQ1_S || ftype == FR_FTYPE_IQ1_M) return FR_TYPE_IQ2_XXS;
         return ftype == FR_FTYPE_Q2_K                                  ? FR_TYPE_Q3_K
                : ftype == FR_FTYPE_Q3_K_M || ftype == FR_FTYPE_IQ3_M ? FR_TYPE_Q4_K
                : ftype == FR_FTYPE_Q3_K_L                              ? FR_TYPE_Q5_K
@@ -88,7 +93,9 @@ fr_type fr_mix_fallback(fr_type t) {
     case FR_TYPE_IQ2_XXS:
     case FR_TYPE_IQ2_XS:
     case FR_TYPE_IQ2_S:
-    case FR_TYPE_IQ3_XXS: return FR_TYPE_IQ4_NL;
+    case FR_TYPE_IQ3_XXS:
+    case FR_TYPE_IQ1_S:
+    case FR_TYPE_IQ1_M: return FR_TYPE_IQ4_NL;
     case FR_TYPE_Q4_K: return FR_TYPE_Q5_0;
     case FR_TYPE_Q5_K: return FR_TYPE_Q5_1;
     case FR_TYPE_Q6_K: return FR_TYPE_Q8_0;
