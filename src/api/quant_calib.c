@@ -13,7 +13,8 @@
 #include "frugal.h"
 #include "model/model.h"
 
-#define CALIB_MAX_TOKENS 4096
+/* llama-imatrix reads its whole text; 64 Ki tokens bounds the run on a big model */
+#define CALIB_MAX_TOKENS 65536
 #define CALIB_CHUNK 512
 
 typedef struct {
@@ -77,13 +78,16 @@ int fr_calib_importance(const char *model_path, const char *text_path, fr_policy
     }
     frugal_context_params cp;
     frugal_context_params_default(&cp);
-    cp.n_ctx = CALIB_CHUNK;
+    /* chunks no longer than the trained context: positions past it give activations
+     * the model never produces in use */
+    const int chunk = m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < CALIB_CHUNK ? m->hp.n_ctx_train : CALIB_CHUNK;
+    cp.n_ctx = chunk;
     if ((rc = frugal_context_new(m, &cp, &c, err))) goto done;
     c->act_hook = on_matmul;
     c->act_user = &a;
-    for (int done = 0; done < nt && !rc; done += CALIB_CHUNK) {
+    for (int done = 0; done < nt && !rc; done += chunk) {
         frugal_context_reset(c);
-        int k = nt - done < CALIB_CHUNK ? nt - done : CALIB_CHUNK;
+        int k = nt - done < chunk ? nt - done : chunk;
         rc = frugal_eval(c, toks + done, k, 1, err); /* all logits: the output head sees every row */
     }
     if (rc) goto done;

@@ -72,6 +72,10 @@ static const q_target k_targets[] = {
     {"iq4_xs", FR_TYPE_IQ4_XS, FR_FTYPE_IQ4_XS}, {"iq3_s", FR_TYPE_IQ3_S, FR_FTYPE_IQ3_S},
     {"iq3_m", FR_TYPE_IQ3_S, FR_FTYPE_IQ3_M}, {"iq2_xxs", FR_TYPE_IQ2_XXS, FR_FTYPE_IQ2_XXS},
     {"iq2_xs", FR_TYPE_IQ2_XS, FR_FTYPE_IQ2_XS},
+    /* llama.cpp's IQ2_S mix is IQ2_XS tensors with IQ3_S attn_output / token_embd */
+    {"iq2_s", FR_TYPE_IQ2_XS, FR_FTYPE_IQ2_S}, {"iq2_m", FR_TYPE_IQ2_S, FR_FTYPE_IQ2_M},
+    {"iq3_xxs", FR_TYPE_IQ3_XXS, FR_FTYPE_IQ3_XXS}, {"iq1_s", FR_TYPE_IQ1_S, FR_FTYPE_IQ1_S},
+    {"iq1_m", FR_TYPE_IQ1_M, FR_FTYPE_IQ1_M},
     /* frugal-only types: llama_ftype has no number for them; 1024 is its
      * LLAMA_FTYPE_GUESSED ("no single type"), also used for policy auto */
     {"i8c", FR_TYPE_I8C, 1024}, {"nf4", FR_TYPE_NF4, 1024}, {"fp8o", FR_TYPE_FP8O, 1024},
@@ -174,6 +178,8 @@ static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t 
         c->i_down++;
     } else if (fr_mix_lowbit(ftype) && strstr(name, "attn_output.weight")) {
         t = fr_mix_rule(ftype, FR_MIX_ATTN_OUT, def, 0, 0, c->n_gqa);
+    } else if (fr_mix_lowbit(ftype) && (strstr(name, "attn_q.weight") || strstr(name, "attn_k.weight"))) {
+        t = fr_mix_rule(ftype, FR_MIX_ATTN_QK, def, 0, 0, c->n_gqa);
     } else if (fr_mix_lowbit(ftype) && strstr(name, "attn_qkv.weight")) {
         t = fr_mix_rule(ftype, FR_MIX_ATTN_QKV, def, 0, 0, c->n_gqa);
     }
@@ -405,13 +411,13 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
         if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
     if (!tg)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, "
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq1_s, iq1_m, "
                           "f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
     if (!policy && p->calib && *p->calib && !fr_quantize_weighted_ok(tg->type))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
                           "quantize: --calib goes with --policy auto or a type with an importance-weighted writer "
-                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs), not '%s'",
+                          "(q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq1_s, iq1_m), not '%s'",
                           p->type);
     if (!policy && fr_mix_needs_calib(tg->ftype) && !(p->calib && *p->calib))
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,

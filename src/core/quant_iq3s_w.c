@@ -151,8 +151,11 @@ static void iq3s_block(const float *x, fr_block_iq3_s *y, const float *imp) {
         qx += m * gx;
         q2 += m * m * g2;
     }
-    /* least-squares block scale for the chosen points and 4-bit scales */
-    y->d = fr_f32_to_f16(q2 > 0 && qx > 0 ? qx / q2 : d);
+    /* the block scale that keeps the weights' gain (see core/quant_iq2_w.c), not the
+     * least-squares one, which shrinks them by the relative error */
+    float xx = 0;
+    for (int i = 0; i < FR_QK_K; i++) xx += w[i] * a[i] * a[i];
+    y->d = fr_f32_to_f16(q2 > 0 && qx > 0 ? xx / qx : d);
     for (int ib = 0; ib < 8; ib++) {
         y->scales[ib / 2] |= (uint8_t)(ls[ib] << (4 * (ib & 1)));
         for (int k = 0; k < 8; k++) {

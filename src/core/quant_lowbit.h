@@ -146,9 +146,15 @@ void fr_from_float_iq3_s(const float *x, void *y, int64_t n);
 /* IQ3_S rows (core/quant_iq3s_w.c): n floats (a multiple of 256) -> n / 256 blocks,
  * weighted by imp (one per value, as fr_quantize_weighted) or, imp NULL, by x^2. */
 void fr_quantize_iq3_s_rows(const float *x, void *y, int64_t n, const float *imp);
-/* IQ2_XXS / IQ2_XS rows (core/quant_iq2_w.c), importance-weighted only: returns -1
- * (nothing written) when imp is NULL or type is neither, else 0. */
+/* IQ2_XXS / IQ2_XS / IQ2_S rows (core/quant_iq2_w.c), importance-weighted only:
+ * returns -1 (nothing written) when imp is NULL or type is none of them, else 0. */
 int fr_quantize_iq2_rows(fr_type type, const float *x, void *y, int64_t n, const float *imp);
+/* IQ3_XXS rows (core/quant_iq3xxs_w.c), importance-weighted only: -1 (nothing
+ * written) when imp is NULL, else 0. */
+int fr_quantize_iq3_xxs_rows(const float *x, void *y, int64_t n, const float *imp);
+/* IQ1_S / IQ1_M rows (core/quant_iq1_w.c), importance-weighted only: -1 (nothing
+ * written) when imp is NULL or type is neither, else 0. */
+int fr_quantize_iq1_rows(fr_type type, const float *x, void *y, int64_t n, const float *imp);
 /* Importance-weighted writers (quantize --calib): imp holds one weight per value of
  * the row (its input channel's mean squared activation, mean ~1); the fits minimise
  * the error weighted by imp * sqrt(sigma2 + x^2) instead of the plain one. imp NULL

@@ -454,7 +454,8 @@ void fr_from_float_iq4_xs(const float *x, void *y, int64_t n) { iq4_xs_rows(x, y
 
 bool fr_quantize_weighted_ok(fr_type t) {
     return t == FR_TYPE_Q2_K || t == FR_TYPE_Q3_K || t == FR_TYPE_IQ4_NL || t == FR_TYPE_IQ4_XS ||
-           t == FR_TYPE_IQ3_S || t == FR_TYPE_IQ2_XXS || t == FR_TYPE_IQ2_XS;
+           t == FR_TYPE_IQ3_S || t == FR_TYPE_IQ2_XXS || t == FR_TYPE_IQ2_XS || t == FR_TYPE_IQ2_S || t == FR_TYPE_IQ3_XXS ||
+           t == FR_TYPE_IQ1_S || t == FR_TYPE_IQ1_M;
 }
 
 int fr_quantize_weighted(fr_type t, const float *x, void *vy, int64_t n, const float *imp) {
@@ -471,7 +472,11 @@ int fr_quantize_weighted(fr_type t, const float *x, void *vy, int64_t n, const f
     case FR_TYPE_IQ4_XS: iq4_xs_rows(x, vy, n, imp); return 0;
     case FR_TYPE_IQ3_S: fr_quantize_iq3_s_rows(x, vy, n, imp); return 0;
     case FR_TYPE_IQ2_XXS:
-    case FR_TYPE_IQ2_XS: return fr_quantize_iq2_rows(t, x, vy, n, imp);
+    case FR_TYPE_IQ2_XS:
+    case FR_TYPE_IQ2_S: return fr_quantize_iq2_rows(t, x, vy, n, imp);
+    case FR_TYPE_IQ3_XXS: return fr_quantize_iq3_xxs_rows(x, vy, n, imp);
+    case FR_TYPE_IQ1_S:
+    case FR_TYPE_IQ1_M: return fr_quantize_iq1_rows(t, x, vy, n, imp);
     default: return -1;
     }
 }
