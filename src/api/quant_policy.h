@@ -31,7 +31,7 @@
 #include "core/pool.h"
 #include "core/types.h"
 
-#define FR_POLICY_MAX_CAND 8
+#define FR_POLICY_MAX_CAND 16
 #define FR_POLICY_SAMPLE_ROWS 512
 
 typedef struct fr_policy_item {
@@ -41,11 +41,13 @@ typedef struct fr_policy_item {
     fr_type in_type;
     int64_t ne0, nrows;
     const float *imp;  /* ne0 per-input-channel importance (owned), or NULL: uniform */
+    double sens;       /* KL per unit of relative error (fr_policy_sensitivity; <= 0: 1) */
     /* filled by fr_policy_measure */
     int n_cand;
     fr_type cand[FR_POLICY_MAX_CAND];
     uint64_t bytes[FR_POLICY_MAX_CAND];
-    double err[FR_POLICY_MAX_CAND];
+    double rel[FR_POLICY_MAX_CAND]; /* relative (importance-weighted) squared error */
+    double err[FR_POLICY_MAX_CAND]; /* rel x sens: the predicted KL the chooser sums */
     /* filled by fr_policy_choose */
     int choice;        /* index into cand */
 } fr_policy_item;
@@ -59,6 +61,16 @@ int fr_policy_measure(fr_policy_item *items, size_t n, fr_pool *pool, fr_err *er
  * (quant_calib.c). Items the model never multiplies by keep imp = NULL. */
 int fr_calib_importance(const char *model_path, const char *text_path, fr_policy_item *items, size_t n,
                         FILE *log, fr_err *err);
+
+/* Measure each item's sensitivity (quant_sens.c): the mean KL-divergence of the
+ * model's output over text_path (NULL: text sampled from the model itself) when only
+ * that matrix is quantized to Q4_0, divided by its relative error at Q4_0 (weighted
+ * by imp when set, as fr_policy_measure weighs it). Items that cannot be measured
+ * get the median of the others. When the model cannot run and text_path is NULL,
+ * every sens is 1 and a note goes to log. FRUGAL_POLICY_SENS=0 in the environment
+ * skips the measurement (every sens 1: the plain sum of relative errors). */
+int fr_policy_sensitivity(const char *model_path, const char *text_path, fr_policy_item *items, size_t n,
+                          FILE *log, fr_err *err);
 
 /* Choose a type per item so that fixed_bytes + sum of chosen bytes <= budget, as
  * described above. Fails with FRUGAL_E_INVALID_ARG (saying the minimum) when even
