@@ -31,7 +31,12 @@ static double type_error(const fr_policy_item *it, fr_type ty, const fr_type_tra
                          uint8_t *q) {
     const fr_type_traits *tr = fr_type_traits_get(ty);
     const size_t in_row = fr_row_size(it->in_type, it->ne0);
-    const int64_t ns = it->nrows < FR_POLICY_SAMPLE_ROWS ? it->nrows : FR_POLICY_SAMPLE_ROWS;
+    /* rows: FR_POLICY_SAMPLE_ELEMS values' worth, at least FR_POLICY_MIN_ROWS, at most
+     * FR_POLICY_SAMPLE_ROWS (the search-based writers, IQ3_S/IQ4, cost ~1-2 us a value) */
+    int64_t ns = FR_POLICY_SAMPLE_ELEMS / (it->ne0 > 0 ? it->ne0 : 1);
+    if (ns < FR_POLICY_MIN_ROWS) ns = FR_POLICY_MIN_ROWS;
+    if (ns > FR_POLICY_SAMPLE_ROWS) ns = FR_POLICY_SAMPLE_ROWS;
+    if (ns > it->nrows) ns = it->nrows;
     double num = 0.0, den = 0.0;
     for (int64_t k = 0; k < ns; k++) {
         int64_t r = k * it->nrows / ns; /* evenly spaced, first row included */

@@ -1,16 +1,25 @@
 /* quant_policy.h - the `--policy auto` type chooser of frugal_quantize.
  *
- * Each candidate tensor gets the type that minimises the total error of the model
- * under a byte budget:
- *  - error of a type for a tensor: relative squared error of quantize -> dequantize,
- *    sum (w - q(w))^2 / sum w^2, measured on up to FR_POLICY_SAMPLE_ROWS evenly spaced
- *    rows, each column's squared error weighted by its input channel's importance
- *    (mean squared activation over calibration text with --calib, else uniform). The
- *    total is the plain sum over tensors: each matrix's relative error is roughly the
- *    relative noise it adds to its layer's output, and those noises add up;
- *  - candidates: F16, Q8_0, I8C, FP8O, Q6_K, Q4_K, Q4_0, NF4, those whose block
- *    fits the row length. F16 is the largest: an F32 input never stays F32 (use
- *    --type f32 for that); its F16 error is below that of every quantized type;
+ * Each candidate tensor gets the type that minimises the predicted KL-divergence of
+ * the model's output under a byte budget:
+ *  - relative error of a type for a tensor: sum (w - q(w))^2 / sum w^2 of quantize ->
+ *    dequantize (with the importance-weighted writer where the type has one and
+ *    --calib gave importance), on evenly spaced rows (FR_POLICY_SAMPLE_ELEMS values'
+ *    worth, FR_POLICY_MIN_ROWS .. FR_POLICY_SAMPLE_ROWS rows), each column's squared
+ *    error weighted by its input channel's importance (mean squared activation over
+ *    the calibration text with --calib, else uniform);
+ *  - predicted KL of that choice: relative error x the tensor's sensitivity, the KL
+ *    per unit of relative error measured by quantizing that tensor alone and running
+ *    the model (fr_policy_sensitivity). KL is quadratic in small perturbations, so to
+ *    first order the tensors' contributions add up: the total is their sum. The
+ *    sensitivity is what gives the output head, value and down projections more bits
+ *    than keys and queries, as llama-quantize's fixed mixes do by role, but measured
+ *    for the model at hand;
+ *  - candidates: F16, FP8O, Q8_0, I8C, Q6_K, Q5_K, Q5_0, Q4_K, IQ4_XS, IQ4_NL, Q4_0,
+ *    NF4, Q3_K, IQ3_S, Q2_K, those whose block fits the row length (the 256-value K
+ *    and IQ types need rows that are a multiple of 256; the others fill in). F16 is
+ *    the largest: an F32 input never stays F32 (use --type f32 for that); its F16
+ *    error is below that of every quantized type;
  *  - choice: per tensor, the lower convex hull of (bytes, error) over the candidates
  *    (dominated types dropped); everything starts on its smallest hull point, then
  *    hull steps are taken in order of error saved per byte, as long as the next step
@@ -33,6 +42,8 @@
 
 #define FR_POLICY_MAX_CAND 16
 #define FR_POLICY_SAMPLE_ROWS 512
+#define FR_POLICY_MIN_ROWS 32
+#define FR_POLICY_SAMPLE_ELEMS 65536
 
 typedef struct fr_policy_item {
     /* in */

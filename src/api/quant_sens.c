@@ -24,7 +24,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 
-#define SENS_TOKENS 512
+#define SENS_TOKENS 256
 #define SENS_CHUNK 256
 #define SENS_MAX_FLOATS (1u << 25) /* stored base log-probabilities: 128 MiB at most */
 #define SENS_REF_TYPE FR_TYPE_Q4_0
