@@ -5,8 +5,14 @@
 # all-F16 size gives F16 for every weight matrix, smaller budgets give non-increasing
 # sizes, a budget below the smallest mix fails cleanly and leaves no file, the choice
 # table is printed, and the chosen model runs. Sizes are inspect's "bytes of tensor
-# data", the quantity the budget counts. Needs ../shared (vocab, fortune model); skips
-# without it. Env: FRUGAL, FRUGAL_SHARED_DIR, FRUGAL_TMP.
+# data", the quantity the budget counts. On the fortune model at the tensor bytes of
+# the reference engine's Q4_K_M and Q3_K_M files, the file is no larger than theirs,
+# the chooser picks the 256-value K / IQ types (where they win: most of its rows are
+# 256 long) and measures a sensitivity per matrix, and the KL-divergence against F32
+# on the first 40 chunks of the held-out text is below the reference file's on the
+# same chunks. On a model whose rows are 64 long, no 256-value type is chosen.
+# Needs ../shared (vocab, fortune model); skips without it.
+# Env: FRUGAL, FRUGAL_SHARED_DIR, FRUGAL_TMP.
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -40,8 +46,8 @@ expect_exit 2 "not a size" quantize "$SYN" "$TMP/x.gguf" --policy auto --size lo
 expect_exit 2 "below the smallest possible size" quantize "$SYN" "$TMP/x.gguf" --policy auto --bpw 1
 [ ! -e "$TMP/x.gguf" ] && ! ls "$TMP"/x.gguf.tmp* >/dev/null 2>&1 && ok || bad "a failed policy run left a file"
 
-check_model() { # LABEL MODEL
-    local label=$1 model=$2
+check_model() { # LABEL MODEL FRACTIONS (percent of the F16 size) BPWS
+    local label=$1 model=$2 fracs=$3 bpws=$4
     "$FRUGAL" quantize "$model" "$TMP/f16.gguf" --type f16 -t 2 >/dev/null 2>&1 || bad "$label: --type f16"
     local f16=$(tensor_bytes "$TMP/f16.gguf") np=$(n_params "$model")
     # a budget >= the all-F16 size: F16 for every matrix
@@ -55,7 +61,7 @@ check_model() { # LABEL MODEL
     done
     # decreasing budgets: within budget, sizes non-increasing
     local prev=$f16
-    for frac in 95 80 60 50 40 33 30 28; do
+    for frac in $fracs; do
         local b=$((f16 * frac / 100))
         if ! "$FRUGAL" quantize "$model" "$TMP/a.gguf" --policy auto --size "$b" -t 2 >"$TMP/log" 2>&1; then
             grep -q "below the smallest possible size" "$TMP/log" && ok || bad "$label: --size $b failed: $(head -c 300 "$TMP/log")"
@@ -68,21 +74,60 @@ check_model() { # LABEL MODEL
         prev=$got
     done
     # --bpw: bits per weight over all tensors
-    for bpw in 8.5 6 4.5; do
+    for bpw in $bpws; do
         "$FRUGAL" quantize "$model" "$TMP/b.gguf" --policy auto --bpw $bpw -t 2 >"$TMP/log" 2>&1 ||
             { bad "$label: --bpw $bpw failed: $(head -c 300 "$TMP/log")"; continue; }
         local got=$(tensor_bytes "$TMP/b.gguf")
         awk -v g="$got" -v n="$np" -v b="$bpw" 'BEGIN { exit !(g * 8 <= b * n) }' && ok ||
             bad "$label: --bpw $bpw gave $got bytes for $np parameters"
     done
-    # the last (4.5 bpw) model runs
+    # the last --bpw model runs
     "$FRUGAL" run -m "$TMP/b.gguf" -p "Once upon a time" -n 4 --temp 0 >"$TMP/run" 2>&1 && ok ||
         bad "$label: the 4.5 bpw model does not run: $(tail -c 300 "$TMP/run")"
 }
 
-check_model synthetic-f32 "$SYN"
-check_model synthetic-f16 "$TMP/syn-f16.gguf"
-if [ -f "$FORTUNE" ]; then check_model fortune "$FORTUNE"; else echo "note: fortune model absent, skipped"; fi
+# the size invariants hold for any error values: the first model checks them at more
+# budgets without the sensitivity runs (FRUGAL_POLICY_SENS=0), the others at one or two
+# with them (each run writes IQ3_S tensors, whose search costs ~1-2 us a value)
+FRUGAL_POLICY_SENS=0 check_model synthetic-f32 "$SYN" "80 50 33 28" "6 4.5"
+check_model synthetic-f16 "$TMP/syn-f16.gguf" "40" "4.5"
+if [ -f "$FORTUNE" ]; then check_model fortune "$FORTUNE" "50" "4.5"; else echo "note: fortune model absent, skipped"; fi
+
+# rows of 64 (tinystories-xs, dim 64): the 256-value types cannot be chosen
+TINY="$SHARED/models/tinystories-xs-f32.gguf"
+if [ -f "$TINY" ]; then
+    expect_exit 0 "sensitivity: " quantize "$TINY" "$TMP/t.gguf" --policy auto --bpw 5.5 -t 2
+    types=$(matrix_types "$TMP/t.gguf")
+    echo "$types" | grep -qE "Q[2-6]_K|IQ4_XS|IQ3_S" && bad "rows of 64 got a 256-value type: $types" || ok
+    np=$(n_params "$TINY"); got=$(tensor_bytes "$TMP/t.gguf")
+    awk -v g="$got" -v n="$np" 'BEGIN { exit !(g * 8 <= 5.5 * n) }' && ok || bad "tinystories-xs exceeded 5.5 bpw"
+fi
+
+# against the reference engine's mixes: at their tensor bytes, a file no larger and a lower KL
+VAL="$SHARED/text/fortunes-val.txt"
+kl_of() { # MODEL: mean KL vs the F32 base over the first 40 chunks
+    "$FRUGAL" perplexity -m "$1" -f "$VAL" -c 256 -t 2 --chunks 40 --kl-base "$TMP/base.bin" --json 2>/dev/null |
+        sed -n 's/.*"kld": \([0-9.e+-]*\).*/\1/p'
+}
+if [ -f "$FORTUNE" ] && [ -f "$VAL" ] && [ -f "$SHARED/quant/models/fortune-3m-q3_k_m.gguf" ]; then
+    "$FRUGAL" perplexity -m "$FORTUNE" -f "$VAL" -c 256 -t 2 --chunks 40 --save-logits "$TMP/base.bin" \
+        --logits-type f32 >/dev/null 2>&1 || bad "F32 base run"
+    for ref in "$SHARED/models/fortune-3m-q4_k_m.gguf" "$SHARED/quant/models/fortune-3m-q3_k_m.gguf"; do
+        name=$(basename "$ref" .gguf)
+        "$FRUGAL" quantize "$FORTUNE" "$TMP/r.gguf" --policy auto --size "$(tensor_bytes "$ref")" -t 2 \
+            >"$TMP/log" 2>&1 || { bad "$name: policy run failed: $(tail -c 300 "$TMP/log")"; continue; }
+        grep -qE "^sensitivity: [0-9]+ tokens of the model's own samples, .* for 30 of 30 matrices" "$TMP/log" && ok ||
+            bad "$name: no sensitivity line for all 30 matrices"
+        [ "$(stat -c %s "$TMP/r.gguf")" -le "$(stat -c %s "$ref")" ] && ok ||
+            bad "$name: file of $(stat -c %s "$TMP/r.gguf") bytes, larger than the reference's $(stat -c %s "$ref")"
+        matrix_types "$TMP/r.gguf" | grep -qE "Q[35]_K|IQ4_XS|IQ3_S" && ok ||
+            bad "$name: no 256-value K/IQ type chosen: $(matrix_types "$TMP/r.gguf")"
+        ours=$(kl_of "$TMP/r.gguf") theirs=$(kl_of "$ref")
+        echo "$name size: policy auto KL $ours, reference $theirs"
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { exit !(a != "" && b != "" && a < b) }' && ok ||
+            bad "$name size: policy auto KL '$ours' not below the reference's '$theirs'"
+    done
+fi
 
 # --calib: the fortune model over a calibration text; the plan still fits the budget,
 # the importance statistics were collected, and --calib without --policy is refused

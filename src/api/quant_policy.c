@@ -2,6 +2,7 @@
 #include "core/fault.h"
 #include "kernels/dispatch.h"
 #include "api/quant_policy.h"
+#include "core/quant_lowbit.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -9,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Candidate types, largest first (the order only matters for ties in the table). */
-static const fr_type k_cands[] = {FR_TYPE_F16,  FR_TYPE_FP8O, FR_TYPE_Q8_0, FR_TYPE_I8C,
-                                  FR_TYPE_Q6_K, FR_TYPE_Q4_K, FR_TYPE_Q4_0, FR_TYPE_NF4};
+/* Candidate types, largest first (the order only matters for ties in the table). The
+ * 256-value K / IQ types only enter where the rows are a multiple of 256; the 32-value
+ * ones (Q8_0, Q5_0, IQ4_NL, Q4_0) cover the other row lengths. */
+static const fr_type k_cands[] = {FR_TYPE_F16,  FR_TYPE_FP8O,   FR_TYPE_Q8_0,   FR_TYPE_I8C,  FR_TYPE_Q6_K,
+                                  FR_TYPE_Q5_K, FR_TYPE_Q5_0,   FR_TYPE_Q4_K,   FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL,
+                                  FR_TYPE_Q4_0, FR_TYPE_NF4,    FR_TYPE_Q3_K,   FR_TYPE_IQ3_S, FR_TYPE_Q2_K};
 _Static_assert(sizeof k_cands / sizeof k_cands[0] <= FR_POLICY_MAX_CAND, "candidate table");
 
 typedef struct {
@@ -20,18 +24,25 @@ typedef struct {
     bool nomem;
 } measure_job;
 
-/* Relative squared error of one type on the sampled rows of it, in double. Buffers:
- * w, d: ne0 floats; q: a row of any candidate. */
+/* Relative squared error of one type on the sampled rows of it, in double, with the
+ * writer quantize.c will use (the importance-weighted one where the type has it and
+ * imp is set). Buffers: w, d: ne0 floats; q: a row of any candidate. */
 static double type_error(const fr_policy_item *it, fr_type ty, const fr_type_traits *in, float *w, float *d,
                          uint8_t *q) {
     const fr_type_traits *tr = fr_type_traits_get(ty);
     const size_t in_row = fr_row_size(it->in_type, it->ne0);
-    const int64_t ns = it->nrows < FR_POLICY_SAMPLE_ROWS ? it->nrows : FR_POLICY_SAMPLE_ROWS;
+    /* rows: FR_POLICY_SAMPLE_ELEMS values' worth, at least FR_POLICY_MIN_ROWS, at most
+     * FR_POLICY_SAMPLE_ROWS (the search-based writers, IQ3_S/IQ4, cost ~1-2 us a value) */
+    int64_t ns = FR_POLICY_SAMPLE_ELEMS / (it->ne0 > 0 ? it->ne0 : 1);
+    if (ns < FR_POLICY_MIN_ROWS) ns = FR_POLICY_MIN_ROWS;
+    if (ns > FR_POLICY_SAMPLE_ROWS) ns = FR_POLICY_SAMPLE_ROWS;
+    if (ns > it->nrows) ns = it->nrows;
     double num = 0.0, den = 0.0;
     for (int64_t k = 0; k < ns; k++) {
         int64_t r = k * it->nrows / ns; /* evenly spaced, first row included */
         in->to_float((const uint8_t *)it->data + (size_t)r * in_row, w, it->ne0);
-        tr->from_float(w, q, it->ne0);
+        if (!it->imp || !fr_quantize_weighted_ok(ty) || fr_quantize_weighted(ty, w, q, it->ne0, it->imp) != 0)
+            tr->from_float(w, q, it->ne0);
         tr->to_float(q, d, it->ne0);
         for (int64_t i = 0; i < it->ne0; i++) {
             double e = (double)w[i] - (double)d[i], im = it->imp ? it->imp[i] : 1.0;
@@ -64,7 +75,8 @@ static void measure_worker(void *arg, int ith, int nth) {
             int k = it->n_cand++;
             it->cand[k] = k_cands[c];
             it->bytes[k] = (uint64_t)fr_row_size(k_cands[c], it->ne0) * (uint64_t)it->nrows;
-            it->err[k] = type_error(it, k_cands[c], in, w, w + it->ne0, q);
+            it->rel[k] = type_error(it, k_cands[c], in, w, w + it->ne0, q);
+            it->err[k] = it->rel[k] * (it->sens > 0.0 ? it->sens : 1.0); /* predicted KL */
         }
         free(w);
         free(q);
@@ -112,7 +124,8 @@ static void print_table(const fr_policy_item *items, size_t n, uint64_t fixed, u
     if (!log) return;
     fprintf(log, "policy auto: budget %" PRIu64 " bytes of tensor data, %" PRIu64 " fixed (tensors kept as they are)\n",
             budget, fixed);
-    fprintf(log, "  %-32s %-14s %-5s %12s %6s %10s\n", "tensor", "shape", "type", "bytes", "bpw", "rel.err");
+    fprintf(log, "  %-32s %-14s %-6s %12s %6s %10s %10s %10s\n", "tensor", "shape", "type", "bytes", "bpw", "rel.err",
+            "KL/rel", "pred.KL");
     double sum_err = 0.0;
     for (size_t i = 0; i < n; i++) {
         const fr_policy_item *it = &items[i];
@@ -120,12 +133,12 @@ static void print_table(const fr_policy_item *items, size_t n, uint64_t fixed, u
         char shape[40];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)it->ne0, (long long)it->nrows);
         double bpw = 8.0 * (double)it->bytes[c] / ((double)it->ne0 * (double)it->nrows);
-        fprintf(log, "  %-32s %-14s %-5s %12" PRIu64 " %6.3f %10.3e\n", it->name, shape, fr_type_name(it->cand[c]),
-                it->bytes[c], bpw, it->err[c]);
+        fprintf(log, "  %-32s %-14s %-6s %12" PRIu64 " %6.3f %10.3e %10.3e %10.3e\n", it->name, shape,
+                fr_type_name(it->cand[c]), it->bytes[c], bpw, it->rel[c], it->sens > 0.0 ? it->sens : 1.0, it->err[c]);
         sum_err += it->err[c];
     }
-    fprintf(log, "policy auto: %" PRIu64 " of %" PRIu64 " bytes used, sum of relative errors %.4e\n", total, budget,
-            sum_err);
+    fprintf(log, "policy auto: %" PRIu64 " of %" PRIu64 " bytes used, predicted KL (sum over tensors) %.4e\n", total,
+            budget, sum_err);
 }
 
 int fr_policy_choose(fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint64_t budget, FILE *log,

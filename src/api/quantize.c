@@ -344,13 +344,27 @@ static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_
         map[m++] = i;
     }
     uint64_t budget = p->budget_bytes ? p->budget_bytes : (uint64_t)(p->budget_bpw * (double)n_params / 8.0);
-    int rc = p->calib ? fr_calib_importance(in_path, p->calib, pi, m, log, err) : FRUGAL_OK;
-    if (!rc) rc = fr_policy_measure(pi, m, st->pool, err);
+    uint64_t all_f16 = fixed;
+    for (size_t k = 0; k < m; k++) all_f16 += (uint64_t)fr_row_size(FR_TYPE_F16, pi[k].ne0) * (uint64_t)pi[k].nrows;
+    int rc = FRUGAL_OK;
+    if (budget >= all_f16) { /* F16 everywhere fits: nothing to trade, nothing to measure */
+        for (size_t k = 0; k < m; k++) {
+            pi[k].n_cand = 1;
+            pi[k].cand[0] = FR_TYPE_F16;
+            pi[k].bytes[0] = (uint64_t)fr_row_size(FR_TYPE_F16, pi[k].ne0) * (uint64_t)pi[k].nrows;
+        }
+    } else {
+        if (p->calib) rc = fr_calib_importance(in_path, p->calib, pi, m, log, err);
+        if (!rc) rc = fr_policy_sensitivity(in_path, p->calib, pi, m, log, err);
+        if (!rc) rc = fr_policy_measure(pi, m, st->pool, err);
+    }
     if (!rc) rc = fr_policy_choose(pi, m, fixed, budget, log, err);
     for (size_t k = 0; !rc && k < m; k++) {
         q_item *it = &st->items[map[k]];
         it->out_type = pi[k].cand[pi[k].choice];
         it->out_bytes = pi[k].bytes[pi[k].choice];
+        /* the chooser measured the weighted writer where there is one: write with it */
+        if (pi[k].imp && fr_quantize_weighted_ok(it->out_type)) { it->imp = (float *)pi[k].imp; pi[k].imp = NULL; }
     }
     for (size_t k = 0; k < m; k++) free((float *)pi[k].imp);
     free(pi);
