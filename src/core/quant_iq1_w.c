@@ -41,16 +41,7 @@ static void build_tables(void) {
         for (int i = 0; i < 2048; i++) {
             int d = 0;
             for (int j = 0; j < 8; j++) d += (lv[i][j] - pl[j]) * (lv[i][j] - pl[j]);
-            int k = n < N_NEIGH ? n++ : N_NEIGH;
-            if (k == N_NEIGH && d >= dist[N_NEIGH - 1]) continue;
-            if (k == N_NEIGH) k = N_NEIGH - 1;
-            while (k > 0 && dist[k - 1] > d) {
-                dist[k] = dist[k - 1];
-                g_neigh[p][k] = g_neigh[p][k - 1];
-                k--;
-            }
-            dist[k] = d;
-            g_neigh[p][k] = (uint16_t)i;
+            fr_iq_neigh_offer(dist, g_neigh[p], &n, N_NEIGH, d, i);
         }
     }
 }

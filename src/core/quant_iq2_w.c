@@ -54,16 +54,7 @@ static void build_one(iq2_tab *t, const uint64_t *grid, int n) {
         for (int i = 0; i < n; i++) {
             int d = 0;
             for (int j = 0; j < 8; j++) d += (lv[i][j] - pl[j]) * (lv[i][j] - pl[j]);
-            int k = cnt < N_NEIGH ? cnt++ : N_NEIGH;
-            if (k == N_NEIGH && d >= dist[N_NEIGH - 1]) continue;
-            if (k == N_NEIGH) k = N_NEIGH - 1;
-            while (k > 0 && dist[k - 1] > d) {
-                dist[k] = dist[k - 1];
-                t->neigh[p][k] = t->neigh[p][k - 1];
-                k--;
-            }
-            dist[k] = d;
-            t->neigh[p][k] = (uint16_t)i;
+            fr_iq_neigh_offer(dist, t->neigh[p], &cnt, N_NEIGH, d, i);
         }
     }
 }

@@ -42,17 +42,7 @@ static void build_tables(void) {
                 const int e = grid_level(i, j) - ((p >> (3 * j)) & 7);
                 d += e * e;
             }
-            /* insertion into the sorted list of the N_NEIGH closest so far */
-            int k = n < N_NEIGH ? n++ : N_NEIGH;
-            if (k == N_NEIGH && d >= dist[N_NEIGH - 1]) continue;
-            if (k == N_NEIGH) k = N_NEIGH - 1;
-            while (k > 0 && dist[k - 1] > d) {
-                dist[k] = dist[k - 1];
-                g_neigh[p][k] = g_neigh[p][k - 1];
-                k--;
-            }
-            dist[k] = d;
-            g_neigh[p][k] = (uint16_t)i;
+            fr_iq_neigh_offer(dist, g_neigh[p], &n, N_NEIGH, d, i);
         }
     }
 }

@@ -164,4 +164,20 @@ int fr_quantize_iq1_rows(fr_type type, const float *x, void *y, int64_t n, const
 bool fr_quantize_weighted_ok(fr_type t);
 int fr_quantize_weighted(fr_type t, const float *x, void *y, int64_t n, const float *imp);
 
+/* For the lattice writers' neighbour tables: keep list[0..*n) the (at most cap) grid
+ * points nearest a pattern, sorted by squared distance dist[] (ties: the point offered
+ * first stays first), offering point i at distance d. */
+static inline void fr_iq_neigh_offer(int *dist, uint16_t *list, int *n, int cap, int d, int i) {
+    int k = *n < cap ? (*n)++ : cap;
+    if (k == cap && d >= dist[cap - 1]) return;
+    if (k == cap) k = cap - 1;
+    while (k > 0 && dist[k - 1] > d) {
+        dist[k] = dist[k - 1];
+        list[k] = list[k - 1];
+        k--;
+    }
+    dist[k] = d;
+    list[k] = (uint16_t)i;
+}
+
 #endif
