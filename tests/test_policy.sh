@@ -86,12 +86,22 @@ check_model() { # LABEL MODEL FRACTIONS (percent of the F16 size) BPWS
         bad "$label: the 4.5 bpw model does not run: $(tail -c 300 "$TMP/run")"
 }
 
+# A sanitizer build runs ~10x slower: there the sensitivity runs (one model run per
+# matrix) are made on the small tinystories model only, and the reference comparison
+# (a quality figure, not a memory-safety check) is left to the normal build.
+SANITIZED=
+grep -qE "__asan_init|__tsan_init" "$FRUGAL" && SANITIZED=1 &&
+    echo "note: sanitizer build: sensitivity runs on tinystories-xs only, reference KL comparison skipped"
+SENS_BIG=${SANITIZED:+0}
+SENS_BIG=${SENS_BIG:-1}
+
 # the size invariants hold for any error values: the first model checks them at more
 # budgets without the sensitivity runs (FRUGAL_POLICY_SENS=0), the others at one or two
 # with them (each run writes IQ3_S tensors, whose search costs ~1-2 us a value)
 FRUGAL_POLICY_SENS=0 check_model synthetic-f32 "$SYN" "80 50 33 28" "6 4.5"
-check_model synthetic-f16 "$TMP/syn-f16.gguf" "40" "4.5"
-if [ -f "$FORTUNE" ]; then check_model fortune "$FORTUNE" "50" "4.5"; else echo "note: fortune model absent, skipped"; fi
+FRUGAL_POLICY_SENS=$SENS_BIG check_model synthetic-f16 "$TMP/syn-f16.gguf" "40" "4.5"
+if [ -f "$FORTUNE" ]; then FRUGAL_POLICY_SENS=$SENS_BIG check_model fortune "$FORTUNE" "50" "4.5"
+else echo "note: fortune model absent, skipped"; fi
 
 # rows of 64 (tinystories-xs, dim 64): the 256-value types cannot be chosen
 TINY="$SHARED/models/tinystories-xs-f32.gguf"
@@ -109,7 +119,7 @@ kl_of() { # MODEL: mean KL vs the F32 base over the first 40 chunks
     "$FRUGAL" perplexity -m "$1" -f "$VAL" -c 256 -t 2 --chunks 40 --kl-base "$TMP/base.bin" --json 2>/dev/null |
         sed -n 's/.*"kld": \([0-9.e+-]*\).*/\1/p'
 }
-if [ -f "$FORTUNE" ] && [ -f "$VAL" ] && [ -f "$SHARED/quant/models/fortune-3m-q3_k_m.gguf" ]; then
+if [ -z "$SANITIZED" ] && [ -f "$FORTUNE" ] && [ -f "$VAL" ] && [ -f "$SHARED/quant/models/fortune-3m-q3_k_m.gguf" ]; then
     "$FRUGAL" perplexity -m "$FORTUNE" -f "$VAL" -c 256 -t 2 --chunks 40 --save-logits "$TMP/base.bin" \
         --logits-type f32 >/dev/null 2>&1 || bad "F32 base run"
     for ref in "$SHARED/models/fortune-3m-q4_k_m.gguf" "$SHARED/quant/models/fortune-3m-q3_k_m.gguf"; do
@@ -132,7 +142,8 @@ fi
 # --calib: the fortune model over a calibration text; the plan still fits the budget,
 # the importance statistics were collected, and --calib without --policy is refused
 if [ -f "$FORTUNE" ] && [ -f "$SHARED/text/gpl-3.txt" ]; then
-    "$FRUGAL" quantize "$FORTUNE" "$TMP/c.gguf" --policy auto --bpw 4.5 --calib "$SHARED/text/gpl-3.txt" \
+    FRUGAL_POLICY_SENS=$SENS_BIG "$FRUGAL" quantize "$FORTUNE" "$TMP/c.gguf" --policy auto --bpw 4.5 \
+        --calib "$SHARED/text/gpl-3.txt" \
         >"$TMP/cal" 2>&1 && ok || bad "--calib run failed: $(tail -c 300 "$TMP/cal")"
     grep -qE "calibration: [0-9]+ tokens .* importance for [1-9][0-9]* of" "$TMP/cal" && ok ||
         bad "--calib printed no calibration line"
