@@ -44,11 +44,7 @@ static double type_error(const fr_policy_item *it, fr_type ty, const fr_type_tra
         if (!it->imp || !fr_quantize_weighted_ok(ty) || fr_quantize_weighted(ty, w, q, it->ne0, it->imp) != 0)
             tr->from_float(w, q, it->ne0);
         tr->to_float(q, d, it->ne0);
-        for (int64_t i = 0; i < it->ne0; i++) {
-            double e = (double)w[i] - (double)d[i], im = it->imp ? it->imp[i] : 1.0;
-            num += im * e * e;
-            den += im * (double)w[i] * (double)w[i];
-        }
+        fr_policy_err_add(w, d, it->imp, it->ne0, &num, &den);
     }
     double rel = den > 0.0 ? num / den : num;
     return isfinite(rel) ? rel : HUGE_VAL;

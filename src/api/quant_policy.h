@@ -89,4 +89,16 @@ int fr_policy_sensitivity(const char *model_path, const char *text_path, fr_poli
 int fr_policy_choose(fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint64_t budget, FILE *log,
                      fr_err *err);
 
+/* Adds to *num the importance-weighted squared error of d against w (n values; imp
+ * NULL: weight 1) and to *den the weighted squared size of w: num / den is the
+ * relative error the chooser and the sensitivity runs compare. */
+static inline void fr_policy_err_add(const float *w, const float *d, const float *imp, int64_t n, double *num,
+                                     double *den) {
+    for (int64_t i = 0; i < n; i++) {
+        const double e = (double)w[i] - (double)d[i], im = imp ? imp[i] : 1.0;
+        *num += im * e * e;
+        *den += im * (double)w[i] * (double)w[i];
+    }
+}
+
 #endif

@@ -126,11 +126,7 @@ static void *perturbed_copy(const fr_policy_item *it, double *rel) {
         in->to_float((const uint8_t *)it->data + (size_t)r * row, w, it->ne0);
         rt->from_float(w, q, it->ne0);
         rt->to_float(q, d, it->ne0);
-        for (int64_t i = 0; i < it->ne0; i++) {
-            double e = (double)w[i] - (double)d[i], im = it->imp ? it->imp[i] : 1.0;
-            num += im * e * e;
-            den += im * (double)w[i] * (double)w[i];
-        }
+        fr_policy_err_add(w, d, it->imp, it->ne0, &num, &den);
         in->from_float(d, out + (size_t)r * row, it->ne0);
     }
     free(w);
