@@ -1,7 +1,7 @@
 /* matmul_ab.c - prefill and decode speed of one weight matrix per type, the types
  * alternating in one process.
  *
- *   bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS]
+ *   bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-i]
  *
  * On a shared machine (the 2-vCPU development VM with other sessions' builds
  * running) whole-model runs of `frugal bench` one after another see different
@@ -14,7 +14,9 @@
  * type repacked (IL16, as the engine runs it when the active level has an IL16 GEMM)
  * and, for the low-bit types, row-major (what they ran before they had one).
  * Weights: 256 distinct rows quantized from normal data by the type's writer, tiled
- * to the full height (speed does not depend on the values). Not a test.
+ * to the full height (speed does not depend on the values). -i compares the row-major
+ * lattice types (IQ2_XXS .. IQ3_S, Q2_K) instead; those without a writer of their own
+ * in the traits get random blocks with a fixed F16 scale. Not a test.
  *
  * Built beside the CLI (target bench_matmul_ab); uses the library's internals. */
 #include <math.h>
@@ -59,15 +61,21 @@ static int make(variant *v, uint64_t *rng) {
     const size_t rs = fr_row_size(v->type, N_IN);
     uint8_t *rows = malloc(rs * N_OUT), *il = v->il ? malloc(rs * N_OUT) : NULL;
     float *x = malloc(sizeof(float) * N_IN);
-    if (!rows || (v->il && !il) || !x || !tr->from_float) {
+    if (!rows || (v->il && !il) || !x) {
         free(rows);
         free(il);
         free(x);
         return -1;
     }
     for (int r = 0; r < N_DISTINCT; r++) {
+        uint8_t *row = rows + (size_t)r * rs;
+        if (!tr->from_float) { /* random blocks, each starting with its F16 scale (1/16) */
+            for (size_t i = 0; i < rs; i++) row[i] = (uint8_t)(rnd_normal(rng) * 1e3f);
+            for (size_t b = 0; b < rs; b += tr->type_size) row[b] = 0x00, row[b + 1] = 0x2C;
+            continue;
+        }
         for (int i = 0; i < N_IN; i++) x[i] = rnd_normal(rng);
-        tr->from_float(x, rows + (size_t)r * rs, N_IN);
+        tr->from_float(x, row, N_IN);
     }
     for (int r = N_DISTINCT; r < N_OUT; r++) memcpy(rows + (size_t)r * rs, rows + (size_t)(r % N_DISTINCT) * rs, rs);
     free(x);
@@ -89,13 +97,15 @@ static int make(variant *v, uint64_t *rng) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, rounds = 15, n_pp = 64;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
+    int threads = 2, rounds = 15, n_pp = 64, lattice = 0;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "-i")) lattice = 1, i--;
+        else if (i + 1 >= argc) i = argc; /* a flag without its value: usage below */
+        else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) rounds = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-p")) n_pp = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS]\n");
+            fprintf(stderr, "usage: bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-i]\n");
             return 2;
         }
     }
@@ -106,11 +116,15 @@ int main(int argc, char **argv) {
     static const fr_type types[] = {FR_TYPE_Q4_K, FR_TYPE_Q6_K,   FR_TYPE_Q4_0,   FR_TYPE_Q3_K,  FR_TYPE_Q3_K,
                                     FR_TYPE_IQ4_XS, FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL, FR_TYPE_IQ4_NL};
     static const int ils[] = {1, 1, 1, 1, 0, 1, 0, 1, 0};
-    enum { NV = (int)(sizeof types / sizeof types[0]) };
-    variant vs[NV];
-    const int nv = NV;
+    static const fr_type lat_types[] = {FR_TYPE_Q4_K,   FR_TYPE_Q2_K,  FR_TYPE_IQ2_XXS, FR_TYPE_IQ2_XS,
+                                        FR_TYPE_IQ2_S,  FR_TYPE_IQ3_XXS, FR_TYPE_IQ3_S,  FR_TYPE_IQ1_S};
+    static const int lat_ils[] = {1, 0, 0, 0, 0, 0, 0, 0};
+    enum { NV = (int)(sizeof types / sizeof types[0]), NL = (int)(sizeof lat_types / sizeof lat_types[0]) };
+    variant vs[NV > NL ? NV : NL];
+    const int nv = lattice ? NL : NV;
     memset(vs, 0, sizeof vs);
-    for (int k = 0; k < nv; k++) vs[k].type = types[k], vs[k].il = ils[k];
+    for (int k = 0; k < nv; k++)
+        vs[k].type = lattice ? lat_types[k] : types[k], vs[k].il = lattice ? lat_ils[k] : ils[k];
     uint64_t rng = 42;
     for (int k = 0; k < nv; k++)
         if (make(&vs[k], &rng) != 0) return 1;
