@@ -49,7 +49,7 @@ static cpu_caps detect(void) {
     if (__get_cpuid_max(0, NULL) < 7) return c;
     __cpuid_count(7, 0, a, b, cx, d);
     const int avx2 = (b >> 5) & 1, f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-    const int vnni = (cx >> 11) & 1;
+    const int vnni = (cx >> 11) & 1, bmi2 = (b >> 8) & 1; /* pdep/pext: the lattice types' sign masks */
     const unsigned max_sub = a;
     int bf16 = 0;
     if (max_sub >= 1) {
@@ -57,7 +57,7 @@ static cpu_caps detect(void) {
         bf16 = (a >> 5) & 1;
     }
     c.avx2 = os_ymm && avx2 && fma && f16c;
-    c.avx512 = c.avx2 && os_zmm && f && bw && vl && vnni;
+    c.avx512 = c.avx2 && os_zmm && f && bw && vl && vnni && bmi2;
     c.avx512bf16 = c.avx512 && bf16;
 #endif
     return c;

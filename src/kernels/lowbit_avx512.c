@@ -167,18 +167,16 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
  * Two groups of 32 per zmm: grid magnitudes (unsigned), a 64-bit sign mask applied
  * to the activations, one int16 scale per 16 values. */
 
-#define IQ_DOT_AVX512(name, blk, pair, FACTOR)                                           \
+#define IQ_DOT_AVX512(name, blk, dec, FACTOR)                                           \
     static void dot_##name(int n, float *s, const void *vx, const void *vy) {            \
         const blk *x = vx;                                                               \
         const fr_block_q8_k *y = vy;                                                     \
         __m512 acc = _mm512_setzero_ps();                                                \
         for (int b = 0; b < n / FR_QK_K; b++) {                                          \
             __m512i isum = _mm512_setzero_si512();                                       \
-            for (int ib = 0; ib < 8; ib += 2) {                                          \
-                fr_iq_pair p;                                                            \
-                pair(&x[b], ib, &p);                                                     \
-                isum = iq_pair_dot(&p, y[b].qs + 32 * ib, isum);                         \
-            }                                                                            \
+            fr_iq_pair p[4];                                                             \
+            dec(&x[b], p);                                                               \
+            for (int c = 0; c < 4; c++) isum = iq_pair_dot(&p[c], y[b].qs + 64 * c, isum); \
             acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(x[b].d) * y[b].d), _mm512_cvtepi32_ps(isum), acc); \
         }                                                                                \
         *s = FACTOR * _mm512_reduce_add_ps(acc);                                         \

@@ -103,11 +103,10 @@ static inline void unpack_iq4_xs(const fr_block_iq4_xs *x, unpacked *u) {
  * factor (1/8 IQ2, 1/4 IQ3_XXS, 1 IQ3_S: powers of two, so exact). */
 #define UNPACK_IQ(name, blk, FACTOR)                                  \
     static inline void unpack_##name(const blk *x, unpacked *u) {     \
-        for (int c = 0; c < 4; c++) {                                 \
-            fr_iq_pair p;                                             \
-            dec_##name(x, 2 * c, &p);                                 \
-            u->v[c] = p.g, u->sc[c] = p.sc, u->neg[c] = p.neg;        \
-        }                                                             \
+        fr_iq_pair p[4];                                              \
+        dec_##name(x, p);                                             \
+        for (int c = 0; c < 4; c++)                                   \
+            u->v[c] = p[c].g, u->sc[c] = p[c].sc, u->neg[c] = p[c].neg; \
         u->d = h2f(x->d) * FACTOR;                                    \
     }
 UNPACK_IQ(iq2_xxs, fr_block_iq2_xxs, 0.125f)
