@@ -167,8 +167,19 @@ static inline __m256i grid32x8(const uint32_t *grid, const int i[8]) {
                             (int)grid[i[2]], (int)grid[i[1]], (int)grid[i[0]]);
 }
 
-static inline uint32_t signs4(unsigned s0, unsigned s1, unsigned s2, unsigned s3) {
-    return s0 | s1 << 8 | s2 << 16 | s3 << 24;
+/* Four 7-bit sign fields, one per byte of m, completed with their parity bits
+ * (fr_iq_signs7) in all four bytes at once: bit 0 of each byte ends as the xor of
+ * its bits. No pdep here: it is microcoded on the AMD cores this level runs on. */
+static inline uint32_t signs_parity4(uint32_t m) {
+    uint32_t x = m ^ (m >> 4);
+    x ^= x >> 2;
+    x ^= x >> 1;
+    return m | (x & 0x01010101u) << 7;
+}
+
+/* The sign word of a group from 4 x 7 sign bits (bits 0..27 of w). */
+static inline uint32_t signs7x4(uint32_t w) {
+    return signs_parity4((w & 0x7Fu) | (w & 0x3F80u) << 1 | (w & 0x1FC000u) << 2 | (w & 0xFE00000u) << 3);
 }
 
 /* int32 x 8 of one group: sc0 * dot(values 0..15) + sc1 * dot(16..31). */
@@ -182,8 +193,7 @@ static inline __m256i grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, const int8_
     memcpy(w, x->qs + 4 * ib, 8);
     const uint8_t *i = (const uint8_t *)&w[0];
     const __m256i g = grid64x4(fr_iq2xxs_grid, i[0], i[1], i[2], i[3]);
-    const uint32_t sb = signs4(fr_iq_signs7(w[1] & 127), fr_iq_signs7((w[1] >> 7) & 127),
-                               fr_iq_signs7((w[1] >> 14) & 127), fr_iq_signs7((w[1] >> 21) & 127));
+    const uint32_t sb = signs7x4(w[1]);
     const int ls = 2 * (int)(w[1] >> 28) + 1;
     return group_dot(g, sb, q8, ls, ls);
 }
@@ -191,8 +201,10 @@ static inline __m256i grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, const int8_
 static inline __m256i grp_iq2_xs(const fr_block_iq2_xs *x, int ib, const int8_t *q8) {
     const uint16_t *q = x->qs + 4 * ib;
     const __m256i g = grid64x4(fr_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
-    const uint32_t sb = signs4(fr_iq_signs7(q[0] >> 9), fr_iq_signs7(q[1] >> 9), fr_iq_signs7(q[2] >> 9),
-                               fr_iq_signs7(q[3] >> 9));
+    uint64_t v; /* the 7 sign bits are the top ones of each 16-bit word */
+    memcpy(&v, q, 8);
+    const uint64_t t = (v >> 9) & 0x007F007F007F007FULL, u = t | t >> 8; /* bytes a b b c c d d 0 */
+    const uint32_t sb = signs_parity4((uint32_t)((u & 0xFFFF) | ((u >> 16) & 0xFFFF0000u)));
     return group_dot(g, sb, q8, 2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1);
 }
 
@@ -210,8 +222,7 @@ static inline __m256i grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, const int8_
     memcpy(&w, x->qs + FR_QK_K / 4 + 4 * ib, 4);
     const uint8_t *q3 = x->qs + 8 * ib;
     const int idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
-    const uint32_t sb = signs4(fr_iq_signs7(w & 127), fr_iq_signs7((w >> 7) & 127), fr_iq_signs7((w >> 14) & 127),
-                               fr_iq_signs7((w >> 21) & 127));
+    const uint32_t sb = signs7x4(w);
     const int ls = 2 * (int)(w >> 28) + 1;
     return group_dot(grid32x8(fr_iq3xxs_grid, idx), sb, q8, ls, ls);
 }
