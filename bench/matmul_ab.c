@@ -117,8 +117,8 @@ int main(int argc, char **argv) {
                                     FR_TYPE_IQ4_XS, FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL, FR_TYPE_IQ4_NL};
     static const int ils[] = {1, 1, 1, 1, 0, 1, 0, 1, 0};
     static const fr_type lat_types[] = {FR_TYPE_Q4_K,   FR_TYPE_Q5_K,  FR_TYPE_Q2_K,  FR_TYPE_IQ2_XXS, FR_TYPE_IQ2_XS,
-                                        FR_TYPE_IQ2_S,  FR_TYPE_IQ3_XXS, FR_TYPE_IQ3_S,  FR_TYPE_IQ1_S};
-    static const int lat_ils[] = {1, 0, 0, 0, 0, 0, 0, 0, 0};
+                                        FR_TYPE_IQ2_S,  FR_TYPE_IQ3_XXS, FR_TYPE_IQ3_S,  FR_TYPE_IQ1_S, FR_TYPE_IQ1_M};
+    static const int lat_ils[] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     enum { NV = (int)(sizeof types / sizeof types[0]), NL = (int)(sizeof lat_types / sizeof lat_types[0]) };
     variant vs[NV > NL ? NV : NL];
     const int nv = lattice ? NL : NV;

@@ -1,6 +1,5 @@
 /* lowbit_avx512.c - AVX-512 (F/BW/VL/VNNI) dots of the low-bit GGUF types: Q2_K, Q3_K,
- * IQ4_NL, IQ4_XS and the IQ3/IQ2 lattice types, 64 values per step. IQ1_S/IQ1_M keep
- * their AVX2 kernels at this level (lowbit_avx2.c).
+ * IQ4_NL, IQ4_XS and the IQ3/IQ2/IQ1 lattice types, 64 values per step.
  *
  * Contract as lowbit_avx2.c: exact integer (sub-)block sums, float order differs
  * from the scalar references, |simd - scalar| <= 1e-5 * sum_i |x_i y_i| + 1e-6;
@@ -167,7 +166,7 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
  * Two groups of 32 per zmm: grid magnitudes (unsigned), a 64-bit sign mask applied
  * to the activations, one int16 scale per 16 values. */
 
-#define IQ_DOT_AVX512(name, blk, dec, FACTOR)                                           \
+#define IQ_DOT_AVX512(name, blk, dec, D, FACTOR)                                           \
     static void dot_##name(int n, float *s, const void *vx, const void *vy) {            \
         const blk *x = vx;                                                               \
         const fr_block_q8_k *y = vy;                                                     \
@@ -177,16 +176,20 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
             fr_iq_pair p[4];                                                             \
             dec(&x[b], p);                                                               \
             for (int c = 0; c < 4; c++) isum = iq_pair_dot(&p[c], y[b].qs + 64 * c, isum); \
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(x[b].d) * y[b].d), _mm512_cvtepi32_ps(isum), acc); \
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(D(x[b])) * y[b].d), _mm512_cvtepi32_ps(isum), acc); \
         }                                                                                \
         *s = FACTOR * _mm512_reduce_add_ps(acc);                                         \
     }
 
-IQ_DOT_AVX512(iq2_xxs, fr_block_iq2_xxs, dec_iq2_xxs, 0.125f)
-IQ_DOT_AVX512(iq2_xs, fr_block_iq2_xs, dec_iq2_xs, 0.125f)
-IQ_DOT_AVX512(iq2_s, fr_block_iq2_s, dec_iq2_s, 0.125f)
-IQ_DOT_AVX512(iq3_xxs, fr_block_iq3_xxs, dec_iq3_xxs, 0.25f)
-IQ_DOT_AVX512(iq3_s, fr_block_iq3_s, dec_iq3_s, 1.0f)
+#define D_FIELD(xb) ((xb).d)
+#define D_IQ1M(xb) iq1m_d16(&(xb))
+IQ_DOT_AVX512(iq2_xxs, fr_block_iq2_xxs, dec_iq2_xxs, D_FIELD, 0.125f)
+IQ_DOT_AVX512(iq2_xs, fr_block_iq2_xs, dec_iq2_xs, D_FIELD, 0.125f)
+IQ_DOT_AVX512(iq2_s, fr_block_iq2_s, dec_iq2_s, D_FIELD, 0.125f)
+IQ_DOT_AVX512(iq3_xxs, fr_block_iq3_xxs, dec_iq3_xxs, D_FIELD, 0.25f)
+IQ_DOT_AVX512(iq3_s, fr_block_iq3_s, dec_iq3_s, D_FIELD, 1.0f)
+IQ_DOT_AVX512(iq1_s, fr_block_iq1_s, dec_iq1_s, D_FIELD, 0.125f) /* 8 x value: see iq1_pair */
+IQ_DOT_AVX512(iq1_m, fr_block_iq1_m, dec_iq1_m, D_IQ1M, 0.125f)
 
 int fr_kernels_install_lowbit_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q2_K].vec_dot = dot_q2_k;
@@ -198,6 +201,8 @@ int fr_kernels_install_lowbit_avx512(fr_type_traits *t) {
     t[FR_TYPE_IQ2_S].vec_dot = dot_iq2_s;
     t[FR_TYPE_IQ3_XXS].vec_dot = dot_iq3_xxs;
     t[FR_TYPE_IQ3_S].vec_dot = dot_iq3_s;
+    t[FR_TYPE_IQ1_S].vec_dot = dot_iq1_s;
+    t[FR_TYPE_IQ1_M].vec_dot = dot_iq1_m;
     return 1;
 }
 

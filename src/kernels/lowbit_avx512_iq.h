@@ -1,7 +1,7 @@
 /* lowbit_avx512_iq.h - AVX-512 decoding of the IQ2 / IQ3 lattice types, two groups
  * of 32 values at a time, shared by the dots (lowbit_avx512.c) and the prefill
  * GEMMs (lowbit_gemm_avx512.c). Include only from files compiled with AVX-512
- * F/BW/VL/VNNI. Grid indices and sign bits are read as in core/quant_iq.c. */
+ * F/BW/VL/VNNI and BMI2. Grid indices and sign bits are read as in core/quant_iq.c. */
 #ifndef FRUGAL_LOWBIT_AVX512_IQ_H
 #define FRUGAL_LOWBIT_AVX512_IQ_H
 
@@ -141,6 +141,59 @@ static inline void dec_iq3_s(const fr_block_iq3_s *x, fr_iq_pair p[4]) {
         memcpy(&neg, x->signs + 8 * c, 8);
         p[c].neg = neg;
         p[c].sc = iq_group_scales(2 * (x->scales[c] & 0xF) + 1, 2 * (x->scales[c] >> 4) + 1);
+    }
+}
+
+/* IQ1_S / IQ1_M: grid values g in {-1, 0, 1}, shifted by +-1/8 per group of 32
+ * (IQ1_S) or of 8 (IQ1_M). Eight times a value, 8g +- 1, is an integer in [-9, 9]:
+ * its magnitude and sign take the same path as the other lattice types, exactly,
+ * and the 1/8 goes into the block's factor. dneg: the bytes whose shift is -1/8. */
+static inline void iq1_pair(__m512i g, uint64_t dneg, fr_iq_pair *p) {
+    /* 8g per byte: a 16-bit shift, with the bits it moves across bytes cleared */
+    const __m512i g8 = _mm512_and_si512(_mm512_slli_epi16(g, 3), _mm512_set1_epi8((char)0xF8));
+    const __m512i v = _mm512_add_epi8(g8, _mm512_mask_blend_epi8(dneg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1)));
+    p->neg = _mm512_movepi8_mask(v);
+    p->g = _mm512_abs_epi8(v);
+}
+
+static inline void dec_iq1_s(const fr_block_iq1_s *x, fr_iq_pair p[4]) {
+    for (int c = 0; c < 4; c++) {
+        const unsigned h0 = x->qh[2 * c], h1 = x->qh[2 * c + 1];
+        const int hh = (int)((h0 & 0xFFF) | (h1 & 0xFFF) << 12); /* 3 high index bits per grid word */
+        const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * c)));
+        const __m256i hi = _mm256_slli_epi32(
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(hh), _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21)),
+                             _mm256_set1_epi32(7)), 8);
+        const __m512i g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const void *)fr_iq1s_grid, 8);
+        iq1_pair(g, (h0 >> 15 ? 0xFFFFFFFFULL : 0) | (h1 >> 15 ? 0xFFFFFFFF00000000ULL : 0), &p[c]);
+        p[c].sc = iq_group_scales(2 * (int)((h0 >> 12) & 7) + 1, 2 * (int)((h1 >> 12) & 7) + 1);
+    }
+}
+
+/* IQ1_M's F16 super-block scale: the top nibbles of its four scale words */
+static inline uint16_t iq1m_d16(const fr_block_iq1_m *x) {
+    uint16_t sc[4];
+    memcpy(sc, x->scales, 8);
+    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+}
+
+static inline void dec_iq1_m(const fr_block_iq1_m *x, fr_iq_pair p[4]) {
+    uint16_t sc[4];
+    memcpy(sc, x->scales, 8);
+    for (int c = 0; c < 4; c++) {
+        uint32_t hq; /* nibble j: 3 high index bits of grid word j, then its shift's sign */
+        memcpy(&hq, x->qh + 4 * c, 4);
+        const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * c)));
+        const __m256i hi = _mm256_slli_epi32(
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)hq), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                             _mm256_set1_epi32(7)), 8);
+        const __m512i g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const void *)fr_iq1s_grid, 8);
+        iq1_pair(g, _pdep_u64(_pext_u32(hq, 0x88888888u), 0x0101010101010101ULL) * 0xFF, &p[c]);
+        /* four 3-bit scales, one per 16 values: bits 3k .. 3k+2 of word c */
+        const __m512i sh = _mm512_set_epi64(0x0009000900090009, 0x0009000900090009, 0x0006000600060006, 0x0006000600060006,
+                                            0x0003000300030003, 0x0003000300030003, 0, 0);
+        const __m512i n = _mm512_and_si512(_mm512_srlv_epi16(_mm512_set1_epi16((short)sc[c]), sh), _mm512_set1_epi16(7));
+        p[c].sc = _mm512_add_epi16(_mm512_add_epi16(n, n), _mm512_set1_epi16(1));
     }
 }
 

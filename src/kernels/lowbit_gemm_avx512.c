@@ -1,5 +1,5 @@
 /* lowbit_gemm_avx512.c - prefill GEMMs (AVX-512 F/BW/VL/VNNI) for Q2_K, Q3_K, IQ4_XS
- * Q5_K and the IQ3 / IQ2 lattice types against Q8_K activations (the traits' `gemm`, see
+ * Q5_K and the IQ3 / IQ2 / IQ1 lattice types against Q8_K activations (the traits' `gemm`, see
  * core/types.h).
  *
  * Why: with one vec_dot per row and token, a prompt of T tokens unpacks every
@@ -101,19 +101,23 @@ static inline void unpack_iq4_xs(const fr_block_iq4_xs *x, unpacked *u) {
 
 /* The lattice types: 4 decoded pairs of groups; d carries the type's constant
  * factor (1/8 IQ2, 1/4 IQ3_XXS, 1 IQ3_S: powers of two, so exact). */
-#define UNPACK_IQ(name, blk, FACTOR)                                  \
+#define UNPACK_IQ(name, blk, D, FACTOR)                               \
     static inline void unpack_##name(const blk *x, unpacked *u) {     \
         fr_iq_pair p[4];                                              \
         dec_##name(x, p);                                             \
         for (int c = 0; c < 4; c++)                                   \
             u->v[c] = p[c].g, u->sc[c] = p[c].sc, u->neg[c] = p[c].neg; \
-        u->d = h2f(x->d) * FACTOR;                                    \
+        u->d = h2f(D(*x)) * FACTOR;                                   \
     }
-UNPACK_IQ(iq2_xxs, fr_block_iq2_xxs, 0.125f)
-UNPACK_IQ(iq2_xs, fr_block_iq2_xs, 0.125f)
-UNPACK_IQ(iq2_s, fr_block_iq2_s, 0.125f)
-UNPACK_IQ(iq3_xxs, fr_block_iq3_xxs, 0.25f)
-UNPACK_IQ(iq3_s, fr_block_iq3_s, 1.0f)
+#define D_FIELD(xb) ((xb).d)
+#define D_IQ1M(xb) iq1m_d16(&(xb))
+UNPACK_IQ(iq2_xxs, fr_block_iq2_xxs, D_FIELD, 0.125f)
+UNPACK_IQ(iq2_xs, fr_block_iq2_xs, D_FIELD, 0.125f)
+UNPACK_IQ(iq2_s, fr_block_iq2_s, D_FIELD, 0.125f)
+UNPACK_IQ(iq3_xxs, fr_block_iq3_xxs, D_FIELD, 0.25f)
+UNPACK_IQ(iq3_s, fr_block_iq3_s, D_FIELD, 1.0f)
+UNPACK_IQ(iq1_s, fr_block_iq1_s, D_FIELD, 0.125f) /* 8 x value: see iq1_pair */
+UNPACK_IQ(iq1_m, fr_block_iq1_m, D_IQ1M, 0.125f)
 
 /* Q5_K (no interleaved layout of its own; the low-bit mixes use it for attn_v and
  * some ffn_down): 8 sub-blocks of 32, 6-bit scales and mins packed as in Q4_K,
@@ -144,7 +148,7 @@ static inline void unpack_q5_k(const fr_block_q5_k *x, unpacked *u) {
 }
 
 /* kinds at or after K_IQ4XS hold magnitudes and a sign mask; K_Q2 and K_Q5 have mins */
-enum { K_Q2, K_Q5, K_Q3, K_IQ4XS, K_IQ2XXS, K_IQ2XS, K_IQ2S, K_IQ3XXS, K_IQ3S };
+enum { K_Q2, K_Q5, K_Q3, K_IQ4XS, K_IQ2XXS, K_IQ2XS, K_IQ2S, K_IQ3XXS, K_IQ3S, K_IQ1S, K_IQ1M };
 
 /* One unpacked block against one token's Q8_K block: adds into acc (d * y.d * int
  * sums) and, for Q2_K, accm (the mins term). */
@@ -193,6 +197,8 @@ static inline __attribute__((always_inline)) void gemm_kind(int n, const void *w
                 case K_IQ2XS: unpack_iq2_xs((const fr_block_iq2_xs *)row + b, &u); break;
                 case K_IQ2S: unpack_iq2_s((const fr_block_iq2_s *)row + b, &u); break;
                 case K_IQ3XXS: unpack_iq3_xxs((const fr_block_iq3_xxs *)row + b, &u); break;
+                case K_IQ1S: unpack_iq1_s((const fr_block_iq1_s *)row + b, &u); break;
+                case K_IQ1M: unpack_iq1_m((const fr_block_iq1_m *)row + b, &u); break;
                 default: unpack_iq3_s((const fr_block_iq3_s *)row + b, &u); break;
                 }
                 for (int t = 0; t < nt; t++) {
@@ -226,6 +232,8 @@ GEMM(iq2_xs, K_IQ2XS)
 GEMM(iq2_s, K_IQ2S)
 GEMM(iq3_xxs, K_IQ3XXS)
 GEMM(iq3_s, K_IQ3S)
+GEMM(iq1_s, K_IQ1S)
+GEMM(iq1_m, K_IQ1M)
 
 static void gemm_q3_k(int n, const void *w, size_t w_row, int n_rows, const void *yp, size_t yp_row, int n_tok,
                       float *out, size_t ld) {
@@ -250,6 +258,8 @@ int fr_kernels_install_lowbit_gemm_avx512(fr_type_traits *t) {
     t[FR_TYPE_IQ2_S].gemm = gemm_iq2_s;
     t[FR_TYPE_IQ3_XXS].gemm = gemm_iq3_xxs;
     t[FR_TYPE_IQ3_S].gemm = gemm_iq3_s;
+    t[FR_TYPE_IQ1_S].gemm = gemm_iq1_s;
+    t[FR_TYPE_IQ1_M].gemm = gemm_iq1_m;
     return 1;
 }
 
