@@ -80,6 +80,7 @@ static int build_table(fr_type_traits *t, int level) {
     case FR_KERNELS_AVX2:
         if (!c.avx2 || !fr_kernels_install_avx2(t)) return 0;
         fr_kernels_install_lowbit_avx2(t); /* low-bit GGUF types (kernels/lowbit.h) */
+        fr_kernels_install_lowbit_gemm_avx2(t);
         return 1;
     case FR_KERNELS_AVX512:
         /* AVX-512 only overrides the hot kernels; the rest stay AVX2 */

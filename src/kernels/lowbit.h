@@ -9,7 +9,13 @@
 
 int fr_kernels_install_lowbit_avx2(fr_type_traits *t);
 int fr_kernels_install_lowbit_avx512(fr_type_traits *t);
-/* the prefill GEMMs of lowbit_gemm_avx512.c (same contract) */
+/* the prefill GEMMs of lowbit_gemm_avx2.c (installed at the AVX2 level only; the
+ * AVX-512 level has its own) and lowbit_gemm_avx512.c (same contract) */
+int fr_kernels_install_lowbit_gemm_avx2(fr_type_traits *t);
+/* The AVX2 dot of `type` whose result is bit-identical to lowbit_gemm_avx2.c's for one
+ * token (same integer lanes, same float operations up to a power-of-two factor), so
+ * the GEMM can hand decode to it; NULL for the types without one. */
+fr_vec_dot_fn fr_lowbit_avx2_decode_dot(fr_type type);
 int fr_kernels_install_lowbit_gemm_avx512(fr_type_traits *t);
 
 #endif

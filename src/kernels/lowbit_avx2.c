@@ -20,6 +20,7 @@
 
 #include "core/quant_lowbit.h"
 #include "kernels/il_drive.h"
+#include "kernels/lowbit_avx2_iq.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -150,92 +151,23 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
  * Per group of 32: grid magnitudes g (unsigned bytes), a sign word (bit i: value i
  * negative), the scales of values 0..15 and 16..31. */
 
-/* 32 bytes of +1 / -1 from 32 sign bits (bit i -> byte i). */
-static inline __m256i signs_pm1(uint32_t bits) {
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf), bit);
-    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
-}
-
-static inline __m256i grid64x4(const uint64_t *grid, int i0, int i1, int i2, int i3) {
-    return _mm256_set_epi64x((long long)grid[i3], (long long)grid[i2], (long long)grid[i1], (long long)grid[i0]);
-}
-
-static inline __m256i grid32x8(const uint32_t *grid, const int i[8]) {
-    return _mm256_set_epi32((int)grid[i[7]], (int)grid[i[6]], (int)grid[i[5]], (int)grid[i[4]], (int)grid[i[3]],
-                            (int)grid[i[2]], (int)grid[i[1]], (int)grid[i[0]]);
-}
-
-/* Four 7-bit sign fields, one per byte of m, completed with their parity bits
- * (fr_iq_signs7) in all four bytes at once: bit 0 of each byte ends as the xor of
- * its bits. No pdep here: it is microcoded on the AMD cores this level runs on. */
-static inline uint32_t signs_parity4(uint32_t m) {
-    uint32_t x = m ^ (m >> 4);
-    x ^= x >> 2;
-    x ^= x >> 1;
-    return m | (x & 0x01010101u) << 7;
-}
-
-/* The sign word of a group from 4 x 7 sign bits (bits 0..27 of w). */
-static inline uint32_t signs7x4(uint32_t w) {
-    return signs_parity4((w & 0x7Fu) | (w & 0x3F80u) << 1 | (w & 0x1FC000u) << 2 | (w & 0xFE00000u) << 3);
-}
-
 /* int32 x 8 of one group: sc0 * dot(values 0..15) + sc1 * dot(16..31). */
 static inline __m256i group_dot(__m256i g, uint32_t sbits, const int8_t *q8, int sc0, int sc1) {
     const __m256i p16 = _mm256_maddubs_epi16(g, _mm256_sign_epi8(ld256(q8), signs_pm1(sbits)));
     return madd_halves(p16, sc0, sc1);
 }
 
-static inline __m256i grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, const int8_t *q8) {
-    uint32_t w[2];
-    memcpy(w, x->qs + 4 * ib, 8);
-    const uint8_t *i = (const uint8_t *)&w[0];
-    const __m256i g = grid64x4(fr_iq2xxs_grid, i[0], i[1], i[2], i[3]);
-    const uint32_t sb = signs7x4(w[1]);
-    const int ls = 2 * (int)(w[1] >> 28) + 1;
-    return group_dot(g, sb, q8, ls, ls);
-}
-
-static inline __m256i grp_iq2_xs(const fr_block_iq2_xs *x, int ib, const int8_t *q8) {
-    const uint16_t *q = x->qs + 4 * ib;
-    const __m256i g = grid64x4(fr_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
-    uint64_t v; /* the 7 sign bits are the top ones of each 16-bit word */
-    memcpy(&v, q, 8);
-    const uint64_t t = (v >> 9) & 0x007F007F007F007FULL, u = t | t >> 8; /* bytes a b b c c d d 0 */
-    const uint32_t sb = signs_parity4((uint32_t)((u & 0xFFFF) | ((u >> 16) & 0xFFFF0000u)));
-    return group_dot(g, sb, q8, 2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1);
-}
-
-static inline __m256i grp_iq2_s(const fr_block_iq2_s *x, int ib, const int8_t *q8) {
-    const uint8_t *qs = x->qs + 4 * ib, h = x->qh[ib];
-    const __m256i g = grid64x4(fr_iq2s_grid, qs[0] | (h & 3) << 8, qs[1] | ((h >> 2) & 3) << 8,
-                               qs[2] | ((h >> 4) & 3) << 8, qs[3] | ((h >> 6) & 3) << 8);
-    uint32_t sb;
-    memcpy(&sb, x->qs + FR_QK_K / 8 + 4 * ib, 4);
-    return group_dot(g, sb, q8, 2 * (x->scales[ib] & 0xF) + 1, 2 * (x->scales[ib] >> 4) + 1);
-}
-
-static inline __m256i grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, const int8_t *q8) {
-    uint32_t w;
-    memcpy(&w, x->qs + FR_QK_K / 4 + 4 * ib, 4);
-    const uint8_t *q3 = x->qs + 8 * ib;
-    const int idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
-    const uint32_t sb = signs7x4(w);
-    const int ls = 2 * (int)(w >> 28) + 1;
-    return group_dot(grid32x8(fr_iq3xxs_grid, idx), sb, q8, ls, ls);
-}
-
-static inline __m256i grp_iq3_s(const fr_block_iq3_s *x, int ib, const int8_t *q8) {
-    const uint8_t *qs = x->qs + 8 * ib, h = x->qh[ib];
-    int idx[8];
-    for (int k = 0; k < 8; k++) idx[k] = qs[k] | ((h >> k) & 1) << 8;
-    uint32_t sb;
-    memcpy(&sb, x->signs + 4 * ib, 4);
-    const int ls = 2 * ((x->scales[ib / 2] >> (4 * (ib & 1))) & 0xF) + 1;
-    return group_dot(grid32x8(fr_iq3s_grid, idx), sb, q8, ls, ls);
-}
+#define GRP_DOT(name, blk)                                                              \
+    static inline __m256i grp_##name(const blk *x, int ib, const int8_t *q8) {          \
+        fr_iq_grp2 p;                                                                    \
+        g2_##name(x, ib, &p);                                                            \
+        return group_dot(p.g, p.sb, q8, p.sc0, p.sc1);                                   \
+    }
+GRP_DOT(iq2_xxs, fr_block_iq2_xxs)
+GRP_DOT(iq2_xs, fr_block_iq2_xs)
+GRP_DOT(iq2_s, fr_block_iq2_s)
+GRP_DOT(iq3_xxs, fr_block_iq3_xxs)
+GRP_DOT(iq3_s, fr_block_iq3_s)
 
 /* d * y.d * (sum of the 8 groups), the type's constant factor applied at the end */
 #define IQ_DOT_AVX2(name, blk, grp, FACTOR)                                              \
@@ -320,6 +252,18 @@ static void dot_iq1_m(int n, float *s, const void *vx, const void *vy) {
     *s = sumf;
 }
 
+fr_vec_dot_fn fr_lowbit_avx2_decode_dot(fr_type type) {
+    switch (type) {
+    case FR_TYPE_IQ4_XS: return dot_iq4_xs;
+    case FR_TYPE_IQ2_XXS: return dot_iq2_xxs;
+    case FR_TYPE_IQ2_XS: return dot_iq2_xs;
+    case FR_TYPE_IQ2_S: return dot_iq2_s;
+    case FR_TYPE_IQ3_XXS: return dot_iq3_xxs;
+    case FR_TYPE_IQ3_S: return dot_iq3_s;
+    default: return NULL; /* Q2_K, Q3_K: the unpacked block decodes as fast or faster */
+    }
+}
+
 int fr_kernels_install_lowbit_avx2(fr_type_traits *t) {
     t[FR_TYPE_Q2_K].vec_dot = dot_q2_k;
     t[FR_TYPE_Q3_K].vec_dot = dot_q3_k;
@@ -336,6 +280,11 @@ int fr_kernels_install_lowbit_avx2(fr_type_traits *t) {
 }
 
 #else
+
+fr_vec_dot_fn fr_lowbit_avx2_decode_dot(fr_type type) {
+    (void)type;
+    return NULL;
+}
 
 int fr_kernels_install_lowbit_avx2(fr_type_traits *t) {
     (void)t;

@@ -1,0 +1,101 @@
+/* lowbit_avx2_iq.h - AVX2 helpers of the IQ lattice types shared by the dots
+ * (lowbit_avx2.c) and the prefill GEMMs (lowbit_gemm_avx2.c): grid words into a
+ * register, sign bits into +-1 bytes. Include only from files compiled with AVX2. */
+#ifndef FRUGAL_LOWBIT_AVX2_IQ_H
+#define FRUGAL_LOWBIT_AVX2_IQ_H
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/quant_lowbit.h"
+
+/* 32 bytes of +1 / -1 from 32 sign bits (bit i -> byte i). */
+static inline __m256i signs_pm1(uint32_t bits) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf), bit);
+    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
+}
+
+static inline __m256i grid64x4(const uint64_t *grid, int i0, int i1, int i2, int i3) {
+    return _mm256_set_epi64x((long long)grid[i3], (long long)grid[i2], (long long)grid[i1], (long long)grid[i0]);
+}
+
+static inline __m256i grid32x8(const uint32_t *grid, const int i[8]) {
+    return _mm256_set_epi32((int)grid[i[7]], (int)grid[i[6]], (int)grid[i[5]], (int)grid[i[4]], (int)grid[i[3]],
+                            (int)grid[i[2]], (int)grid[i[1]], (int)grid[i[0]]);
+}
+
+/* Four 7-bit sign fields, one per byte of m, completed with their parity bits
+ * (fr_iq_signs7) in all four bytes at once: bit 0 of each byte ends as the xor of
+ * its bits. No pdep here: it is microcoded on the AMD cores this level runs on. */
+static inline uint32_t signs_parity4(uint32_t m) {
+    uint32_t x = m ^ (m >> 4);
+    x ^= x >> 2;
+    x ^= x >> 1;
+    return m | (x & 0x01010101u) << 7;
+}
+
+/* The sign word of a group from 4 x 7 sign bits (bits 0..27 of w). */
+static inline uint32_t signs7x4(uint32_t w) {
+    return signs_parity4((w & 0x7Fu) | (w & 0x3F80u) << 1 | (w & 0x1FC000u) << 2 | (w & 0xFE00000u) << 3);
+}
+
+/* One group of 32 decoded: grid magnitudes (unsigned bytes), a sign word (bit i:
+ * value i negative), the scales of values 0..15 and 16..31. */
+typedef struct {
+    __m256i g;
+    uint32_t sb;
+    int sc0, sc1;
+} fr_iq_grp2;
+
+static inline void g2_iq2_xxs(const fr_block_iq2_xxs *x, int ib, fr_iq_grp2 *p) {
+    uint32_t w[2];
+    memcpy(w, x->qs + 4 * ib, 8);
+    const uint8_t *i = (const uint8_t *)&w[0];
+    p->g = grid64x4(fr_iq2xxs_grid, i[0], i[1], i[2], i[3]);
+    p->sb = signs7x4(w[1]);
+    p->sc0 = p->sc1 = 2 * (int)(w[1] >> 28) + 1;
+}
+
+static inline void g2_iq2_xs(const fr_block_iq2_xs *x, int ib, fr_iq_grp2 *p) {
+    const uint16_t *q = x->qs + 4 * ib;
+    p->g = grid64x4(fr_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+    uint64_t v; /* the 7 sign bits are the top ones of each 16-bit word */
+    memcpy(&v, q, 8);
+    const uint64_t t = (v >> 9) & 0x007F007F007F007FULL, u = t | t >> 8; /* bytes a b b c c d d 0 */
+    p->sb = signs_parity4((uint32_t)((u & 0xFFFF) | ((u >> 16) & 0xFFFF0000u)));
+    p->sc0 = 2 * (x->scales[ib] & 0xF) + 1;
+    p->sc1 = 2 * (x->scales[ib] >> 4) + 1;
+}
+
+static inline void g2_iq2_s(const fr_block_iq2_s *x, int ib, fr_iq_grp2 *p) {
+    const uint8_t *qs = x->qs + 4 * ib, h = x->qh[ib];
+    p->g = grid64x4(fr_iq2s_grid, qs[0] | (h & 3) << 8, qs[1] | ((h >> 2) & 3) << 8, qs[2] | ((h >> 4) & 3) << 8,
+                    qs[3] | ((h >> 6) & 3) << 8);
+    memcpy(&p->sb, x->qs + FR_QK_K / 8 + 4 * ib, 4);
+    p->sc0 = 2 * (x->scales[ib] & 0xF) + 1;
+    p->sc1 = 2 * (x->scales[ib] >> 4) + 1;
+}
+
+static inline void g2_iq3_xxs(const fr_block_iq3_xxs *x, int ib, fr_iq_grp2 *p) {
+    uint32_t w;
+    memcpy(&w, x->qs + FR_QK_K / 4 + 4 * ib, 4);
+    const uint8_t *q3 = x->qs + 8 * ib;
+    const int idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
+    p->g = grid32x8(fr_iq3xxs_grid, idx);
+    p->sb = signs7x4(w);
+    p->sc0 = p->sc1 = 2 * (int)(w >> 28) + 1;
+}
+
+static inline void g2_iq3_s(const fr_block_iq3_s *x, int ib, fr_iq_grp2 *p) {
+    const uint8_t *qs = x->qs + 8 * ib, h = x->qh[ib];
+    int idx[8];
+    for (int k = 0; k < 8; k++) idx[k] = qs[k] | ((h >> k) & 1) << 8;
+    p->g = grid32x8(fr_iq3s_grid, idx);
+    memcpy(&p->sb, x->signs + 4 * ib, 4);
+    p->sc0 = p->sc1 = 2 * ((x->scales[ib / 2] >> (4 * (ib & 1))) & 0xF) + 1;
+}
+
+#endif
