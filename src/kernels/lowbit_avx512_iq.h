@@ -50,16 +50,18 @@ static inline __m512i iq_group_scales(int a, int b) {
  * nibbles at s (sub-block 2m: low nibble of s[m], 2m + 1: its high nibble). */
 static inline __m256i iq_nibble_scales16(const uint8_t *s) {
     const __m128i b = _mm_loadl_epi64((const __m128i *)s), m4 = _mm_set1_epi8(0xF);
-    const __m256i n = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4)));
+    const __m256i n =
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4)));
     return _mm256_add_epi16(_mm256_add_epi16(n, n), _mm256_set1_epi16(1));
 }
 
 /* int16 lanes 8k .. 8k+7 = s16[base + k], k = 0..3 (per 16 values) */
 static inline __m512i iq_scales_by16(__m256i s16, int base) {
-    const __m512i idx = _mm512_add_epi16(_mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
-                                                                            20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10,
-                                                                            9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3),
-                                         _mm512_set1_epi16((short)base));
+    const __m512i idx =
+        _mm512_add_epi16(_mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                                            16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           3),
+                         _mm512_set1_epi16((short)base));
     return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
 }
 
@@ -104,8 +106,9 @@ static inline void dec_iq2_s(const fr_block_iq2_s *x, fr_iq_pair p[4]) {
     for (int c = 0; c < 4; c++) {
         const int h = (int)((qh >> (16 * c)) & 0xFFFF) << 8; /* groups 2c, 2c + 1, moved to index bits 8, 9 */
         const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * c)));
-        const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
-                                            _mm256_set1_epi32(0x300));
+        const __m256i hi =
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                             _mm256_set1_epi32(0x300));
         p[c].g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const void *)fr_iq2s_grid, 8);
         uint64_t neg;
         memcpy(&neg, x->qs + FR_QK_K / 8 + 8 * c, 8);
@@ -133,9 +136,10 @@ static inline void dec_iq3_s(const fr_block_iq3_s *x, fr_iq_pair p[4]) {
     for (int c = 0; c < 4; c++) {
         const int h = (int)((qh >> (16 * c)) & 0xFFFF) << 8;
         const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x->qs + 16 * c)));
-        const __m512i hi = _mm512_and_si512(
-            _mm512_srlv_epi32(_mm512_set1_epi32(h), _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)),
-            _mm512_set1_epi32(0x100));
+        const __m512i hi =
+            _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(h),
+                                               _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)),
+                             _mm512_set1_epi32(0x100));
         p[c].g = _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)fr_iq3s_grid, 4);
         uint64_t neg;
         memcpy(&neg, x->signs + 8 * c, 8);
@@ -163,7 +167,8 @@ static inline void dec_iq1_s(const fr_block_iq1_s *x, fr_iq_pair p[4]) {
         const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * c)));
         const __m256i hi = _mm256_slli_epi32(
             _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(hh), _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21)),
-                             _mm256_set1_epi32(7)), 8);
+                             _mm256_set1_epi32(7)),
+            8);
         const __m512i g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const void *)fr_iq1s_grid, 8);
         iq1_pair(g, (h0 >> 15 ? 0xFFFFFFFFULL : 0) | (h1 >> 15 ? 0xFFFFFFFF00000000ULL : 0), &p[c]);
         p[c].sc = iq_group_scales(2 * (int)((h0 >> 12) & 7) + 1, 2 * (int)((h1 >> 12) & 7) + 1);
@@ -184,15 +189,18 @@ static inline void dec_iq1_m(const fr_block_iq1_m *x, fr_iq_pair p[4]) {
         uint32_t hq; /* nibble j: 3 high index bits of grid word j, then its shift's sign */
         memcpy(&hq, x->qh + 4 * c, 4);
         const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * c)));
-        const __m256i hi = _mm256_slli_epi32(
-            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)hq), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
-                             _mm256_set1_epi32(7)), 8);
+        const __m256i hi =
+            _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)hq),
+                                                                 _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                               _mm256_set1_epi32(7)),
+                              8);
         const __m512i g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const void *)fr_iq1s_grid, 8);
         iq1_pair(g, _pdep_u64(_pext_u32(hq, 0x88888888u), 0x0101010101010101ULL) * 0xFF, &p[c]);
         /* four 3-bit scales, one per 16 values: bits 3k .. 3k+2 of word c */
-        const __m512i sh = _mm512_set_epi64(0x0009000900090009, 0x0009000900090009, 0x0006000600060006, 0x0006000600060006,
-                                            0x0003000300030003, 0x0003000300030003, 0, 0);
-        const __m512i n = _mm512_and_si512(_mm512_srlv_epi16(_mm512_set1_epi16((short)sc[c]), sh), _mm512_set1_epi16(7));
+        const __m512i sh = _mm512_set_epi64(0x0009000900090009, 0x0009000900090009, 0x0006000600060006,
+                                            0x0006000600060006, 0x0003000300030003, 0x0003000300030003, 0, 0);
+        const __m512i n =
+            _mm512_and_si512(_mm512_srlv_epi16(_mm512_set1_epi16((short)sc[c]), sh), _mm512_set1_epi16(7));
         p[c].sc = _mm512_add_epi16(_mm512_add_epi16(n, n), _mm512_set1_epi16(1));
     }
 }
