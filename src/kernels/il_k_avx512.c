@@ -28,10 +28,10 @@
  * Q5_K (same header, same activations, same float steps): the weight is the nibble
  * plus 16 times its fifth bit, 0..31, set in the nibble register by a byte-masked
  * add under vptestmb of the qh lane (two logic ops per register, off the multiply
- * pipes). A chain of 16 values could reach 16*31*128 = 63488, past int16, so each
- * sub-block runs as four chains of 8 values (<= 31744) packed into two int16 pairs
- * and two vpdpwssd: 10 multiply-pipe ops per token and sub-block instead of 9
- * (|isum| <= 8*63*126976 fits int32). */
+ * pipes). Half a sub-block could reach 16*31*128 = 63488, past int16, so the whole
+ * sub-block's dot S goes to vpdpwssd split as (S & 255, S >> 8) against the scale
+ * pair (sc, 256 sc): the same 9 multiply-pipe ops per token and sub-block as Q4_K
+ * and 4 logic ones (|isum| <= 8*63*126976 fits int32). */
 #include "kernels/dispatch.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
@@ -105,6 +105,8 @@ FR_INLINE void il_sub_k(int q5, int T, int c, int hi, const uint8_t *blk, const 
     const __m512i x = _mm512_loadu_si512(blk + 64 + 64 * (j >> 2));
     const __m512i sc = _mm512_and_si512(_mm512_srl_epi32(x, _mm_cvtsi32_si128(8 * (j & 3))), m63);
     const __m512i sc2 = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16)); /* in both words */
+    const __m512i sc256 = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 24)); /* Q5_K: (sc, 256 sc) */
+    const __m512i lo8 = _mm512_set1_epi32(0xFF);
     const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
     const uint8_t *lanes = blk + (q5 ? FR_IL_Q5_QS : 256) + 64 * 8 * c;
     const __m512i bit = _mm512_set1_epi8((char)(1 << j)), b16 = _mm512_set1_epi8(16);
@@ -119,18 +121,16 @@ FR_INLINE void il_sub_k(int q5, int T, int c, int hi, const uint8_t *blk, const 
     }
     for (int t = 0; q5 && t < T; t++) {
         const int8_t *q = a[t]->qs + 32 * j;
-        /* four chains of 8 values (|dot| <= 8*31*128 fits int16), two int16 pairs */
-        __m512i s0 = dpb(_mm512_setzero_si512(), w[0], q);
-        __m512i s1 = dpb(_mm512_setzero_si512(), w[2], q + 8);
-        __m512i s2 = dpb(_mm512_setzero_si512(), w[4], q + 16);
-        __m512i s3 = dpb(_mm512_setzero_si512(), w[6], q + 24);
-        s0 = dpb(s0, w[1], q + 4);
-        s1 = dpb(s1, w[3], q + 12);
-        s2 = dpb(s2, w[5], q + 20);
-        s3 = dpb(s3, w[7], q + 28);
-        const __m512i p0 = _mm512_ternarylogic_epi32(s0, _mm512_slli_epi32(s1, 16), lo16, 0xE4);
-        const __m512i p1 = _mm512_ternarylogic_epi32(s2, _mm512_slli_epi32(s3, 16), lo16, 0xE4);
-        isum[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[t], p0, sc2), p1, sc2);
+        /* the dot (|S| <= 32*31*128 = 126976, past int16) as the int16 pair
+         * (S & 255, S >> 8) against (sc, 256 sc) (256 * 63 fits): one vpdpwssd adds
+         * sc * S exactly, as Q4_K's one per sub-block */
+        const __m512i s0 = dpb(dpb(dpb(dpb(_mm512_setzero_si512(), w[0], q), w[1], q + 4), w[2], q + 8), w[3], q + 12);
+        const __m512i s1 = dpb(dpb(dpb(dpb(_mm512_setzero_si512(), w[4], q + 16), w[5], q + 20), w[6], q + 24), w[7],
+                               q + 28);
+        const __m512i sum = _mm512_add_epi32(s0, s1);
+        const __m512i pr =
+            _mm512_ternarylogic_epi32(_mm512_and_si512(sum, lo8), _mm512_slli_epi32(sum, 8), lo16, 0xE4);
+        isum[t] = _mm512_dpwssd_epi32(isum[t], pr, sc256);
     }
     for (int t = 0; !q5 && t < T; t++) {
         const int8_t *q = a[t]->qs + 32 * j;
