@@ -116,7 +116,8 @@ FR_INLINE void il_sub_k(int q5, int T, int c, int hi, int h, const uint8_t *blk,
         __m256i w = _mm256_and_si256(hi ? _mm256_srli_epi16(raw, 4) : raw, m4);
         if (q5) {
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + FR_IL_Q5_QH + 64 * i + 32 * h));
-            w = _mm256_or_si256(w, _mm256_and_si256(_mm256_srl_epi16(_mm256_sll_epi16(qh, shl), shr), b16));
+            const __m256i hb = j <= 4 ? _mm256_sll_epi16(qh, shl) : _mm256_srl_epi16(qh, shr);
+            w = _mm256_or_si256(w, _mm256_and_si256(hb, b16));
         }
         for (int t = 0; t < T; t++) {
             s[t] = _mm256_add_epi16(s[t], _mm256_maddubs_epi16(w, bc32(a[t]->qs + 32 * j + 4 * i)));
