@@ -12,11 +12,12 @@
  * preempted by other processes does not count), so their ratios compare the
  * kernels, not the load. With -t > 1 the figures include the pool's waiting. Variants: each
  * type repacked (IL16, as the engine runs it when the active level has an IL16 GEMM)
- * and, for the low-bit types, row-major (what they ran before they had one).
+ * and, for the low-bit types and Q5_K, row-major (what they ran before they had one).
  * Weights: 256 distinct rows quantized from normal data by the type's writer, tiled
- * to the full height (speed does not depend on the values). -i compares the row-major
- * low-bit types row-major (Q2_K, Q3_K, IQ4_XS, IQ2_XXS .. IQ1_M; Q5_K) instead; those without a writer of their own
- * in the traits get random blocks with a fixed F16 scale. Not a test.
+ * to the full height (speed does not depend on the values). -i compares the low-bit
+ * types row-major (Q2_K, Q3_K, IQ4_XS, IQ2_XXS .. IQ1_M; Q5_K repacked and row-major)
+ * instead; those without a writer of their own in the traits get random blocks with a
+ * fixed F16 scale. Not a test.
  *
  * Built beside the CLI (target bench_matmul_ab); uses the library's internals. */
 #include <math.h>
@@ -113,12 +114,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_matmul_ab: -t, -r and -p must be positive\n");
         return 2;
     }
-    static const fr_type types[] = {FR_TYPE_Q4_K, FR_TYPE_Q6_K,   FR_TYPE_Q4_0,   FR_TYPE_Q3_K,  FR_TYPE_Q3_K,
-                                    FR_TYPE_IQ4_XS, FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL, FR_TYPE_IQ4_NL};
-    static const int ils[] = {1, 1, 1, 1, 0, 1, 0, 1, 0};
-    static const fr_type lat_types[] = {FR_TYPE_Q4_K,   FR_TYPE_Q5_K,  FR_TYPE_Q2_K,  FR_TYPE_Q3_K, FR_TYPE_IQ4_XS, FR_TYPE_IQ2_XXS, FR_TYPE_IQ2_XS,
-                                        FR_TYPE_IQ2_S,  FR_TYPE_IQ3_XXS, FR_TYPE_IQ3_S,  FR_TYPE_IQ1_S, FR_TYPE_IQ1_M};
-    static const int lat_ils[] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const fr_type types[] = {FR_TYPE_Q4_K,   FR_TYPE_Q5_K,   FR_TYPE_Q5_K,   FR_TYPE_Q6_K,
+                                    FR_TYPE_Q4_0,   FR_TYPE_Q3_K,   FR_TYPE_Q3_K,   FR_TYPE_IQ4_XS,
+                                    FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL, FR_TYPE_IQ4_NL};
+    static const int ils[] = {1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0};
+    static const fr_type lat_types[] = {FR_TYPE_Q4_K,    FR_TYPE_Q5_K,   FR_TYPE_Q5_K,  FR_TYPE_Q2_K,
+                                        FR_TYPE_Q3_K,    FR_TYPE_IQ4_XS, FR_TYPE_IQ2_XXS, FR_TYPE_IQ2_XS,
+                                        FR_TYPE_IQ2_S,   FR_TYPE_IQ3_XXS, FR_TYPE_IQ3_S,  FR_TYPE_IQ1_S,
+                                        FR_TYPE_IQ1_M};
+    static const int lat_ils[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     enum { NV = (int)(sizeof types / sizeof types[0]), NL = (int)(sizeof lat_types / sizeof lat_types[0]) };
     variant vs[NV > NL ? NV : NL];
     const int nv = lattice ? NL : NV;

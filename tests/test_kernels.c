@@ -300,6 +300,30 @@ static void check_il_q4_k_extremes(const char *lvl, uint64_t *rng) {
     check_il_extremes(lvl, FR_TYPE_Q4_K, w, rng);
 }
 
+/* Q5_K: weights all 31 (nibble 15, fifth bit set) or all 0, scales and mins 63;
+ * row 3 mod 4 has 31 in its first 8 values and 0 in the rest of each sub-block
+ * (a single 8-value chain at its bound); rows 2 mod 4 random. */
+static void check_il_q5_k_extremes(const char *lvl, uint64_t *rng) {
+    if (!fr_type_traits_get(FR_TYPE_Q5_K)->il_gemm) return;
+    static fr_block_q5_k w[16][EX_NB];
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < EX_NB; b++) {
+            const int rnd = r % 4 == 2;
+            w[r][b].d = fr_f32_to_f16(0.01f * (float)(r + 1));
+            w[r][b].dmin = fr_f32_to_f16(0.003f * (float)(16 - r));
+            for (int i = 0; i < 12; i++) w[r][b].scales[i] = rnd ? (uint8_t)tu_rand_u64(rng) : 0xFF;
+            for (int i = 0; i < FR_QK_K / 8; i++) {
+                const uint8_t h = r % 4 == 0 ? 0xFF : r % 4 == 1 ? 0x00 : (uint8_t)(i < 8 ? 0xFF : 0x00);
+                w[r][b].qh[i] = rnd ? (uint8_t)tu_rand_u64(rng) : h;
+            }
+            for (int i = 0; i < FR_QK_K / 2; i++) {
+                const uint8_t q = r % 4 == 0 ? 0xFF : r % 4 == 1 ? 0x00 : (uint8_t)(i % 32 < 8 ? 0xFF : 0x00);
+                w[r][b].qs[i] = rnd ? (uint8_t)tu_rand_u64(rng) : q;
+            }
+        }
+    check_il_extremes(lvl, FR_TYPE_Q5_K, w, rng);
+}
+
 /* Q6_K: quants all 0 (-32) or all 63 (+31) with scales -128 or 127, each of the
  * four pairs (x_j reaches 65536, sc * x_j -2^23, isum -2^27); rows 7 and 15
  * random. */
@@ -384,7 +408,7 @@ static void check_il_legacy_extremes(const char *lvl, fr_type wt, uint64_t *rng)
  * matrix (48 rows) and inputs through fr_matmul (3 threads) at each such level,
  * for token counts that leave ragged tiles at every tile width. */
 static void check_il_levels(fr_pool *p3) {
-    static const fr_type types[] = {FR_TYPE_Q4_0, FR_TYPE_Q8_0, FR_TYPE_Q4_K, FR_TYPE_Q6_K, FR_TYPE_F16};
+    static const fr_type types[] = {FR_TYPE_Q4_0, FR_TYPE_Q8_0, FR_TYPE_Q4_K, FR_TYPE_Q5_K, FR_TYPE_Q6_K, FR_TYPE_F16};
     static const int ntoks[] = {1, 5, 13, 37};
     const int initial = fr_kernels_get_level();
     for (int ti = 0; ti < (int)(sizeof types / sizeof *types); ti++) {
@@ -567,6 +591,7 @@ int main(void) {
         check_attn(name, &rng);
         check_elementwise(name, &rng);
         check_il_q4_k_extremes(name, &rng);
+        check_il_q5_k_extremes(name, &rng);
         check_il_q6_k_extremes(name, &rng);
         check_il_legacy_extremes(name, FR_TYPE_Q4_0, &rng);
         check_il_legacy_extremes(name, FR_TYPE_Q8_0, &rng);

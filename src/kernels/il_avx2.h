@@ -10,7 +10,7 @@
 
 /* Q4_0 and Q8_0, then the two below. */
 void fr_kernels_install_il_avx2(fr_type_traits *t);
-/* Q4_K (il_k_avx2.c). */
+/* Q4_K and Q5_K (il_k_avx2.c). */
 void fr_kernels_install_il_k_avx2(fr_type_traits *t);
 /* Q6_K (il_q6k_avx2.c). */
 void fr_kernels_install_il_q6k_avx2(fr_type_traits *t);

@@ -17,7 +17,7 @@ void fr_kernels_install_il_avx512(fr_type_traits *t);
 #define FR_IL_T 8
 #define FR_IL_DEFINE_GEMM(NAME, TILE, QK, GROUP_BLOCK, ACT_BLOCK) \
     FR_IL_DEFINE_GEMM_T(NAME, TILE, FR_IL_T, QK, GROUP_BLOCK, ACT_BLOCK)
-/* The Q4_K IL16 GEMM (il_k_avx512.c); called by fr_kernels_install_il_avx512. */
+/* The Q4_K and Q5_K IL16 GEMMs (il_k_avx512.c); called by fr_kernels_install_il_avx512. */
 void fr_kernels_install_il_k_avx512(fr_type_traits *t);
 /* The Q6_K IL16 GEMM (il_q6k_avx512.c); called by fr_kernels_install_il_avx512. */
 void fr_kernels_install_il_q6k_avx512(fr_type_traits *t);

@@ -1,5 +1,5 @@
-/* il_k_avx2.c - AVX2 GEMM over IL16 Q4_K weights (layout in kernels/interleave.h),
- * for CPUs without AVX-512 VNNI. Compiled with the AVX2 level's flags and
+/* il_k_avx2.c - AVX2 GEMMs over IL16 Q4_K and Q5_K weights (layouts in
+ * kernels/interleave.h), for CPUs without AVX-512 VNNI. Compiled with the AVX2 level's flags and
  * installed by il_avx2.c.
  *
  * Per super-block of a 16-row group and one token, all in exact integers, as the
@@ -20,7 +20,13 @@
  * in super-block order: every output is the same sequence of operations whatever
  * tile, token count or thread share it falls in, and the same bits as the AVX-512
  * IL16 GEMM. Each decoded register of a sub-block, and its scales, serve the
- * tile's IL2K_T tokens from registers. */
+ * tile's IL2K_T tokens from registers.
+ *
+ * Q5_K, as the AVX-512 kernel: the weight is the nibble plus 16 times its fifth bit
+ * (0..31; the qh lane shifted so bit j lands on bit 4, masked, ored in). 8 products
+ * may reach 8 * 31 * 128 = 31744, 16 would not fit int16, so the int16 sum is taken
+ * through vpmaddwd after 4 registers and again after 8; isum, the mins and the float
+ * steps are Q4_K's, and the bits the AVX-512 Q5_K GEMM's. */
 #include "kernels/dispatch.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -31,6 +37,7 @@
 #include "core/quant.h"
 #include "kernels/il_avx2.h"
 #include "kernels/il_drive.h"
+#include "kernels/interleave.h"
 
 /* Tokens per tile: per token an int16 sub-block sum and an int32 super-block sum,
  * plus a weight register, a broadcast and the scales, in 16 ymm registers (a
@@ -66,6 +73,7 @@ static void il_pack_q4_k(const void *vq, void *vp, int64_t n) {
 
 #define FR_INLINE static inline __attribute__((always_inline))
 #define K4_SB (16 * (int)sizeof(fr_block_q4_k)) /* bytes of one super-block of a group */
+#define K5_SB (16 * (int)sizeof(fr_block_q5_k))
 
 /* The 4 bytes at p in every dword. */
 static inline __m256i bc32(const void *p) {
@@ -85,9 +93,10 @@ static inline const il_act_k *opaque(const il_act_k *p) {
 }
 
 /* Sub-block j = 2c + hi, rows 8h..8h+7, of the super-block at blk, for T tokens:
- * isum[t] += sc[j] * dot_j. hi and h are constants after inlining; c a loop
- * variable. */
-FR_INLINE void il_sub_k(int T, int c, int hi, int h, const uint8_t *blk, const il_act_k *const *a, __m256i *isum) {
+ * isum[t] += sc[j] * dot_j. q5 (Q5_K), hi and h are constants after inlining; c a
+ * loop variable. */
+FR_INLINE void il_sub_k(int q5, int T, int c, int hi, int h, const uint8_t *blk, const il_act_k *const *a,
+                        __m256i *isum) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const int j = 2 * c + hi;
     /* scale of sub-block j for each row: byte j % 4 of its dword in X0 / X1, put in
@@ -95,16 +104,31 @@ FR_INLINE void il_sub_k(int T, int c, int hi, int h, const uint8_t *blk, const i
     const __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 64 + 64 * (j >> 2) + 32 * h));
     const __m256i sc = _mm256_and_si256(_mm256_srl_epi32(x, _mm_cvtsi32_si128(8 * (j & 3))), _mm256_set1_epi32(63));
     const __m256i sc2 = _mm256_or_si256(sc, _mm256_slli_epi32(sc, 16));
-    const uint8_t *lanes = blk + 256 + 64 * 8 * c + 32 * h;
+    const uint8_t *lanes = blk + (q5 ? FR_IL_Q5_QS : 256) + 64 * 8 * c + 32 * h;
+    /* Q5_K: bit j of a qh byte to bit 4, by a 16-bit shift left 4 - j or right
+     * j - 4 (the bits crossing between bytes never land on bit 4) */
+    const __m128i shl = _mm_cvtsi32_si128(j <= 4 ? 4 - j : 0), shr = _mm_cvtsi32_si128(j > 4 ? j - 4 : 0);
+    const __m256i b16 = _mm256_set1_epi8(16);
     __m256i s[IL2K_T];
     for (int t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
         const __m256i raw = _mm256_loadu_si256((const __m256i *)(lanes + 64 * i));
-        const __m256i w = _mm256_and_si256(hi ? _mm256_srli_epi16(raw, 4) : raw, m4);
+        __m256i w = _mm256_and_si256(hi ? _mm256_srli_epi16(raw, 4) : raw, m4);
+        if (q5) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + FR_IL_Q5_QH + 64 * i + 32 * h));
+            const __m256i hb = j <= 4 ? _mm256_sll_epi16(qh, shl) : _mm256_srl_epi16(qh, shr);
+            w = _mm256_or_si256(w, _mm256_and_si256(hb, b16));
+        }
         for (int t = 0; t < T; t++) {
             s[t] = _mm256_add_epi16(s[t], _mm256_maddubs_epi16(w, bc32(a[t]->qs + 32 * j + 4 * i)));
             keep(&s[t]);
         }
+        if (q5 && i == 3) /* 8 products so far: fold before int16 could overflow */
+            for (int t = 0; t < T; t++) {
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s[t], sc2));
+                keep(&isum[t]);
+                s[t] = _mm256_setzero_si256();
+            }
     }
     for (int t = 0; t < T; t++) {
         isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s[t], sc2));
@@ -112,15 +136,17 @@ FR_INLINE void il_sub_k(int T, int c, int hi, int h, const uint8_t *blk, const i
     }
 }
 
-/* 16 rows x T tokens over the whole row of a group. */
-FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out, size_t ld) {
+/* 16 rows x T tokens over the whole row of a group; q5: Q5_K, else Q4_K. */
+FR_INLINE void il_tile_k(int q5, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
+                         size_t ld) {
+    const int sb = q5 ? K5_SB : K4_SB;
     const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), lo8 = _mm256_set1_epi16(0x00FF);
     __m256 acc[2][IL2K_T];
     for (int h = 0; h < 2; h++)
         for (int t = 0; t < T; t++) acc[h][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = g + (size_t)b * K4_SB;
-        fr_il_prefetch(blk, K4_SB);
+        const uint8_t *blk = g + (size_t)b * (size_t)sb;
+        fr_il_prefetch(blk, (size_t)sb);
         for (int h = 0; h < 2; h++) { /* rows 8h .. 8h + 7 */
             const il_act_k *a[IL2K_T];
             __m256i isum[IL2K_T];
@@ -131,8 +157,8 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
             /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
             for (int c = 0; c < 4; c++) {
-                il_sub_k(T, c, 0, h, blk, a, isum);
-                il_sub_k(T, c, 1, h, blk, a, isum);
+                il_sub_k(q5, T, c, 0, h, blk, a, isum);
+                il_sub_k(q5, T, c, 1, h, blk, a, isum);
             }
             /* the mins as bytes, 4 per dword: low nibbles from ML, top 2 bits from
              * bits 6-7 of the X bytes; then as word pairs (even bytes, odd bytes) */
@@ -162,11 +188,17 @@ FR_INLINE void il_tile_k(int T, int nb, const uint8_t *g, const uint8_t *yp, siz
         for (int t = 0; t < T; t++) _mm256_storeu_ps(out + (size_t)t * ld + 8 * h, acc[h][t]);
 }
 
-FR_IL_DEFINE_GEMM_T(il_gemm_q4_k, il_tile_k, IL2K_T, FR_QK_K, K4_SB, sizeof(il_act_k))
+#define TILE_Q4_K(T, nb, g, yt, yp_row, o, ld) il_tile_k(0, T, nb, g, yt, yp_row, o, ld)
+#define TILE_Q5_K(T, nb, g, yt, yp_row, o, ld) il_tile_k(1, T, nb, g, yt, yp_row, o, ld)
+FR_IL_DEFINE_GEMM_T(il_gemm_q4_k, TILE_Q4_K, IL2K_T, FR_QK_K, K4_SB, sizeof(il_act_k))
+FR_IL_DEFINE_GEMM_T(il_gemm_q5_k, TILE_Q5_K, IL2K_T, FR_QK_K, K5_SB, sizeof(il_act_k))
 
 void fr_kernels_install_il_k_avx2(fr_type_traits *t) {
     t[FR_TYPE_Q4_K].il_pack = il_pack_q4_k;
     t[FR_TYPE_Q4_K].il_gemm = il_gemm_q4_k;
+    /* the same activations: Q5_K's mins and sums are Q4_K's */
+    t[FR_TYPE_Q5_K].il_pack = il_pack_q4_k;
+    t[FR_TYPE_Q5_K].il_gemm = il_gemm_q5_k;
 }
 
 #else

@@ -10,7 +10,8 @@
 #include "kernels/ops.h"
 
 bool fr_il_layout_known(fr_type type) {
-    return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q6_K ||
+    return type == FR_TYPE_Q4_0 || type == FR_TYPE_Q8_0 || type == FR_TYPE_Q4_K || type == FR_TYPE_Q5_K ||
+           type == FR_TYPE_Q6_K ||
            type == FR_TYPE_F16 || type == FR_TYPE_Q3_K || type == FR_TYPE_IQ4_XS ||
            type == FR_TYPE_IQ4_NL;
 }
@@ -66,6 +67,10 @@ void fr_il_pack_group(fr_type type, const void *src, int64_t n_in, void *dst) {
         fr_il_pack_group_q4_k(src, n_in, dst);
         return;
     }
+    if (type == FR_TYPE_Q5_K) {
+        fr_il_pack_group_q5_k(src, n_in, dst);
+        return;
+    }
     if (type == FR_TYPE_Q6_K) {
         fr_il_pack_group_q6_k(src, n_in, dst);
         return;
@@ -102,6 +107,10 @@ void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *ou
     }
     if (type == FR_TYPE_Q4_K) {
         fr_il_unpack_row_q4_k(g, n_in, r, out);
+        return;
+    }
+    if (type == FR_TYPE_Q5_K) {
+        fr_il_unpack_row_q5_k(g, n_in, r, out);
         return;
     }
     if (type == FR_TYPE_Q6_K) {

@@ -27,6 +27,11 @@
  *     holding bytes 4l..4l+3 of each row at 4r, as stored (no bias). Lanes 8c..8c+7
  *     are 64-value chunk c: low nibbles = sub-block 2c, high = sub-block 2c+1, lane
  *     8c+i giving values 4i..4i+3 of each.
+ * Q5_K, per super-block b (16 x 176 = 2816 bytes): bytes 0..255 as Q4_K's; then
+ *   - 256..767: the 32 qh bytes of each row as 8 lanes (lane l: bytes 4l..4l+3 of
+ *     each row at 4r, as stored); bit j of qh byte v is the fifth bit of value v of
+ *     sub-block j, so qh lane i pairs with nibble lane 8c+i of every chunk c;
+ *   - 768..2815: the 128 nibble bytes as Q4_K's 32 lanes.
  * Q6_K, per super-block b of 256 values (16 x 210 = 3360 bytes), in the order the
  * GEMM reads it (front to back keeps the hardware prefetch streaming on decode):
  *   - bytes 0..31: the 16 rows' F16 d;
@@ -93,9 +98,16 @@ void fr_il_put_quants(const uint8_t *p, size_t row_bytes, uint8_t *q, uint8_t bi
 /* Row r (0..15) of the group at g, back in the row-major format, into out. */
 void fr_il_unpack_row(fr_type type, const void *g, int64_t n_in, int r, void *out);
 
-/* The Q4_K halves of the two above (interleave_k.c). */
+/* The Q4_K halves of the two above (interleave_k.c): row-major rows <-> a group. */
 void fr_il_pack_group_q4_k(const void *src, int64_t n_in, void *dst);
 void fr_il_unpack_row_q4_k(const void *g, int64_t n_in, int r, void *out);
+
+/* The Q5_K halves (interleave_k.c) and its qh and nibble lanes' offsets inside one
+ * super-block of a group. */
+#define FR_IL_Q5_QH 256
+#define FR_IL_Q5_QS 768
+void fr_il_pack_group_q5_k(const void *src, int64_t n_in, void *dst);
+void fr_il_unpack_row_q5_k(const void *g, int64_t n_in, int r, void *out);
 
 /* The Q6_K halves (interleave_q6k.c). */
 void fr_il_pack_group_q6_k(const void *src, int64_t n_in, void *dst);

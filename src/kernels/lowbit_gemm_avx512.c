@@ -119,8 +119,8 @@ UNPACK_IQ(iq3_s, fr_block_iq3_s, D_FIELD, 1.0f)
 UNPACK_IQ(iq1_s, fr_block_iq1_s, D_FIELD, 0.125f) /* 8 x value: see iq1_pair */
 UNPACK_IQ(iq1_m, fr_block_iq1_m, D_IQ1M, 0.125f)
 
-/* Q5_K (no interleaved layout of its own; the low-bit mixes use it for attn_v and
- * some ffn_down): 8 sub-blocks of 32, 6-bit scales and mins packed as in Q4_K,
+/* Q5_K row-major (matrices whose row count is not a multiple of 16, or kept in
+ * the file mapping; the others run the IL16 GEMM of il_k_avx512.c): 8 sub-blocks of 32, 6-bit scales and mins packed as in Q4_K,
  * value = d * sc * q - dmin * m with q = 4 low bits (qs) + a fifth (qh). */
 static inline void unpack_q5_k(const fr_block_q5_k *x, unpacked *u) {
     uint32_t a[3];
