@@ -1,5 +1,5 @@
 /* test_quantize.c - frugal_quantize against llama-quantize's own files: quantizing
- * synth-spm-f16.gguf (and fortune-3m-f32.gguf) to q8_0 / q4_0 / q4_k must give the
+ * synth-spm-f16.gguf (and fortune-3m-f32.gguf) to q8_0 / q4_0 / q4_k (/ q5_k_m) must give the
  * tensor table (order, names, types, shapes) and the tensor bytes of the shared
  * llama.cpp-made files exactly; metadata general.file_type / quantization_version as
  * llama.cpp writes them; bad arguments fail cleanly; --keep-output / --keep-first keep
@@ -137,6 +137,8 @@ int main(void) {
         {"models/fortune-3m-f32.gguf", "q8_0", "models/fortune-3m-q8_0.gguf"},
         {"models/fortune-3m-f32.gguf", "q4_0", "models/fortune-3m-q4_0.gguf"},
         {"models/fortune-3m-f32.gguf", "q4_k", "models/fortune-3m-q4_k_m.gguf"},
+        /* the Q5_K_M mix (use_more_bits layers' attn_v / ffn_down as Q6_K) */
+        {"models/fortune-3m-f32.gguf", "q5_k_m", "quant/models/fortune-3m-q5_k_m.gguf"},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         const char *in = tu_shared(k[i].in), *want = tu_shared(k[i].want);

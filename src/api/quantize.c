@@ -64,6 +64,7 @@ typedef struct q_target { const char *name; fr_type type; uint32_t ftype; } q_ta
 static const q_target k_targets[] = {
     {"f32", FR_TYPE_F32, 0}, {"f16", FR_TYPE_F16, 1}, {"q4_0", FR_TYPE_Q4_0, 2},
     {"q8_0", FR_TYPE_Q8_0, 7}, {"q4_k", FR_TYPE_Q4_K, 15}, {"q4_k_m", FR_TYPE_Q4_K, 15},
+    {"q5_k", FR_TYPE_Q5_K, 17}, {"q5_k_m", FR_TYPE_Q5_K, 17}, {"q5_k_s", FR_TYPE_Q5_K, 16},
     {"q6_k", FR_TYPE_Q6_K, 18},
     /* low-bit mixes (api/quant_mix.c); the bare type names get llama.cpp's default mix */
     {"q2_k", FR_TYPE_Q2_K, FR_FTYPE_Q2_K}, {"q3_k", FR_TYPE_Q3_K, FR_FTYPE_Q3_K_M},
@@ -158,6 +159,10 @@ static fr_type private_rule(const char *name, fr_type def, const q_counters *c) 
     return is_out && def == FR_TYPE_NF4 ? FR_TYPE_Q6_K : def;
 }
 
+/* Q4_K_M (15) and Q5_K_M (17): llama.cpp gives attn_v and ffn_down of the
+ * use_more_bits layers Q6_K (Q5_K_S, 16, keeps Q5_K everywhere but the output) */
+static bool k_m_mix(uint32_t ftype) { return ftype == 15 || ftype == 17; }
+
 /* llama_tensor_get_type for the ftypes we write: the type this tensor gets when the
  * target is the quantized type `def`. Advances the attn_v / ffn_down counters. */
 static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t ne0, q_counters *c) {
@@ -169,11 +174,11 @@ static fr_type rule_type(const char *name, fr_type def, uint32_t ftype, int64_t 
     } else if (strcmp(name, "token_embd.weight") == 0) {
         t = fr_mix_embd(ftype, def); /* the target type but for the IQ2 mixes */
     } else if (strstr(name, "attn_v.weight")) {
-        if (ftype == 15 && use_more_bits(c->i_wv, c->n_wv)) t = FR_TYPE_Q6_K;
+        if (k_m_mix(ftype) && use_more_bits(c->i_wv, c->n_wv)) t = FR_TYPE_Q6_K;
         if (fr_mix_lowbit(ftype)) t = fr_mix_rule(ftype, FR_MIX_ATTN_V, def, c->i_wv, c->n_wv, c->n_gqa);
         c->i_wv++;
     } else if (strstr(name, "ffn_down")) {
-        if (ftype == 15 && use_more_bits(c->i_down, c->n_down)) t = FR_TYPE_Q6_K;
+        if (k_m_mix(ftype) && use_more_bits(c->i_down, c->n_down)) t = FR_TYPE_Q6_K;
         if (fr_mix_lowbit(ftype)) t = fr_mix_rule(ftype, FR_MIX_FFN_DOWN, def, c->i_down, c->n_down, c->n_gqa);
         c->i_down++;
     } else if (fr_mix_lowbit(ftype) && strstr(name, "attn_output.weight")) {
@@ -425,7 +430,7 @@ int frugal_quantize(const char *in_path, const char *out_path, const frugal_quan
         if (strcasecmp(p->type, k_targets[i].name) == 0) tg = &k_targets[i];
     if (!tg)
         return fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq1_s, iq1_m, "
+                          "quantize: unknown type '%s' (q8_0, q4_0, q4_k, q5_k_s, q5_k_m, q6_k, q3_k_s, q3_k_m, q3_k_l, q2_k, iq4_nl, iq4_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq1_s, iq1_m, "
                           "f16, f32, or frugal-only i8c, nf4, fp8o)",
                           p->type ? p->type : "(null)");
     if (!policy && p->calib && *p->calib && !fr_quantize_weighted_ok(tg->type))
