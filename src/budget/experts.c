@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -68,7 +67,6 @@ typedef struct fr_experts {
     double predict_min;        /* share of right guesses that starts reads ahead */
     double guess_n, guess_right; /* predicted experts and those picked, decayed (under mu) */
     double conf_n[N_CONF], conf_right[N_CONF]; /* the same per confidence bucket */
-    double dbg_last_done, dbg_last_put, dbg_gap, dbg_tail; int dbg_n;
     bool split_tail;           /* cut a layer's last reads into pieces (claim_piece) */
     /* under mu */
     int q_n, q_pos, pf_n, pf_pos;
@@ -391,7 +389,7 @@ static void *io_main(void *arg) {
         int rc = failed ? FRUGAL_OK : read_piece(x, s, j, from, n, &bytes, &e);
         pthread_mutex_lock(&x->mu);
         if (rc && x->err_code == FRUGAL_OK) { x->err_code = rc; x->err = e; }
-        if (--x->in_flight == 0) x->st.io_busy_s += (x->dbg_last_done = fr_now_s()) - x->busy_since;
+        if (--x->in_flight == 0) x->st.io_busy_s += fr_now_s() - x->busy_since;
         if (--s->pending == 0 && s->cur_part >= N_PART) {
             s->loading = false;
             if (s->abandoned) { /* a part of it is missing: the slot is empty again */
@@ -460,12 +458,6 @@ static int src_route(void *user, int il, const int *sel, int n_sel, const int **
     fr_experts *x = user;
     memset(x->picked, 0, (size_t)x->E);
     pthread_mutex_lock(&x->mu);
-    if (x->dbg_last_done > 0) {
-        const double now = fr_now_s();
-        x->dbg_gap += now - x->dbg_last_done;
-        x->dbg_tail += x->dbg_last_put > x->dbg_last_done ? x->dbg_last_put - x->dbg_last_done : 0;
-        x->dbg_n++;
-    }
     x->tick++;
     for (int i = 0; i < n_sel; i++) {
         if (sel[i] < 0 || sel[i] >= x->E) continue;
@@ -573,7 +565,6 @@ static void src_put(void *user, int il, int e) {
     pthread_mutex_lock(&x->mu);
     const int si = x->slot_of[il * x->E + e];
     if (si >= 0 && x->slots[si].pins > 0) x->slots[si].pins--;
-    x->dbg_last_put = fr_now_s();
     pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(&x->mu);
 }
@@ -601,13 +592,7 @@ static int src_check(void *user, fr_err *err) {
 
 static void experts_free(fr_experts *x) {
     if (!x) return;
-    if (getenv("FRUGAL_EXPERT_DEBUG"))
-        fprintf(stderr, "layers %d: gap read-end..route %.3f ms, of it read-end..last put %.3f ms\n", x->dbg_n,
-                1e3 * x->dbg_gap / (x->dbg_n ? x->dbg_n : 1), 1e3 * x->dbg_tail / (x->dbg_n ? x->dbg_n : 1));
-    if (getenv("FRUGAL_EXPERT_DEBUG"))
-        for (int b = 0; b < N_CONF; b++)
-            fprintf(stderr, "conf %5.3f: %8.1f guesses, %5.1f %% right\n", b * CONF_STEP, x->conf_n[b],
-                    x->conf_n[b] > 0 ? 100.0 * x->conf_right[b] / x->conf_n[b] : 0.0);
+
     pthread_mutex_lock(&x->mu);
     x->stop = true;
     pthread_cond_broadcast(&x->cv);
