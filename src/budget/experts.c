@@ -29,7 +29,7 @@
 #define N_CONF 16          /* confidence buckets of guesses: margins of CONF_STEP sd each */
 #define CONF_STEP 0.125f
 #define GUESS_CACHED 255    /* a guess that was cached: nothing to read, not scored per bucket */
-#define MIN_PIECE (128u << 10) /* smallest read a layer's last parts are cut into */
+#define MIN_PIECE (128u << 10) /* smallest read a layer's last parts are cut into (default) */
 
 typedef struct slot {
     uint8_t *data;             /* page-aligned */
@@ -68,6 +68,7 @@ typedef struct fr_experts {
     double guess_n, guess_right; /* predicted experts and those picked, decayed (under mu) */
     double conf_n[N_CONF], conf_right[N_CONF]; /* the same per confidence bucket */
     bool split_tail;           /* cut a layer's last reads into pieces (claim_piece) */
+    uint64_t min_piece;        /* their smallest size, a page multiple */
     /* under mu */
     int q_n, q_pos, pf_n, pf_pos;
     uint64_t tick, picks_since_aging;
@@ -281,7 +282,7 @@ static uint64_t layer_unclaimed(const fr_experts *x) {
 
 /* Claim the next piece of slot s's reads: part *j, bytes [*from, *from + *n) of its
  * extent. Whole parts while the layer has plenty left; its last bytes are cut into
- * N_IO equal pieces (>= MIN_PIECE), so all I/O threads stay busy to the end of the
+ * N_IO equal pieces (>= min_piece), so all I/O threads stay busy to the end of the
  * layer's misses instead of one finishing the last part alone. */
 static void claim_piece(fr_experts *x, slot *s, int *j, uint64_t *from, uint64_t *n) {
     uint64_t a, a_end, need_end;
@@ -293,8 +294,8 @@ static void claim_piece(fr_experts *x, slot *s, int *j, uint64_t *from, uint64_t
         const uint64_t r = layer_unclaimed(x);
         if (r < (uint64_t)N_IO * (a_end - a)) {
             take = (r / N_IO + PAGE - 1) & ~(uint64_t)(PAGE - 1);
-            if (take < MIN_PIECE) take = MIN_PIECE;
-            if (take > left || left - take < MIN_PIECE) take = left;
+            if (take < x->min_piece) take = x->min_piece;
+            if (take > left || left - take < x->min_piece) take = left;
         }
     }
     *j = s->cur_part;
@@ -697,6 +698,10 @@ int fr_experts_new(frugal_model *m, int n_slots, int n_dense_resident, int n_io_
     x->predict_min = pm && *pm ? atof(pm) : 0.8;
     const char *st = getenv("FRUGAL_EXPERT_SPLIT");
     x->split_tail = !(st && *st == '0');
+    /* FRUGAL_EXPERT_PIECE_KIB: the smallest piece (tests cut small models' reads too) */
+    const char *pk = getenv("FRUGAL_EXPERT_PIECE_KIB");
+    const long kib = pk && *pk ? atol(pk) : 0;
+    x->min_piece = kib >= 4 ? ((uint64_t)kib << 10) & ~(uint64_t)(PAGE - 1) : MIN_PIECE;
     if (!x->slots || !x->slot_of || !x->freq || !x->order || !x->queue || !x->pf_queue || !x->picked || !x->guess) {
         rc = fr_err_set(err, FRUGAL_E_NOMEM, "out of memory");
         goto fail;
