@@ -93,6 +93,10 @@ print(sum(p[k] for k in ("always_bytes", "kv_bytes", "scratch_bytes", "overhead_
         check "$a: $k slots, reading ahead on every guess: same tokens" [ "$t" = "$first" ]
         ra=$(sed -nE 's/.* ([0-9]+) read ahead on a prediction, ([0-9]+) of them picked.*/\1 \2/p' "$TMP/run.err")
         check "$a: $k slots: reads ahead counted ($ra)" [ "${ra%% *}" -gt 0 ] 2>/dev/null
+        # a layer's last reads cut into 4 KiB pieces (at the default 128 KiB this model's
+        # matrices are too small to be cut), with reads ahead and their abandoning too
+        t=$(FRUGAL_EXPERT_PIECE_KIB=4 FRUGAL_EXPERT_PREDICT_MIN=0 run_tokens "$M" --mem $mem)
+        check "$a: $k slots, reads cut into 4 KiB pieces: same tokens" [ "$t" = "$first" ]
     done
     expect_exit 0 "" plan -m "$M" --mem $((dmin + L * slot)) -c 128 -t 2 --no-measure
     check "$a: plan text shows the split" grep -q "expert cache" "$TMP/out"

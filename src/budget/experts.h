@@ -6,13 +6,18 @@
  * layers are read once into accounted RAM, the others are streamed through
  * n_io_buf ring buffers every token, as whole layers are (fr_stream_new_dense;
  * the planner streams them only when they do not all fit beside one slot). The experts go through n_slots cache slots
- * (FR_MEM_IO), each big enough for one expert's gate, up and down rows of any layer.
+ * (FR_MEM_IO, one block in transparent huge pages: on a virtio disk an O_DIRECT read
+ * into 4 KiB pages goes as one descriptor per page and ran ~40 % slower), each big
+ * enough for one expert's gate, up and down rows of any layer.
  * At creation the slots are filled with experts spread evenly over the layers (the
  * plan's "resident experts"); after that the cache decides what stays.
  *
  * Flow of one MoE layer. The forward pass routes the batch and calls route(): the
  * distinct picked experts that are cached are pinned and listed first, the others are
- * queued for the I/O threads (four reads in flight), which start at once, while compute runs
+ * queued for the I/O threads (four reads in flight, a matrix each; a layer's last
+ * bytes cut into four equal pieces so no thread reads the tail alone; the threads ask
+ * for a short scheduler slice so a finished read is followed by the next at once
+ * while compute holds the CPUs), which start at once, while compute runs
  * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
  * a layer's missing experts overlap the compute of its cached ones.
  *
@@ -23,8 +28,11 @@
  * the predicted experts it picks (counted as misses: they were read for this pick,
  * early) and unmarks the rest (mispredictions:
  * their bytes are read for nothing; stats: prefetched, prefetch_used). Every guess
- * is scored against the picks, read or not; reads start only while >= 80 % of the
- * recent guesses were right (a disk-bound run loses the bandwidth of a wrong one).
+ * is scored against the picks, read or not, per confidence bucket (the guess's margin
+ * over the best expert not guessed); reads ahead start only for the buckets whose
+ * recent uncached guesses, pooled from the surest down, were >= 80 % right (a
+ * disk-bound run loses the bandwidth of a wrong one). A mispredicted expert still
+ * loading when route() runs is abandoned: its unread parts are not read.
  *
  * Eviction: frequency-aware LRU. Each expert (layer, id) has a pick count, halved
  * for every expert each time as many picks as there are experts have been counted

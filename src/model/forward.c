@@ -245,19 +245,42 @@ static void run_expert(frugal_context *ctx, const fr_batch *b, const fr_layer *L
         memcpy(ctx->moe_out + (size_t)ctx->moe_rows[r] * d, ctx->moe_y + (size_t)r * d, (size_t)d * sizeof(float));
 }
 
+/* conf[k] = how far pick sel[k] of logits lg stands above the best logit not picked,
+ * in standard deviations of lg: a pick guessed from the attention's input stays a
+ * pick after the attention's output is added when this margin is large. */
+static void pick_margins(const float *lg, int E, int K, const int *sel, float *conf) {
+    double sum = 0.0, sq = 0.0;
+    float out = -INFINITY;
+    for (int e = 0; e < E; e++) {
+        sum += lg[e];
+        sq += (double)lg[e] * lg[e];
+        bool picked = false;
+        for (int k = 0; k < K; k++) picked |= sel[k] == e;
+        if (!picked && lg[e] > out) out = lg[e];
+    }
+    const double mean = sum / E, var = sq / E - mean * mean, sd = var > 0 ? sqrt(var) : 0.0;
+    for (int k = 0; k < K; k++) conf[k] = sd > 0 ? (float)((lg[sel[k]] - out) / sd) : 0.0f;
+}
+
 /* Prediction of this layer's picks, so a streaming source can read them while the
  * attention computes: the layer's router applied to the attention's normalised input
  * (x + attention output, normalised by the FFN norm, is what it will see; the
- * attention output is small beside x, so the top picks mostly agree). Only the top-K
- * order matters, so no softmax. */
+ * attention output is small beside x in a trained model, so the top picks mostly
+ * agree), each guess with its margin (pick_margins; moe_w is free until the router
+ * runs). Only the top-K order matters, so no softmax. */
 static void predict_picks(frugal_context *ctx, const fr_batch *b, const fr_layer *L, int il) {
     fr_layer_source *src = ctx->layer_src;
     const fr_hparams *hp = &ctx->model->hp;
     if (!src || !src->expert_prefetch || !L->mat[FR_WGATE_INP].data) return;
     const int E = hp->n_expert, K = hp->n_expert_used;
     fr_matmul(ctx->pool, &L->mat[FR_WGATE_INP], ctx->xb, b->n, ctx->moe_logits, ctx->qbuf);
-    for (int t = 0; t < b->n; t++) top_k(ctx->moe_logits + (size_t)t * E, E, K, ctx->moe_pred + (size_t)t * K);
-    src->expert_prefetch(src->user, il, ctx->moe_pred, b->n * K);
+    for (int t = 0; t < b->n; t++) {
+        const float *lg = ctx->moe_logits + (size_t)t * E;
+        int *sel = ctx->moe_pred + (size_t)t * K;
+        top_k(lg, E, K, sel);
+        pick_margins(lg, E, K, sel, ctx->moe_w + (size_t)t * K);
+    }
+    src->expert_prefetch(src->user, il, ctx->moe_pred, ctx->moe_w, b->n * K);
 }
 
 /* --- expert streaming hook (budget/experts.c) --- The picked experts, in the order a

@@ -109,9 +109,11 @@ typedef struct fr_layer_source {
     void (*expert_put)(void *user, int il, int e);
     /* Optional (NULL: none). ready: 1 when expert e of layer il is in memory (get()
      * will not block). prefetch: a hint, before route(), that layer il will likely
-     * pick sel[0..n_sel): the source may start reading those experts now. */
+     * pick sel[0..n_sel), conf[i] the guess's margin (the best logit not guessed
+     * below it, in standard deviations of the logits): the source may start reading
+     * those experts now. */
     int (*expert_ready)(void *user, int il, int e);
-    void (*expert_prefetch)(void *user, int il, const int *sel, int n_sel);
+    void (*expert_prefetch)(void *user, int il, const int *sel, const float *conf, int n_sel);
 } fr_layer_source;
 
 #define FR_MAX_UBATCH 512 /* most tokens one forward pass takes */
