@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "core/clock.h"
@@ -277,32 +276,13 @@ typedef struct rr_job {
     pthread_mutex_t mu;
 } rr_job;
 
-#define RR_HUGE ((size_t)2 << 20)
-
-/* A read buffer of n bytes backed by transparent huge pages where the system allows
- * (2 MiB-aligned, advised), as the expert cache's slots are (budget/experts.c): the
- * probe must read the way the cache reads, and on a virtio disk a read into 4 KiB
- * pages goes as one descriptor per page, into huge pages as a few large ones, much
- * faster. A transient probe buffer outside the memory accounting (it runs between
- * generations, and a budget at its limit has no room for it). *len: for rr_free. */
-static uint8_t *rr_buf(size_t n, size_t *len) {
-    *len = (n + RR_HUGE - 1) / RR_HUGE * RR_HUGE;
-    uint8_t *raw = mmap(NULL, *len + RR_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return NULL;
-    uint8_t *p = (uint8_t *)(((uintptr_t)raw + RR_HUGE - 1) & ~(uintptr_t)(RR_HUGE - 1));
-    if (p > raw) munmap(raw, (size_t)(p - raw));
-    munmap(p + *len, (size_t)(raw + RR_HUGE - p));
-#ifdef MADV_HUGEPAGE
-    madvise(p, *len, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
 static void *rr_main(void *arg) {
     rr_job *j = arg;
-    size_t len = 0;
-    uint8_t *buf = rr_buf(j->req, &len);
-    uint64_t seed = (uint64_t)(uintptr_t)&len ^ 0x9E3779B97F4A7C15ull;
+    /* huge pages, as the expert cache's slots: on a virtio disk a read into 4 KiB
+     * pages goes as one descriptor per page, into huge pages as a few large ones, much
+     * faster, and the probe must read the way the cache reads (mem/alloc.h) */
+    uint8_t *buf = fr_mem_alloc_probe(j->req);
+    uint64_t seed = (uint64_t)(uintptr_t)&buf ^ 0x9E3779B97F4A7C15ull;
     for (;;) {
         pthread_mutex_lock(&j->mu);
         const bool go = buf && !j->failed && j->budget >= j->req;
@@ -320,7 +300,7 @@ static void *rr_main(void *arg) {
         else j->done += (uint64_t)r;
         pthread_mutex_unlock(&j->mu);
     }
-    if (buf) munmap(buf, len);
+    fr_mem_free_probe(buf, j->req);
     return NULL;
 }
 

@@ -89,6 +89,23 @@ void fr_mem_free(fr_mem_cat cat, void *p, size_t n) {
     atomic_fetch_sub(&g_cur[FR_MEM_COUNT], n);
 }
 
+void *fr_mem_alloc_probe(size_t n) {
+    if (fr_fault_hit(FR_FAULT_ALLOC)) return NULL;
+    if (n == 0 || n > SIZE_MAX - 2 * HUGE_ALIGN) return NULL;
+    void *p = big_alloc(n);
+    if (!p) return NULL;
+    bump_peak(FR_MEM_IO, atomic_fetch_add(&g_cur[FR_MEM_IO], n) + n);
+    bump_peak(FR_MEM_COUNT, atomic_fetch_add(&g_cur[FR_MEM_COUNT], n) + n);
+    return p;
+}
+
+void fr_mem_free_probe(void *p, size_t n) {
+    if (!p) return;
+    munmap(p, page_round(n));
+    atomic_fetch_sub(&g_cur[FR_MEM_IO], n);
+    atomic_fetch_sub(&g_cur[FR_MEM_COUNT], n);
+}
+
 uint64_t fr_mem_current(fr_mem_cat cat) {
     return atomic_load(&g_cur[(unsigned)cat > FR_MEM_COUNT ? FR_MEM_COUNT : cat]);
 }
