@@ -89,21 +89,26 @@ void fr_mem_free(fr_mem_cat cat, void *p, size_t n) {
     atomic_fetch_sub(&g_cur[FR_MEM_COUNT], n);
 }
 
+/* whole huge pages: a mapping shorter than 2 MiB never gets one (see big_alloc) */
+static size_t huge_round(size_t n) { return (n + HUGE_ALIGN - 1) / HUGE_ALIGN * HUGE_ALIGN; }
+
 void *fr_mem_alloc_probe(size_t n) {
     if (fr_fault_hit(FR_FAULT_ALLOC)) return NULL;
-    if (n == 0 || n > SIZE_MAX - 2 * HUGE_ALIGN) return NULL;
-    void *p = big_alloc(n);
+    if (n == 0 || n > SIZE_MAX - 3 * HUGE_ALIGN) return NULL;
+    const size_t len = huge_round(n); /* what the process holds, so what is charged */
+    void *p = big_alloc(len);
     if (!p) return NULL;
-    bump_peak(FR_MEM_IO, atomic_fetch_add(&g_cur[FR_MEM_IO], n) + n);
-    bump_peak(FR_MEM_COUNT, atomic_fetch_add(&g_cur[FR_MEM_COUNT], n) + n);
+    bump_peak(FR_MEM_IO, atomic_fetch_add(&g_cur[FR_MEM_IO], len) + len);
+    bump_peak(FR_MEM_COUNT, atomic_fetch_add(&g_cur[FR_MEM_COUNT], len) + len);
     return p;
 }
 
 void fr_mem_free_probe(void *p, size_t n) {
     if (!p) return;
-    munmap(p, page_round(n));
-    atomic_fetch_sub(&g_cur[FR_MEM_IO], n);
-    atomic_fetch_sub(&g_cur[FR_MEM_COUNT], n);
+    const size_t len = huge_round(n);
+    munmap(p, len);
+    atomic_fetch_sub(&g_cur[FR_MEM_IO], len);
+    atomic_fetch_sub(&g_cur[FR_MEM_COUNT], len);
 }
 
 uint64_t fr_mem_current(fr_mem_cat cat) {

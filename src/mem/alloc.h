@@ -27,12 +27,13 @@ typedef enum fr_mem_cat {
 void *fr_mem_alloc(fr_mem_cat cat, size_t n);
 void fr_mem_free(fr_mem_cat cat, void *p, size_t n);
 
-/* A transient measurement buffer (the disk probe's read buffer): n bytes in their own
- * mapping, 2 MiB-aligned and advised for transparent huge pages whatever n is (it
- * must read the way the expert cache's huge-page slots do), charged to FR_MEM_IO and
- * counted in the peaks like any buffer, but never refused by the budget: a probe runs
- * between generations, while a budget at its limit is held by the cache it measures
- * for. Not for anything that lives during generation. NULL when out of memory.
+/* A transient measurement buffer (the disk probe's read buffer): n bytes rounded up to
+ * whole 2 MiB in their own mapping, 2 MiB-aligned and advised for transparent huge
+ * pages whatever n is (it must read the way the expert cache's huge-page slots do),
+ * the rounded size charged to FR_MEM_IO and counted in the peaks like any buffer, but
+ * never refused by the budget: a probe runs between generations, while a budget at
+ * its limit is held by the cache it measures for. Not for anything that lives during
+ * generation. NULL when out of memory.
  * fr_mem_free_probe must get the same n. */
 void *fr_mem_alloc_probe(size_t n);
 void fr_mem_free_probe(void *p, size_t n);
