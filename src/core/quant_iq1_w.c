@@ -124,14 +124,9 @@ static float unit_scale(const float *x, const float *w, int ng, bool per_group) 
 /* One block: idx (32 points), neg (32 shift signs), ls (256 / unit 3-bit scales);
  * returns d. unit = 32 (S) or 16 (M). */
 static float iq1_block(const float *x, const float *imp, int unit, uint16_t *idx, uint8_t *neg, int *ls) {
-    float w[FR_QK_K], sc[16], max_sc = 0, sigma2 = 0, xx = 0;
-    for (int i = 0; i < FR_QK_K; i++) sigma2 += x[i] * x[i];
-    sigma2 *= 2.f / FR_QK_K;
-    for (int i = 0; i < FR_QK_K; i++) {
-        w[i] = imp[i] * sqrtf(sigma2 + x[i] * x[i]);
-        if (!(w[i] > 0)) w[i] = 1e-12f;
-        xx += w[i] * x[i] * x[i];
-    }
+    float w[FR_QK_K], sc[16], max_sc = 0, xx = 0;
+    fr_iq_block_weights(x, imp, w);
+    for (int i = 0; i < FR_QK_K; i++) xx += w[i] * x[i] * x[i];
     const int nu = FR_QK_K / unit, ng = unit / 8;
     const bool per_group = unit == 16;
     for (int u = 0; u < nu; u++) {

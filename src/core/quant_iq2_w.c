@@ -128,27 +128,9 @@ static float sub_scale(const iq2_tab *t, const float *a, const float *w, int ng)
  * block scale d. sub = 32 (XXS) or 16 (XS, S); parity: XXS and XS. */
 static float iq2_block(const iq2_tab *t, const float *x, const float *imp, int sub, bool parity, uint16_t *idx,
                        uint8_t *signs, int *ls) {
-    float a[FR_QK_K], w[FR_QK_K], sc[16], max_sc = 0, sigma2 = 0;
-    for (int i = 0; i < FR_QK_K; i++) sigma2 += x[i] * x[i];
-    sigma2 *= 2.f / FR_QK_K;
-    for (int g = 0; g < FR_QK_K / 8; g++) {
-        int neg = 0, cheap = 0;
-        for (int j = 0; j < 8; j++) {
-            const int i = 8 * g + j;
-            a[i] = fabsf(x[i]);
-            w[i] = imp[i] * sqrtf(sigma2 + x[i] * x[i]);
-            if (!(w[i] > 0)) w[i] = 1e-12f;
-            neg += x[i] < 0;
-            if (w[i] * a[i] * a[i] < w[8 * g + cheap] * a[8 * g + cheap] * a[8 * g + cheap]) cheap = j;
-        }
-        unsigned s = 0;
-        for (int j = 0; j < 8; j++) s |= (unsigned)(x[8 * g + j] < 0) << j;
-        if (parity && (neg & 1)) {
-            s ^= 1u << cheap; /* stored sign now opposite to x's: fit -|x| there */
-            a[8 * g + cheap] = -a[8 * g + cheap];
-        }
-        signs[g] = (uint8_t)s; /* with parity bit 7 is that of the others now */
-    }
+    float a[FR_QK_K], w[FR_QK_K], sc[16], max_sc = 0;
+    fr_iq_block_weights(x, imp, w);
+    fr_iq_block_signs(x, w, parity, a, signs);
     const int nsub = FR_QK_K / sub, ng = sub / 8;
     for (int b = 0; b < nsub; b++) {
         sc[b] = sub_scale(t, a + sub * b, w + sub * b, ng);

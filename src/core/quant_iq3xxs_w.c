@@ -99,36 +99,11 @@ static float group_scale(const float *a, const float *w) {
     return scale;
 }
 
-/* Targets a (|x|, or -|x| for a group's flipped value), weights w and the 7 stored
- * sign bits per 8 values of one block. */
-static void prepare(const float *x, const float *imp, float *a, float *w, uint8_t *signs) {
-    float sigma2 = 0;
-    for (int i = 0; i < FR_QK_K; i++) sigma2 += x[i] * x[i];
-    sigma2 *= 2.f / FR_QK_K;
-    for (int g = 0; g < FR_QK_K / 8; g++) {
-        int neg = 0, cheap = 0;
-        unsigned s = 0;
-        for (int j = 0; j < 8; j++) {
-            const int i = 8 * g + j;
-            a[i] = fabsf(x[i]);
-            w[i] = imp[i] * sqrtf(sigma2 + x[i] * x[i]);
-            if (!(w[i] > 0)) w[i] = 1e-12f;
-            neg += x[i] < 0;
-            s |= (unsigned)(x[i] < 0) << j;
-            if (w[i] * a[i] * a[i] < w[8 * g + cheap] * a[8 * g + cheap] * a[8 * g + cheap]) cheap = j;
-        }
-        if (neg & 1) {
-            s ^= 1u << cheap;
-            a[8 * g + cheap] = -a[8 * g + cheap];
-        }
-        signs[g] = (uint8_t)(s & 127);
-    }
-}
-
 static void iq3xxs_block(const float *x, fr_block_iq3_xxs *y, const float *imp) {
     float a[FR_QK_K], w[FR_QK_K], sc[8], max_sc = 0;
     uint8_t signs[FR_QK_K / 8], idx[FR_QK_K / 4];
-    prepare(x, imp, a, w, signs);
+    fr_iq_block_weights(x, imp, w);
+    fr_iq_block_signs(x, w, true, a, signs); /* 7 bits stored: the eighth is the parity */
     for (int ib = 0; ib < 8; ib++) {
         sc[ib] = group_scale(a + 32 * ib, w + 32 * ib);
         if (sc[ib] > max_sc) max_sc = sc[ib];
@@ -152,7 +127,7 @@ static void iq3xxs_block(const float *x, fr_block_iq3_xxs *y, const float *imp) 
     memcpy(y->qs, idx, FR_QK_K / 4);
     for (int ib = 0; ib < 8; ib++) {
         uint32_t sw = (uint32_t)ls[ib] << 28;
-        for (int l = 0; l < 4; l++) sw |= (uint32_t)signs[4 * ib + l] << (7 * l);
+        for (int l = 0; l < 4; l++) sw |= (uint32_t)(signs[4 * ib + l] & 127) << (7 * l);
         memcpy(y->qs + FR_QK_K / 4 + 4 * ib, &sw, 4);
     }
 }

@@ -180,4 +180,17 @@ static inline void fr_iq_neigh_offer(int *dist, uint16_t *list, int *n, int cap,
     list[k] = (uint16_t)i;
 }
 
+/* The lattice writers' fit weights for one 256-value block: w[i] = imp[i] *
+ * sqrt(sigma2 + x[i]^2), sigma2 twice the block's mean square (as llama.cpp); without
+ * imp (IQ3_S's from_float) sigma2 + x[i]^2. A weight that is not positive becomes
+ * 1e-12, so every value stays in the fits. */
+void fr_iq_block_weights(const float *x, const float *imp, float *w);
+
+/* Magnitudes and sign bytes of a block for a grid of magnitudes: a[i] = |x[i]|;
+ * signs[g] holds bit j set where x[8g + j] < 0. With parity (formats that store 7
+ * sign bits and take the eighth as their parity) a group with an odd count of
+ * negatives flips the sign of its cheapest value (least w a^2): that bit is toggled
+ * and a[] there made -|x|, the value the fit then has to reach. */
+void fr_iq_block_signs(const float *x, const float *w, bool parity, float *a, uint8_t *signs);
+
 #endif

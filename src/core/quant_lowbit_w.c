@@ -480,3 +480,34 @@ int fr_quantize_weighted(fr_type t, const float *x, void *vy, int64_t n, const f
     default: return -1;
     }
 }
+
+/* ------------------------------------------------------------ lattice writers' shared steps */
+
+void fr_iq_block_weights(const float *x, const float *imp, float *w) {
+    float sigma2 = 0;
+    for (int i = 0; i < FR_QK_K; i++) sigma2 += x[i] * x[i];
+    sigma2 *= 2.f / FR_QK_K;
+    for (int i = 0; i < FR_QK_K; i++) {
+        w[i] = imp ? imp[i] * sqrtf(sigma2 + x[i] * x[i]) : sigma2 + x[i] * x[i];
+        if (!(w[i] > 0)) w[i] = 1e-12f;
+    }
+}
+
+void fr_iq_block_signs(const float *x, const float *w, bool parity, float *a, uint8_t *signs) {
+    for (int g = 0; g < FR_QK_K / 8; g++) {
+        int neg = 0, cheap = 0;
+        unsigned s = 0;
+        for (int j = 0; j < 8; j++) {
+            const int i = 8 * g + j;
+            a[i] = fabsf(x[i]);
+            neg += x[i] < 0;
+            s |= (unsigned)(x[i] < 0) << j;
+            if (w[i] * a[i] * a[i] < w[8 * g + cheap] * a[8 * g + cheap] * a[8 * g + cheap]) cheap = j;
+        }
+        if (parity && (neg & 1)) {
+            s ^= 1u << cheap; /* stored sign now opposite to x's: fit -|x| there */
+            a[8 * g + cheap] = -a[8 * g + cheap];
+        }
+        signs[g] = (uint8_t)s; /* with parity, bit 7 is now that of the other seven */
+    }
+}
