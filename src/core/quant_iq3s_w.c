@@ -8,106 +8,22 @@
  * error at the current scale. Each 32-value scale is searched over a range of trial
  * inverse scales (least-squares scale per trial, best weighted fit kept), the 4-bit
  * scales are rounded against the block's largest, the groups re-fitted at the rounded
- * scale, and the block scale finally solved by least squares for the chosen points. */
+ * scale, and the block scale chosen to keep the weights' gain (see iq3s_block). */
 #include "core/quant_lowbit.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 
-#define N_NEIGH 16 /* candidates kept per off-grid pattern */
-
-/* g_map[p]: grid index of level pattern p (l0 | l1 << 3 | l2 << 6 | l3 << 9, level l =
- * magnitude (2 l + 1)), or -1 when p is off the grid; g_neigh[p]: its nearest grid
- * points by squared level distance (off-grid patterns only). */
-static int16_t g_map[4096];
-static uint16_t g_neigh[4096][N_NEIGH];
+/* magnitudes 2 l + 1: level round((m - 1) / 2); trial scales amax / (15 + t / 4),
+ * |t| <= 24 (the search itself: fr_grid4, core/quant_grid4_w.c) */
+static fr_grid4 g_grid = {.grid = fr_iq3s_grid, .n = 512, .lv_off = 1, .lv_mul = 0.5f,
+                          .trial_base = 15, .trial_step = 0.25f, .trial_n = 24};
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static int grid_level(int idx, int j) { return (int)(((fr_iq3s_grid[idx] >> (8 * j)) & 0xFF) - 1) / 2; }
-
-static void build_tables(void) {
-    for (int p = 0; p < 4096; p++) g_map[p] = -1;
-    for (int i = 0; i < 512; i++) {
-        int p = 0;
-        for (int j = 0; j < 4; j++) p |= grid_level(i, j) << (3 * j);
-        g_map[p] = (int16_t)i;
-    }
-    for (int p = 0; p < 4096; p++) {
-        if (g_map[p] >= 0) continue;
-        int dist[N_NEIGH], n = 0;
-        for (int i = 0; i < 512; i++) {
-            int d = 0;
-            for (int j = 0; j < 4; j++) {
-                const int e = grid_level(i, j) - ((p >> (3 * j)) & 7);
-                d += e * e;
-            }
-            fr_iq_neigh_offer(dist, g_neigh[p], &n, N_NEIGH, d, i);
-        }
-    }
-}
+static void build_tables(void) { fr_grid4_build(&g_grid); }
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* Weighted error of magnitudes a[4] against grid point idx at scale s. */
-static float point_err(int idx, const float *a, const float *w, float s) {
-    float e = 0;
-    for (int j = 0; j < 4; j++) {
-        const float d = s * (float)((fr_iq3s_grid[idx] >> (8 * j)) & 0xFF) - a[j];
-        e += w[j] * d * d;
-    }
-    return e;
-}
-
-/* Best grid point for magnitudes a[4] at scale s (> 0). */
-static int best_point(const float *a, const float *w, float s) {
-    const float is = 1 / s;
-    int p = 0;
-    for (int j = 0; j < 4; j++) p |= clampi((int)lrintf(0.5f * (is * a[j] - 1)), 0, 7) << (3 * j);
-    if (g_map[p] >= 0) return g_map[p];
-    int best = g_neigh[p][0];
-    float best_e = point_err(best, a, w, s);
-    for (int k = 1; k < N_NEIGH; k++) {
-        const float e = point_err(g_neigh[p][k], a, w, s);
-        if (e < best_e) { best_e = e; best = g_neigh[p][k]; }
-    }
-    return best;
-}
-
-/* Points of the 8 groups of a[32] at scale s; returns the least-squares scale for
- * them through *sumqx / *sumq2 (sum w q a, sum w q^2). */
-static void fit_points(const float *a, const float *w, float s, uint16_t *idx, float *sumqx, float *sumq2) {
-    float qx = 0, q2 = 0;
-    for (int k = 0; k < 8; k++) {
-        idx[k] = (uint16_t)best_point(a + 4 * k, w + 4 * k, s);
-        for (int j = 0; j < 4; j++) {
-            const float q = (float)((fr_iq3s_grid[idx[k]] >> (8 * j)) & 0xFF);
-            qx += w[4 * k + j] * q * a[4 * k + j];
-            q2 += w[4 * k + j] * q * q;
-        }
-    }
-    *sumqx = qx;
-    *sumq2 = q2;
-}
-
-/* Scale of one 32-value group: the trial with the best weighted fit (largest
- * sumqx^2 / sumq2), then one re-fit at that least-squares scale. */
-static float group_scale(const float *a, const float *w) {
-    float amax = 0;
-    for (int j = 0; j < 32; j++) amax = a[j] > amax ? a[j] : amax;
-    if (amax < 1e-15f) return 0.f;
-    uint16_t idx[8];
-    float best = -1, scale = amax / 15;
-    for (int t = -24; t <= 24; t++) {
-        float qx, q2;
-        fit_points(a, w, amax / (15 + 0.25f * (float)t), idx, &qx, &q2);
-        if (q2 > 0 && qx > 0 && qx * qx > best * q2) { best = qx * qx / q2; scale = qx / q2; }
-    }
-    float qx, q2;
-    fit_points(a, w, scale, idx, &qx, &q2);
-    if (q2 > 0 && qx > 0 && qx * qx > best * q2) scale = qx / q2;
-    return scale;
-}
 
 /* One 256-value block; imp (or NULL) the importance of each value, weighted by
  * sqrt(sigma2 + x^2) with sigma2 twice the block's mean square (as llama.cpp).
@@ -119,7 +35,7 @@ static void iq3s_block(const float *x, fr_block_iq3_s *y, const float *imp) {
     fr_iq_block_weights(x, imp, w);
     for (int i = 0; i < FR_QK_K; i++) a[i] = fabsf(x[i]);
     for (int ib = 0; ib < 8; ib++) {
-        sc[ib] = group_scale(a + 32 * ib, w + 32 * ib);
+        sc[ib] = fr_grid4_group_scale(&g_grid, a + 32 * ib, w + 32 * ib);
         if (sc[ib] > max_sc) max_sc = sc[ib];
     }
     memset(y, 0, sizeof *y);
@@ -132,7 +48,7 @@ static void iq3s_block(const float *x, fr_block_iq3_s *y, const float *imp) {
         ls[ib] = clampi((int)lrintf(0.5f * (sc[ib] / d - 1)), 0, 15);
         const float m = (float)(2 * ls[ib] + 1);
         float gx, g2;
-        fit_points(a + 32 * ib, w + 32 * ib, d * m, idx + 8 * ib, &gx, &g2);
+        fr_grid4_fit(&g_grid, a + 32 * ib, w + 32 * ib, d * m, idx + 8 * ib, &gx, &g2);
         qx += m * gx;
         q2 += m * m * g2;
     }

@@ -180,6 +180,29 @@ static inline void fr_iq_neigh_offer(int *dist, uint16_t *list, int *n, int cap,
     list[k] = (uint16_t)i;
 }
 
+/* A grid of 4-magnitude points (the IQ3 formats; core/quant_grid4_w.c) and its search
+ * tables. The writer fills the first fields, then fr_grid4_build fills map (level
+ * pattern l0 | l1 << 3 | l2 << 6 | l3 << 9 -> point, or -1 off the grid) and neigh
+ * (an off-grid pattern's nearest points by squared level distance). */
+#define FR_GRID4_NEIGH 16
+typedef struct fr_grid4 {
+    const uint32_t *grid;                    /* n points, magnitude j in byte j */
+    int n;
+    float lv_off, lv_mul;                    /* level of magnitude m: round((m - off) * mul), 0..7 */
+    float trial_base, trial_rel, trial_step; /* trial scales amax / (base (1 + rel t)), or, */
+    int trial_n;                             /* rel 0: amax / (base + step t); |t| <= trial_n */
+    int16_t map[4096];
+    uint16_t neigh[4096][FR_GRID4_NEIGH];
+} fr_grid4;
+void fr_grid4_build(fr_grid4 *g);
+/* Points idx[0..8) of the 8 groups of a[32] (magnitudes, weights w) at scale s, with
+ * *sumqx = sum w q a and *sumq2 = sum w q^2 (the least-squares scale is their ratio). */
+void fr_grid4_fit(const fr_grid4 *g, const float *a, const float *w, float s, uint16_t *idx, float *sumqx,
+                  float *sumq2);
+/* Scale of one 32-value group: the trial with the best weighted fit (largest sumqx^2 /
+ * sumq2), then one re-fit at that least-squares scale; 0 for an all-zero group. */
+float fr_grid4_group_scale(const fr_grid4 *g, const float *a, const float *w);
+
 /* The lattice writers' fit weights for one 256-value block: w[i] = imp[i] *
  * sqrt(sigma2 + x[i]^2), sigma2 twice the block's mean square (as llama.cpp); without
  * imp (IQ3_S's from_float) sigma2 + x[i]^2. A weight that is not positive becomes
