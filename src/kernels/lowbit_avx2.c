@@ -22,19 +22,9 @@
 #include "kernels/il_drive.h"
 #include "kernels/lowbit_avx2_iq.h"
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* int16 pairs -> int32, each lane of the low 128 bits times s0, of the high times s1 */
 static inline __m256i madd_halves(__m256i p16, int s0, int s1) {
-    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
+    return _mm256_madd_epi16(p16, halves16(s0, s1));
 }
 
 /* ------------------------------------------------------------ Q2_K */

@@ -1,6 +1,7 @@
 /* lowbit_avx2_iq.h - AVX2 helpers of the IQ lattice types shared by the dots
  * (lowbit_avx2.c) and the prefill GEMMs (lowbit_gemm_avx2.c): grid words into a
- * register, sign bits into +-1 bytes. Include only from files compiled with AVX2. */
+ * register, sign bits into +-1 bytes, and the small helpers both use. Include only
+ * from files compiled with AVX2. */
 #ifndef FRUGAL_LOWBIT_AVX2_IQ_H
 #define FRUGAL_LOWBIT_AVX2_IQ_H
 
@@ -9,6 +10,21 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* int16 multipliers: s0 for the pair sums of values 0..15 (low 128 bits), s1 for 16..31 */
+static inline __m256i halves16(int s0, int s1) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+}
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 
 /* 32 bytes of +1 / -1 from 32 sign bits (bit i -> byte i). */
 static inline __m256i signs_pm1(uint32_t bits) {

@@ -18,25 +18,6 @@
 #include "kernels/il_drive.h"
 #include "kernels/lowbit_avx512_iq.h"
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m512i ld512(const void *p) { return _mm512_loadu_si512(p); }
-static inline __m512i dup256(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
-
-/* int16 lanes 8k .. 8k+7 all = scale of 16-value sub-block base + k (k = 0..3) out of
- * the 16 int16 scales in s16 */
-static inline __m512i scales4(__m256i s16, int base) {
-    const __m512i idx = _mm512_add_epi16(_mm512_srli_epi16(
-        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9,
-                         8, 7, 6, 5, 4, 3, 2, 1, 0), 3), _mm512_set1_epi16((short)base));
-    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
-}
-
-/* Shift the low 256 bits of v right by a, the high ones by b (16-bit lanes). */
-static inline __m512i srl2(__m512i v, int a, int b) {
-    return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1));
-}
-
 /* ------------------------------------------------------------ Q2_K / Q3_K
  * A 64-value chunk c (0..3) is half c/2 of the block, 2-bit fields 2(c%2) and
  * 2(c%2)+1 of its 32 qs bytes: the two 256-bit halves of one zmm. */

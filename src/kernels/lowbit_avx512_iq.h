@@ -1,6 +1,6 @@
 /* lowbit_avx512_iq.h - AVX-512 decoding of the IQ2 / IQ3 lattice types, two groups
  * of 32 values at a time, shared by the dots (lowbit_avx512.c) and the prefill
- * GEMMs (lowbit_gemm_avx512.c). Include only from files compiled with AVX-512
+ * GEMMs (lowbit_gemm_avx512.c), and the small helpers both use. Include only from files compiled with AVX-512
  * F/BW/VL/VNNI and BMI2. Grid indices and sign bits are read as in core/quant_iq.c. */
 #ifndef FRUGAL_LOWBIT_AVX512_IQ_H
 #define FRUGAL_LOWBIT_AVX512_IQ_H
@@ -9,6 +9,26 @@
 #include <string.h>
 
 #include "core/quant_lowbit.h"
+
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m512i ld512(const void *p) { return _mm512_loadu_si512(p); }
+static inline __m512i dup256(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
+
+/* int16 lanes 8k .. 8k+7 all = s16[base + k] (k = 0..3): the scales of four 16-value
+ * sub-blocks out of the 16 int16 scales in s16 */
+static inline __m512i scales4(__m256i s16, int base) {
+    const __m512i idx = _mm512_add_epi16(_mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                                                            20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10,
+                                                                            9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3),
+                                         _mm512_set1_epi16((short)base));
+    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
+}
+
+/* Shift the low 256 bits of v right by a, the high ones by b (16-bit lanes). */
+static inline __m512i srl2(__m512i v, int a, int b) {
+    return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1));
+}
 
 /* Two groups of 32 decoded: grid magnitudes, which values are negative, and the
  * int16 scale of each 16 values (lanes 8k..8k+7 hold sc[k]). */
@@ -55,16 +75,6 @@ static inline __m256i iq_nibble_scales16(const uint8_t *s) {
     return _mm256_add_epi16(_mm256_add_epi16(n, n), _mm256_set1_epi16(1));
 }
 
-/* int16 lanes 8k .. 8k+7 = s16[base + k], k = 0..3 (per 16 values) */
-static inline __m512i iq_scales_by16(__m256i s16, int base) {
-    const __m512i idx =
-        _mm512_add_epi16(_mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
-                                                            16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                           3),
-                         _mm512_set1_epi16((short)base));
-    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
-}
-
 /* Why gathers: the 8 (IQ2) or 16 (IQ3) grid words of a pair, read one by one and
  * inserted into a register, cost ~20 cycles per 64 values (scalar index arithmetic,
  * the loads, and inserts that all queue on one shuffle port); built in a 256-bit
@@ -95,7 +105,7 @@ static inline void dec_iq2_xs(const fr_block_iq2_xs *x, fr_iq_pair p[4]) {
         uint64_t h[2]; /* the 7 sign bits are each word's top ones */
         memcpy(h, x->qs + 8 * c, 16);
         p[c].neg = iq_signs56(_pext_u64(h[0], 0xFE00FE00FE00FE00ULL) | _pext_u64(h[1], 0xFE00FE00FE00FE00ULL) << 28);
-        p[c].sc = iq_scales_by16(s16, 4 * c);
+        p[c].sc = scales4(s16, 4 * c);
     }
 }
 
@@ -113,7 +123,7 @@ static inline void dec_iq2_s(const fr_block_iq2_s *x, fr_iq_pair p[4]) {
         uint64_t neg;
         memcpy(&neg, x->qs + FR_QK_K / 8 + 8 * c, 8);
         p[c].neg = neg;
-        p[c].sc = iq_scales_by16(s16, 4 * c);
+        p[c].sc = scales4(s16, 4 * c);
     }
 }
 

@@ -30,21 +30,6 @@
 
 enum { TT = 8 }; /* tokens per tile */
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* int16 multipliers: s0 for the pair sums of values 0..15 (low 128 bits), s1 for 16..31 */
-static inline __m256i halves16(int s0, int s1) {
-    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
-}
-
 /* One super-block decoded: per group of 32 the unsigned levels, the sign sources
  * (kinds >= K_IQ4XS: each activation takes the sign of its byte here) and the
  * scales; per 16 values the terms that go through Q8_K's bsums (Q3_K's offset,

@@ -23,23 +23,6 @@
 
 enum { TT = 8 }; /* tokens per tile */
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m512i dup256(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
-
-/* int16 lanes 8k..8k+7 = s16[base + k], k = 0..3 */
-static inline __m512i scales4(__m256i s16, int base) {
-    const __m512i idx = _mm512_add_epi16(
-        _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14,
-                                           13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3),
-        _mm512_set1_epi16((short)base));
-    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
-}
-
-static inline __m512i srl2(__m512i v, int a, int b) {
-    return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1));
-}
-
 /* One super-block unpacked: 4 chunks of 64 unsigned levels with their scales, the
  * 16 int16 sub-block scales (for the bsums terms), and a per-chunk sign mask (IQ4). */
 typedef struct {
