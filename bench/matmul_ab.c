@@ -1,7 +1,7 @@
 /* matmul_ab.c - prefill and decode speed of one weight matrix per type, the types
  * alternating in one process.
  *
- *   bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-i]
+ *   bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-o ROWS] [-i]
  *
  * On a shared machine (the 2-vCPU development VM with other sessions' builds
  * running) whole-model runs of `frugal bench` one after another see different
@@ -32,7 +32,8 @@
 #include "kernels/interleave.h"
 #include "kernels/ops.h"
 
-enum { N_IN = 2048, N_OUT = 5632, N_DISTINCT = 256 };
+enum { N_IN = 2048, N_DISTINCT = 256 };
+static int N_OUT = 5632; /* -o ROWS: a matrix small enough for L2 times the kernel, not the cache below */
 
 typedef struct {
     fr_type type;
@@ -105,19 +106,20 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) rounds = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-p")) n_pp = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-o")) N_OUT = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-i]\n");
+            fprintf(stderr, "usage: bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-o ROWS] [-i]\n");
             return 2;
         }
     }
-    if (threads < 1 || rounds < 1 || n_pp < 1) {
-        fprintf(stderr, "bench_matmul_ab: -t, -r and -p must be positive\n");
+    if (threads < 1 || rounds < 1 || n_pp < 1 || N_OUT < N_DISTINCT || N_OUT % 16) {
+        fprintf(stderr, "bench_matmul_ab: -t, -r and -p must be positive, -o a multiple of 16 >= 256\n");
         return 2;
     }
     static const fr_type types[] = {FR_TYPE_Q4_K,   FR_TYPE_Q5_K,   FR_TYPE_Q5_K,   FR_TYPE_Q6_K,
-                                    FR_TYPE_Q4_0,   FR_TYPE_Q3_K,   FR_TYPE_Q3_K,   FR_TYPE_IQ4_XS,
-                                    FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL, FR_TYPE_IQ4_NL};
-    static const int ils[] = {1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0};
+                                    FR_TYPE_Q4_0,   FR_TYPE_Q4_0,   FR_TYPE_Q3_K,   FR_TYPE_Q3_K,
+                                    FR_TYPE_IQ4_XS, FR_TYPE_IQ4_XS, FR_TYPE_IQ4_NL, FR_TYPE_IQ4_NL};
+    static const int ils[] = {1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0};
     static const fr_type lat_types[] = {FR_TYPE_Q4_K,    FR_TYPE_Q5_K,   FR_TYPE_Q5_K,  FR_TYPE_Q2_K,
                                         FR_TYPE_Q3_K,    FR_TYPE_IQ4_XS, FR_TYPE_IQ2_XXS, FR_TYPE_IQ2_XS,
                                         FR_TYPE_IQ2_S,   FR_TYPE_IQ3_XXS, FR_TYPE_IQ3_S,  FR_TYPE_IQ1_S,
