@@ -10,7 +10,9 @@
  *    misses (the exact expert bytes up to page alignment) plus the reads ahead that
  *    were not picked;
  *  - all of the above again with reads ahead on every guess of the layer's picks
- *    (FRUGAL_EXPERT_PREDICT_MIN=0): same logits, reads ahead counted;
+ *    (FRUGAL_EXPERT_PREDICT_MIN=0, FRUGAL_EXPERT_WASTE large): same logits, reads ahead
+ *    counted; and with every guess trusted but the default cap on waste: the reads
+ *    ahead that were not picked stay within 10 % of the misses (+ the 4-expert burst);
  *  - the planner sizes the cache from a budget through frugal_context_new (all accounted
  *    memory then within the budget), refuses a budget below dense weights + one
  *    slot naming the minimum;
@@ -92,7 +94,7 @@ static frugal_model *load(const char *path, uint64_t budget) {
     return m;
 }
 
-static int g_read_ahead; /* FRUGAL_EXPERT_PREDICT_MIN=0: experts are read on every guess */
+static int g_read_ahead; /* FRUGAL_EXPERT_PREDICT_MIN=0: every guess trusted (2: waste capped at 10 %) */
 
 /* One model: identical logits and exact accounting at several cache sizes. */
 static void check_model(const char *path, int n_layer, int n_expert, int n_used) {
@@ -128,8 +130,12 @@ static void check_model(const char *path, int n_layer, int n_expert, int n_used)
         CHECKF(st.bytes_read >= loads * st.expert_bytes && st.bytes_read <= loads * (st.expert_bytes + 6 * 4096),
                "%llu bytes read for %llu loads of %llu bytes", (unsigned long long)st.bytes_read,
                (unsigned long long)loads, (unsigned long long)st.expert_bytes);
-        if (g_read_ahead && slots[k] < n_all)
+        if (g_read_ahead == 1 && slots[k] < n_all)
             CHECKF(st.prefetched > 0, "%d slots, reading ahead on every guess: no read ahead", slots[k]);
+        if (g_read_ahead == 2)
+            CHECKF((double)(st.prefetched - st.prefetch_used) <= 0.1 * (double)st.misses + 4.0,
+                   "%d slots: %llu reads ahead not picked for %llu misses (cap: 10 %% + 4)", slots[k],
+                   (unsigned long long)(st.prefetched - st.prefetch_used), (unsigned long long)st.misses);
     }
     /* through the planner: a budget of every dense part + one slot per layer */
     frugal_plan plan;
@@ -239,7 +245,12 @@ int main(void) {
         check_model(path[i], 3, k[i].n_expert, 2);
         /* again, reading ahead on every guess of the next picks: same logits, exact counts */
         setenv("FRUGAL_EXPERT_PREDICT_MIN", "0", 1);
+        setenv("FRUGAL_EXPERT_WASTE", "1000", 1);
         g_read_ahead = 1;
+        check_model(path[i], 3, k[i].n_expert, 2);
+        /* every guess trusted, the default cap on the bytes of wrong ones */
+        unsetenv("FRUGAL_EXPERT_WASTE");
+        g_read_ahead = 2;
         check_model(path[i], 3, k[i].n_expert, 2);
         unsetenv("FRUGAL_EXPERT_PREDICT_MIN");
         g_read_ahead = 0;

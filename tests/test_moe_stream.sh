@@ -88,14 +88,14 @@ print(sum(p[k] for k in ("always_bytes", "kv_bytes", "scratch_bytes", "overhead_
         # 15 steps after the prompt, each n_layer x 2 picks; the prompt adds more
         check "$a: $k slots: requests counted ($req >= $((15 * L * 2)))" [ "$(($req))" -ge $((15 * L * 2)) ]
         # reads ahead on every guess of a layer's picks (a random model's guesses are too often
-        # wrong for the default 80 % rule to start them): the same tokens, and counted
-        t=$(FRUGAL_EXPERT_PREDICT_MIN=0 run_tokens "$M" --mem $mem --stats)
+        # wrong for the default 40 % rule to start them all): the same tokens, and counted
+        t=$(FRUGAL_EXPERT_PREDICT_MIN=0 FRUGAL_EXPERT_WASTE=1000 run_tokens "$M" --mem $mem --stats)
         check "$a: $k slots, reading ahead on every guess: same tokens" [ "$t" = "$first" ]
         ra=$(sed -nE 's/.* ([0-9]+) read ahead on a prediction, ([0-9]+) of them picked.*/\1 \2/p' "$TMP/run.err")
         check "$a: $k slots: reads ahead counted ($ra)" [ "${ra%% *}" -gt 0 ] 2>/dev/null
         # a layer's last reads cut into 4 KiB pieces (at the default 128 KiB this model's
         # matrices are too small to be cut), with reads ahead and their abandoning too
-        t=$(FRUGAL_EXPERT_PIECE_KIB=4 FRUGAL_EXPERT_PREDICT_MIN=0 run_tokens "$M" --mem $mem)
+        t=$(FRUGAL_EXPERT_SPLIT=1 FRUGAL_EXPERT_PIECE_KIB=4 FRUGAL_EXPERT_PREDICT_MIN=0 FRUGAL_EXPERT_WASTE=1000 run_tokens "$M" --mem $mem)
         check "$a: $k slots, reads cut into 4 KiB pieces: same tokens" [ "$t" = "$first" ]
     done
     expect_exit 0 "" plan -m "$M" --mem $((dmin + L * slot)) -c 128 -t 2 --no-measure

@@ -14,8 +14,9 @@
  *
  * Flow of one MoE layer. The forward pass routes the batch and calls route(): the
  * distinct picked experts that are cached are pinned and listed first, the others are
- * queued for the I/O threads (four reads in flight, a matrix each; a layer's last
- * bytes cut into four equal pieces so no thread reads the tail alone; the threads ask
+ * queued for the I/O threads (four reads in flight, a whole matrix each: on a virtio
+ * disk a 128 KiB read ran at about half the rate of a 864 KiB one, so a layer's last
+ * bytes are cut into pieces only with FRUGAL_EXPERT_SPLIT=1; the threads ask
  * for a short scheduler slice so a finished read is followed by the next at once
  * while compute holds the CPUs), which start at once, while compute runs
  * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
@@ -30,9 +31,13 @@
  * their bytes are read for nothing; stats: prefetched, prefetch_used). Every guess
  * is scored against the picks, read or not, per confidence bucket (the guess's margin
  * over the best expert not guessed); reads ahead start only for the buckets whose
- * recent uncached guesses, pooled from the surest down, were >= 80 % right (a
- * disk-bound run loses the bandwidth of a wrong one). A mispredicted expert still
- * loading when route() runs is abandoned: its unread parts are not read.
+ * recent uncached guesses, pooled from the surest down, were >= 40 % right, surest
+ * first. They fill the disk's idle time while the attention computes, so a wrong one
+ * costs bytes rather than time; the bytes are capped: reads ahead spend a credit that
+ * grows by 10 % of each layer's need (FRUGAL_EXPERT_WASTE) and is given back for each
+ * one that is picked, so the wrong ones read at most ~10 % more than the picks need.
+ * A mispredicted expert still loading when route() runs is abandoned: its unread
+ * parts are not read.
  *
  * Eviction: frequency-aware LRU. Each expert (layer, id) has a pick count, halved
  * for every expert each time as many picks as there are experts have been counted
