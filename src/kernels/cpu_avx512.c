@@ -622,9 +622,33 @@ static inline __m512i group_bytes(const uint8_t *x, int bs, int off, int nk) {
     return v;
 }
 
+/* A whole Q4_0 group (4 blocks, 72 bytes at x): its 64 quant bytes and 4 scales from
+ * two loads and two word permutes. Each block's quants start at an even byte (18k + 2),
+ * so one vpermt2w over bytes 0..63 and 64..71 lines them up, and the scales (words
+ * 0, 9, 18, 27) all lie in the first load. Why: the per-block 16-byte loads and three
+ * inserts (all on the shuffle port) made the one-token row-major Q4_0 kernel -
+ * experts streamed from disk, models left in the file mapping - half as fast as the
+ * IL16 one; the values are the same as group_bytes / group_scales give. */
+static inline __m512i q4_0_group(const uint8_t *x, __m512 *dw) {
+    const __m512i a = _mm512_loadu_si512(x), b = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(x + 64)));
+    const __m512i qi = _mm512_set_epi16(35, 34, 33, 32, 31, 30, 29, 28, 26, 25, 24, 23, 22, 21, 20, 19, 17, 16, 15, 14,
+                                        13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m512i di = _mm512_set_epi16(27, 27, 27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
+                                        18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(di, a)));
+    return _mm512_permutex2var_epi16(a, qi, b);
+}
+
 /* Unsigned weight bytes matching y0 (lo) and y1 (hi), and scales, of group g. */
 static inline void load_w_group(int q8, const uint8_t *row, int g, int nk, __m512i *lo, __m512i *hi,
                                 __m512 *dw) {
+    if (!q8 && nk == 4) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        const __m512i v = q4_0_group(row + (size_t)g * 4 * sizeof(fr_block_q4_0), dw);
+        *lo = _mm512_and_si512(v, m4);
+        *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        return;
+    }
     if (q8) {
         const uint8_t *x = row + (size_t)g * 4 * sizeof(fr_block_q8_0);
         const __m512i c = _mm512_set1_epi8((char)0x80);
