@@ -146,7 +146,6 @@ FR_INLINE void il_tile_k(int q5, int T, int nb, const uint8_t *g, const uint8_t 
         for (int t = 0; t < T; t++) acc[h][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * (size_t)sb;
-        fr_il_prefetch(blk, (size_t)sb);
         for (int h = 0; h < 2; h++) { /* rows 8h .. 8h + 7 */
             const il_act_k *a[IL2K_T];
             __m256i isum[IL2K_T];
@@ -157,7 +156,11 @@ FR_INLINE void il_tile_k(int q5, int T, int nb, const uint8_t *g, const uint8_t 
             /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
             for (int c = 0; c < 4; c++) {
+                /* the block's lines ahead a sixteenth per step, not all at its start
+                 * (see il_k_avx512.c) */
+                fr_il_prefetch(blk + (8 * h + 2 * c) * (sb / 16), (size_t)(sb / 16));
                 il_sub_k(q5, T, c, 0, h, blk, a, isum);
+                fr_il_prefetch(blk + (8 * h + 2 * c + 1) * (sb / 16), (size_t)(sb / 16));
                 il_sub_k(q5, T, c, 1, h, blk, a, isum);
             }
             /* the mins as bytes, 4 per dword: low nibbles from ML, top 2 bits from

@@ -133,7 +133,6 @@ FR_INLINE void il_tile_q6(int T, int nb, const uint8_t *g, const uint8_t *yp, si
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * Q6_SB;
-        fr_il_prefetch(blk, Q6_SB);
         const il_act_q6 *a[FR_IL_T];
         __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {
@@ -143,7 +142,9 @@ FR_INLINE void il_tile_q6(int T, int nb, const uint8_t *g, const uint8_t *yp, si
         /* a loop, not unrolled: unrolled, GCC interleaves the units and spills */
 #pragma GCC unroll 1
         for (int m = 0; m < 4; m++) {
+            fr_il_prefetch(blk + (2 * m) * (Q6_SB / 8), Q6_SB / 8); /* an eighth per unit: see il_k_avx512.c */
             il_unit_q6(T, m, 0, blk, a, isum);
+            fr_il_prefetch(blk + (2 * m + 1) * (Q6_SB / 8), Q6_SB / 8);
             il_unit_q6(T, m, 1, blk, a, isum);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
