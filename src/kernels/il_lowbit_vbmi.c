@@ -150,7 +150,6 @@ FR_INLINE void tile_v(int iq4, int T, int nb, const uint8_t *g, const uint8_t *y
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * sb;
-        fr_il_prefetch(blk, sb);
         const il_act_lb *a[FR_IL_T];
         __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {
@@ -163,6 +162,7 @@ FR_INLINE void tile_v(int iq4, int T, int nb, const uint8_t *g, const uint8_t *y
         /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
+            fr_il_prefetch(blk + j * (sb / 8), sb / 8);
             if (iq4) x4_sub_v(T, j, blk, scb, a, isum);
             else q3_pair_v(T, j, blk, scb, a, isum);
         }
