@@ -20,7 +20,10 @@
  * Then, per super-block and token, in float, in super-block order:
  *   acc = fma(isum * d, y_d, acc)
  * Every output is the same sequence of operations whatever tile, token count or
- * thread share it falls in; against the scalar dot only the float order differs. */
+ * thread share it falls in; against the scalar dot only the float order differs.
+ * Where the CPU has AVX512_VBMI, il_lowbit_vbmi.c's tiles replace these (the same
+ * sums in the same order, with fewer operations per weight byte); these stay for
+ * AVX-512 VNNI CPUs without it (Cascade Lake) and under FRUGAL_IL_VBMI=0. */
 #include "kernels/dispatch.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
