@@ -159,7 +159,6 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * sb;
-        fr_il_prefetch(blk, sb);
         const il_act_lb *a[FR_IL_T];
         __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {
@@ -171,6 +170,7 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
         /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
+            fr_il_prefetch(blk + j * (sb / 8), sb / 8); /* spread: see il_lowbit_vbmi.c */
             if (iq4) x4_sub(T, j, blk, scs, a, isum);
             else q3_pair(T, j, blk, scs, a, isum);
         }
