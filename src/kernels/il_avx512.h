@@ -23,6 +23,9 @@ void fr_kernels_install_il_k_avx512(fr_type_traits *t);
 void fr_kernels_install_il_q6k_avx512(fr_type_traits *t);
 /* The Q3_K and IQ4_XS IL16 GEMMs (il_lowbit_avx512.c); called by fr_kernels_install_il_avx512. */
 void fr_kernels_install_il_lowbit_avx512(fr_type_traits *t);
+/* Their VBMI tiles (il_lowbit_vbmi.c) over t's Q3_K and IQ4_XS il_gemm, same results;
+ * called by the above only where the CPU has AVX512_VBMI. */
+void fr_kernels_install_il_lowbit_vbmi(fr_type_traits *t);
 /* The F16 IL16 GEMM (il_f16_avx512.c); called by fr_kernels_install_il_avx512. */
 void fr_kernels_install_il_f16_avx512(fr_type_traits *t);
 

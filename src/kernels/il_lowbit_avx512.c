@@ -20,29 +20,24 @@
  * Then, per super-block and token, in float, in super-block order:
  *   acc = fma(isum * d, y_d, acc)
  * Every output is the same sequence of operations whatever tile, token count or
- * thread share it falls in; against the scalar dot only the float order differs. */
+ * thread share it falls in; against the scalar dot only the float order differs.
+ * Where the CPU has AVX512_VBMI, il_lowbit_vbmi.c's tiles replace these (the same
+ * sums in the same order, with fewer operations per weight byte); these stay for
+ * AVX-512 VNNI CPUs without it (Cascade Lake) and under FRUGAL_IL_VBMI=0. */
 #include "kernels/dispatch.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
     defined(__F16C__)
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/quant.h"
 #include "core/quant_lowbit.h"
 #include "kernels/il_avx512.h"
+#include "kernels/il_lowbit_avx512.h"
 #include "kernels/interleave.h"
-
-/* One activation super-block as both tiles read it (from a Q8_K block). */
-typedef struct {
-    int8_t qs[FR_QK_K];
-    int32_t c[16]; /* Q3_K: -4 S_j per 16 values; IQ4_XS: -128 S_j per 32 (j < 8) */
-    float d;
-    uint8_t pad[60]; /* 384 bytes: 4-byte broadcasts never straddle a line */
-} il_act_lb;
-_Static_assert(sizeof(il_act_lb) == 384, "il_act_lb layout");
-_Static_assert(sizeof(il_act_lb) <= 2 * sizeof(fr_block_q8_k), "il_pack bound");
 
 /* Q8_K row -> il_act_lb blocks; S_j from the exact bsums (sums of 16 quants). */
 static void pack_act(const void *vq, void *vp, int64_t n, int iq4) {
@@ -61,30 +56,6 @@ static void pack_act(const void *vq, void *vp, int64_t n, int iq4) {
 }
 static void il_pack_q3_k(const void *vq, void *vp, int64_t n) { pack_act(vq, vp, n, 0); }
 static void il_pack_iq4_xs(const void *vq, void *vp, int64_t n) { pack_act(vq, vp, n, 1); }
-
-#define FR_INLINE static inline __attribute__((always_inline))
-#define Q3_SB (16 * (int)sizeof(fr_block_q3_k))
-#define X4_SB (16 * (int)sizeof(fr_block_iq4_xs))
-
-/* acc + dot(w, 4 bytes at p broadcast), the broadcast embedded (see il_k_avx512.c:
- * GCC 12 would issue a separate vpbroadcastd per vpdpbusd). */
-static inline __m512i dpb(__m512i acc, __m512i w, const int8_t *p) {
-    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t(*)[1])p));
-    return acc;
-}
-
-/* One 32-value sub-block of 16 rows against one token's activations q: the first 16
- * values (w[0..3]) accumulate into *s0, the last 16 (w[4..7]) into *s1, two chains
- * interleaved so the dot-product units overlap. */
-static inline void dpb_sub(__m512i *s0, __m512i *s1, const __m512i *w, const int8_t *q) {
-    __m512i a = *s0, b = *s1;
-    for (int i = 0; i < 4; i++) {
-        a = dpb(a, w[i], q + 4 * i);
-        b = dpb(b, w[4 + i], q + 16 + 4 * i);
-    }
-    *s0 = a;
-    *s1 = b;
-}
 
 static inline __m512i srl32(__m512i v, int n) { return _mm512_srl_epi32(v, _mm_cvtsi32_si128(n)); }
 static inline __m512i sll32(__m512i v, int n) { return _mm512_sll_epi32(v, _mm_cvtsi32_si128(n)); }
@@ -188,7 +159,6 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = g + (size_t)b * sb;
-        fr_il_prefetch(blk, sb);
         const il_act_lb *a[FR_IL_T];
         __m512i isum[FR_IL_T];
         for (int t = 0; t < T; t++) {
@@ -200,6 +170,7 @@ FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *
         /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
+            fr_il_prefetch(blk + j * (sb / 8), sb / 8); /* spread: see il_lowbit_vbmi.c */
             if (iq4) x4_sub(T, j, blk, scs, a, isum);
             else q3_pair(T, j, blk, scs, a, isum);
         }
@@ -220,6 +191,9 @@ void fr_kernels_install_il_lowbit_avx512(fr_type_traits *t) {
     t[FR_TYPE_Q3_K].il_gemm = il_gemm_q3_k;
     t[FR_TYPE_IQ4_XS].il_pack = il_pack_iq4_xs;
     t[FR_TYPE_IQ4_XS].il_gemm = il_gemm_iq4_xs;
+    /* FRUGAL_IL_VBMI=0 keeps the tiles above on a VBMI CPU (the tests run both) */
+    const char *env = getenv("FRUGAL_IL_VBMI");
+    if (__builtin_cpu_supports("avx512vbmi") && !(env && env[0] == '0')) fr_kernels_install_il_lowbit_vbmi(t);
 }
 
 #else
