@@ -151,35 +151,14 @@ static inline void block_scales(int iq4, const uint8_t *blk, int32_t *scs) {
     }
 }
 
-/* 16 rows x T tokens over the whole row of a group; iq4 selects the format. */
-FR_INLINE void tile_lb(int iq4, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
-                       size_t ld) {
-    const size_t sb = iq4 ? X4_SB : Q3_SB;
-    __m512 acc[FR_IL_T];
-    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = g + (size_t)b * sb;
-        const il_act_lb *a[FR_IL_T];
-        __m512i isum[FR_IL_T];
-        for (int t = 0; t < T; t++) {
-            a[t] = (const il_act_lb *)(yp + (size_t)t * yp_row) + b;
-            isum[t] = _mm512_setzero_si512();
-        }
-        int32_t scs[8 * 16] __attribute__((aligned(64)));
-        block_scales(iq4, blk, scs);
-        /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
-#pragma GCC unroll 1
-        for (int j = 0; j < 8; j++) {
-            fr_il_prefetch(blk + j * (sb / 8), sb / 8); /* spread: see il_lowbit_vbmi.c */
-            if (iq4) x4_sub(T, j, blk, scs, a, isum);
-            else q3_pair(T, j, blk, scs, a, isum);
-        }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        for (int t = 0; t < T; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum[t]), dw), _mm512_set1_ps(a[t]->d), acc[t]);
-    }
-    for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
+/* sub-block (IQ4_XS) or pair (Q3_K) j of the tile */
+FR_INLINE void lb_sub(int iq4, int T, int j, const uint8_t *blk, const int32_t *scs, const il_act_lb *const *a,
+                      __m512i *isum) {
+    if (iq4) x4_sub(T, j, blk, scs, a, isum);
+    else q3_pair(T, j, blk, scs, a, isum);
 }
+
+FR_IL_LB_TILE(tile_lb, int32_t, 8 * 16, block_scales, lb_sub)
 
 #define TILE_Q3(T, nb, g, yt, yp_row, o, ld) tile_lb(0, T, nb, g, yt, yp_row, o, ld)
 #define TILE_X4(T, nb, g, yt, yp_row, o, ld) tile_lb(1, T, nb, g, yt, yp_row, o, ld)

@@ -48,4 +48,40 @@ static inline void dpb_sub(__m512i *s0, __m512i *s1, const __m512i *w, const int
     *s1 = b;
 }
 
+/* The tile both files build: 16 rows x T tokens over the whole row of a group, iq4
+ * selecting the format. Per block: the scales decoded once into sc[SC_N] of SC_T by
+ * SCALES(iq4, blk, sc), then the 8 sub-blocks (IQ4_XS) or pairs (Q3_K) by
+ * SUB(iq4, T, j, blk, sc, a, isum), then acc += isum * d_w * d_y in float, in block
+ * order. The block's lines are prefetched an eighth per sub-block: all 28-34 at its
+ * start would queue behind the line-fill buffers and stall this block's loads (decode
+ * from DRAM: ~78 -> ~81 % of a plain sum's rate). Needs il_drive.h. */
+#define FR_IL_LB_TILE(name, SC_T, SC_N, SCALES, SUB)                                                          \
+    FR_INLINE void name(int iq4, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out, \
+                        size_t ld) {                                                                            \
+        const size_t sb = iq4 ? X4_SB : Q3_SB;                                                                  \
+        __m512 acc[FR_IL_T];                                                                                    \
+        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();                                               \
+        for (int b = 0; b < nb; b++) {                                                                          \
+            const uint8_t *blk = g + (size_t)b * sb;                                                            \
+            const il_act_lb *a[FR_IL_T];                                                                        \
+            __m512i isum[FR_IL_T];                                                                              \
+            for (int t = 0; t < T; t++) {                                                                       \
+                a[t] = (const il_act_lb *)(yp + (size_t)t * yp_row) + b;                                        \
+                isum[t] = _mm512_setzero_si512();                                                               \
+            }                                                                                                   \
+            SC_T sc[SC_N] __attribute__((aligned(64)));                                                         \
+            SCALES(iq4, blk, sc);                                                                               \
+            /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */                     \
+            _Pragma("GCC unroll 1") for (int j = 0; j < 8; j++) {                                               \
+                fr_il_prefetch(blk + j * (sb / 8), sb / 8);                                                     \
+                SUB(iq4, T, j, blk, sc, a, isum);                                                               \
+            }                                                                                                   \
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));                        \
+            for (int t = 0; t < T; t++)                                                                         \
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum[t]), dw), _mm512_set1_ps(a[t]->d), \
+                                         acc[t]);                                                               \
+        }                                                                                                       \
+        for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);                             \
+    }
+
 #endif

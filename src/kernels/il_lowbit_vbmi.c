@@ -142,39 +142,18 @@ FR_INLINE void x4_sub_v(int T, int j, const uint8_t *blk, const int8_t *scb, con
     }
 }
 
-/* 16 rows x T tokens over the whole row of a group; iq4 selects the format. */
-FR_INLINE void tile_v(int iq4, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out,
-                      size_t ld) {
-    const size_t sb = iq4 ? X4_SB : Q3_SB;
-    __m512 acc[FR_IL_T];
-    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = g + (size_t)b * sb;
-        const il_act_lb *a[FR_IL_T];
-        __m512i isum[FR_IL_T];
-        for (int t = 0; t < T; t++) {
-            a[t] = (const il_act_lb *)(yp + (size_t)t * yp_row) + b;
-            isum[t] = _mm512_setzero_si512();
-        }
-        int8_t scb[256] __attribute__((aligned(64)));
-        if (iq4) x4_scales(blk, scb);
-        else q3_scales(blk, scb);
-        /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
-#pragma GCC unroll 1
-        for (int j = 0; j < 8; j++) {
-            /* the block's lines an eighth at a time: all 28-34 at its start would
-             * queue behind the line-fill buffers and stall this block's loads (decode
-             * from DRAM: ~78 -> ~81 % of a plain sum's rate) */
-            fr_il_prefetch(blk + j * (sb / 8), sb / 8);
-            if (iq4) x4_sub_v(T, j, blk, scb, a, isum);
-            else q3_pair_v(T, j, blk, scb, a, isum);
-        }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        for (int t = 0; t < T; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum[t]), dw), _mm512_set1_ps(a[t]->d), acc[t]);
-    }
-    for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ld, acc[t]);
+/* the block's scales, and sub-block (IQ4_XS) or pair (Q3_K) j of the tile */
+FR_INLINE void v_scales(int iq4, const uint8_t *blk, int8_t *scb) {
+    if (iq4) x4_scales(blk, scb);
+    else q3_scales(blk, scb);
 }
+FR_INLINE void v_sub(int iq4, int T, int j, const uint8_t *blk, const int8_t *scb, const il_act_lb *const *a,
+                     __m512i *isum) {
+    if (iq4) x4_sub_v(T, j, blk, scb, a, isum);
+    else q3_pair_v(T, j, blk, scb, a, isum);
+}
+
+FR_IL_LB_TILE(tile_v, int8_t, 256, v_scales, v_sub)
 
 #define TILE_Q3V(T, nb, g, yt, yp_row, o, ld) tile_v(0, T, nb, g, yt, yp_row, o, ld)
 #define TILE_X4V(T, nb, g, yt, yp_row, o, ld) tile_v(1, T, nb, g, yt, yp_row, o, ld)
