@@ -33,7 +33,7 @@
 #include "kernels/ops.h"
 
 enum { N_IN = 2048, N_DISTINCT = 256 };
-static int N_OUT = 5632; /* -o ROWS: a matrix small enough for L2 times the kernel, not the cache below */
+static int n_out = 5632; /* -o ROWS: a matrix small enough for L2 times the kernel, not the cache below */
 
 typedef struct {
     fr_type type;
@@ -61,7 +61,7 @@ static float rnd_normal(uint64_t *s) {
 static int make(variant *v, uint64_t *rng) {
     const fr_type_traits *tr = fr_type_traits_get(v->type);
     const size_t rs = fr_row_size(v->type, N_IN);
-    uint8_t *rows = malloc(rs * N_OUT), *il = v->il ? malloc(rs * N_OUT) : NULL;
+    uint8_t *rows = malloc(rs * n_out), *il = v->il ? malloc(rs * n_out) : NULL;
     float *x = malloc(sizeof(float) * N_IN);
     if (!rows || (v->il && !il) || !x) {
         free(rows);
@@ -79,9 +79,9 @@ static int make(variant *v, uint64_t *rng) {
         for (int i = 0; i < N_IN; i++) x[i] = rnd_normal(rng);
         tr->from_float(x, row, N_IN);
     }
-    for (int r = N_DISTINCT; r < N_OUT; r++) memcpy(rows + (size_t)r * rs, rows + (size_t)(r % N_DISTINCT) * rs, rs);
+    for (int r = N_DISTINCT; r < n_out; r++) memcpy(rows + (size_t)r * rs, rows + (size_t)(r % N_DISTINCT) * rs, rs);
     free(x);
-    v->w = (fr_weight){.data = rows, .type = v->type, .n_in = N_IN, .n_out = N_OUT, .layout = FR_LAYOUT_ROWS,
+    v->w = (fr_weight){.data = rows, .type = v->type, .n_in = N_IN, .n_out = n_out, .layout = FR_LAYOUT_ROWS,
                        .src = rows};
     v->mem = rows;
     if (v->il) {
@@ -106,13 +106,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) rounds = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-p")) n_pp = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-o")) N_OUT = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-o")) n_out = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: bench_matmul_ab [-t THREADS] [-r ROUNDS] [-p PROMPT_TOKENS] [-o ROWS] [-i]\n");
             return 2;
         }
     }
-    if (threads < 1 || rounds < 1 || n_pp < 1 || N_OUT < N_DISTINCT || N_OUT % 16) {
+    if (threads < 1 || rounds < 1 || n_pp < 1 || n_out < N_DISTINCT || n_out % 16) {
         fprintf(stderr, "bench_matmul_ab: -t, -r and -p must be positive, -o a multiple of 16 >= 256\n");
         return 2;
     }
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < nv; k++)
         if (make(&vs[k], &rng) != 0) return 1;
     fr_pool *pool = fr_pool_new(threads);
-    float *x = malloc(sizeof(float) * N_IN * (size_t)n_pp), *y = malloc(sizeof(float) * N_OUT * (size_t)n_pp);
+    float *x = malloc(sizeof(float) * N_IN * (size_t)n_pp), *y = malloc(sizeof(float) * n_out * (size_t)n_pp);
     size_t scratch = 0;
     for (int k = 0; k < nv; k++) {
         const size_t s = fr_matmul_scratch(&vs[k].w, n_pp);
@@ -157,12 +157,12 @@ int main(int argc, char **argv) {
         }
     printf("%-8s %-5s %12s %9s %12s %9s %8s\n", "type", "store", "pp tok/s", "x Q4_K", "tg GB/s", "x Q4_K", "bpw");
     for (int k = 0; k < nv; k++) {
-        const double bytes = (double)fr_row_size(vs[k].type, N_IN) * N_OUT;
+        const double bytes = (double)fr_row_size(vs[k].type, N_IN) * n_out;
         printf("%-8s %-5s %12.1f %9.3f %12.2f %9.3f %8.4f\n", fr_type_traits_get(vs[k].type)->name,
                vs[k].il ? "IL16" : "rows", n_pp / vs[k].best_pp, vs[0].best_pp / vs[k].best_pp,
-               bytes / vs[k].best_tg / 1e9, (bytes / vs[k].best_tg) / (fr_row_size(vs[0].type, N_IN) * (double)N_OUT /
+               bytes / vs[k].best_tg / 1e9, (bytes / vs[k].best_tg) / (fr_row_size(vs[0].type, N_IN) * (double)n_out /
                                                                        vs[0].best_tg),
-               8.0 * bytes / ((double)N_IN * N_OUT));
+               8.0 * bytes / ((double)N_IN * n_out));
     }
     fr_pool_free(pool);
     for (int k = 0; k < nv; k++) free(vs[k].mem);

@@ -43,6 +43,17 @@ static inline void fr_il_prefetch(const void *p, size_t n) {
     for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const void *)(a + o), 0, 3);
 }
 
+/* Slice k (of n equal ones) of the sb-byte block at blk, prefetched as fr_il_prefetch
+ * does. A tile that works through a block in n steps calls this once per step, so the
+ * block's lines are asked for a few at a time. Why not the whole block at its start:
+ * that burst (28-53 lines for the K-quant and Q3_K / IQ4_XS blocks) fills the line-fill
+ * buffers, and the block's own loads queue behind it. On the 2-vCPU Xeon VM one-thread
+ * decode of a Q4_K model went from ~80 to ~85 % of a plain sum's rate at AVX-512 and
+ * from 50-63 to 75-78 % at AVX2; Q3_K_M and IQ4_XS ~78 -> ~81 %. */
+static inline void fr_il_prefetch_slice(const void *blk, size_t sb, int k, int n) {
+    fr_il_prefetch((const uint8_t *)blk + (size_t)k * (sb / (size_t)n), sb / (size_t)n);
+}
+
 /* Q8_0 activation row (n values, whole blocks) at vq -> fr_il_act blocks at vp,
  * with corr = -c * sum(qs). */
 void fr_il_pack_act(const void *vq, void *vp, int64_t n, int c);

@@ -156,11 +156,9 @@ FR_INLINE void il_tile_k(int q5, int T, int nb, const uint8_t *g, const uint8_t 
             /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
             for (int c = 0; c < 4; c++) {
-                /* the block's lines ahead a sixteenth per step, not all at its start
-                 * (see il_k_avx512.c) */
-                fr_il_prefetch(blk + (8 * h + 2 * c) * (sb / 16), (size_t)(sb / 16));
+                fr_il_prefetch_slice(blk, (size_t)sb, 8 * h + 2 * c, 16);
                 il_sub_k(q5, T, c, 0, h, blk, a, isum);
-                fr_il_prefetch(blk + (8 * h + 2 * c + 1) * (sb / 16), (size_t)(sb / 16));
+                fr_il_prefetch_slice(blk, (size_t)sb, 8 * h + 2 * c + 1, 16);
                 il_sub_k(q5, T, c, 1, h, blk, a, isum);
             }
             /* the mins as bytes, 4 per dword: low nibbles from ML, top 2 bits from

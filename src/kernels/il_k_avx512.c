@@ -173,12 +173,9 @@ FR_INLINE void il_tile_k(int q5, int T, int nb, const uint8_t *g, const uint8_t 
         /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */
 #pragma GCC unroll 1
         for (int c = 0; c < 4; c++) {
-            /* the block's lines ahead an eighth per half step, not all 36-44 at its
-             * start: a burst of prefetches fills the line-fill buffers the loads then
-             * wait for (decode of a Q4_K model at -t 1: ~80 -> ~85 % of a plain sum) */
-            fr_il_prefetch(blk + (2 * c) * (sb / 8), (size_t)(sb / 8));
+            fr_il_prefetch_slice(blk, (size_t)sb, 2 * c, 8); /* a slice per step (il_drive.h) */
             il_sub_k(q5, T, c, 0, blk, a, isum);
-            fr_il_prefetch(blk + (2 * c + 1) * (sb / 8), (size_t)(sb / 8));
+            fr_il_prefetch_slice(blk, (size_t)sb, 2 * c + 1, 8);
             il_sub_k(q5, T, c, 1, blk, a, isum);
         }
         /* the mins as bytes, 4 per dword lane: low nibbles from ML, top 2 bits from

@@ -52,9 +52,8 @@ static inline void dpb_sub(__m512i *s0, __m512i *s1, const __m512i *w, const int
  * selecting the format. Per block: the scales decoded once into sc[SC_N] of SC_T by
  * SCALES(iq4, blk, sc), then the 8 sub-blocks (IQ4_XS) or pairs (Q3_K) by
  * SUB(iq4, T, j, blk, sc, a, isum), then acc += isum * d_w * d_y in float, in block
- * order. The block's lines are prefetched an eighth per sub-block: all 28-34 at its
- * start would queue behind the line-fill buffers and stall this block's loads (decode
- * from DRAM: ~78 -> ~81 % of a plain sum's rate). Needs il_drive.h. */
+ * order. The block's lines are prefetched an eighth per sub-block (fr_il_prefetch_slice,
+ * il_drive.h, which the includer brings in). */
 #define FR_IL_LB_TILE(name, SC_T, SC_N, SCALES, SUB)                                                          \
     FR_INLINE void name(int iq4, int T, int nb, const uint8_t *g, const uint8_t *yp, size_t yp_row, float *out, \
                         size_t ld) {                                                                            \
@@ -73,7 +72,7 @@ static inline void dpb_sub(__m512i *s0, __m512i *s1, const __m512i *w, const int
             SCALES(iq4, blk, sc);                                                                               \
             /* a loop, not unrolled: unrolled, GCC interleaves the sub-blocks and spills */                     \
             _Pragma("GCC unroll 1") for (int j = 0; j < 8; j++) {                                               \
-                fr_il_prefetch(blk + j * (sb / 8), sb / 8);                                                     \
+                fr_il_prefetch_slice(blk, sb, j, 8);                                                            \
                 SUB(iq4, T, j, blk, sc, a, isum);                                                               \
             }                                                                                                   \
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));                        \

@@ -175,10 +175,10 @@ FR_INLINE void il_tile_q6(int T, int nb, const uint8_t *g, const uint8_t *yp, si
             }
             /* a loop, not unrolled: unrolled, GCC interleaves the units and spills */
 #pragma GCC unroll 1
-            for (int m = 0; m < 4; m++) { /* prefetch: a sixteenth per unit (il_k_avx512.c) */
-                fr_il_prefetch(blk + (8 * h + 2 * m) * (Q6_SB / 16), Q6_SB / 16);
+            for (int m = 0; m < 4; m++) {
+                fr_il_prefetch_slice(blk, Q6_SB, 8 * h + 2 * m, 16);
                 il_unit_q6(T, m, 0, h, blk, a, isum);
-                fr_il_prefetch(blk + (8 * h + 2 * m + 1) * (Q6_SB / 16), Q6_SB / 16);
+                fr_il_prefetch_slice(blk, Q6_SB, 8 * h + 2 * m + 1, 16);
                 il_unit_q6(T, m, 1, h, blk, a, isum);
             }
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16 * h)));

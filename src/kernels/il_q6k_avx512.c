@@ -142,9 +142,9 @@ FR_INLINE void il_tile_q6(int T, int nb, const uint8_t *g, const uint8_t *yp, si
         /* a loop, not unrolled: unrolled, GCC interleaves the units and spills */
 #pragma GCC unroll 1
         for (int m = 0; m < 4; m++) {
-            fr_il_prefetch(blk + (2 * m) * (Q6_SB / 8), Q6_SB / 8); /* an eighth per unit: see il_k_avx512.c */
+            fr_il_prefetch_slice(blk, Q6_SB, 2 * m, 8);
             il_unit_q6(T, m, 0, blk, a, isum);
-            fr_il_prefetch(blk + (2 * m + 1) * (Q6_SB / 8), Q6_SB / 8);
+            fr_il_prefetch_slice(blk, Q6_SB, 2 * m + 1, 8);
             il_unit_q6(T, m, 1, blk, a, isum);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
