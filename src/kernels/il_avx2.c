@@ -191,6 +191,7 @@ void fr_kernels_install_il_avx2(fr_type_traits *t) {
     fr_kernels_install_il_k_avx2(t);
     fr_kernels_install_il_q6k_avx2(t);
     fr_kernels_install_il_f16_avx2(t);
+    fr_kernels_install_il_lowbit_avx2(t);
 }
 
 #else
