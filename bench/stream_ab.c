@@ -35,25 +35,44 @@ typedef struct {
     uint64_t partial[64 * 8]; /* one line per thread */
 } sum_job;
 
-/* Sum of the n bytes at p as 64-byte vectors (n a multiple of 64 is not required:
- * the tail is left out, a few bytes of ~1e9). Built for AVX-512 and AVX2 too, picked
- * at run time as the probe's loop is: built for baseline x86-64 only, each 64-byte add
- * was four SSE2 ones, and the sum read ~24 instead of ~32 GB/s on the 2-vCPU Xeon VM,
- * slower than the decode matmuls it is meant to bound. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static uint64_t sum_bytes(const uint8_t *p, size_t n) {
-    v8u64 acc = {0};
-    for (size_t i = 0; i + 64 <= n; i += 64) {
-        __builtin_prefetch((const void *)((uintptr_t)(p + i) + FR_IL_PREFETCH_AHEAD), 0, 3);
-        v8u64 v;
-        memcpy(&v, p + i, sizeof v);
-        acc += v;
-    }
-    uint64_t s = 0;
-    for (int k = 0; k < 8; k++) s += acc[k];
+/* Sum of the n bytes at p, a 64-byte line per step (the tail is left out, a few bytes
+ * of ~1e9), as the bandwidth probe's prefetching loop (api/bench_api.c): one vector
+ * per line where the target has 64-byte registers, two 32-byte halves where it has
+ * AVX2 (a 64-byte vector type built for AVX2 went through the stack, and the sum read
+ * ~10 GB/s against the probe's ~20 on a Zen 3 VM), four 16-byte quarters else. */
+#define SUM_BYTES_BODY(VEC)                                                                    \
+    enum { PARTS = 64 / sizeof(VEC) };                                                         \
+    VEC acc[PARTS];                                                                            \
+    memset(acc, 0, sizeof acc);                                                                \
+    for (size_t i = 0; i + 64 <= n; i += 64) {                                                 \
+        __builtin_prefetch((const void *)((uintptr_t)(p + i) + FR_IL_PREFETCH_AHEAD), 0, 3);   \
+        for (int k = 0; k < PARTS; k++) {                                                      \
+            VEC v;                                                                             \
+            memcpy(&v, p + i + k * sizeof v, sizeof v);                                        \
+            acc[k] += v;                                                                       \
+        }                                                                                      \
+    }                                                                                          \
+    uint64_t s = 0;                                                                            \
+    for (int k = 0; k < PARTS; k++)                                                            \
+        for (size_t l = 0; l < sizeof(VEC) / 8; l++) s += acc[k][l];                           \
     return s;
+
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+typedef uint64_t v2u64 __attribute__((vector_size(16)));
+typedef uint64_t (*sum_fn)(const uint8_t *p, size_t n);
+static uint64_t sum_generic(const uint8_t *p, size_t n) { SUM_BYTES_BODY(v2u64) }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, size_t n) { SUM_BYTES_BODY(v4u64) }
+__attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint8_t *p, size_t n) { SUM_BYTES_BODY(v8u64) }
+#endif
+static sum_fn sum_bytes = sum_generic;
+
+static void pick_sum(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) sum_bytes = sum_avx512;
+    else if (__builtin_cpu_supports("avx2")) sum_bytes = sum_avx2;
+#endif
 }
 
 static size_t weight_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
@@ -91,6 +110,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s MODEL.gguf [-t THREADS] [-r ROUNDS]\n", argv[0]);
         return 2;
     }
+    pick_sum();
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = threads;
