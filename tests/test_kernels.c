@@ -226,6 +226,21 @@ static void check_matmul(const char *lvl, fr_pool *p1, fr_pool *p3, uint64_t *rn
             CHECKF(!memcmp(y1 + (size_t)(nt - 1) * n_out, y3, sizeof(float) * n_out),
                    "%s matmul %s%s n_tok=%d: last token differs when computed alone", lvl, sc->name, il ? " IL16" : "",
                    nt);
+            /* AVX2's row-major Q4_0 / Q8_0 GEMMs (cpu_avx2.c) promise vec_dot's bits */
+            if (!il && !strcmp(lvl, "avx2") && (wt == FR_TYPE_Q4_0 || wt == FR_TYPE_Q8_0)) {
+                const fr_type_traits *ac = fr_type_traits_get(wt), *av = fr_type_traits_get(vt);
+                int differ = 0;
+                for (int t = 0; t < nt; t++) {
+                    (av->act_from_float ? av->act_from_float : av->from_float)(x + (size_t)t * n_in, yq, n_in);
+                    for (int r = 0; r < n_out; r++) {
+                        float d;
+                        ac->vec_dot(n_in, &d, wd + (size_t)r * rs, yq);
+                        differ += memcmp(&d, &y1[(size_t)t * n_out + r], sizeof d) != 0;
+                    }
+                }
+                CHECKF(differ == 0, "%s matmul %s n_tok=%d: %d outputs differ from vec_dot's bits", lvl, sc->name, nt,
+                       differ);
+            }
             int bad = 0;
             for (int t = 0; t < nt; t++) {
                 quant_scalar(vt, x + (size_t)t * n_in, yq, n_in, 1);

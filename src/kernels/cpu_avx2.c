@@ -472,6 +472,81 @@ static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
     *s = hsum_ps(acc);
 }
 
+/* Row-major GEMMs of Q4_0 and Q8_0 (kernels/ops.c calls them for weights that are not
+ * repacked: the experts of a mixture, whose cache slots hold file rows). Why: one row
+ * at a time, the dot above spends ~17 operations on an 18-byte Q4_0 block in one chain
+ * of dependent fmadds, and a mixture's decode spent half its time there. Here 4 rows
+ * share each activation block: 4 independent chains, the activation's work done once,
+ * the 4 rows' scales widened in one vcvtph2ps, and for Q4_0 the nibble offset taken out
+ * of the activation side (each lane's integer is sum nib * y - 8 sum y over its 4 bytes,
+ * the same int32 the dot's sign trick gives, exactly). Every row's float chain is the
+ * dot's, operation for operation, so each output is bit-identical to vec_dot's
+ * whatever n_rows and n_tok are (a tail of fewer than 4 rows goes to the dot itself). */
+
+/* unpack_nibbles16 in two operations after a broadcast load: the high half shifted
+ * by 4 (a per-quadword shift), then masked */
+static inline __m256i nibbles_bc(const uint8_t *qs) {
+    const __m256i b = _mm256_broadcastsi128_si256(loadu128(qs));
+    return _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+}
+
+/* The 4 blocks' F16 scales at stride w_row, widened and times dy: lane k = h2f(d_k) * dy
+ * as the dot's scalar product (the same IEEE multiply). */
+static inline __m128 scales4(const uint8_t *d0, size_t w_row, float dy) {
+    uint16_t h[4];
+    for (int k = 0; k < 4; k++) memcpy(&h[k], d0 + (size_t)k * w_row, 2);
+    __m128i v;
+    memcpy(&v, h, 8); /* the upper 8 bytes are never read as scales */
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_unpacklo_epi64(v, v)), _mm_set1_ps(dy));
+}
+
+#define ROWS4_GEMM(NAME, BLOCK, DOT, PREP, LANE)                                                                \
+    static void NAME(int n, const void *w, size_t w_row, int n_rows, const void *yp, size_t yp_row, int n_tok, \
+                     float *out, size_t ld) {                                                                  \
+        int r = 0;                                                                                              \
+        for (; r + 4 <= n_rows; r += 4) {                                                                       \
+            const uint8_t *x0 = (const uint8_t *)w + (size_t)r * w_row;                                         \
+            for (int t = 0; t < n_tok; t++) {                                                                   \
+                const fr_block_q8_0 *y = (const fr_block_q8_0 *)((const uint8_t *)yp + (size_t)t * yp_row);     \
+                __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),                  \
+                                 _mm256_setzero_ps()};                                                          \
+                for (int b = 0; b < n / FR_QK; b++) {                                                           \
+                    /* the tile after next, a block's share of it per block (cache slots of \
+                     * experts were just written by the disk: nothing of them is cached) */  \
+                    __builtin_prefetch(x0 + 8 * w_row + (size_t)b * 4 * sizeof(BLOCK), 0, 3);                   \
+                    const __m256i yq = loadu256(y[b].qs);                                                       \
+                    PREP;                                                                                       \
+                    const __m128 d4 = scales4(x0 + (size_t)b * sizeof(BLOCK), w_row, h2f(y[b].d));              \
+                    for (int k = 0; k < 4; k++) {                                                               \
+                        const BLOCK *xb = (const BLOCK *)(x0 + (size_t)k * w_row) + b;                          \
+                        const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), _mm256_set1_epi32(k)); \
+                        acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(LANE), acc[k]);                          \
+                    }                                                                                           \
+                }                                                                                               \
+                for (int k = 0; k < 4; k++) out[(size_t)t * ld + (size_t)(r + k)] = hsum_ps(acc[k]);            \
+            }                                                                                                   \
+        }                                                                                                       \
+        for (; r < n_rows; r++)                                                                                 \
+            for (int t = 0; t < n_tok; t++)                                                                     \
+                DOT(n, &out[(size_t)t * ld + (size_t)r], (const uint8_t *)w + (size_t)r * w_row,                \
+                    (const uint8_t *)yp + (size_t)t * yp_row);                                                  \
+    }
+/* Q4_0: 8 * (sum of y over each lane's 4 bytes), once per block for the 4 rows */
+#define Q4_0_PREP                                                                                             \
+    const __m256i y8 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), yq), _mm256_set1_epi16(1))
+#define Q4_0_LANE                                                                                             \
+    _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_bc(xb->qs), yq), _mm256_set1_epi16(1)), y8)
+#define Q8_0_LANE                                                                                             \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(loadu256(xb->qs), loadu256(xb->qs)),             \
+                                           _mm256_sign_epi8(yq, loadu256(xb->qs))),                          \
+                      _mm256_set1_epi16(1))
+ROWS4_GEMM(gemm_q4_0, fr_block_q4_0, dot_q4_0, Q4_0_PREP, Q4_0_LANE)
+ROWS4_GEMM(gemm_q8_0, fr_block_q8_0, dot_q8_0, (void)0, Q8_0_LANE)
+#undef Q4_0_PREP
+#undef Q4_0_LANE
+#undef Q8_0_LANE
+#undef ROWS4_GEMM
+
 /* Q4_1 x Q8_1: unsigned quants, the min enters as m * (d_y * sum(q_y)) = m * s_y. */
 static void dot_q4_1(int n, float *s, const void *vx, const void *vy) {
     const fr_block_q4_1 *x = vx;
@@ -728,6 +803,8 @@ int fr_kernels_install_avx2(fr_type_traits *t) {
     t[FR_TYPE_Q5_0].vec_dot = dot_q5_0;
     t[FR_TYPE_Q5_1].vec_dot = dot_q5_1;
     t[FR_TYPE_Q8_0].vec_dot = dot_q8_0;
+    t[FR_TYPE_Q4_0].gemm = gemm_q4_0;
+    t[FR_TYPE_Q8_0].gemm = gemm_q8_0;
     t[FR_TYPE_Q8_0].act_from_float = act_q8_0;
     t[FR_TYPE_Q8_1].act_from_float = act_q8_1;
     t[FR_TYPE_Q4_K].vec_dot = dot_q4_k;
