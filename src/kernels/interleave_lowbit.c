@@ -51,12 +51,15 @@ static void get_lanes(const uint8_t *o, int r, size_t n, uint8_t *dst) {
 
 /* The 256 values of a Q3_K block as u = q + 4 * hbit (0..7; the value is u - 4):
  * value 128h + 32s + l has its 2 bits at 2s in qs[32h + l] and its third at bit
- * 4h + s of hmask[l]. */
+ * 4h + s of hmask[l]. The inner loop runs over l, 32 bytes the compiler vectorises:
+ * the loader repacks every Q3_K matrix this way (a value-by-value loop made a 1.1B
+ * Q3_K_M model load in 2.8 s instead of 0.35). */
 static void q3_get_u(const fr_block_q3_k *x, uint8_t u[FR_QK_K]) {
-    for (int v = 0; v < FR_QK_K; v++) {
-        const int h = v >> 7, s = (v >> 5) & 3, l = v & 31;
-        u[v] = (uint8_t)(((x->qs[32 * h + l] >> (2 * s)) & 3) | (((x->hmask[l] >> (4 * h + s)) & 1) << 2));
-    }
+    for (int h = 0; h < 2; h++)
+        for (int s = 0; s < 4; s++)
+            for (int l = 0; l < 32; l++)
+                u[128 * h + 32 * s + l] =
+                    (uint8_t)(((x->qs[32 * h + l] >> (2 * s)) & 3) | (((x->hmask[l] >> (4 * h + s)) & 1) << 2));
 }
 
 static void q3_put_u(const uint8_t u[FR_QK_K], fr_block_q3_k *x) {
@@ -86,13 +89,12 @@ void fr_il_pack_group_q3_k(const void *src, int64_t n_in, void *dst) {
             uint8_t u[FR_QK_K];
             q3_get_u(x, u);
             for (int p = 0; p < 8; p++) {
-                uint8_t *ra = o + Q3_PAIRS + 192 * p, *rb = ra + 64, *rc = ra + 128;
+                uint8_t *ra = o + Q3_PAIRS + 192 * p + 4 * r, *rb = ra + 64, *rc = ra + 128;
+                const uint8_t *v = u + 32 * p; /* register i, byte k: v[4 i + k] (q3_value) */
                 for (int k = 0; k < 4; k++) {
-                    uint8_t w[8];
-                    for (int i = 0; i < 8; i++) w[i] = u[q3_value(p, i, k)];
-                    ra[4 * r + k] = (uint8_t)(w[0] | w[1] << 3 | (w[2] & 3) << 6);
-                    rb[4 * r + k] = (uint8_t)(w[3] | w[4] << 3 | (w[5] & 3) << 6);
-                    rc[4 * r + k] = (uint8_t)(w[6] | w[7] << 3 | (w[2] >> 2) << 6 | (w[5] >> 2) << 7);
+                    ra[k] = (uint8_t)(v[k] | v[4 + k] << 3 | (v[8 + k] & 3) << 6);
+                    rb[k] = (uint8_t)(v[12 + k] | v[16 + k] << 3 | (v[20 + k] & 3) << 6);
+                    rc[k] = (uint8_t)(v[24 + k] | v[28 + k] << 3 | (v[8 + k] >> 2) << 6 | (v[20 + k] >> 2) << 7);
                 }
             }
         }
