@@ -817,6 +817,7 @@ int fr_kernels_install_avx2(fr_type_traits *t) {
     t[FR_TYPE_Q6_K].vec_dot = dot_q6_k;
     t[FR_TYPE_Q8_K].from_float = quant_q8_k;
     fr_kernels_install_il_avx2(t); /* the IL16 GEMMs (il_avx2.c) */
+    fr_kernels_install_elem_avx2(t); /* softmax, SwiGLU (elem_avx2.c) */
     return 1;
 }
 

@@ -59,6 +59,9 @@ const fr_type_traits *fr_kernels_table(void);
  * have checked that the CPU supports the level: these files are compiled with
  * -mavx2 / -mavx512* and any instruction in them may fault otherwise. */
 int fr_kernels_install_avx2(fr_type_traits *t);
+/* The AVX2 level's softmax and SwiGLU (elem_avx2.c), called by the AVX2 installer;
+ * does nothing when compiled without AVX2. */
+void fr_kernels_install_elem_avx2(fr_type_traits *t);
 int fr_kernels_install_avx512(fr_type_traits *t, int cpu_has_bf16);
 int fr_kernels_install_neon(fr_type_traits *t);
 /* AVX-512 installer of frugal's own types (private_avx512.c): overrides vec_dot in t
