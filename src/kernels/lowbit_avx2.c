@@ -176,9 +176,98 @@ GRP_DOT(iq3_s, fr_block_iq3_s)
 
 IQ_DOT_AVX2(iq2_xxs, fr_block_iq2_xxs, grp_iq2_xxs, 0.125f)
 IQ_DOT_AVX2(iq2_xs, fr_block_iq2_xs, grp_iq2_xs, 0.125f)
-IQ_DOT_AVX2(iq2_s, fr_block_iq2_s, grp_iq2_s, 0.125f)
+/* IQ2_S, a block at a time: the 16 scales widened once per block and spread to each
+ * group by one vpshufb; the 10-bit grid indices built in general-purpose registers
+ * (the vector ports are the busy ones) and the 4 grid words of a group loaded and
+ * inserted (on Zen 3 the 4-element gather ran ~5 % slower); the signs as a byte mask
+ * applied with xor and subtract. The same int32 group sums as grp_iq2_s, so the same
+ * float steps and bits as IQ_DOT_AVX2. */
+/* vpshufb controls: group ib's scale bytes as words, half 0's in the low lane, half 1's in the high one */
+#define W8(v) v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80
+#define CTL(ib) {W8(2 * (ib)), W8(2 * (ib) + 1)}
+static const uint8_t iq2s_sc_ctl[8][32] __attribute__((aligned(32))) = {CTL(0), CTL(1), CTL(2), CTL(3),
+                                                                          CTL(4), CTL(5), CTL(6), CTL(7)};
+#undef CTL
+#undef W8
+
+static void dot_iq2_s(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq2_s *x = vx;
+    const fr_block_q8_k *y = vy;
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        const fr_block_iq2_s *xb = &x[b];
+        /* 2 s + 1 of the 16 sub-blocks as bytes, in both lanes: byte 2 ib + h is group
+         * ib's half h (values 16 h ..) */
+        const __m128i s8 = _mm_loadl_epi64((const __m128i *)xb->scales);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
+                                              _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
+        const __m256i scb = _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
+        __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *q = xb->qs + 4 * ib;
+            const unsigned h = xb->qh[ib];
+            const __m256i g = grid64x4(fr_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 0xC) << 6,
+                                       q[2] | (h & 0x30) << 4, q[3] | (h & 0xC0) << 2);
+            int32_t sb;
+            memcpy(&sb, xb->qs + FR_QK_K / 8 + 4 * ib, 4);
+            const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(sb), shuf), bit), bit);
+            const __m256i q8 = _mm256_sub_epi8(_mm256_xor_si256(ld256(y[b].qs + 32 * ib), neg), neg);
+            const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq2s_sc_ctl[ib]));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    *s = 0.125f * hsum_ps(acc);
+}
 IQ_DOT_AVX2(iq3_xxs, fr_block_iq3_xxs, grp_iq3_xxs, 0.25f)
-IQ_DOT_AVX2(iq3_s, fr_block_iq3_s, grp_iq3_s, 1.0f)
+/* IQ3_S, a block at a time, as dot_iq2_s: the 8 scales widened once per block and
+ * spread by one vpshufb, the signs applied with xor and subtract. The grid words come
+ * through g2_iq3_s's gather. The same int32 group sums as grp_iq3_s, so the same bits
+ * as IQ_DOT_AVX2. */
+#define W16(v) v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, \
+               v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80
+static const uint8_t iq3s_sc_ctl[8][32] __attribute__((aligned(32))) = {{W16(0)}, {W16(1)}, {W16(2)}, {W16(3)},
+                                                                          {W16(4)}, {W16(5)}, {W16(6)}, {W16(7)}};
+#undef W16
+
+static void dot_iq3_s(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq3_s *x = vx;
+    const fr_block_q8_k *y = vy;
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        const fr_block_iq3_s *xb = &x[b];
+        int32_t s4;
+        memcpy(&s4, xb->scales, 4);
+        const __m128i s8 = _mm_cvtsi32_si128(s4);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
+                                              _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
+        const __m256i scb = _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
+        __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *q = xb->qs + 8 * ib;
+            const unsigned h = xb->qh[ib];
+            const uint32_t *gr = fr_iq3s_grid;
+            const __m256i g = _mm256_setr_epi32((int)gr[q[0] | (h << 8 & 256)], (int)gr[q[1] | (h << 7 & 256)],
+                                                (int)gr[q[2] | (h << 6 & 256)], (int)gr[q[3] | (h << 5 & 256)],
+                                                (int)gr[q[4] | (h << 4 & 256)], (int)gr[q[5] | (h << 3 & 256)],
+                                                (int)gr[q[6] | (h << 2 & 256)], (int)gr[q[7] | (h << 1 & 256)]);
+            int32_t sb;
+            memcpy(&sb, xb->signs + 4 * ib, 4);
+            const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(sb), shuf), bit), bit);
+            const __m256i q8 = _mm256_sub_epi8(_mm256_xor_si256(ld256(y[b].qs + 32 * ib), neg), neg);
+            const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq3s_sc_ctl[ib]));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    *s = hsum_ps(acc);
+}
 
 /* IQ1_S / IQ1_M: grid values in {-1, 0, 1} (signed), so |g| and sign(q8, g). The
  * +-1/8 shift: the scalar sums of q8 per 8 (IQ1_M) or 32 (IQ1_S, via bsums). */
