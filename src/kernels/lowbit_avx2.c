@@ -138,51 +138,80 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
 }
 
 /* ------------------------------------------------------------ lattice i-quants
- * Per group of 32: grid magnitudes g (unsigned bytes), a sign word (bit i: value i
- * negative), the scales of values 0..15 and 16..31. */
+ * A block at a time, per group of 32 values: the grid magnitudes g (unsigned bytes)
+ * loaded word by word with indices built in general-purpose registers (the vector
+ * ports are the busy ones, and on Zen 3 the AVX2 gathers ran slower than these loads),
+ * the sign bits as a byte mask applied to the activations with xor and subtract, and
+ * the group's scale (2 s + 1) as words against vpmaddubsw's pair sums; the 4-bit
+ * scales of IQ2_S / IQ2_XS / IQ3_S widened once per block and spread to each group by
+ * one vpshufb. Then, per block: acc = fma(d * d_y, isum, acc), the type's constant
+ * factor at the end. The group sums are the prefill GEMMs' (lowbit_gemm_avx2.c, with
+ * lowbit_avx2_iq.h's decoders), exactly, so a token gives the same bits alone and in
+ * a batch. On one Zen 3 core, before -> after this form: IQ2_XXS 1.5 -> 2.2 GB/s,
+ * IQ2_S 2.2 -> 4.1, IQ3_XXS 1.9 -> 2.8, IQ3_S 2.6 -> 3.5 (bench_matmul_ab -i). */
 
-/* int32 x 8 of one group: sc0 * dot(values 0..15) + sc1 * dot(16..31). */
-static inline __m256i group_dot(__m256i g, uint32_t sbits, const int8_t *q8, int sc0, int sc1) {
-    const __m256i p16 = _mm256_maddubs_epi16(g, _mm256_sign_epi8(ld256(q8), signs_pm1(sbits)));
-    return madd_halves(p16, sc0, sc1);
+/* 0xFF in the bytes whose bit in sb is set (bit i: byte i). */
+static inline __m256i neg_mask(int32_t sb) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(sb), shuf), bit), bit);
 }
 
-#define GRP_DOT(name, blk)                                                              \
-    static inline __m256i grp_##name(const blk *x, int ib, const int8_t *q8) {          \
-        fr_iq_grp2 p;                                                                    \
-        g2_##name(x, ib, &p);                                                            \
-        return group_dot(p.g, p.sb, q8, p.sc0, p.sc1);                                   \
-    }
-GRP_DOT(iq2_xxs, fr_block_iq2_xxs)
-GRP_DOT(iq2_xs, fr_block_iq2_xs)
-GRP_DOT(iq2_s, fr_block_iq2_s)
-GRP_DOT(iq3_xxs, fr_block_iq3_xxs)
-GRP_DOT(iq3_s, fr_block_iq3_s)
+/* 32 activation bytes at q8, negated where neg is set (xor then subtract: the sign
+ * trick in two operations; -128 stays -128, as vpsignb leaves it) */
+static inline __m256i neg_apply(const int8_t *q8, __m256i neg) {
+    return _mm256_sub_epi8(_mm256_xor_si256(ld256(q8), neg), neg);
+}
 
-/* d * y.d * (sum of the 8 groups), the type's constant factor applied at the end */
-#define IQ_DOT_AVX2(name, blk, grp, FACTOR)                                              \
-    static void dot_##name(int n, float *s, const void *vx, const void *vy) {            \
-        const blk *x = vx;                                                               \
-        const fr_block_q8_k *y = vy;                                                     \
-        __m256 acc = _mm256_setzero_ps();                                                \
-        for (int b = 0; b < n / FR_QK_K; b++) {                                          \
-            __m256i isum = _mm256_setzero_si256();                                       \
-            for (int ib = 0; ib < 8; ib++)                                               \
-                isum = _mm256_add_epi32(isum, grp(&x[b], ib, y[b].qs + 32 * ib));         \
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc); \
-        }                                                                                \
-        *s = FACTOR * hsum_ps(acc);                                                      \
+/* IQ2_XXS and IQ3_XXS: the 7-bit sign fields completed by parity (signs7x4), one
+ * scale per group in the sign word's top bits. */
+static void dot_iq2_xxs(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq2_xxs *x = vx;
+    const fr_block_q8_k *y = vy;
+    const uint64_t *gr = fr_iq2xxs_grid;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t w[2];
+            memcpy(w, x[b].qs + 4 * ib, 8);
+            const __m256i g = grid64x4(gr, (int)(w[0] & 255), (int)(w[0] >> 8 & 255), (int)(w[0] >> 16 & 255),
+                                       (int)(w[0] >> 24));
+            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask((int32_t)signs7x4(w[1])));
+            const __m256i sc = _mm256_set1_epi16((short)(2 * (int)(w[1] >> 28) + 1));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
     }
+    *s = 0.125f * hsum_ps(acc);
+}
 
-IQ_DOT_AVX2(iq2_xxs, fr_block_iq2_xxs, grp_iq2_xxs, 0.125f)
-IQ_DOT_AVX2(iq2_xs, fr_block_iq2_xs, grp_iq2_xs, 0.125f)
-/* IQ2_S, a block at a time: the 16 scales widened once per block and spread to each
- * group by one vpshufb; the 10-bit grid indices built in general-purpose registers
- * (the vector ports are the busy ones) and the 4 grid words of a group loaded and
- * inserted (on Zen 3 the 4-element gather ran ~5 % slower); the signs as a byte mask
- * applied with xor and subtract. The same int32 group sums as grp_iq2_s, so the same
- * float steps and bits as IQ_DOT_AVX2. */
-/* vpshufb controls: group ib's scale bytes as words, half 0's in the low lane, half 1's in the high one */
+static void dot_iq3_xxs(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq3_xxs *x = vx;
+    const fr_block_q8_k *y = vy;
+    const uint32_t *gr = fr_iq3xxs_grid;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *q = x[b].qs + 8 * ib;
+            uint32_t w;
+            memcpy(&w, x[b].qs + FR_QK_K / 4 + 4 * ib, 4);
+            const __m256i g = _mm256_setr_epi32((int)gr[q[0]], (int)gr[q[1]], (int)gr[q[2]], (int)gr[q[3]],
+                                                (int)gr[q[4]], (int)gr[q[5]], (int)gr[q[6]], (int)gr[q[7]]);
+            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask((int32_t)signs7x4(w)));
+            const __m256i sc = _mm256_set1_epi16((short)(2 * (int)(w >> 28) + 1));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    *s = 0.25f * hsum_ps(acc);
+}
+/* IQ2_S and IQ2_XS: a 4-bit scale per 16 values. vpshufb controls: group ib's scale
+ * bytes (2 ib: values 0..15, 2 ib + 1: 16..31) as words, the first in the low lane,
+ * the second in the high one. */
 #define W8(v) v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80
 #define CTL(ib) {W8(2 * (ib)), W8(2 * (ib) + 1)}
 static const uint8_t iq2s_sc_ctl[8][32] __attribute__((aligned(32))) = {CTL(0), CTL(1), CTL(2), CTL(3),
@@ -193,8 +222,6 @@ static const uint8_t iq2s_sc_ctl[8][32] __attribute__((aligned(32))) = {CTL(0), 
 static void dot_iq2_s(int n, float *s, const void *vx, const void *vy) {
     const fr_block_iq2_s *x = vx;
     const fr_block_q8_k *y = vy;
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / FR_QK_K; b++) {
         const fr_block_iq2_s *xb = &x[b];
@@ -213,8 +240,7 @@ static void dot_iq2_s(int n, float *s, const void *vx, const void *vy) {
                                        q[2] | (h & 0x30) << 4, q[3] | (h & 0xC0) << 2);
             int32_t sb;
             memcpy(&sb, xb->qs + FR_QK_K / 8 + 4 * ib, 4);
-            const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(sb), shuf), bit), bit);
-            const __m256i q8 = _mm256_sub_epi8(_mm256_xor_si256(ld256(y[b].qs + 32 * ib), neg), neg);
+            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask(sb));
             const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq2s_sc_ctl[ib]));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
         }
@@ -222,11 +248,31 @@ static void dot_iq2_s(int n, float *s, const void *vx, const void *vy) {
     }
     *s = 0.125f * hsum_ps(acc);
 }
-IQ_DOT_AVX2(iq3_xxs, fr_block_iq3_xxs, grp_iq3_xxs, 0.25f)
-/* IQ3_S, a block at a time, as dot_iq2_s: the 8 scales widened once per block and
- * spread by one vpshufb, the signs applied with xor and subtract. The grid words come
- * through g2_iq3_s's gather. The same int32 group sums as grp_iq3_s, so the same bits
- * as IQ_DOT_AVX2. */
+static void dot_iq2_xs(int n, float *s, const void *vx, const void *vy) {
+    const fr_block_iq2_xs *x = vx;
+    const fr_block_q8_k *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / FR_QK_K; b++) {
+        const fr_block_iq2_xs *xb = &x[b];
+        const __m128i s8 = _mm_loadl_epi64((const __m128i *)xb->scales);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
+                                              _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
+        const __m256i scb = _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
+        __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            fr_iq_grp2 p; /* its grid words by inserts, its sign word by parity */
+            g2_iq2_xs(xb, ib, &p);
+            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask((int32_t)p.sb));
+            const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq2s_sc_ctl[ib]));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(p.g, q8), sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    *s = 0.125f * hsum_ps(acc);
+}
+
+/* IQ3_S: a 4-bit scale per group of 32, 9-bit grid indices, explicit signs. */
 #define W16(v) v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, \
                v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80
 static const uint8_t iq3s_sc_ctl[8][32] __attribute__((aligned(32))) = {{W16(0)}, {W16(1)}, {W16(2)}, {W16(3)},
@@ -236,8 +282,6 @@ static const uint8_t iq3s_sc_ctl[8][32] __attribute__((aligned(32))) = {{W16(0)}
 static void dot_iq3_s(int n, float *s, const void *vx, const void *vy) {
     const fr_block_iq3_s *x = vx;
     const fr_block_q8_k *y = vy;
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / FR_QK_K; b++) {
         const fr_block_iq3_s *xb = &x[b];
@@ -259,8 +303,7 @@ static void dot_iq3_s(int n, float *s, const void *vx, const void *vy) {
                                                 (int)gr[q[6] | (h << 2 & 256)], (int)gr[q[7] | (h << 1 & 256)]);
             int32_t sb;
             memcpy(&sb, xb->signs + 4 * ib, 4);
-            const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(sb), shuf), bit), bit);
-            const __m256i q8 = _mm256_sub_epi8(_mm256_xor_si256(ld256(y[b].qs + 32 * ib), neg), neg);
+            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask(sb));
             const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq3s_sc_ctl[ib]));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
         }

@@ -53,12 +53,13 @@ static inline uint32_t signs7x4(uint32_t w) {
     return signs_parity4((w & 0x7Fu) | (w & 0x3F80u) << 1 | (w & 0x1FC000u) << 2 | (w & 0xFE00000u) << 3);
 }
 
-/* Grid words: IQ3 (8 dwords) and IQ2_S / IQ2_XXS (4 qwords) through one AVX2 gather,
- * measured faster than loads and inserts on the Intel Xeon development VM (at the AVX2
- * level: IQ3_S decode 2.5 -> 4.3 GB/s on one core, IQ3_XXS 2.9 -> 3.2, IQ2_S 2.7 -> 3.0,
- * prefill +8-12 %); IQ2_XS gained nothing and keeps the inserts. Not measured on the AMD
- * cores this level also serves (Zen 2/3 gathers are slower than Intel's; the inserts
- * they replace queue on one shuffle port there too).
+/* Grid words for the prefill GEMMs (lowbit_gemm_avx2.c): IQ3 (8 dwords) and IQ2_S /
+ * IQ2_XXS (4 qwords) through one AVX2 gather, measured faster than loads and inserts on
+ * the Intel Xeon development VM (at the AVX2 level: IQ3_S decode 2.5 -> 4.3 GB/s on one
+ * core, IQ3_XXS 2.9 -> 3.2, IQ2_S 2.7 -> 3.0, prefill +8-12 %); IQ2_XS gained nothing and
+ * keeps the inserts. The dots (lowbit_avx2.c) decode a block at a time with scalar
+ * loads instead, faster on a Zen 3 core, whose gathers are slower than Intel's; both
+ * give the same integers.
  * One group of 32 decoded: grid magnitudes (unsigned bytes), a sign word (bit i:
  * value i negative), the scales of values 0..15 and 16..31. */
 typedef struct {
