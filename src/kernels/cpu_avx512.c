@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/quant.h"
+#include "kernels/exp_poly.h"
 #include "kernels/il_avx512.h"
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
@@ -297,17 +298,14 @@ static void attn_vacc_f16(int n, const void *const *vrows, int n_rows, const flo
     }
 }
 
-/* e^x for 8 doubles: x = n ln2 + r (ln2 in two parts, so n ln2 is exact), |r| <=
- * ln2/2, e^r by its Taylor series to r^12 (relative error below 1e-14), times 2^n. */
+/* e^x for 8 doubles (exp_poly.h). */
 static inline __m512d exp512_pd(__m512d x) {
-    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(FR_EXP_LOG2E)),
                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
-    __m512d p = _mm512_set1_pd(1.0 / 479001600.0); /* 1/12! */
-    static const double inv_fact[12] = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
-                                        1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
-    for (int k = 0; k < 12; k++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_fact[k]));
+    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(FR_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(FR_EXP_LN2_LO), r);
+    __m512d p = _mm512_set1_pd(fr_exp_taylor[0]);
+    for (int k = 1; k < 13; k++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(fr_exp_taylor[k]));
     return _mm512_scalef_pd(p, n);
 }
 

@@ -15,20 +15,18 @@
 #include <immintrin.h>
 #include <math.h>
 
-/* e^x for 4 doubles: x = n ln2 + r (ln2 in two parts, so n ln2 is exact), |r| <=
- * ln2/2, e^r by its Taylor series to r^12 (relative error below 1e-14), times 2^n
- * built in the exponent field. For the clamped float inputs of exp256 (n in
- * [-151, 129]) every result is a normal double, so the product is exact, the same
- * as the AVX-512 level's vscalefpd. */
+#include "kernels/exp_poly.h"
+
+/* e^x for 4 doubles (exp_poly.h), 2^n built in the exponent field. For the clamped
+ * float inputs of exp256 (n in [-151, 129]) every result is a normal double, so the
+ * product is exact, the same as the AVX-512 level's vscalefpd. */
 static inline __m256d exp256_pd(__m256d x) {
-    const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
+    const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(FR_EXP_LOG2E)),
                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
-    __m256d p = _mm256_set1_pd(1.0 / 479001600.0); /* 1/12! */
-    static const double inv_fact[12] = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
-                                        1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
-    for (int k = 0; k < 12; k++) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[k]));
+    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(FR_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(FR_EXP_LN2_LO), r);
+    __m256d p = _mm256_set1_pd(fr_exp_taylor[0]);
+    for (int k = 1; k < 13; k++) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(fr_exp_taylor[k]));
     const __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)),
                                                          _mm256_set1_epi64x(1023)), 52);
     return _mm256_mul_pd(p, _mm256_castsi256_pd(e));

@@ -163,154 +163,123 @@ static inline __m256i neg_apply(const int8_t *q8, __m256i neg) {
     return _mm256_sub_epi8(_mm256_xor_si256(ld256(q8), neg), neg);
 }
 
-/* IQ2_XXS and IQ3_XXS: the 7-bit sign fields completed by parity (signs7x4), one
- * scale per group in the sign word's top bits. */
-static void dot_iq2_xxs(int n, float *s, const void *vx, const void *vy) {
-    const fr_block_iq2_xxs *x = vx;
-    const fr_block_q8_k *y = vy;
-    const uint64_t *gr = fr_iq2xxs_grid;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / FR_QK_K; b++) {
-        __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int ib = 0; ib < 8; ib++) {
-            uint32_t w[2];
-            memcpy(w, x[b].qs + 4 * ib, 8);
-            const __m256i g = grid64x4(gr, (int)(w[0] & 255), (int)(w[0] >> 8 & 255), (int)(w[0] >> 16 & 255),
-                                       (int)(w[0] >> 24));
-            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask((int32_t)signs7x4(w[1])));
-            const __m256i sc = _mm256_set1_epi16((short)(2 * (int)(w[1] >> 28) + 1));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
-    }
-    *s = 0.125f * hsum_ps(acc);
+/* 2 s + 1 of up to 16 packed 4-bit scales (s8: 8 bytes, low nibble first), as bytes
+ * in both lanes: byte 2 k + h is byte k's nibble h. */
+static inline __m256i scale_bytes(__m128i s8) {
+    const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
+                                          _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
+    return _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
 }
 
-static void dot_iq3_xxs(int n, float *s, const void *vx, const void *vy) {
-    const fr_block_iq3_xxs *x = vx;
-    const fr_block_q8_k *y = vy;
-    const uint32_t *gr = fr_iq3xxs_grid;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / FR_QK_K; b++) {
-        __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int ib = 0; ib < 8; ib++) {
-            const uint8_t *q = x[b].qs + 8 * ib;
-            uint32_t w;
-            memcpy(&w, x[b].qs + FR_QK_K / 4 + 4 * ib, 4);
-            const __m256i g = _mm256_setr_epi32((int)gr[q[0]], (int)gr[q[1]], (int)gr[q[2]], (int)gr[q[3]],
-                                                (int)gr[q[4]], (int)gr[q[5]], (int)gr[q[6]], (int)gr[q[7]]);
-            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask((int32_t)signs7x4(w)));
-            const __m256i sc = _mm256_set1_epi16((short)(2 * (int)(w >> 28) + 1));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
-    }
-    *s = 0.25f * hsum_ps(acc);
-}
-/* IQ2_S and IQ2_XS: a 4-bit scale per 16 values. vpshufb controls: group ib's scale
- * bytes (2 ib: values 0..15, 2 ib + 1: 16..31) as words, the first in the low lane,
- * the second in the high one. */
+/* vpshufb controls over scale_bytes: IQ2_S / IQ2_XS (a scale per 16 values): group
+ * ib's bytes 2 ib (values 0..15) and 2 ib + 1 (16..31) as words, in the low and the
+ * high lane; IQ3_S (a scale per 32): byte ib as words in both lanes. */
 #define W8(v) v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80
-#define CTL(ib) {W8(2 * (ib)), W8(2 * (ib) + 1)}
-static const uint8_t iq2s_sc_ctl[8][32] __attribute__((aligned(32))) = {CTL(0), CTL(1), CTL(2), CTL(3),
-                                                                          CTL(4), CTL(5), CTL(6), CTL(7)};
-#undef CTL
+#define CTL16(ib) {W8(2 * (ib)), W8(2 * (ib) + 1)}
+#define CTL32(ib) {W8(ib), W8(ib)}
+static const uint8_t sc_ctl16[8][32] __attribute__((aligned(32))) = {CTL16(0), CTL16(1), CTL16(2), CTL16(3),
+                                                                       CTL16(4), CTL16(5), CTL16(6), CTL16(7)};
+static const uint8_t sc_ctl32[8][32] __attribute__((aligned(32))) = {CTL32(0), CTL32(1), CTL32(2), CTL32(3),
+                                                                       CTL32(4), CTL32(5), CTL32(6), CTL32(7)};
+#undef CTL32
+#undef CTL16
 #undef W8
 
-static void dot_iq2_s(int n, float *s, const void *vx, const void *vy) {
-    const fr_block_iq2_s *x = vx;
-    const fr_block_q8_k *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / FR_QK_K; b++) {
-        const fr_block_iq2_s *xb = &x[b];
-        /* 2 s + 1 of the 16 sub-blocks as bytes, in both lanes: byte 2 ib + h is group
-         * ib's half h (values 16 h ..) */
-        const __m128i s8 = _mm_loadl_epi64((const __m128i *)xb->scales);
-        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
-                                              _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
-        const __m256i scb = _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
-        __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int ib = 0; ib < 8; ib++) {
-            const uint8_t *q = xb->qs + 4 * ib;
-            const unsigned h = xb->qh[ib];
-            const __m256i g = grid64x4(fr_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 0xC) << 6,
-                                       q[2] | (h & 0x30) << 4, q[3] | (h & 0xC0) << 2);
-            int32_t sb;
-            memcpy(&sb, xb->qs + FR_QK_K / 8 + 4 * ib, 4);
-            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask(sb));
-            const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq2s_sc_ctl[ib]));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
-    }
-    *s = 0.125f * hsum_ps(acc);
-}
-static void dot_iq2_xs(int n, float *s, const void *vx, const void *vy) {
-    const fr_block_iq2_xs *x = vx;
-    const fr_block_q8_k *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / FR_QK_K; b++) {
-        const fr_block_iq2_xs *xb = &x[b];
-        const __m128i s8 = _mm_loadl_epi64((const __m128i *)xb->scales);
-        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
-                                              _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
-        const __m256i scb = _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
-        __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int ib = 0; ib < 8; ib++) {
-            fr_iq_grp2 p; /* its grid words by inserts, its sign word by parity */
-            g2_iq2_xs(xb, ib, &p);
-            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask((int32_t)p.sb));
-            const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq2s_sc_ctl[ib]));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(p.g, q8), sc));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
-    }
-    *s = 0.125f * hsum_ps(acc);
+/* One group per type: *g its grid magnitudes, *sb its sign word, *sc its scale words
+ * (scb: the block's scale_bytes, where the type has them). */
+#define FR_INLINE static inline __attribute__((always_inline))
+FR_INLINE void grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+    (void)scb;
+    uint32_t w[2];
+    memcpy(w, x->qs + 4 * ib, 8);
+    *g = grid64x4(fr_iq2xxs_grid, (int)(w[0] & 255), (int)(w[0] >> 8 & 255), (int)(w[0] >> 16 & 255),
+                  (int)(w[0] >> 24));
+    *sb = (int32_t)signs7x4(w[1]);
+    *sc = _mm256_set1_epi16((short)(2 * (int)(w[1] >> 28) + 1));
 }
 
-/* IQ3_S: a 4-bit scale per group of 32, 9-bit grid indices, explicit signs. */
-#define W16(v) v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, \
-               v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80, v, 0x80
-static const uint8_t iq3s_sc_ctl[8][32] __attribute__((aligned(32))) = {{W16(0)}, {W16(1)}, {W16(2)}, {W16(3)},
-                                                                          {W16(4)}, {W16(5)}, {W16(6)}, {W16(7)}};
-#undef W16
-
-static void dot_iq3_s(int n, float *s, const void *vx, const void *vy) {
-    const fr_block_iq3_s *x = vx;
-    const fr_block_q8_k *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / FR_QK_K; b++) {
-        const fr_block_iq3_s *xb = &x[b];
-        int32_t s4;
-        memcpy(&s4, xb->scales, 4);
-        const __m128i s8 = _mm_cvtsi32_si128(s4);
-        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(s8, _mm_set1_epi8(0x0F)),
-                                              _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
-        const __m256i scb = _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
-        __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int ib = 0; ib < 8; ib++) {
-            const uint8_t *q = xb->qs + 8 * ib;
-            const unsigned h = xb->qh[ib];
-            const uint32_t *gr = fr_iq3s_grid;
-            const __m256i g = _mm256_setr_epi32((int)gr[q[0] | (h << 8 & 256)], (int)gr[q[1] | (h << 7 & 256)],
-                                                (int)gr[q[2] | (h << 6 & 256)], (int)gr[q[3] | (h << 5 & 256)],
-                                                (int)gr[q[4] | (h << 4 & 256)], (int)gr[q[5] | (h << 3 & 256)],
-                                                (int)gr[q[6] | (h << 2 & 256)], (int)gr[q[7] | (h << 1 & 256)]);
-            int32_t sb;
-            memcpy(&sb, xb->signs + 4 * ib, 4);
-            const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask(sb));
-            const __m256i sc = _mm256_shuffle_epi8(scb, ld256(iq3s_sc_ctl[ib]));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);
-    }
-    *s = hsum_ps(acc);
+FR_INLINE void grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+    (void)scb;
+    const uint8_t *q = x->qs + 8 * ib;
+    const uint32_t *gr = fr_iq3xxs_grid;
+    uint32_t w;
+    memcpy(&w, x->qs + FR_QK_K / 4 + 4 * ib, 4);
+    *g = _mm256_setr_epi32((int)gr[q[0]], (int)gr[q[1]], (int)gr[q[2]], (int)gr[q[3]], (int)gr[q[4]], (int)gr[q[5]],
+                           (int)gr[q[6]], (int)gr[q[7]]);
+    *sb = (int32_t)signs7x4(w);
+    *sc = _mm256_set1_epi16((short)(2 * (int)(w >> 28) + 1));
 }
+
+FR_INLINE void grp_iq2_s(const fr_block_iq2_s *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+    const uint8_t *q = x->qs + 4 * ib;
+    const unsigned h = x->qh[ib];
+    *g = grid64x4(fr_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 0xC) << 6, q[2] | (h & 0x30) << 4,
+                  q[3] | (h & 0xC0) << 2);
+    memcpy(sb, x->qs + FR_QK_K / 8 + 4 * ib, 4);
+    *sc = _mm256_shuffle_epi8(scb, ld256(sc_ctl16[ib]));
+}
+
+FR_INLINE void grp_iq2_xs(const fr_block_iq2_xs *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+    fr_iq_grp2 p; /* its grid words by inserts, its sign word by parity */
+    g2_iq2_xs(x, ib, &p);
+    *g = p.g;
+    *sb = (int32_t)p.sb;
+    *sc = _mm256_shuffle_epi8(scb, ld256(sc_ctl16[ib]));
+}
+
+FR_INLINE void grp_iq3_s(const fr_block_iq3_s *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+    const uint8_t *q = x->qs + 8 * ib;
+    const unsigned h = x->qh[ib];
+    const uint32_t *gr = fr_iq3s_grid;
+    *g = _mm256_setr_epi32((int)gr[q[0] | (h << 8 & 256)], (int)gr[q[1] | (h << 7 & 256)],
+                           (int)gr[q[2] | (h << 6 & 256)], (int)gr[q[3] | (h << 5 & 256)],
+                           (int)gr[q[4] | (h << 4 & 256)], (int)gr[q[5] | (h << 3 & 256)],
+                           (int)gr[q[6] | (h << 2 & 256)], (int)gr[q[7] | (h << 1 & 256)]);
+    memcpy(sb, x->signs + 4 * ib, 4);
+    *sc = _mm256_shuffle_epi8(scb, ld256(sc_ctl32[ib]));
+}
+
+/* The block's scale_bytes per type (none for the types with a scale per sign word). */
+static inline __m256i scb_none(const void *x) { (void)x; return _mm256_setzero_si256(); }
+static inline __m256i scb_iq2_s(const fr_block_iq2_s *x) {
+    return scale_bytes(_mm_loadl_epi64((const __m128i *)x->scales));
+}
+static inline __m256i scb_iq2_xs(const fr_block_iq2_xs *x) {
+    return scale_bytes(_mm_loadl_epi64((const __m128i *)x->scales));
+}
+static inline __m256i scb_iq3_s(const fr_block_iq3_s *x) {
+    int32_t s4;
+    memcpy(&s4, x->scales, 4);
+    return scale_bytes(_mm_cvtsi32_si128(s4));
+}
+
+/* The dot of a lattice type: per block, the groups' int32 sums, then
+ * acc = fma(d * d_y, isum, acc); FACTOR (the type's constant) at the end. */
+#define LATTICE_DOT(name, blk, SCB, FACTOR)                                                               \
+    static void dot_##name(int n, float *s, const void *vx, const void *vy) {                             \
+        const blk *x = vx;                                                                                \
+        const fr_block_q8_k *y = vy;                                                                      \
+        __m256 acc = _mm256_setzero_ps();                                                                 \
+        for (int b = 0; b < n / FR_QK_K; b++) {                                                           \
+            const __m256i scb = SCB(&x[b]);                                                               \
+            __m256i isum = _mm256_setzero_si256();                                                        \
+            _Pragma("GCC unroll 8") for (int ib = 0; ib < 8; ib++) {                                      \
+                __m256i g, sc;                                                                            \
+                int32_t sb;                                                                               \
+                grp_##name(&x[b], ib, scb, &g, &sb, &sc);                                                 \
+                const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask(sb));                            \
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));       \
+            }                                                                                             \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(isum), acc);   \
+        }                                                                                                 \
+        *s = FACTOR * hsum_ps(acc);                                                                       \
+    }
+
+LATTICE_DOT(iq2_xxs, fr_block_iq2_xxs, scb_none, 0.125f)
+LATTICE_DOT(iq2_xs, fr_block_iq2_xs, scb_iq2_xs, 0.125f)
+LATTICE_DOT(iq2_s, fr_block_iq2_s, scb_iq2_s, 0.125f)
+LATTICE_DOT(iq3_xxs, fr_block_iq3_xxs, scb_none, 0.25f)
+LATTICE_DOT(iq3_s, fr_block_iq3_s, scb_iq3_s, 1.0f)
 
 /* IQ1_S / IQ1_M: grid values in {-1, 0, 1} (signed), so |g| and sign(q8, g). The
  * +-1/8 shift: the scalar sums of q8 per 8 (IQ1_M) or 32 (IQ1_S, via bsums). */
