@@ -495,9 +495,7 @@ static inline __m256i nibbles_bc(const uint8_t *qs) {
 static inline __m128 scales4(const uint8_t *d0, size_t w_row, float dy) {
     uint16_t h[4];
     for (int k = 0; k < 4; k++) memcpy(&h[k], d0 + (size_t)k * w_row, 2);
-    __m128i v;
-    memcpy(&v, h, 8); /* the upper 8 bytes are never read as scales */
-    return _mm_mul_ps(_mm_cvtph_ps(_mm_unpacklo_epi64(v, v)), _mm_set1_ps(dy));
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)h)), _mm_set1_ps(dy));
 }
 
 
