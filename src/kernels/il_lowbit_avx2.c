@@ -41,8 +41,9 @@
 #include "kernels/il_drive.h"
 #include "kernels/interleave.h"
 
-/* Tokens per tile: 4 decoded registers (half a sub-block pair), an int16 and an
- * int32 sum per token and the broadcast fit 16 ymm registers at 5. */
+/* Tokens per tile: Q3_K's 4 decoded registers (half a sub-block pair), an int16 and an
+ * int32 sum per token and the broadcast fit 16 ymm registers at 5; IQ4_XS, with two
+ * int16 sums per token, spills a little there (the width was not tuned for it). */
 #define IL2L_T 5
 
 /* One activation super-block as both tiles read it (from a Q8_K block). */
@@ -178,14 +179,16 @@ static inline void x4_scales(const uint8_t *blk, int h, __m256i *sc, __m256i *sc
     const __m256i sl = _mm256_loadu_si256((const __m256i *)(blk + FR_IL_X4_SL + 32 * h));
     __m256i v[8];
     for (int j = 0; j < 8; j++) {
-        const __m256i hi = _mm256_and_si256(_mm256_slli_epi32(_mm256_srli_epi32(sh, 2 * j), 4), _mm256_set1_epi32(0x30));
+        const __m256i hi =
+            _mm256_and_si256(_mm256_slli_epi32(_mm256_srli_epi32(sh, 2 * j), 4), _mm256_set1_epi32(0x30));
         const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(15));
         v[j] = _mm256_sub_epi32(_mm256_or_si256(lo, hi), _mm256_set1_epi32(32));
         sc[j] = both_words(v[j]);
         sc16[j] = _mm256_slli_epi16(sc[j], 4);
     }
     for (int k = 0; k < 4; k++)
-        pr[k] = _mm256_or_si256(_mm256_and_si256(v[2 * k], _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v[2 * k + 1], 16));
+        pr[k] = _mm256_or_si256(_mm256_and_si256(v[2 * k], _mm256_set1_epi32(0xFFFF)),
+                                _mm256_slli_epi32(v[2 * k + 1], 16));
 }
 
 /* IQ4_XS sub-block j, rows 8h..8h+7, for T tokens: isum += (sc_j - 32) * sum u y
