@@ -23,11 +23,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/bench_sum.h"
 #include "frugal.h"
-#include "kernels/il_drive.h"
 #include "model/model.h"
 
-typedef uint64_t v8u64 __attribute__((vector_size(64)));
 
 typedef struct {
     const fr_weight **ws;
@@ -35,45 +34,9 @@ typedef struct {
     uint64_t partial[64 * 8]; /* one line per thread */
 } sum_job;
 
-/* Sum of the n bytes at p, a 64-byte line per step (the tail is left out, a few bytes
- * of ~1e9), as the bandwidth probe's prefetching loop (api/bench_api.c): one vector
- * per line where the target has 64-byte registers, two 32-byte halves where it has
- * AVX2 (a 64-byte vector type built for AVX2 went through the stack, and the sum read
- * ~10 GB/s against the probe's ~20 on a Zen 3 VM), four 16-byte quarters else. */
-#define SUM_BYTES_BODY(VEC)                                                                    \
-    enum { PARTS = 64 / sizeof(VEC) };                                                         \
-    VEC acc[PARTS];                                                                            \
-    memset(acc, 0, sizeof acc);                                                                \
-    for (size_t i = 0; i + 64 <= n; i += 64) {                                                 \
-        __builtin_prefetch((const void *)((uintptr_t)(p + i) + FR_IL_PREFETCH_AHEAD), 0, 3);   \
-        for (int k = 0; k < PARTS; k++) {                                                      \
-            VEC v;                                                                             \
-            memcpy(&v, p + i + k * sizeof v, sizeof v);                                        \
-            acc[k] += v;                                                                       \
-        }                                                                                      \
-    }                                                                                          \
-    uint64_t s = 0;                                                                            \
-    for (int k = 0; k < PARTS; k++)                                                            \
-        for (size_t l = 0; l < sizeof(VEC) / 8; l++) s += acc[k][l];                           \
-    return s;
-
-typedef uint64_t v4u64 __attribute__((vector_size(32)));
-typedef uint64_t v2u64 __attribute__((vector_size(16)));
-typedef uint64_t (*sum_fn)(const uint8_t *p, size_t n);
-static uint64_t sum_generic(const uint8_t *p, size_t n) { SUM_BYTES_BODY(v2u64) }
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, size_t n) { SUM_BYTES_BODY(v4u64) }
-__attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint8_t *p, size_t n) { SUM_BYTES_BODY(v8u64) }
-#endif
-static sum_fn sum_bytes = sum_generic;
-
-static void pick_sum(void) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) sum_bytes = sum_avx512;
-    else if (__builtin_cpu_supports("avx2")) sum_bytes = sum_avx2;
-#endif
-}
+/* The weights are summed with the bandwidth probe's own prefetching loop
+ * (api/bench_sum.h), so the sum reads memory exactly as the roofline's probe does. */
+static fr_sum_fn sum_words;
 
 static size_t weight_bytes(const fr_weight *w) { return fr_row_size(w->type, w->n_in) * (size_t)w->n_out; }
 
@@ -83,7 +46,7 @@ static void sum_task(void *arg, int ith, int nth) {
     for (int k = 0; k < j->n; k++) {
         long a, b;
         fr_split((long)weight_bytes(j->ws[k]) / 64, ith, nth, &a, &b);
-        s += sum_bytes((const uint8_t *)j->ws[k]->data + a * 64, (size_t)(b - a) * 64);
+        s += sum_words((const uint64_t *)((const uint8_t *)j->ws[k]->data + a * 64), (size_t)(b - a) * 8);
     }
     if (ith < 64) j->partial[ith * 8] = s;
 }
@@ -110,7 +73,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s MODEL.gguf [-t THREADS] [-r ROUNDS]\n", argv[0]);
         return 2;
     }
-    pick_sum();
+    sum_words = fr_bench_sum(1);
     frugal_model_params mp;
     frugal_model_params_default(&mp);
     mp.n_threads = threads;

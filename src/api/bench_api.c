@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "api/bench_sum.h"
 #include "frugal.h"
 #include "kernels/il_drive.h"
 #include "mem/alloc.h"
@@ -93,8 +94,6 @@ typedef uint64_t v8u64 __attribute__((vector_size(64)));
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
 typedef uint64_t v2u64 __attribute__((vector_size(16)));
 
-typedef uint64_t (*sum_fn)(const uint64_t *p, size_t n);
-
 static uint64_t sum_generic(const uint64_t *p, size_t n) { SUM_BODY }
 static uint64_t sum_pf_generic(const uint64_t *p, size_t n) { SUM_PF_BODY(v2u64, 2) }
 
@@ -105,8 +104,7 @@ __attribute__((target("avx2"))) static uint64_t sum_pf_avx2(const uint64_t *p, s
 __attribute__((target("avx512f"))) static uint64_t sum_pf_avx512(const uint64_t *p, size_t n) { SUM_PF_BODY(v8u64, 8) }
 #endif
 
-/* The widest build of the plain loop (pf = 0) or the prefetching one (pf = 1). */
-static sum_fn pick_sum(int pf) {
+fr_sum_fn fr_bench_sum(int pf) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return pf ? sum_pf_avx512 : sum_avx512;
@@ -120,7 +118,7 @@ enum { PAD_WORDS = 8 }; /* one 64-byte line per thread's partial sum: no false s
 typedef struct probe {
     uint64_t *buf;
     size_t n_words;
-    sum_fn sum;        /* the loop of the current pass */
+    fr_sum_fn sum;     /* the loop of the current pass */
     uint64_t *partial; /* nth * PAD_WORDS */
 } probe;
 
@@ -179,7 +177,7 @@ double frugal_measure_read_bandwidth(int n_threads, size_t bytes) {
         double best_t = 0.0;
         int ok = 1;
         for (int pass = 0; pass <= PASSES && ok; pass++) {
-            pr.sum = pick_sum(pass & 1);
+            pr.sum = fr_bench_sum(pass & 1);
             double t0 = fr_now_s();
             fr_pool_run(pool, sum_task, &pr);
             double t = fr_now_s() - t0;
