@@ -82,9 +82,10 @@ static inline __m256 dot_u8_ps(__m256i x, __m256i y) {
 
 /* 16 bytes of packed nibbles -> 32 bytes: low nibbles (values 0..15) then high. */
 static inline __m256i unpack_nibbles16(const uint8_t *qs) {
-    const __m128i t = loadu128(qs);
-    const __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+    /* a broadcast load, the high half shifted by 4 (a per-quadword shift), masked: two
+     * operations where an insert of the shifted copy took three */
+    const __m256i b = _mm256_broadcastsi128_si256(loadu128(qs));
+    return _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
 /* 32 bits (little-endian) -> 32 bytes, 0xFF where the bit is set: byte i picks the
@@ -483,13 +484,6 @@ static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
  * dot's, operation for operation, so each output is bit-identical to vec_dot's
  * whatever n_rows and n_tok are (a tail of fewer than 4 rows goes to the dot itself). */
 
-/* unpack_nibbles16 in two operations after a broadcast load: the high half shifted
- * by 4 (a per-quadword shift), then masked */
-static inline __m256i nibbles_bc(const uint8_t *qs) {
-    const __m256i b = _mm256_broadcastsi128_si256(loadu128(qs));
-    return _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
-}
-
 /* The 4 blocks' F16 scales at stride w_row, widened and times dy: lane k = h2f(d_k) * dy
  * as the dot's scalar product (the same IEEE multiply). */
 static inline __m128 scales4(const uint8_t *d0, size_t w_row, float dy) {
@@ -497,8 +491,6 @@ static inline __m128 scales4(const uint8_t *d0, size_t w_row, float dy) {
     for (int k = 0; k < 4; k++) memcpy(&h[k], d0 + (size_t)k * w_row, 2);
     return _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)h)), _mm_set1_ps(dy));
 }
-
-
 
 /* rows ahead the prefetch runs: 16 (7-18 KiB at the experts' row sizes) read a little
  * faster from DRAM than 8 in bench_matmul_ab, 32 no faster */
@@ -538,7 +530,7 @@ static inline __m128 scales4(const uint8_t *d0, size_t w_row, float dy) {
 #define Q4_0_PREP                                                                                             \
     const __m256i y8 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), yq), _mm256_set1_epi16(1))
 #define Q4_0_LANE                                                                                             \
-    _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_bc(xb->qs), yq), _mm256_set1_epi16(1)), y8)
+    _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(unpack_nibbles16(xb->qs), yq), _mm256_set1_epi16(1)), y8)
 #define Q8_0_LANE                                                                                             \
     _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(loadu256(xb->qs), loadu256(xb->qs)),             \
                                            _mm256_sign_epi8(yq, loadu256(xb->qs))),                          \

@@ -150,13 +150,6 @@ static void dot_iq4_xs(int n, float *s, const void *vx, const void *vy) {
  * a batch. On one Zen 3 core, before -> after this form: IQ2_XXS 1.5 -> 2.2 GB/s,
  * IQ2_S 2.2 -> 4.1, IQ3_XXS 1.9 -> 2.8, IQ3_S 2.6 -> 3.5 (bench_matmul_ab -i). */
 
-/* 0xFF in the bytes whose bit in sb is set (bit i: byte i). */
-static inline __m256i neg_mask(int32_t sb) {
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(sb), shuf), bit), bit);
-}
-
 /* 32 activation bytes at q8, negated where neg is set (xor then subtract: the sign
  * trick in two operations; -128 stays -128, as vpsignb leaves it) */
 static inline __m256i neg_apply(const int8_t *q8, __m256i neg) {
@@ -188,17 +181,17 @@ static const uint8_t sc_ctl32[8][32] __attribute__((aligned(32))) = {CTL32(0), C
 /* One group per type: *g its grid magnitudes, *sb its sign word, *sc its scale words
  * (scb: the block's scale_bytes, where the type has them). */
 #define FR_INLINE static inline __attribute__((always_inline))
-FR_INLINE void grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+FR_INLINE void grp_iq2_xxs(const fr_block_iq2_xxs *x, int ib, __m256i scb, __m256i *g, uint32_t *sb, __m256i *sc) {
     (void)scb;
     uint32_t w[2];
     memcpy(w, x->qs + 4 * ib, 8);
     *g = grid64x4(fr_iq2xxs_grid, (int)(w[0] & 255), (int)(w[0] >> 8 & 255), (int)(w[0] >> 16 & 255),
                   (int)(w[0] >> 24));
-    *sb = (int32_t)signs7x4(w[1]);
+    *sb = signs7x4(w[1]);
     *sc = _mm256_set1_epi16((short)(2 * (int)(w[1] >> 28) + 1));
 }
 
-FR_INLINE void grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+FR_INLINE void grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, __m256i scb, __m256i *g, uint32_t *sb, __m256i *sc) {
     (void)scb;
     const uint8_t *q = x->qs + 8 * ib;
     const uint32_t *gr = fr_iq3xxs_grid;
@@ -206,11 +199,11 @@ FR_INLINE void grp_iq3_xxs(const fr_block_iq3_xxs *x, int ib, __m256i scb, __m25
     memcpy(&w, x->qs + FR_QK_K / 4 + 4 * ib, 4);
     *g = _mm256_setr_epi32((int)gr[q[0]], (int)gr[q[1]], (int)gr[q[2]], (int)gr[q[3]], (int)gr[q[4]], (int)gr[q[5]],
                            (int)gr[q[6]], (int)gr[q[7]]);
-    *sb = (int32_t)signs7x4(w);
+    *sb = signs7x4(w);
     *sc = _mm256_set1_epi16((short)(2 * (int)(w >> 28) + 1));
 }
 
-FR_INLINE void grp_iq2_s(const fr_block_iq2_s *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+FR_INLINE void grp_iq2_s(const fr_block_iq2_s *x, int ib, __m256i scb, __m256i *g, uint32_t *sb, __m256i *sc) {
     const uint8_t *q = x->qs + 4 * ib;
     const unsigned h = x->qh[ib];
     *g = grid64x4(fr_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 0xC) << 6, q[2] | (h & 0x30) << 4,
@@ -219,15 +212,15 @@ FR_INLINE void grp_iq2_s(const fr_block_iq2_s *x, int ib, __m256i scb, __m256i *
     *sc = _mm256_shuffle_epi8(scb, ld256(sc_ctl16[ib]));
 }
 
-FR_INLINE void grp_iq2_xs(const fr_block_iq2_xs *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+FR_INLINE void grp_iq2_xs(const fr_block_iq2_xs *x, int ib, __m256i scb, __m256i *g, uint32_t *sb, __m256i *sc) {
     fr_iq_grp2 p; /* its grid words by inserts, its sign word by parity */
     g2_iq2_xs(x, ib, &p);
     *g = p.g;
-    *sb = (int32_t)p.sb;
+    *sb = p.sb;
     *sc = _mm256_shuffle_epi8(scb, ld256(sc_ctl16[ib]));
 }
 
-FR_INLINE void grp_iq3_s(const fr_block_iq3_s *x, int ib, __m256i scb, __m256i *g, int32_t *sb, __m256i *sc) {
+FR_INLINE void grp_iq3_s(const fr_block_iq3_s *x, int ib, __m256i scb, __m256i *g, uint32_t *sb, __m256i *sc) {
     const uint8_t *q = x->qs + 8 * ib;
     const unsigned h = x->qh[ib];
     const uint32_t *gr = fr_iq3s_grid;
@@ -239,19 +232,16 @@ FR_INLINE void grp_iq3_s(const fr_block_iq3_s *x, int ib, __m256i scb, __m256i *
     *sc = _mm256_shuffle_epi8(scb, ld256(sc_ctl32[ib]));
 }
 
-/* The block's scale_bytes per type (none for the types with a scale per sign word). */
-static inline __m256i scb_none(const void *x) { (void)x; return _mm256_setzero_si256(); }
-static inline __m256i scb_iq2_s(const fr_block_iq2_s *x) {
-    return scale_bytes(_mm_loadl_epi64((const __m128i *)x->scales));
-}
-static inline __m256i scb_iq2_xs(const fr_block_iq2_xs *x) {
-    return scale_bytes(_mm_loadl_epi64((const __m128i *)x->scales));
-}
-static inline __m256i scb_iq3_s(const fr_block_iq3_s *x) {
+/* The block's scale_bytes per type: 8 scale bytes (IQ2_S, IQ2_XS), 4 (IQ3_S), none (the
+ * types with a scale per sign word). */
+#define SCB8(xb) scale_bytes(_mm_loadl_epi64((const __m128i *)(xb)->scales))
+static inline __m256i scb4(const uint8_t *scales) {
     int32_t s4;
-    memcpy(&s4, x->scales, 4);
+    memcpy(&s4, scales, 4);
     return scale_bytes(_mm_cvtsi32_si128(s4));
 }
+#define SCB4(xb) scb4((xb)->scales)
+#define SCB0(xb) ((void)(xb), _mm256_setzero_si256())
 
 /* The dot of a lattice type: per block, the groups' int32 sums, then
  * acc = fma(d * d_y, isum, acc); FACTOR (the type's constant) at the end. */
@@ -265,7 +255,7 @@ static inline __m256i scb_iq3_s(const fr_block_iq3_s *x) {
             __m256i isum = _mm256_setzero_si256();                                                        \
             _Pragma("GCC unroll 8") for (int ib = 0; ib < 8; ib++) {                                      \
                 __m256i g, sc;                                                                            \
-                int32_t sb;                                                                               \
+                uint32_t sb;                                                                              \
                 grp_##name(&x[b], ib, scb, &g, &sb, &sc);                                                 \
                 const __m256i q8 = neg_apply(y[b].qs + 32 * ib, neg_mask(sb));                            \
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(g, q8), sc));       \
@@ -275,11 +265,11 @@ static inline __m256i scb_iq3_s(const fr_block_iq3_s *x) {
         *s = FACTOR * hsum_ps(acc);                                                                       \
     }
 
-LATTICE_DOT(iq2_xxs, fr_block_iq2_xxs, scb_none, 0.125f)
-LATTICE_DOT(iq2_xs, fr_block_iq2_xs, scb_iq2_xs, 0.125f)
-LATTICE_DOT(iq2_s, fr_block_iq2_s, scb_iq2_s, 0.125f)
-LATTICE_DOT(iq3_xxs, fr_block_iq3_xxs, scb_none, 0.25f)
-LATTICE_DOT(iq3_s, fr_block_iq3_s, scb_iq3_s, 1.0f)
+LATTICE_DOT(iq2_xxs, fr_block_iq2_xxs, SCB0, 0.125f)
+LATTICE_DOT(iq2_xs, fr_block_iq2_xs, SCB8, 0.125f)
+LATTICE_DOT(iq2_s, fr_block_iq2_s, SCB8, 0.125f)
+LATTICE_DOT(iq3_xxs, fr_block_iq3_xxs, SCB0, 0.25f)
+LATTICE_DOT(iq3_s, fr_block_iq3_s, SCB4, 1.0f)
 
 /* IQ1_S / IQ1_M: grid values in {-1, 0, 1} (signed), so |g| and sign(q8, g). The
  * +-1/8 shift: the scalar sums of q8 per 8 (IQ1_M) or 32 (IQ1_S, via bsums). */

@@ -26,13 +26,16 @@ static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* 32 bytes of +1 / -1 from 32 sign bits (bit i -> byte i). */
-static inline __m256i signs_pm1(uint32_t bits) {
+/* 0xFF in the bytes whose bit in bits is set (bit i -> byte i): byte i picks the byte
+ * holding bit i, then its own bit is tested. */
+static inline __m256i neg_mask(uint32_t bits) {
     const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf), bit);
-    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf), bit), bit);
 }
+
+/* 32 bytes of +1 / -1 from 32 sign bits (bit i -> byte i). */
+static inline __m256i signs_pm1(uint32_t bits) { return _mm256_or_si256(neg_mask(bits), _mm256_set1_epi8(1)); }
 
 static inline __m256i grid64x4(const uint64_t *grid, int i0, int i1, int i2, int i3) {
     return _mm256_set_epi64x((long long)grid[i3], (long long)grid[i2], (long long)grid[i1], (long long)grid[i0]);
