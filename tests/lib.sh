@@ -9,6 +9,8 @@
 #   test_finish NAME  : print "NAME: N passed, N failed" and return non-zero on failures
 #   need_vulkan MODEL : exit 77 (skip) with the reason unless `frugal run -ngl 1` works
 #                       on MODEL, i.e. a Vulkan device is there
+#   sanitized         : succeeds when $FRUGAL is an ASan or TSan build (3-10x slower, RSS
+#                       meaningless: some tests run fewer cases there)
 test_setup() {
     FRUGAL=${FRUGAL:?FRUGAL must point at the frugal CLI}
     SHARED=${FRUGAL_SHARED_DIR:-}
@@ -18,6 +20,8 @@ test_setup() {
     pass=0
     fail=0
 }
+
+sanitized() { grep -qE "__asan_init|__tsan_init" "$FRUGAL"; }
 
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
