@@ -385,7 +385,8 @@ typedef struct frugal_expert_stats {
     uint64_t guesses, guesses_right;
     double io_busy_s;  /* seconds with at least one expert read in flight */
     double wait_s;     /* seconds the forward pass waited for an expert's read */
-    int io_threads;    /* reads the cache keeps in flight at most (its I/O threads) */
+    int io_threads;    /* reads the cache keeps in flight at most (AIO depth, or its I/O threads) */
+    int io_async;      /* 1: Linux AIO from one thread; 0: blocking reads, one per I/O thread */
 } frugal_expert_stats;
 
 /* 1 and *out filled when ctx streams experts (a MoE model under a budget that does

@@ -10,7 +10,9 @@
 #     weights + one expert slot through "one expert per layer" to half the
 #     experts (scalar kernels: same arithmetic in every layout), and identical between
 #     budgets with the default kernels;
-#   - run --stats reports the cache's counters (slots as planned, requests counted);
+#   - run --stats reports the cache's counters (slots as planned, requests counted) and
+#     its reads (AIO, 4 in flight; the blocking-read threads and AIO at depth 1 give the
+#     same tokens);
 #   - bench reports bytes read per generated token, hit rate and the disk roofline;
 #   - a budget below the minimum is one clear error naming it, for plan and run.
 # Skips (exit 77) when ../shared is absent (the vocabulary comes from there).
@@ -31,7 +33,7 @@ run_tokens() {
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
 
 SANITIZED=
-grep -qE "__asan_init|__tsan_init" "$FRUGAL" && SANITIZED=1 && echo "note: sanitizer build: the peak RSS checks are skipped"
+sanitized && SANITIZED=1 && echo "note: sanitizer build: the peak RSS checks are skipped"
 L=4
 declare -A SHAPE=(
     [mixtral]="--arch llama --dim 128 --heads 2 --kv-heads 1 --experts 4 --experts-used 2"
@@ -87,6 +89,18 @@ print(sum(p[k] for k in ("always_bytes", "kv_bytes", "scratch_bytes", "overhead_
         req=$(echo "$line" | sed -E 's/.* ([0-9]+) hits, ([0-9]+) misses.*/\1 + \2/')
         # 15 steps after the prompt, each n_layer x 2 picks; the prompt adds more
         check "$a: $k slots: requests counted ($req >= $((15 * L * 2)))" [ "$(($req))" -ge $((15 * L * 2)) ]
+        # the reads: Linux AIO where the file takes O_DIRECT, 4 in flight; blocking reads on 4
+        # threads (FRUGAL_EXPERT_DEPTH=0) and AIO one read at a time give the same tokens
+        if python3 -c 'import os,sys; os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT))' "$M" 2>/dev/null; then
+            check "$a: $k slots: AIO, 4 reads in flight ($line)" grep -q "; AIO, 4 in flight" "$TMP/run.err"
+        else
+            echo "note: $TMP refuses O_DIRECT: the expert reads are blocking"
+        fi
+        t=$(FRUGAL_EXPERT_DEPTH=0 FRUGAL_EXPERT_SOLO=0 run_tokens "$M" --mem $mem --stats)
+        check "$a: $k slots, blocking reads, experts always on both threads: same tokens" [ "$t" = "$first" ]
+        check "$a: $k slots: FRUGAL_EXPERT_DEPTH=0 reads on 4 threads" grep -q "; blocking reads, 4 in flight" "$TMP/run.err"
+        t=$(FRUGAL_EXPERT_DEPTH=1 FRUGAL_EXPERT_PREDICT_MIN=0 FRUGAL_EXPERT_WASTE=1000 run_tokens "$M" --mem $mem)
+        check "$a: $k slots, AIO one read at a time, reading ahead: same tokens" [ "$t" = "$first" ]
         # reads ahead on every guess of a layer's picks (a random model's guesses are too often
         # wrong for the default 40 % rule to start them all): the same tokens, and counted
         t=$(FRUGAL_EXPERT_PREDICT_MIN=0 FRUGAL_EXPERT_WASTE=1000 run_tokens "$M" --mem $mem --stats)

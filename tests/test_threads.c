@@ -49,12 +49,27 @@ static void count_job(void *arg, int ith, int nth) {
     __atomic_fetch_add((long *)arg, ith + 1, __ATOMIC_RELAXED);
 }
 
+/* adds nth once per call: 1 per op in solo mode, nth * nth with nth threads */
+static void nth_job(void *arg, int ith, int nth) {
+    (void)ith;
+    __atomic_fetch_add((long *)arg, nth, __ATOMIC_RELAXED);
+}
+
 int main(void) {
     /* pool: 20000 tiny ops with 3 threads; every thread runs every op exactly once */
     fr_pool *p = fr_pool_new(3);
     long total = 0;
     for (int i = 0; i < 20000; i++) fr_pool_run(p, count_job, &total);
     CHECKF(total == 20000L * (1 + 2 + 3), "pool ran %ld units", total);
+    /* solo mode: the caller alone (ith 0 of 1), then all three threads again */
+    fr_pool_solo(p, 1);
+    total = 0;
+    for (int i = 0; i < 1000; i++) fr_pool_run(p, nth_job, &total);
+    CHECKF(total == 1000, "solo pool: %ld (want 1000: one call of nth 1 per op)", total);
+    fr_pool_solo(p, 0);
+    total = 0;
+    for (int i = 0; i < 1000; i++) fr_pool_run(p, nth_job, &total);
+    CHECKF(total == 1000L * 3 * 3, "pool after solo: %ld (want 9000)", total);
     fr_pool_free(p);
 
     const char *models[] = {"models/synth-spm-q4_k_m.gguf", "models/fortune-3m-f32.gguf",

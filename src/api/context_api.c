@@ -85,6 +85,8 @@ static int alloc_scratch(frugal_context *c, fr_err *err) {
         c->moe_rows = fr_calloc(B, sizeof(int));
         c->moe_pred = fr_calloc(B * K, sizeof(int));
         if (!c->moe_sel || !c->moe_rows || !c->moe_pred) return fr_err_set(err, FRUGAL_E_NOMEM, "out of memory (expert routing)");
+        const char *solo = getenv("FRUGAL_EXPERT_SOLO");
+        c->expert_solo = !solo || *solo != '0';
     }
     return FRUGAL_OK;
 }

@@ -14,13 +14,15 @@
  *
  * Flow of one MoE layer. The forward pass routes the batch and calls route(): the
  * distinct picked experts that are cached are pinned and listed first, the others are
- * queued for the I/O threads (four reads in flight, a whole matrix each: on a virtio
- * disk a 128 KiB read ran at about half the rate of a 864 KiB one, so a layer's last
- * bytes are cut into pieces only with FRUGAL_EXPERT_SPLIT=1; the threads ask
- * for a short scheduler slice so a finished read is followed by the next at once
- * while compute holds the CPUs), which start at once, while compute runs
- * the cached ones; get() waits for an expert's read, put() unpins it. So the reads of
- * a layer's missing experts overlap the compute of its cached ones.
+ * queued for the I/O thread, which submits their reads at once through Linux AIO
+ * (io/aread.h; 4 in flight, FRUGAL_EXPERT_DEPTH; a whole matrix each: on a
+ * virtio disk a 128 KiB read ran at about half the rate of a 864 KiB one, so a layer's
+ * last bytes are cut into pieces only with FRUGAL_EXPERT_SPLIT=1). Where AIO is not
+ * available (no O_DIRECT, FRUGAL_EXPERT_DEPTH=0) four threads issue blocking reads
+ * instead. The I/O threads ask for a short scheduler slice so that they run at once
+ * while compute holds the CPUs. Compute meanwhile runs the cached experts; get() waits
+ * for an expert's read, put() unpins it. So the reads of a layer's missing experts
+ * overlap the compute of its cached ones.
  *
  * Prediction. Before a MoE layer's attention, the forward pass applies the layer's
  * router to the attention's normalised input and hands its picks to prefetch(): the
@@ -72,10 +74,13 @@ typedef struct fr_expert_stats {
     double io_busy_s;         /* seconds with at least one read in flight (the disk's busy time) */
     double wait_s;            /* seconds get() waited for a read (the forward pass stalled) */
     int n_slots, n_total;     /* cache slots; experts in the model (layers x experts) */
+    int io_depth;             /* reads in flight at most */
+    int io_async;             /* 1: Linux AIO (one thread); 0: blocking reads on FR_EXPERTS_IO_THREADS threads */
 } fr_expert_stats;
 
-/* I/O threads of an expert cache: four ~1 MiB reads in flight keep a virtio disk
- * busier than two (the planner counts their stacks in its overhead). */
+/* I/O threads of an expert cache without AIO: four ~1 MiB reads in flight keep a
+ * virtio disk busier than two (the planner counts their stacks in its overhead; with
+ * AIO one thread reads). */
 #define FR_EXPERTS_IO_THREADS 4
 
 /* Accounted bytes of one cache slot for model m (0 without experts). */

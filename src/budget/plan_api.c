@@ -221,7 +221,8 @@ int frugal_context_expert_stats(const frugal_context *c, frugal_expert_stats *ou
     out->guesses_right = st.guesses_right;
     out->io_busy_s = st.io_busy_s;
     out->wait_s = st.wait_s;
-    out->io_threads = FR_EXPERTS_IO_THREADS;
+    out->io_threads = st.io_depth;
+    out->io_async = st.io_async;
     return 1;
 }
 

@@ -32,6 +32,7 @@ struct fr_pool {
     _Atomic int n_sleeping;
     _Atomic int quit;
     _Atomic int park;        /* 1: waiting workers sleep at once (see fr_pool_park) */
+    _Atomic int solo;        /* 1: runs on the caller alone (see fr_pool_solo) */
     fr_pool_fn fn;
     void *arg;
 };
@@ -116,8 +117,14 @@ void fr_pool_park(fr_pool *p) {
     if (p) atomic_store(&p->park, 1);
 }
 
+void fr_pool_solo(fr_pool *p, int on) {
+    if (!p) return;
+    atomic_store(&p->solo, on != 0);
+    if (on) atomic_store(&p->park, 1); /* the workers stop spinning; the next full run wakes them */
+}
+
 void fr_pool_run(fr_pool *p, fr_pool_fn fn, void *arg) {
-    if (!p || p->n == 1) { fn(arg, 0, 1); return; }
+    if (!p || p->n == 1 || atomic_load(&p->solo)) { fn(arg, 0, 1); return; }
     p->fn = fn;
     p->arg = arg;
     atomic_store(&p->park, 0);

@@ -19,6 +19,12 @@ void fr_pool_run(fr_pool *p, fr_pool_fn fn, void *arg);
  * sleep now instead of spinning (their sched_yield loop would take the CPU from the
  * threads the caller waits for). The next fr_pool_run wakes them. */
 void fr_pool_park(fr_pool *p);
+/* Solo mode (on != 0): until it is turned off, fr_pool_run calls fn(arg, 0, 1) on the
+ * caller alone and the workers sleep. For work that runs beside reads from a disk
+ * whose emulation needs CPU time of its own (a VM's virtio disk), when leaving a CPU
+ * idle makes the reads faster than the second thread makes the compute. Ops that
+ * split rows (matmuls, element-wise) give the same bits either way. */
+void fr_pool_solo(fr_pool *p, int on);
 
 /* The share [*start, *end) of n items for thread ith of nth (contiguous, balanced). */
 static inline void fr_split(long n, int ith, int nth, long *start, long *end) {

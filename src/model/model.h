@@ -150,6 +150,7 @@ struct frugal_context {
      * layer's predicted picks [B][n_used] */
     float *moe_logits, *moe_out, *moe_w, *moe_in, *moe_y;
     int *moe_sel, *moe_rows, *moe_pred;
+    bool expert_solo;                /* experts run on one thread while their layer's reads are pending */
     const float *rope_factors;       /* frequency divisors for this context (NULL: none) */
     void *qbuf;
     /* per-token batch bookkeeping for n_ubatch tokens */

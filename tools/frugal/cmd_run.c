@@ -347,10 +347,10 @@ int cmd_run(int argc, char **argv) {
         frugal_expert_stats es;
         if (frugal_context_expert_stats(ctx, &es))
             fprintf(stderr, "experts: %d cache slots of %d experts; %llu hits, %llu misses; %llu bytes read; "
-                    "%llu read ahead on a prediction, %llu of them picked\n",
+                    "%llu read ahead on a prediction, %llu of them picked; %s, %d in flight\n",
                     es.slots, es.experts, (unsigned long long)es.hits, (unsigned long long)es.misses,
                     (unsigned long long)es.bytes_read, (unsigned long long)es.prefetched,
-                    (unsigned long long)es.prefetch_used);
+                    (unsigned long long)es.prefetch_used, es.io_async ? "AIO" : "blocking reads", es.io_threads);
         frugal_readings rd;
         if (use_safety && frugal_get_readings(ctx, &rd, NULL) == FRUGAL_OK) safety_print_text(stderr, &rd);
     }
