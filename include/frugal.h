@@ -462,7 +462,8 @@ int frugal_parse_size(const char *text, uint64_t *bytes);
 
 /* ---------------------------------------------------------------- benchmarking */
 
-/* Bytes of weights one decode step (one token) reads: every layer matrix, the norms
+/* Bytes of weights one decode step (one token) reads: every layer matrix (of a
+ * mixture of experts' stacks, the n_expert_used experts a token runs), the norms
  * and biases (as the F32 copies the engine reads), the output matrix and one
  * embedding row; with tied embeddings the shared matrix counts once, as the output.
  * Decode reads each of these once per token, so memory bandwidth / this number is

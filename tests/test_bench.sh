@@ -79,17 +79,26 @@ fi
 # From the inspect table: every tensor's bytes, less the embedding table, plus one of
 # its rows (bytes / rows); with tied embeddings (no output.weight) the table is the
 # output matrix and counts whole. Norms/biases count at their file size (all F32 here).
+# Expert stacks (*_exps) count expert_used_count / expert_count of their bytes.
 expected_bpt() {
     "$FRUGAL" inspect "$1" | python3 -c '
 import re, sys
 rows = {}
 total = 0
-for line in sys.stdin:
+lines = sys.stdin.read().splitlines()
+meta = {}
+for line in lines:
+    m = re.match(r"\s*\S+\.(expert_count|expert_used_count)\s+\S+\s+=\s+(\d+)", line)
+    if m:
+        meta[m.group(1)] = int(m.group(2))
+for line in lines:
     m = re.match(r"\s*\d+\s+(\S+)\s+(\S+)\s+\[([0-9, ]+)\]\s+(\d+)\s+\d+\s*$", line)
     if not m:
         continue
     name, shape, nbytes = m.group(1), [int(x) for x in m.group(3).split(",")], int(m.group(4))
     rows[name] = (shape, nbytes)
+    if name.endswith("_exps.weight"):
+        nbytes = nbytes // meta["expert_count"] * meta["expert_used_count"]
     total += nbytes
 shape, emb = rows["token_embd.weight"]
 if "output.weight" in rows:
@@ -173,6 +182,7 @@ run_model stories260K.gguf                  # F32, ffn 172; the full-size bandwi
 run_model synth-spm-q4_0.gguf --bw-mib 64   # Q4_0 layers, Q6_K output
 run_model synth-gpt2-tied-q8_0.gguf --bw-mib 64 # tied embeddings: the table counts once
 run_model synth-qwen2-q8_0.gguf --bw-mib 64 # Q/K/V biases
+run_model ../arch/models/synth-qwen3moe-q8_0.gguf --bw-mib 64 # experts: 2 of 8 per token
 
 M=$SHARED/models/stories260K.gguf
 if [ -f "$M" ]; then

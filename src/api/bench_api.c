@@ -27,8 +27,13 @@ uint64_t frugal_model_decode_bytes(const frugal_model *m) {
     uint64_t total = 0;
     for (int il = 0; il < hp->n_layer; il++) {
         const fr_layer *L = &m->layers[il];
-        for (int j = 0; j < FR_LAYER_MATRICES; j++)
-            if (fr_layer_mat(L, j)) total += matrix_bytes(&L->mat[j]);
+        for (int j = 0; j < FR_LAYER_MATRICES; j++) {
+            if (!fr_layer_mat(L, j)) continue;
+            const bool stack = j >= FR_WGATE_EXPS && j <= FR_WDOWN_EXPS && hp->n_expert > 0;
+            /* a token runs n_expert_used of a stack's n_expert experts */
+            total += stack ? matrix_bytes(&L->mat[j]) / (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used
+                           : matrix_bytes(&L->mat[j]);
+        }
         /* norms and biases are read as the engine's F32 copies */
         for (const fr_tensor_spec *s = hp->arch->tensors; s->name; s++)
             if (s->slot >= FR_N_LMAT && s->slot < FR_N_LSLOT && L->vec[s->slot])
