@@ -1,106 +1,18 @@
-/* experts.c - the expert cache (see experts.h). */
-#include "core/clock.h"
-#include "core/thread.h"
-#include "core/fault.h"
-#include "budget/experts.h"
+/* experts.c - the expert cache (see experts.h): slots, eviction, routing, prediction;
+ * the reads themselves are in experts_io.c. */
+#include "budget/experts_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sched.h>
-#include <sys/syscall.h>
-#endif
 
-#include "budget/stream.h"
+#include "core/clock.h"
+#include "core/fault.h"
 #include "core/progress.h"
-#include "core/types.h"
-#include "io/aread.h"
 #include "mem/alloc.h"
 
-#define PAGE 4096u
-#define N_PART 3 /* gate, up, down */
-#define N_IO FR_EXPERTS_IO_THREADS
-#define N_CONF 16          /* confidence buckets of guesses: margins of CONF_STEP sd each */
-#define CONF_STEP 0.125f
-#define GUESS_CACHED 255    /* a guess that was cached: nothing to read, not scored per bucket */
-#define MIN_PIECE (128u << 10) /* smallest read a layer's last parts are cut into (default) */
-#define PREDICT_MIN 0.4         /* default share of right guesses that starts reads ahead */
-#define WASTE_FRAC 0.1          /* default cap on their wasted bytes, as a share of the need */
-#define AHEAD_BURST 4           /* experts' worth of read-ahead credit at most (see next_read) */
-#define AIO_DEPTH 4             /* reads in flight with AIO (default; FRUGAL_EXPERT_DEPTH): this disk read
-                                   as fast at 1-4 as at 16, and a deeper probe read slower */
-#define AIO_MAX 64
-
-typedef struct slot {
-    uint8_t *data;             /* page-aligned */
-    int key;                   /* il * E + e, or -1 (empty) */
-    int pins;                  /* > 0: in use or about to be; never evicted */
-    bool loading;              /* I/O threads are reading it: parts claimed, parts done */
-    int cur_part;              /* reads claimed up to part cur_part, byte cur_off of it */
-    uint64_t cur_off;
-    int pending;               /* pieces being read */
-    bool predicted;            /* read on a prediction, not asked for by route() yet */
-    bool abandoned;            /* mispredicted while loading: dropped when its reads end */
-    uint64_t last_use;
-    fr_weight w[N_PART];       /* views of the expert it holds */
-} slot;
-
-/* One AIO read in flight: its slot, bytes requested and bytes it must return. */
-typedef struct aio_req {
-    struct slot *s;
-    uint64_t bytes, need;
-} aio_req;
-
-typedef struct fr_experts {
-    fr_layer_source src;
-    fr_stream *dense;
-    frugal_model *m;
-    int fd, fd_direct;
-    int L, E, n_total, n_slots;
-    size_t region[N_PART];     /* bytes of each matrix's part of a slot */
-    size_t slot_bytes;
-    void *slab;                /* the slots' memory: one accounted block of n_slots x slot_bytes */
-    slot *slots;
-    int *slot_of;              /* [n_total]: slot holding the expert, or -1 */
-    uint32_t *freq;            /* [n_total]: aged pick counts */
-    int *order;                /* [E]: route()'s answer */
-    int *queue;                /* [E]: keys the I/O thread reads for the current layer */
-    int *pf_queue;             /* [E]: keys guessed for the layer about to run (read after queue) */
-    uint8_t *picked;           /* [E] scratch */
-    uint8_t *guess;            /* [E]: the last prediction's experts, of layer guess_layer
-                                  (1 + confidence bucket; 0: not guessed; GUESS_CACHED) */
-    int guess_layer;           /* -1: none pending */
-    double predict_min;        /* share of right guesses that starts reads ahead */
-    double guess_n, guess_right; /* predicted experts and those picked, decayed (under mu) */
-    double conf_n[N_CONF], conf_right[N_CONF]; /* the same per confidence bucket */
-    bool split_tail;           /* cut a layer's last reads into pieces (claim_piece) */
-    double waste_frac;         /* reads ahead for guesses not picked: at most this share of the picks' need */
-    double ahead_credit;       /* bytes reads ahead may still spend (under mu; see next_read) */
-    uint64_t min_piece;        /* their smallest size, a page multiple */
-    /* under mu */
-    int q_n, q_pos, pf_n, pf_pos;
-    uint64_t tick, picks_since_aging;
-    int in_flight;             /* reads the I/O threads are doing */
-    double busy_since;         /* when in_flight last rose from 0 */
-    fr_expert_stats st;
-    pthread_t thread[N_IO];
-    int n_started;
-    fr_aread *aio;             /* NULL: N_IO threads with blocking reads instead */
-    int depth;                 /* AIO reads in flight at most */
-    aio_req reqs[AIO_MAX];     /* the AIO thread's own */
-    int req_free[AIO_MAX], n_req_free;
-    bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int err_code;
-    fr_err err;
-} fr_experts;
 
 /* Matrix part j (gate, up, down) of layer il's expert stacks. */
 static const fr_weight *stack(const frugal_model *m, int il, int j) { return &m->layers[il].mat[FR_WGATE_EXPS + j]; }
@@ -154,51 +66,6 @@ uint64_t fr_experts_slot_bytes(const frugal_model *m) {
     return b ? b + PAGE : 0; /* + alignment of the allocation */
 }
 
-/* Read file range [a, a_end) into dst, at least up to need_end (a_end may run past
- * EOF). O_DIRECT first; when refused, buffered reads for good, their pages dropped. */
-static int read_range(fr_experts *x, uint64_t a, uint64_t a_end, uint64_t need_end, uint8_t *dst, fr_err *err) {
-    uint64_t got = 0, need = need_end - a;
-    if (x->fd_direct >= 0) {
-        while (got < a_end - a) {
-            ssize_t r = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1)
-                                                   : pread(x->fd_direct, dst + got, (size_t)(a_end - a - got),
-                                                           (off_t)(a + got));
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) return fr_err_set(err, FRUGAL_E_IO, "%s: reading an expert: %s", x->m->path, strerror(errno));
-            if (r == 0) break;
-            got += (uint64_t)r;
-            if (got % PAGE) break; /* short and unaligned: EOF */
-        }
-        if (x->fd_direct >= 0)
-            return got >= need ? FRUGAL_OK
-                               : fr_err_set(err, FRUGAL_E_IO, "%s: file truncated: an expert needs bytes up to %llu",
-                                            x->m->path, (unsigned long long)need_end);
-    }
-    got = 0;
-    while (got < need) {
-        ssize_t r = fr_fault_hit(FR_FAULT_IO) ? (errno = EIO, -1)
-                                               : pread(x->fd, dst + got, (size_t)(need - got), (off_t)(a + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return fr_err_set(err, FRUGAL_E_IO, "%s: reading an expert: %s", x->m->path, strerror(errno));
-        if (r == 0)
-            return fr_err_set(err, FRUGAL_E_IO, "%s: file truncated: an expert needs bytes up to %llu", x->m->path,
-                              (unsigned long long)need_end);
-        got += (uint64_t)r;
-    }
-    posix_fadvise(x->fd, (off_t)a, (off_t)need, POSIX_FADV_DONTNEED);
-    return FRUGAL_OK;
-}
-
-/* Decide once, before the I/O threads share the descriptors, whether O_DIRECT works
- * here (tmpfs and some FUSE filesystems refuse it with EINVAL): else buffered reads. */
-static void probe_direct(fr_experts *x, uint8_t *page) {
-    if (x->fd_direct < 0) return;
-    ssize_t r;
-    do r = pread(x->fd_direct, page, PAGE, 0);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) { close(x->fd_direct); x->fd_direct = -1; }
-}
-
 /* Point slot s's views at expert `key`'s three matrices in its buffer (their bytes
  * arrive by read_piece; the views are valid even after a read error, so the forward
  * pass always gets usable pointers). */
@@ -220,7 +87,7 @@ static void set_views(fr_experts *x, slot *s, int key) {
 
 /* Page-aligned file extent [*a, *a_end) of part j of slot s's expert, the bytes it
  * must have up to *need_end, and where it goes in the slot (*pos). */
-static void part_extent(const fr_experts *x, const slot *s, int j, uint64_t *a, uint64_t *a_end, uint64_t *need_end,
+void fr_experts_part_extent(const fr_experts *x, const slot *s, int j, uint64_t *a, uint64_t *a_end, uint64_t *need_end,
                         size_t *pos) {
     const int il = s->key / x->E, e = s->key % x->E;
     const uint64_t off = part_off(x->m, il, j, e), len = part_len(x->m, il, j);
@@ -229,29 +96,6 @@ static void part_extent(const fr_experts *x, const slot *s, int j, uint64_t *a, 
     *need_end = off + len;
     *pos = 0;
     for (int k = 0; k < j; k++) *pos += x->region[k];
-}
-
-/* Bytes [from, from + n) of part j's extent of slot s's expert (n = 0: to the end of
- * the extent): file range [*lo, *hi), of which bytes up to *need_end must be read
- * (the extent may run past EOF), going to *dst. */
-static void piece_span(const fr_experts *x, const slot *s, int j, uint64_t from, uint64_t n, uint64_t *lo,
-                       uint64_t *hi, uint64_t *need_end, uint8_t **dst) {
-    uint64_t a, a_end, ne;
-    size_t pos;
-    part_extent(x, s, j, &a, &a_end, &ne, &pos);
-    *lo = a + from;
-    *hi = n && *lo + n < a_end ? *lo + n : a_end;
-    *need_end = *hi < a_end ? *hi : ne;
-    *dst = s->data + pos + from;
-}
-
-/* Read that piece with blocking reads. *bytes: bytes requested from the file. */
-static int read_piece(fr_experts *x, slot *s, int j, uint64_t from, uint64_t n, uint64_t *bytes, fr_err *err) {
-    uint64_t lo, hi, need_end;
-    uint8_t *dst;
-    piece_span(x, s, j, from, n, &lo, &hi, &need_end, &dst);
-    *bytes = hi - lo;
-    return read_range(x, lo, hi, need_end, dst, err);
 }
 
 /* The slot to evict for a new expert (see experts.h), or -1 when all are pinned.
@@ -306,7 +150,7 @@ static uint64_t layer_unclaimed(const fr_experts *x) {
         for (int j = s->cur_part; j < N_PART; j++) {
             uint64_t a, a_end, need_end;
             size_t pos;
-            part_extent(x, s, j, &a, &a_end, &need_end, &pos);
+            fr_experts_part_extent(x, s, j, &a, &a_end, &need_end, &pos);
             r += a_end - a - (j == s->cur_part ? s->cur_off : 0);
         }
     }
@@ -320,7 +164,7 @@ static uint64_t layer_unclaimed(const fr_experts *x) {
 static void claim_piece(fr_experts *x, slot *s, int *j, uint64_t *from, uint64_t *n) {
     uint64_t a, a_end, need_end;
     size_t pos;
-    part_extent(x, s, s->cur_part, &a, &a_end, &need_end, &pos);
+    fr_experts_part_extent(x, s, s->cur_part, &a, &a_end, &need_end, &pos);
     const uint64_t left = a_end - a - s->cur_off;
     uint64_t take = left;
     if (!s->predicted && x->split_tail) {
@@ -344,7 +188,7 @@ static void claim_piece(fr_experts *x, slot *s, int *j, uint64_t *from, uint64_t
  * expert is ready soonest when its three matrices are read side by side), then a new
  * expert from the queues: its victim slot is taken, pinned for the consumer unless
  * predicted. */
-static slot *next_piece(fr_experts *x, int *j, uint64_t *from, uint64_t *n) {
+slot *fr_experts_next_piece(fr_experts *x, int *j, uint64_t *from, uint64_t *n) {
     for (int i = 0; i < x->n_slots; i++) {
         slot *s = &x->slots[i];
         if (s->loading && s->cur_part < N_PART) { claim_piece(x, s, j, from, n); return s; }
@@ -368,138 +212,6 @@ static slot *next_piece(fr_experts *x, int *j, uint64_t *from, uint64_t *n) {
     set_views(x, s, key);
     claim_piece(x, s, j, from, n);
     return s;
-}
-
-/* Ask the scheduler for a short time slice for the calling I/O thread (Linux >= 6.12,
- * EEVDF: sched_attr.sched_runtime of a SCHED_OTHER thread; unprivileged, same nice).
- * Why: a read completes while both vCPUs compute; with the default 3 ms slice the
- * woken I/O thread may wait for the running compute thread's slice to end before it
- * can issue the next read, and the disk idles meanwhile (a part takes ~1.5 ms). With
- * a short slice its deadline comes first and it preempts at once, for the few
- * microseconds it needs. Older kernels ignore the field or refuse: nothing changes.
- * FRUGAL_EXPERT_SLICE_US overrides the slice (0: leave the default). */
-static void io_short_slice(void) {
-#if defined(__linux__) && defined(SYS_sched_setattr) && defined(SYS_gettid)
-    const char *env = getenv("FRUGAL_EXPERT_SLICE_US");
-    const long us = env && *env ? atol(env) : 100;
-    if (us <= 0 || sched_getscheduler(0) != SCHED_OTHER) return;
-    struct {
-        uint32_t size, policy;
-        uint64_t flags;
-        int32_t nice;
-        uint32_t priority;
-        uint64_t runtime, deadline, period;
-    } a = {.size = sizeof a, .policy = SCHED_OTHER, .runtime = (uint64_t)us * 1000u};
-    const int saved = errno;
-    errno = 0;
-    const int nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
-    if (errno == 0) {
-        a.nice = nice;
-        (void)syscall(SYS_sched_setattr, 0, &a, 0u);
-    }
-    errno = saved;
-#endif
-}
-
-/* A piece's read begins (under mu): the disk's busy time starts with the first. */
-static void piece_started(fr_experts *x) {
-    if (x->in_flight++ == 0) x->busy_since = fr_now_s();
-}
-
-/* A piece's read ended with rc (error e) after requesting `bytes` (under mu): the
- * first error is kept; the slot is ready once all its pieces are. */
-static void piece_done(fr_experts *x, slot *s, int rc, const fr_err *e, uint64_t bytes) {
-    if (rc && x->err_code == FRUGAL_OK) { x->err_code = rc; x->err = *e; }
-    if (--x->in_flight == 0) x->st.io_busy_s += fr_now_s() - x->busy_since;
-    if (--s->pending == 0 && s->cur_part >= N_PART) {
-        s->loading = false;
-        if (s->abandoned) { /* a part of it is missing: the slot is empty again */
-            s->key = -1;
-            s->abandoned = false;
-        }
-    }
-    x->st.bytes_read += bytes;
-    pthread_cond_broadcast(&x->cv);
-}
-
-/* Wake the I/O side for new work (under mu): the threads on cv, the AIO thread on its
- * eventfd. */
-static void wake_io(fr_experts *x) {
-    pthread_cond_broadcast(&x->cv);
-    if (x->aio) fr_aread_kick(x->aio);
-}
-
-/* An I/O thread: reads the parts of the queued experts of the current layer in queue
- * order (the threads share them part by part, so four reads stay in flight to the end
- * of a layer's misses), each expert into a victim slot pinned for the consumer; then
- * the experts guessed for the layer about to run, unpinned (route() pins them if picked). */
-static void *io_main(void *arg) {
-    fr_experts *x = arg;
-    io_short_slice();
-    pthread_mutex_lock(&x->mu);
-    for (;;) {
-        slot *s = NULL;
-        int j = -1;
-        uint64_t from = 0, n = 0;
-        while (!x->stop && !(s = next_piece(x, &j, &from, &n))) pthread_cond_wait(&x->cv, &x->mu);
-        if (x->stop) break;
-        const bool failed = x->err_code != FRUGAL_OK;
-        piece_started(x);
-        pthread_mutex_unlock(&x->mu);
-        fr_err e = FRUGAL_ERROR_INIT;
-        uint64_t bytes = 0;
-        int rc = failed ? FRUGAL_OK : read_piece(x, s, j, from, n, &bytes, &e);
-        pthread_mutex_lock(&x->mu);
-        piece_done(x, s, rc, &e, bytes);
-    }
-    pthread_mutex_unlock(&x->mu);
-    return NULL;
-}
-
-/* The AIO thread (x->aio): claims pieces as io_main does, up to x->depth in flight,
- * submits them together and collects them as they complete, so a layer's misses are
- * all queued at the device the moment route() names them, and a finished read needs no
- * thread to run before the next one starts. */
-static void *aio_main(void *arg) {
-    fr_experts *x = arg;
-    fr_aread_done done[AIO_MAX];
-    io_short_slice();
-    pthread_mutex_lock(&x->mu);
-    for (;;) {
-        slot *s;
-        int j = -1;
-        uint64_t from = 0, n = 0;
-        while (!x->stop && x->in_flight < x->depth && (s = next_piece(x, &j, &from, &n))) {
-            uint64_t lo, hi, need_end;
-            uint8_t *dst;
-            piece_span(x, s, j, from, n, &lo, &hi, &need_end, &dst);
-            aio_req *q = &x->reqs[x->req_free[--x->n_req_free]];
-            *q = (aio_req){s, hi - lo, need_end - lo};
-            piece_started(x);
-            fr_aread_add(x->aio, dst, lo, (size_t)(hi - lo), q);
-        }
-        if (x->stop && x->in_flight == 0) break;
-        pthread_mutex_unlock(&x->mu);
-        fr_aread_flush(x->aio);
-        fr_aread_wait(x->aio);
-        const int got = fr_aread_reap(x->aio, done, AIO_MAX);
-        pthread_mutex_lock(&x->mu);
-        for (int i = 0; i < got; i++) {
-            aio_req *q = done[i].tag;
-            fr_err e = FRUGAL_ERROR_INIT;
-            int rc = FRUGAL_OK;
-            const int64_t res = fr_fault_hit(FR_FAULT_IO) ? -EIO : done[i].res;
-            if (res < 0)
-                rc = fr_err_set(&e, FRUGAL_E_IO, "%s: reading an expert: %s", x->m->path, strerror((int)-res));
-            else if ((uint64_t)res < q->need)
-                rc = fr_err_set(&e, FRUGAL_E_IO, "%s: file truncated: an expert's read returned %lld of %llu bytes",
-                                x->m->path, (long long)res, (unsigned long long)q->need);
-            x->req_free[x->n_req_free++] = (int)(q - x->reqs);
-            piece_done(x, q->s, rc, &e, q->bytes);
-        }
-    }
-    pthread_mutex_unlock(&x->mu);
-    return NULL;
 }
 
 /* Count one pick of key; age every count once n_total picks were counted. */
@@ -610,7 +322,7 @@ static int src_route(void *user, int il, const int *sel, int n_sel, const int **
     x->st.guesses_right = (uint64_t)x->guess_right;
     x->q_n = n_miss;
     x->q_pos = 0;
-    wake_io(x);
+    fr_xio_wake(x);
     pthread_mutex_unlock(&x->mu);
     *order = x->order;
     return n_hit + n_pred + n_miss;
@@ -639,7 +351,7 @@ static void src_prefetch(void *user, int il, const int *sel, const float *conf, 
     for (int b = N_CONF - 1, from = trusted_bucket(x); b >= from; b--)
         for (int e = 0; e < x->E; e++)
             if (x->guess[e] == b + 1) x->pf_queue[x->pf_n++] = il * x->E + e;
-    wake_io(x);
+    fr_xio_wake(x);
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -672,7 +384,7 @@ static void src_put(void *user, int il, int e) {
     const int si = x->slot_of[il * x->E + e];
     if (si >= 0 && x->slots[si].pins > 0) x->slots[si].pins--;
     pthread_cond_broadcast(&x->cv);
-    if (x->aio && x->q_pos < x->q_n) fr_aread_kick(x->aio); /* a miss waits for a slot */
+    if (x->q_pos < x->q_n) fr_xio_kick(x); /* a miss waits for a slot */
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -700,12 +412,7 @@ static int src_check(void *user, fr_err *err) {
 static void experts_free(fr_experts *x) {
     if (!x) return;
 
-    pthread_mutex_lock(&x->mu);
-    x->stop = true;
-    wake_io(x);
-    pthread_mutex_unlock(&x->mu);
-    for (int i = 0; i < x->n_started; i++) pthread_join(x->thread[i], NULL);
-    fr_aread_free(x->aio);
+    fr_xio_stop(x);
     if (x->slots)
         fr_mem_free(FR_MEM_IO, x->slab, x->slot_bytes * (size_t)x->n_slots);
     free(x->slots);
@@ -741,14 +448,14 @@ static int fill_slots(fr_experts *x, fr_err *err) {
         slot *s = &x->slots[i];
         s->key = -1;
         s->data = base + (size_t)i * (x->slot_bytes - PAGE); /* slot_bytes - PAGE: the page-multiple reads */
-        if (i == 0) probe_direct(x, s->data);
+        if (i == 0) fr_xio_probe_direct(x, s->data);
         if (i >= x->n_total) continue;
         const int key = (i % x->L) * x->E + (i / x->L);
         uint64_t bytes;
         s->key = key;
         set_views(x, s, key);
         for (int j = 0; j < N_PART; j++) {
-            int rc = read_piece(x, s, j, 0, 0, &bytes, err);
+            int rc = fr_xio_read_piece(x, s, j, 0, 0, &bytes, err);
             if (rc) return rc;
         }
         x->slot_of[key] = i;
@@ -817,21 +524,7 @@ int fr_experts_new(frugal_model *m, int n_slots, int n_dense_resident, int n_io_
     }
     for (int k = 0; k < x->n_total; k++) x->slot_of[k] = -1;
     if ((rc = fill_slots(x, err))) goto fail;
-    /* AIO where it works on the O_DIRECT descriptor (FRUGAL_EXPERT_DEPTH=0: threads) */
-    const char *dp = getenv("FRUGAL_EXPERT_DEPTH");
-    x->depth = dp && *dp ? atoi(dp) : AIO_DEPTH;
-    x->depth = x->depth > AIO_MAX ? AIO_MAX : x->depth;
-    if (x->fd_direct >= 0 && x->depth > 0 && (x->aio = fr_aread_new(x->fd_direct, x->depth))) {
-        for (int i = 0; i < x->depth; i++) x->req_free[i] = i;
-        x->n_req_free = x->depth;
-    }
-    x->st.io_async = x->aio != NULL;
-    x->st.io_depth = x->aio ? x->depth : N_IO;
-    for (; x->n_started < (x->aio ? 1 : N_IO); x->n_started++)
-        if (fr_thread_create(&x->thread[x->n_started], x->aio ? aio_main : io_main, x) != 0) {
-            rc = fr_err_set(err, FRUGAL_E_NOMEM, "cannot start the expert I/O threads");
-            goto fail;
-        }
+    if ((rc = fr_xio_start(x, err))) goto fail;
     *out = &x->src;
     return FRUGAL_OK;
 fail:
