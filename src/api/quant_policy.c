@@ -50,6 +50,35 @@ static double type_error(const fr_policy_item *it, fr_type ty, const fr_type_tra
     return isfinite(rel) ? rel : HUGE_VAL;
 }
 
+/* Candidate type ty can hold rows of ne0 values (its traits, if any, in *tr). */
+static bool cand_ok(fr_type ty, int64_t ne0, const fr_type_traits **tr) {
+    *tr = fr_type_traits_get(ty);
+    return *tr && (*tr)->from_float && ne0 % (*tr)->blck_size == 0;
+}
+
+static int too_small(uint64_t budget, uint64_t total, fr_err *err) {
+    return fr_err_set(err, FRUGAL_E_INVALID_ARG,
+                      "quantize: budget of %" PRIu64 " bytes is below the smallest possible size, %" PRIu64
+                      " bytes of tensor data",
+                      budget, total);
+}
+
+int fr_policy_check_budget(const fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint64_t budget,
+                           fr_err *err) {
+    uint64_t total = fixed_bytes;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t best = 0;
+        for (size_t c = 0; c < sizeof k_cands / sizeof k_cands[0]; c++) {
+            const fr_type_traits *tr;
+            if (!cand_ok(k_cands[c], items[i].ne0, &tr)) continue;
+            const uint64_t b = (uint64_t)fr_row_size(k_cands[c], items[i].ne0) * (uint64_t)items[i].nrows;
+            if (best == 0 || b < best) best = b;
+        }
+        total += best;
+    }
+    return total > budget ? too_small(budget, total, err) : FRUGAL_OK;
+}
+
 static void measure_worker(void *arg, int ith, int nth) {
     measure_job *j = arg;
     for (size_t i = (size_t)ith; i < j->n; i += (size_t)nth) {
@@ -66,8 +95,8 @@ static void measure_worker(void *arg, int ith, int nth) {
             continue;
         }
         for (size_t c = 0; c < sizeof k_cands / sizeof k_cands[0]; c++) {
-            const fr_type_traits *tr = fr_type_traits_get(k_cands[c]);
-            if (!tr || !tr->from_float || it->ne0 % tr->blck_size != 0) continue;
+            const fr_type_traits *tr;
+            if (!cand_ok(k_cands[c], it->ne0, &tr)) continue;
             int k = it->n_cand++;
             it->cand[k] = k_cands[c];
             it->bytes[k] = (uint64_t)fr_row_size(k_cands[c], it->ne0) * (uint64_t)it->nrows;
@@ -163,10 +192,7 @@ int fr_policy_choose(fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint
         for (size_t i = 0; i < n; i++)
             for (int k = 0; k < items[i].n_cand; k++) if (items[i].cand[k] == FR_TYPE_F16) items[i].choice = k;
     } else if (total > budget) {
-        rc = fr_err_set(err, FRUGAL_E_INVALID_ARG,
-                        "quantize: budget of %" PRIu64 " bytes is below the smallest possible size, %" PRIu64
-                        " bytes of tensor data",
-                        budget, total);
+        rc = too_small(budget, total, err);
     } else {
         for (;;) {
             size_t best = n;

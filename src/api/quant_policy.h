@@ -67,6 +67,12 @@ typedef struct fr_policy_item {
  * Returns FRUGAL_OK or FRUGAL_E_NOMEM. */
 int fr_policy_measure(fr_policy_item *items, size_t n, fr_pool *pool, fr_err *err);
 
+/* Whether budget can hold fixed_bytes and every item at its smallest candidate type
+ * (known from the shapes alone, before anything is measured): FRUGAL_OK, or
+ * FRUGAL_E_INVALID_ARG naming the smallest possible size. */
+int fr_policy_check_budget(const fr_policy_item *items, size_t n, uint64_t fixed_bytes, uint64_t budget,
+                           fr_err *err);
+
 /* Run the model at model_path over text_path (up to 4096 tokens) and set each item's
  * imp to the mean squared input of its matrix per channel, normalised to mean 1
  * (quant_calib.c). Items the model never multiplies by keep imp = NULL. */

@@ -359,7 +359,9 @@ static int apply_policy(q_state *st, const char *in_path, const frugal_quantize_
             pi[k].bytes[0] = (uint64_t)fr_row_size(FR_TYPE_F16, pi[k].ne0) * (uint64_t)pi[k].nrows;
         }
     } else {
-        if (p->calib) rc = fr_calib_importance(in_path, p->calib, pi, m, log, err);
+        /* a budget no mix can meet fails before the minutes of calibration and measuring */
+        rc = fr_policy_check_budget(pi, m, fixed, budget, err);
+        if (!rc && p->calib) rc = fr_calib_importance(in_path, p->calib, pi, m, log, err);
         if (!rc) rc = fr_policy_sensitivity(in_path, p->calib, pi, m, log, err);
         if (!rc) rc = fr_policy_measure(pi, m, st->pool, err);
     }
