@@ -129,8 +129,6 @@ static int collect(fr_aread *r, fr_aread_done *out, int max, long min_nr) {
 
 int fr_aread_reap(fr_aread *r, fr_aread_done *out, int max) { return collect(r, out, max, 0); }
 
-int fr_aread_outstanding(const fr_aread *r) { return r->outstanding; }
-
 void fr_aread_free(fr_aread *r) {
     if (!r) return;
     if (r->ctx) {
@@ -161,7 +159,6 @@ void fr_aread_flush(fr_aread *r) { (void)r; }
 void fr_aread_wait(fr_aread *r) { (void)r; }
 void fr_aread_kick(fr_aread *r) { (void)r; }
 int fr_aread_reap(fr_aread *r, fr_aread_done *out, int max) { (void)r, (void)out, (void)max; return 0; }
-int fr_aread_outstanding(const fr_aread *r) { (void)r; return 0; }
 void fr_aread_free(fr_aread *r) { (void)r; }
 
 #endif

@@ -50,9 +50,6 @@ void fr_aread_kick(fr_aread *r);
 /* Collect up to max finished reads without blocking; returns how many. */
 int fr_aread_reap(fr_aread *r, fr_aread_done *out, int max);
 
-/* Reads added and not reaped yet. */
-int fr_aread_outstanding(const fr_aread *r);
-
 /* Wait for every outstanding read, then release r (NULL: nothing). */
 void fr_aread_free(fr_aread *r);
 
